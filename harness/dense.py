@@ -1,0 +1,116 @@
+"""Dense retrieval stages shared by every dense variant: encode (cached) -> index -> search."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from rich.console import Console
+
+from harness.data.collection import Collection
+from harness.progress import StageProgress
+from harness.recipe.model import ModelConfig, Recipe
+
+# Bump when the text fed to the encoder changes (title/text joining), to invalidate caches.
+TEXT_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    """The model's own sentence-transformers settings with the recipe's overrides applied."""
+
+    pooling: str
+    normalize: bool
+    query_max_length: int | None
+    doc_max_length: int | None
+    query_prefix: str
+    doc_prefix: str
+    batch_size: int
+
+
+class DenseModel:
+    """An encoder folder plus the settings it is used with; loads torch on first encode."""
+
+    def __init__(self, name: str, spec: Any, settings: EncoderSettings):
+        self.name, self.spec, self.settings = name, spec, settings
+        self._encoders: dict[str, Any] = {}
+
+    @classmethod
+    def open(cls, name: str, config: ModelConfig) -> DenseModel:
+        from harness.model.spec import read_model_spec, resolve_model
+
+        spec = read_model_spec(resolve_model(name))
+        settings = EncoderSettings(
+            pooling=config.pooling or spec.pooling,
+            normalize=spec.normalize if config.normalize is None else config.normalize,
+            query_max_length=config.query_max_length or spec.max_seq_length,
+            doc_max_length=config.doc_max_length or spec.max_seq_length,
+            query_prefix=config.query_prefix, doc_prefix=config.doc_prefix, batch_size=config.batch_size)
+        return cls(name, spec, settings)
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """Provenance of the encoder, stored with every run (and part of its run key)."""
+        settings = {k: v for k, v in asdict(self.settings).items() if k != "batch_size"}
+        return {"name": self.name, "path": str(self.spec.path), "fingerprint": self.spec.fingerprint,
+                "dim": self.spec.dim, **settings}
+
+    def _encoder(self, side: str) -> Any:
+        if side not in self._encoders:
+            from harness.model.encoder import Encoder
+
+            s = self.settings
+            self._encoders[side] = Encoder(
+                self.spec.path, pooling=s.pooling, normalize=s.normalize, batch_size=s.batch_size,
+                max_length=s.doc_max_length if side == "doc" else s.query_max_length,
+                prefix=s.doc_prefix if side == "doc" else s.query_prefix)
+        return self._encoders[side]
+
+    def encode_corpus(self, collection: Collection, cache_dir: Path, progress: StageProgress,
+                      console: Console) -> tuple[np.ndarray, float]:
+        """Corpus embeddings, from the cache when an intact entry matches; (vectors, seconds)."""
+        from harness.model.embedding_cache import EmbeddingCache
+
+        cache = EmbeddingCache(cache_dir / "embeddings")
+        s = self.settings
+        key = cache.key(model=self.spec.fingerprint, docs=collection.docs_id, doc_count=len(collection.doc_ids),
+                        max_length=s.doc_max_length, pooling=s.pooling, normalize=s.normalize,
+                        prefix=s.doc_prefix, text_format=TEXT_FORMAT)
+        cached = cache.load(key)
+        if cached is not None and cached.shape[0] == len(collection.doc_ids):
+            console.log(f"corpus embeddings of {collection.docs_id} from cache ({cached.shape[0]:,} x {cached.shape[1]})")
+            return cached, 0.0
+        start = time.perf_counter()
+        with progress.task(f"encoding {collection.docs_id}", len(collection.doc_ids), "docs") as advance:
+            vectors = self._encoder("doc").encode(collection.doc_texts, progress=advance)
+        seconds = time.perf_counter() - start
+        console.log(f"encoded {len(vectors):,} documents in {seconds:.1f}s "
+                    f"({len(vectors) / max(seconds, 1e-9):.1f} docs/s)")
+        cache.save(key, vectors, {"model": self.name, "docs": collection.docs_id})
+        return vectors, seconds
+
+    def encode_queries(self, texts: list[str], advance: Callable[[int], None]) -> np.ndarray:
+        return self._encoder("query").encode(texts, progress=advance)
+
+    def search(self, factory: str, doc_vectors: np.ndarray, query_vectors: np.ndarray,
+               query_ids: list[str], collection: Collection, recipe: Recipe, progress: StageProgress,
+               label: str) -> tuple[dict[str, list[tuple[str, float]]], dict[str, float]]:
+        """Build `factory` over the corpus and rank it for every query."""
+        from harness.index.faiss_index import build_index, code_size, search
+
+        with progress.task(f"{label}: indexing {factory}", len(doc_vectors), "docs") as advance:
+            built = build_index(factory, doc_vectors, seed=recipe.experiment.seed,
+                                train_sample=recipe.eval.index_train_sample, progress=advance)
+        with progress.task(f"{label}: searching {factory}", len(query_ids), "queries") as advance:
+            scores, ids, seconds = search(built, query_vectors, recipe.eval.depth,
+                                          batch_size=recipe.eval.search_batch_size, progress=advance)
+        doc_ids = collection.doc_ids
+        results = {q: [(doc_ids[i], float(s)) for i, s in zip(ids[row], scores[row]) if i >= 0]
+                   for row, q in enumerate(query_ids)}
+        timings = {"index": built.build_seconds, "search": seconds,
+                   "ms_per_query": 1000 * seconds / max(len(query_ids), 1),
+                   "bytes_per_doc": float(code_size(built))}
+        return results, timings

@@ -1,0 +1,1 @@
+"""Metrics with ranx, paired per query."""

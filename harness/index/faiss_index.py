@@ -1,0 +1,156 @@
+"""Build, train and search faiss indexes described by factory strings (inner product).
+
+The only module in drbench that imports faiss.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from harness.errors import IndexBuildError
+
+_ADD_CHUNK = 16384
+
+
+def _faiss() -> Any:
+    import faiss  # deferred: `drbench validate` only needs it for factory checks
+
+    return faiss
+
+
+def check_factory(factory: str, dim: int) -> None:
+    """Raise IndexBuildError if faiss rejects `factory` for `dim`-dimensional vectors.
+
+    >>> check_factory("PQ8", 32)
+    """
+    faiss = _faiss()
+    try:
+        faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "rejected"
+        raise IndexBuildError(f"faiss rejects index {factory!r} for {dim}-dim vectors: {reason}") from None
+
+
+@dataclass
+class BuiltIndex:
+    """A faiss index with what it cost to build."""
+
+    factory: str
+    index: Any
+    build_seconds: float
+    ntotal: int
+
+
+def build_index(factory: str, vectors: np.ndarray, *, seed: int, train_sample: int = 0,
+                progress: Callable[[int], None] | None = None) -> BuiltIndex:
+    """Build `factory` over `vectors` (float32, one row per document).
+
+    Compressed indexes are trained on the whole corpus or, with `train_sample > 0`, on a
+    seeded sample of it, so the same seed gives the same codes.
+    """
+    faiss = _faiss()
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    start = time.perf_counter()
+    try:
+        index = faiss.index_factory(vectors.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError:
+        check_factory(factory, vectors.shape[1])
+        raise
+    if not index.is_trained:
+        sample = vectors
+        if 0 < train_sample < len(vectors):
+            rows = np.random.default_rng(seed).choice(len(vectors), train_sample, replace=False)
+            sample = vectors[np.sort(rows)]
+        _seed_clustering(faiss, index, seed)
+        try:
+            with _captured_stderr() as notes:
+                index.train(sample)
+        except RuntimeError as exc:
+            raise IndexBuildError(f"cannot train index {factory!r} on {len(sample)} vectors: "
+                                  f"{str(exc).strip().splitlines()[-1]}") from None
+        if notes:
+            repeats = f" ({len(notes)} lines like it)" if len(notes) > 1 else ""
+            print(f"faiss: {notes[0]}{repeats}", file=sys.stderr)
+    for start_row in range(0, len(vectors), _ADD_CHUNK):
+        chunk = vectors[start_row:start_row + _ADD_CHUNK]
+        index.add(chunk)
+        if progress:
+            progress(len(chunk))
+    return BuiltIndex(factory, index, time.perf_counter() - start, index.ntotal)
+
+
+@contextlib.contextmanager
+def _captured_stderr():
+    """Collect faiss's C++ stderr lines (one k-means warning per sub-quantizer) so they can be
+    reported once instead of scrolling a progress display away."""
+    notes: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield notes
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            text = sink.read().decode(errors="replace")
+            notes.extend(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _seed_clustering(faiss: Any, index: Any, seed: int) -> None:
+    """Point every k-means faiss runs inside `index` at our seed (faiss defaults to 1234)."""
+    for sub in _sub_indexes(faiss, index):
+        for attr in ("cp", "pq", "ivf"):
+            obj = getattr(sub, attr, None)
+            if attr == "cp" and obj is not None:
+                obj.seed = seed
+            elif attr == "pq" and obj is not None and hasattr(obj, "cp"):
+                obj.cp.seed = seed
+
+
+def _sub_indexes(faiss: Any, index: Any) -> list[Any]:
+    found = [faiss.downcast_index(index)]
+    if hasattr(found[0], "quantizer"):
+        found.append(faiss.downcast_index(found[0].quantizer))
+    if isinstance(found[0], faiss.IndexPreTransform):
+        found.append(faiss.downcast_index(found[0].index))
+        for i in range(found[0].chain.size()):
+            found.append(faiss.downcast_VectorTransform(found[0].chain.at(i)))
+    return found
+
+
+def search(built: BuiltIndex, queries: np.ndarray, k: int, *, batch_size: int = 256,
+           progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """Top-`k` inner-product search in batches; returns (scores, row ids, seconds).
+
+    Row ids are -1 where the index has fewer than `k` reachable documents.
+    """
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    k = min(k, built.ntotal)
+    scores = np.empty((len(queries), k), dtype=np.float32)
+    ids = np.empty((len(queries), k), dtype=np.int64)
+    start = time.perf_counter()
+    for row in range(0, len(queries), batch_size):
+        batch = queries[row:row + batch_size]
+        scores[row:row + len(batch)], ids[row:row + len(batch)] = built.index.search(batch, k)
+        if progress:
+            progress(len(batch))
+    return scores, ids, time.perf_counter() - start
+
+
+def code_size(built: BuiltIndex) -> int:
+    """Bytes per stored vector (the code size faiss keeps per document)."""
+    faiss = _faiss()
+    index = faiss.downcast_index(built.index)
+    if isinstance(index, faiss.IndexPreTransform):
+        index = faiss.downcast_index(index.index)
+    return int(getattr(index, "code_size", index.d * 4))

@@ -1,0 +1,123 @@
+"""On-disk cache of encoded collections, keyed by everything that changes the vectors.
+
+Layout: ``root/<key[:2]>/<key>.npy`` plus ``<key>.json`` (shape, dtype, sha256 of the .npy
+bytes, created_at, and the caller's meta). A cache entry is used only when its json exists and
+matches the .npy exactly; anything else is deleted and recomputed, never trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path, PurePath
+from typing import Any, BinaryIO
+
+import numpy as np
+
+_KEY = re.compile(r"^[0-9a-f]{64}$")
+_CHUNK = 1 << 20
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, PurePath):  # paths are common in key parts; keep them readable
+        return str(value)
+    raise TypeError(f"cache key part of type {type(value).__name__} is not JSON-serialisable")
+
+
+class EmbeddingCache:
+    """Content-addressed store of embedding matrices under `root`.
+
+    >>> cache = EmbeddingCache(Path("/tmp/emb"))  # doctest: +SKIP
+    >>> key = cache.key(model="ab12...", docs="beir/scifact", max_length=256)  # doctest: +SKIP
+    >>> cache.load(key) is None  # doctest: +SKIP
+    True
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    @staticmethod
+    def key(**parts: Any) -> str:
+        """sha256 of the canonical JSON of `parts` (sorted keys, no whitespace).
+
+        Pass everything that changes the vectors: model fingerprint, docs id, max length,
+        pooling, normalise, prefix, text format version.
+        """
+        text = json.dumps(parts, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                          default=_canonical)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def paths(self, key: str) -> tuple[Path, Path]:
+        """The ``(.npy, .json)`` paths of `key`."""
+        if not _KEY.match(key):
+            raise ValueError(f"cache key {key!r} is not a sha256 hex digest; "
+                             "build it with EmbeddingCache.key")
+        folder = self.root / key[:2]
+        return folder / f"{key}.npy", folder / f"{key}.json"
+
+    def load(self, key: str) -> np.ndarray | None:
+        """The cached array, or None when absent or damaged (damaged files are deleted)."""
+        npy, meta_path = self.paths(key)
+        if not meta_path.is_file() or not npy.is_file():
+            self._discard(key)
+            return None
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            if _sha256_file(npy) != meta["sha256"]:
+                raise ValueError("checksum mismatch")
+            array = np.load(npy, allow_pickle=False)
+            if list(array.shape) != meta["shape"] or array.dtype.str != meta["dtype"]:
+                raise ValueError("shape or dtype mismatch")
+        except (OSError, ValueError, KeyError, TypeError):
+            # A half-written or edited entry: recomputing is cheaper than a wrong benchmark.
+            self._discard(key)
+            return None
+        return array
+
+    def save(self, key: str, array: np.ndarray, meta: dict[str, Any]) -> Path:
+        """Store `array` under `key` atomically; returns the .npy path.
+
+        The .npy is written to a temp file and renamed first, the json last, so a crash at any
+        point leaves either no entry or one that :meth:`load` rejects.
+        """
+        npy, meta_path = self.paths(key)
+        npy.parent.mkdir(parents=True, exist_ok=True)
+        meta_path.unlink(missing_ok=True)  # an old json must never vouch for new bytes
+        _atomic_write(npy, lambda handle: np.save(handle, array, allow_pickle=False))
+        record = {"shape": list(array.shape), "dtype": array.dtype.str,
+                  "sha256": _sha256_file(npy),
+                  "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                  "meta": meta}
+        text = json.dumps(record, indent=2, sort_keys=True, default=_canonical)
+        _atomic_write(meta_path, lambda handle: handle.write(text.encode("utf-8")))
+        return npy
+
+    def _discard(self, key: str) -> None:
+        for path in self.paths(key):
+            path.unlink(missing_ok=True)
+
+
+def _atomic_write(target: Path, write: Callable[[BinaryIO], object]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,153 @@
+"""Encode texts into vectors: the one module that owns torch and transformers for encoding.
+
+:func:`pool` and :func:`embed_batch` are pure torch and keep gradients, so a trainer can reuse
+them on :attr:`Encoder.model`; :meth:`Encoder.encode` is the no-grad, batched, numpy path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from harness.errors import ModelError
+from harness.model.spec import POOLINGS, ModelSpec
+
+
+def pool(last_hidden_state: torch.Tensor, attention_mask: torch.Tensor,
+         pooling: str) -> torch.Tensor:
+    """Reduce token states ``(batch, seq, dim)`` to one vector per text ``(batch, dim)``.
+
+    ``mean`` averages the tokens the mask keeps, ``max`` takes the per-dimension maximum over
+    them, ``cls`` takes token 0 (right padding assumed, as BERT-style tokenizers do).
+
+    >>> h = torch.tensor([[[1.0], [3.0], [100.0]]]); m = torch.tensor([[1, 1, 0]])
+    >>> pool(h, m, "mean").tolist()
+    [[2.0]]
+    """
+    if pooling == "cls":
+        return last_hidden_state[:, 0]
+    mask = attention_mask.unsqueeze(-1).to(last_hidden_state.dtype)
+    if pooling == "mean":
+        summed = (last_hidden_state * mask).sum(dim=1)
+        # clamp: an all-padding row would divide by zero; it pools to zeros instead
+        return summed / mask.sum(dim=1).clamp(min=1e-9)
+    if pooling == "max":
+        floor = torch.finfo(last_hidden_state.dtype).min
+        return last_hidden_state.masked_fill(mask == 0, floor).max(dim=1).values
+    raise ModelError(f"pooling '{pooling}' is not supported; use one of {', '.join(POOLINGS)}")
+
+
+def embed_batch(model: torch.nn.Module, batch: Mapping[str, torch.Tensor], *, pooling: str,
+                normalize: bool) -> torch.Tensor:
+    """Run `model` on a tokenized batch and return pooled (optionally unit-length) vectors.
+
+    Gradients flow when called outside ``torch.inference_mode()``; the trainer uses this too.
+    """
+    output = model(**batch)
+    vectors = pool(output.last_hidden_state, batch["attention_mask"], pooling)
+    return F.normalize(vectors, p=2, dim=-1) if normalize else vectors
+
+
+class Encoder:
+    """A Hugging Face transformer plus pooling that turns texts into float32 vectors.
+
+    >>> enc = Encoder.from_spec(read_model_spec(resolve_model("minilm")))  # doctest: +SKIP
+    >>> enc.encode(["dense retrieval"]).shape  # doctest: +SKIP
+    (1, 384)
+    """
+
+    def __init__(self, path: str | Path, *, pooling: str, normalize: bool,
+                 max_length: int | None, batch_size: int = 64, device: str = "cpu",
+                 prefix: str = "") -> None:
+        if pooling not in POOLINGS:
+            raise ModelError(f"pooling '{pooling}' is not supported; "
+                             f"use one of {', '.join(POOLINGS)}")
+        if batch_size < 1:
+            raise ModelError(f"batch_size {batch_size} must be at least 1")
+        self.path = Path(path)
+        self.pooling = pooling
+        self.normalize = normalize
+        self.batch_size = batch_size
+        self.device = torch.device(device)
+        self.prefix = prefix
+        self.tokenizer, self.model = _load(self.path, self.device)
+        self.max_length = max_length or _model_limit(self.tokenizer, self.model)
+        self.dim = _hidden_size(self.model)
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec, **kwargs: object) -> Encoder:
+        """Build an encoder with the spec's pooling, normalisation and max length."""
+        return cls(spec.path, pooling=spec.pooling, normalize=spec.normalize,
+                   max_length=spec.max_seq_length, **kwargs)  # type: ignore[arg-type]
+
+    def encode(self, texts: Sequence[str], *, max_length: int | None = None,
+               progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Encode `texts` into a float32 array ``(len(texts), dim)``, rows in input order.
+
+        Texts are sorted by length, longest first, so each batch pads to a similar length (and
+        an out-of-memory error shows up on the first batch, not the last). `progress` is called
+        with the number of texts done after each batch.
+        """
+        limit = max_length or self.max_length
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                rows = order[start:start + self.batch_size]
+                batch = self.tokenize([texts[i] for i in rows], max_length=limit)
+                vectors = embed_batch(self.model, batch, pooling=self.pooling,
+                                      normalize=self.normalize)
+                out[rows] = vectors.float().cpu().numpy()
+                if progress is not None:
+                    progress(len(rows))
+        return out
+
+    def tokenize(self, texts: Sequence[str], *, max_length: int | None = None
+                 ) -> dict[str, torch.Tensor]:
+        """Tokenize with the prefix, padding to the longest text, on the encoder's device."""
+        batch = self.tokenizer([self.prefix + t for t in texts], padding=True, truncation=True,
+                               max_length=max_length or self.max_length, return_tensors="pt")
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+
+def _load(path: Path, device: torch.device) -> tuple[object, torch.nn.Module]:
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    # transformers 5 draws a tqdm bar while loading weights; it would tear the pipeline's rich bar.
+    bar_was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModel.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelError(f"cannot load model from {path}: {reason}") from exc
+    finally:
+        if bar_was_on:
+            hf_logging.enable_progress_bar()
+    # float32 everywhere: transformers 5 loads the checkpoint's dtype, and a bf16 checkpoint
+    # would give different vectors (and cache keys would not say so).
+    model = model.float().to(device)
+    model.eval()
+    return tokenizer, model
+
+
+def _model_limit(tokenizer: object, model: torch.nn.Module) -> int | None:
+    limits = [getattr(model.config, "max_position_embeddings", None),
+              getattr(tokenizer, "model_max_length", None)]
+    limits = [x for x in limits if isinstance(x, int) and x < 1_000_000]
+    return min(limits) if limits else None
+
+
+def _hidden_size(model: torch.nn.Module) -> int:
+    for key in ("hidden_size", "d_model", "dim"):  # BERT-likes, T5-likes, DistilBERT
+        value = getattr(model.config, key, None)
+        if isinstance(value, int):
+            return value
+    raise ModelError(f"model config {type(model.config).__name__} has no hidden_size; "
+                     "cannot tell the embedding dimension")

@@ -1,0 +1,185 @@
+"""The one module that wires stages together:
+recipe -> data -> model -> (train) -> encode -> index -> search -> evaluate -> store.
+
+Each (variant, collection, index) run is written to the store in one transaction once it is
+complete; a run whose stored `run_key` matches is skipped unless `force`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+import harness
+from harness.data.availability import resolve_mirror
+from harness.data.collection import Collection, load_collection
+from harness.evaluate.metrics import evaluate
+from harness.progress import StageProgress
+from harness.recipe.checks import check_resources
+from harness.recipe.model import Recipe, Variant
+from harness.registry import KINDS, resolve
+from harness.store import (ExperimentRecord, RunRecord, completed_run_key, environment, git_commit,
+                           open_store, package_versions, utc_now, write_run)
+
+SPARSE_INDEX = "bm25"  # the index column of runs that use no faiss index
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the command line adds to a recipe."""
+
+    mirror: str | None = None
+    force: bool = False
+    store: str | None = None
+    cache_dir: str | None = None
+
+
+@dataclass
+class Outcome:
+    variant: str
+    collection: str
+    index: str
+    status: str  # "done" or "skipped"
+    run_id: int | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Context:
+    recipe: Recipe
+    options: RunOptions
+    db: Any
+    experiment: ExperimentRecord
+    progress: StageProgress
+    console: Console
+    cache_dir: Path
+    outcomes: list[Outcome] = field(default_factory=list)
+    encoders: dict[str, Any] = field(default_factory=dict)
+
+
+def store_path(recipe: Recipe, options: RunOptions) -> Path:
+    return Path(options.store or recipe.experiment.store)
+
+
+def run_recipe(recipe: Recipe, options: RunOptions = RunOptions(),
+               console: Console | None = None) -> list[Outcome]:
+    """Run every variant of `recipe` on every evaluation collection and index."""
+    console = console or Console(stderr=True)
+    check_resources(recipe)
+    mirror = resolve_mirror(options.mirror, recipe.data.mirror)
+    db = open_store(store_path(recipe, options))
+    cache_dir = Path(options.cache_dir or recipe.experiment.cache_dir)
+    with StageProgress(console) as progress:
+        ctx = _Context(recipe, options, db, _experiment_record(recipe), progress, console, cache_dir)
+        for dataset_id in recipe.data.eval:
+            with progress.spinner(f"loading {dataset_id}"):
+                collection = load_collection(dataset_id, mirror)
+            console.log(f"{dataset_id}: {len(collection.doc_ids):,} documents, "
+                        f"{len(collection.queries):,} judged queries")
+            for variant in recipe.variants:
+                if KINDS[variant.kind].family == "sparse":
+                    _sparse_run(ctx, collection, variant)
+                else:
+                    _dense_runs(ctx, collection, variant)
+    return ctx.outcomes
+
+
+def _experiment_record(recipe: Recipe) -> ExperimentRecord:
+    commit, dirty = git_commit(Path(harness.__file__).resolve().parent.parent)
+    env = environment()
+    return ExperimentRecord(
+        name=recipe.experiment.name, recipe_path=str(recipe.path), recipe_text=recipe.text,
+        recipe_hash=recipe.hash, git_commit=commit, git_dirty=dirty, packages=package_versions(),
+        python=env.get("python"), platform=env.get("platform"), seed=recipe.experiment.seed,
+        started_at=utc_now())
+
+
+def _run_key(recipe: Recipe, variant: Variant, collection: Collection, index: str,
+             model: dict[str, Any] | None) -> str:
+    """Hash of everything that determines a run's numbers; a stored run with the same key is
+    reused. The recipe's other variants and its comments are deliberately not part of it."""
+    parts = {
+        "drbench": harness.__version__, "seed": recipe.experiment.seed, "variant": variant.as_json(),
+        "collection": collection.dataset_id, "data": _data_record(collection), "index": index,
+        "metrics": list(recipe.eval.metrics), "depth": recipe.eval.depth, "model": model,
+        "index_train_sample": recipe.eval.index_train_sample if index != SPARSE_INDEX else None,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def _data_record(collection: Collection) -> dict[str, Any]:
+    return {"dataset_id": collection.dataset_id,
+            "archives": {a.relpath: a.sha256 for a in collection.archives}}
+
+
+def _is_done(ctx: _Context, variant: Variant, collection: Collection, index: str, key: str) -> bool:
+    stored = completed_run_key(ctx.db, ctx.recipe.experiment.name, variant.name, collection.dataset_id, index)
+    if stored == key and not ctx.options.force:
+        ctx.console.log(f"[dim]skip {variant.name} / {collection.dataset_id} / {index}: "
+                        "already in the store (--force re-runs)[/dim]")
+        ctx.outcomes.append(Outcome(variant.name, collection.dataset_id, index, "skipped"))
+        return True
+    return False
+
+
+def _sparse_run(ctx: _Context, collection: Collection, variant: Variant) -> None:
+    key = _run_key(ctx.recipe, variant, collection, SPARSE_INDEX, None)
+    if _is_done(ctx, variant, collection, SPARSE_INDEX, key):
+        return
+    started = utc_now()
+    start = time.perf_counter()
+    with ctx.progress.task(f"{variant.name}: BM25 search", len(collection.queries)) as advance:
+        results = resolve(variant.kind)(collection, variant, ctx.recipe, advance)
+    timings = {"search": time.perf_counter() - start}
+    _finish(ctx, collection, variant, SPARSE_INDEX, key, None, results, timings, started)
+
+
+def _dense_runs(ctx: _Context, collection: Collection, variant: Variant) -> None:
+    from harness.dense import DenseModel
+
+    model = DenseModel.open(resolve(variant.kind)(variant, ctx.recipe), ctx.recipe.model)
+    pending = [f for f in ctx.recipe.eval.indexes
+               if not _is_done(ctx, variant, collection, f, _run_key(ctx.recipe, variant, collection, f,
+                                                                     model.record))]
+    if not pending:
+        return
+    started = utc_now()
+    doc_vectors, doc_seconds = model.encode_corpus(collection, ctx.cache_dir, ctx.progress, ctx.console)
+    query_ids = sorted(collection.queries)
+    start = time.perf_counter()
+    with ctx.progress.task(f"{variant.name}: encoding queries", len(query_ids)) as advance:
+        query_vectors = model.encode_queries([collection.queries[q] for q in query_ids], advance)
+    query_seconds = time.perf_counter() - start
+    for factory in pending:
+        key = _run_key(ctx.recipe, variant, collection, factory, model.record)
+        results, timings = model.search(factory, doc_vectors, query_vectors, query_ids, collection,
+                                        ctx.recipe, ctx.progress, variant.name)
+        timings.update(encode_docs=doc_seconds, encode_queries=query_seconds)
+        _finish(ctx, collection, variant, factory, key, model.record, results, timings, started)
+
+
+def _finish(ctx: _Context, collection: Collection, variant: Variant, index: str, key: str,
+            model: dict[str, Any] | None, results: dict[str, list[tuple[str, float]]],
+            timings: dict[str, float], started: str) -> None:
+    start = time.perf_counter()
+    evaluation = evaluate(collection.qrels, results, ctx.recipe.eval.metrics)
+    timings["evaluate"] = time.perf_counter() - start
+    record = RunRecord(
+        experiment=ctx.recipe.experiment.name, variant=variant.name, kind=variant.kind,
+        collection=collection.dataset_id, index_factory=index, run_key=key, model=model,
+        params={"kind": variant.kind, **dict(variant.params)}, data=_data_record(collection),
+        timings=timings, n_docs=len(collection.doc_ids), depth=ctx.recipe.eval.depth,
+        started_at=started, finished_at=utc_now(), metrics=evaluation.metrics,
+        query_metrics=evaluation.query_metrics, results=results)
+    run_id = write_run(ctx.db, ctx.experiment, record)
+    shown = ", ".join(f"{m} {v:.4f}" for m, v in evaluation.metrics.items())
+    ctx.console.log(f"[green]done[/green] {variant.name} / {collection.dataset_id} / {index}: {shown}")
+    ctx.outcomes.append(Outcome(variant.name, collection.dataset_id, index, "done", run_id,
+                                evaluation.metrics, timings))

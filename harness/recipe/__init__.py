@@ -1,0 +1,10 @@
+"""Recipes: TOML parsed once, at the edge, into frozen typed objects.
+
+Nothing here imports torch; `drbench validate` and `drbench ls` stay fast.
+"""
+
+from harness.recipe.loader import load_recipe, parse_recipe
+from harness.recipe.model import DataConfig, EvalConfig, ExperimentConfig, ModelConfig, Recipe, Variant
+
+__all__ = ["load_recipe", "parse_recipe", "Recipe", "ExperimentConfig", "ModelConfig", "DataConfig",
+           "EvalConfig", "Variant"]

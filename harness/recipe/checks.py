@@ -1,0 +1,56 @@
+"""Checks that look outside the recipe text: ir_datasets ids, model folders, faiss strings.
+
+Run by `drbench validate` and before any work by `drbench run`. Imports ir_datasets and faiss
+(never torch) lazily.
+"""
+
+from __future__ import annotations
+
+from harness.errors import DataError, IndexBuildError, ModelError, RecipeError
+from harness.recipe.model import Recipe
+
+
+def check_resources(recipe: Recipe) -> None:
+    """Raise RecipeError naming the table and key of the first unusable resource."""
+    from harness.data.availability import check_dataset_id
+
+    path = recipe.path
+    for key, ids in (("train", [recipe.data.train] if recipe.data.train else []), ("eval", recipe.data.eval)):
+        for dataset_id in ids:
+            try:
+                check_dataset_id(dataset_id)
+            except DataError as exc:
+                raise RecipeError(f'{path} [data] {key} = "{dataset_id}": {exc}') from None
+    dims = _model_dims(recipe)
+    for factory in recipe.eval.indexes:
+        for dim in sorted(set(dims.values())):
+            _check_index(recipe, factory, dim)
+
+
+def _model_dims(recipe: Recipe) -> dict[str, int]:
+    """Embedding size of every model the dense variants use, keyed by model name."""
+    from harness.model.spec import read_model_spec, resolve_model
+    from harness.registry import KINDS
+
+    models = {("model", "base"): recipe.model.base}
+    for variant in recipe.variants:
+        if KINDS[variant.kind].family == "dense" and variant.params.get("model"):
+            models[(f"variant.{variant.name}", "model")] = variant.params["model"]
+    if not any(KINDS[v.kind].family == "dense" for v in recipe.variants):
+        return {}
+    dims: dict[str, int] = {}
+    for (table, key), name in models.items():
+        try:
+            dims[name] = read_model_spec(resolve_model(name)).dim
+        except ModelError as exc:
+            raise RecipeError(f'{recipe.path} [{table}] {key} = "{name}": {exc}') from None
+    return dims
+
+
+def _check_index(recipe: Recipe, factory: str, dim: int) -> None:
+    from harness.index.faiss_index import check_factory
+
+    try:
+        check_factory(factory, dim)
+    except IndexBuildError as exc:
+        raise RecipeError(f'{recipe.path} [eval] indexes = "{factory}": {exc}') from None

@@ -1,0 +1,186 @@
+"""Parse and validate a recipe's structure: tables, keys, types, allowed values.
+
+Checks that need the outside world (ir_datasets ids, model folders, faiss factory strings)
+live in :mod:`harness.recipe.checks`, so this module stays instant and dependency-free.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from harness.errors import RecipeError
+from harness.recipe import params as P
+from harness.recipe.model import DataConfig, EvalConfig, ExperimentConfig, ModelConfig, Recipe, Variant
+
+_VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+_PY_TYPES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return str(value)
+
+
+class _Where:
+    """Formats errors as `FILE [TABLE] KEY = VALUE: problem; did you mean ...? (allowed)`."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def error(self, table: str, key: str | None, value: Any, problem: str,
+              allowed: tuple[str, ...] | list[str] | None = None) -> RecipeError:
+        where = f"{self.path} [{table}]"
+        if key is not None:
+            where += f" {key} = {_toml(value)}" if value is not None else f" {key}"
+        message = f"{where}: {problem}"
+        if allowed:
+            guess = value if isinstance(value, str) else key if value is None else None
+            close = difflib.get_close_matches(guess, list(allowed), n=1) if guess else []
+            if close:
+                message += f'; did you mean "{close[0]}"?'
+            message += f" ({', '.join(allowed)})"
+        return RecipeError(message)
+
+
+def _check_type(where: _Where, table: str, param: P.Param, value: Any) -> Any:
+    if param.kind == "list[str]":
+        if isinstance(value, str):
+            value = [value]  # a lone string is an obvious one-element list
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise where.error(table, param.name, value, "expected a list of strings")
+        if not value:
+            raise where.error(table, param.name, value, "must not be empty")
+        if len(set(value)) != len(value):
+            dup = next(v for v in value if value.count(v) > 1)
+            raise where.error(table, param.name, value, f"duplicate entry {dup!r}")
+        return tuple(value)
+    types = _PY_TYPES[param.kind]
+    if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+        raise where.error(table, param.name, value, f"expected {param.kind}, got {type(value).__name__}")
+    if param.kind == "float":
+        value = float(value)
+    if param.minimum is not None and value < param.minimum:
+        raise where.error(table, param.name, value, f"must be >= {param.minimum:g}")
+    if param.choices and value not in param.choices:
+        raise where.error(table, param.name, value, "not an allowed value", param.choices)
+    return value
+
+
+def _parse_table(where: _Where, table: str, raw: Any, decls: tuple[P.Param, ...]) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise where.error(table, None, None, "expected a table")
+    known = {p.name: p for p in decls}
+    for key in raw:
+        if key not in known:
+            raise where.error(table, key, None, "unknown key", tuple(known))
+    out: dict[str, Any] = {}
+    for param in decls:
+        if param.name not in raw:
+            if param.required:
+                raise where.error(table, param.name, None, "missing required key")
+            out[param.name] = tuple(param.default) if isinstance(param.default, list) else param.default
+            continue
+        value = _check_type(where, table, param, raw[param.name])
+        if param.check and (problem := param.check(list(value) if isinstance(value, tuple) else value)):
+            raise RecipeError(problem if problem.startswith(str(where.path)) else
+                              f"{where.path} [{table}] {param.name} = {_toml(raw[param.name])}: {problem}")
+        out[param.name] = value
+    return out
+
+
+def _duplicate_variant(text: str) -> tuple[str, int, int] | None:
+    seen: dict[str, int] = {}
+    header = re.compile(r'^\s*\[\s*variant\s*\.\s*("([^"]+)"|[A-Za-z0-9_-]+)\s*\]\s*(#.*)?$')
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if match := header.match(line):
+            name = match.group(2) or match.group(1)
+            if name in seen:
+                return name, seen[name], lineno
+            seen[name] = lineno
+    return None
+
+
+def _parse_variants(where: _Where, raw: Any) -> tuple[Variant, ...]:
+    if not isinstance(raw, dict) or not raw:
+        raise where.error("variant", None, None, 'declare at least one [variant.NAME] table with kind = "..."')
+    variants = []
+    kinds = tuple(P.KIND_PARAMS)
+    for name, table in raw.items():
+        label = f"variant.{name}"
+        if not _VARIANT_NAME.match(name):
+            raise where.error(label, None, None, "variant names use letters, digits, _ . + -")
+        if not isinstance(table, dict):
+            raise where.error(label, None, None, "expected a table")
+        kind = table.get("kind")
+        if kind is None:
+            raise where.error(label, "kind", None, "missing required key", kinds)
+        if kind not in P.KIND_PARAMS:
+            raise where.error(label, "kind", kind, "unknown variant kind", kinds)
+        common = tuple(p for p in P.VARIANT_COMMON if p.name != "kind")
+        values = _parse_table(where, label, {k: v for k, v in table.items() if k != "kind"},
+                              common + P.KIND_PARAMS[kind])
+        description = values.pop("description")
+        variants.append(Variant(name, kind, description, MappingProxyType(values)))
+    return tuple(variants)
+
+
+def parse_recipe(text: str, path: str | Path = "<recipe>") -> Recipe:
+    """Parse recipe text into a frozen :class:`Recipe`, or raise a one-line RecipeError.
+
+    >>> parse_recipe('[experiment]\\nname="x"\\n[data]\\neval=["cranfield"]\\n'
+    ...              '[variant.bm25]\\nkind="bm25"\\n').variants[0].kind
+    'bm25'
+    """
+    where = _Where(Path(path))
+    if dup := _duplicate_variant(text):
+        raise RecipeError(f"{path} [variant.{dup[0]}]: duplicate variant name (lines {dup[1]} and {dup[2]}); "
+                          "rename one of them")
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(f"{path}: invalid TOML: {exc}") from None
+    tables = tuple(P.TABLES) + ("variant",)
+    for key in raw:
+        if key not in tables:
+            raise where.error(key, None, None, "unknown table", tables)
+    parsed = {name: _parse_table(where, name, raw.get(name, {}), decls) for name, decls in P.TABLES.items()}
+    recipe = Recipe(
+        path=Path(path), text=text,
+        experiment=ExperimentConfig(**parsed["experiment"]),
+        model=ModelConfig(**parsed["model"]),
+        data=DataConfig(**parsed["data"]),
+        eval=EvalConfig(**parsed["eval"]),
+        variants=_parse_variants(where, raw.get("variant")),
+    )
+    _check_depth(where, recipe)
+    return recipe
+
+
+def _check_depth(where: _Where, recipe: Recipe) -> None:
+    cutoffs = [(m, P.metric_cutoff(m)) for m in recipe.eval.metrics]
+    for metric, k in cutoffs:
+        if k is not None and k > recipe.eval.depth:
+            raise where.error("eval", "depth", recipe.eval.depth,
+                              f"smaller than {metric}'s cutoff; set depth >= {k}")
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read and parse a recipe file; a missing or unreadable file is a RecipeError."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecipeError(f"{path}: no such recipe file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"{path}: cannot read recipe: {exc}") from None
+    return parse_recipe(text, path)

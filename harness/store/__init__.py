@@ -1,0 +1,46 @@
+"""The results store: one SQLite file holding experiments, runs, metrics and rankings.
+
+Never imports torch, faiss, transformers or ir_datasets: the leaderboard reads it.
+
+Example::
+
+    db = open_store("results/drbench.db", create=False)
+    run = find_run(db, "star", "beir/scifact/test", index_factory="Flat")
+    ndcg = run_metrics(db, [run["id"]])[run["id"]]["ndcg@10"]
+"""
+
+from harness.store.db import (
+    completed_run_key,
+    find_run,
+    list_experiments,
+    list_runs,
+    open_memory_store,
+    open_store,
+    query_metrics,
+    run_metrics,
+    run_results,
+    write_run,
+    write_trec_run,
+)
+from harness.store.provenance import (
+    environment,
+    git_commit,
+    package_versions,
+    sha256_text,
+    utc_now,
+)
+from harness.store.schema import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    ExperimentRecord,
+    RunRecord,
+    migrate,
+    schema_version,
+)
+
+__all__ = [
+    "MIGRATIONS", "SCHEMA_VERSION", "ExperimentRecord", "RunRecord", "completed_run_key",
+    "environment", "find_run", "git_commit", "list_experiments", "list_runs", "migrate",
+    "open_memory_store", "open_store", "package_versions", "query_metrics", "run_metrics",
+    "run_results", "schema_version", "sha256_text", "utc_now", "write_run", "write_trec_run",
+]

@@ -1,0 +1,299 @@
+"""Open the results store, write a finished run in one transaction, read runs back.
+
+The store is one SQLite file in WAL mode, so the leaderboard can read while a run writes.
+Light on purpose: the leaderboard imports this, so nothing heavy is imported here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from harness.errors import StoreError
+from harness.store.schema import ExperimentRecord, RunRecord, migrate
+
+# Runs from parallel jobs share one store; a 300k-row write holds the lock for seconds.
+_BUSY_TIMEOUT_MS = 60_000
+_RUN_JSON = ("model", "params", "data", "timings")
+_CHILD_TABLES = ("metrics", "query_metrics", "results")
+
+
+def open_store(path: str | Path, *, create: bool = True) -> Database:
+    """Open (and migrate) the results store at `path`, creating it unless `create` is False.
+
+    Example: ``db = open_store("results/drbench.db")``
+    """
+    path = Path(path)
+    if not path.exists():
+        if not create:
+            raise StoreError(
+                f"no results store at {path}; run drbench run RECIPE first or pass --store")
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        db = Database(path)
+        try:
+            _configure(db)
+            db.enable_wal()
+            migrate(db, where=f"results store {path}")
+        except BaseException:
+            db.close()
+            raise
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open results store {path}: {exc}; "
+                         "check the path or pass another --store") from exc
+    return db
+
+
+def open_memory_store() -> Database:
+    """A migrated in-memory store (tests, dry runs)."""
+    db = Database(memory=True)
+    _configure(db)
+    migrate(db, where="in-memory store")
+    return db
+
+
+def _configure(db: Database) -> None:
+    # Both are per-connection settings, so every open must set them (outside a transaction).
+    db.execute("PRAGMA foreign_keys = ON")
+    db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+
+
+@contextmanager
+def _transaction(db: Database) -> Iterator[None]:
+    """A write transaction; inside a caller's transaction it nests as a savepoint."""
+    if db.conn.in_transaction:
+        with db.atomic():
+            yield
+        return
+    # IMMEDIATE takes the write lock up front: a deferred transaction that reads first can
+    # fail with SQLITE_BUSY when it later upgrades to write in WAL mode.
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.conn.execute("COMMIT")
+    except BaseException:
+        db.rollback()
+        raise
+
+
+def write_run(db: Database, experiment: ExperimentRecord, run: RunRecord) -> int:
+    """Store a finished run and its experiment's provenance atomically; return the run id.
+
+    Replaces a stored run with the same (experiment, variant, collection, index_factory).
+    Either every row lands or none does. Called inside an open transaction, it joins it.
+    """
+    if run.experiment != experiment.name:
+        raise StoreError(f"run {run.variant!r} belongs to experiment {run.experiment!r}, "
+                         f"not {experiment.name!r}; pass the run's own ExperimentRecord")
+    try:
+        with _transaction(db):
+            _upsert_experiment(db, experiment, run.finished_at)
+            _delete_run(db, run)
+            run_id = _insert_run(db, experiment, run)
+            _insert_children(db, run_id, run)
+    except sqlite3.Error as exc:
+        raise StoreError(f"could not store run {run.experiment}/{run.variant} on "
+                         f"{run.collection}: {exc}; nothing was written") from exc
+    return run_id
+
+
+def _upsert_experiment(db: Database, exp: ExperimentRecord, finished_at: str) -> None:
+    # started_at is left out of the update: the experiment began with its first run.
+    db.conn.execute(
+        """INSERT INTO experiments (name, recipe_path, recipe_text, recipe_hash, git_commit,
+               git_dirty, packages, python, platform, seed, started_at, finished_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (name) DO UPDATE SET recipe_path = excluded.recipe_path,
+               recipe_text = excluded.recipe_text, recipe_hash = excluded.recipe_hash,
+               git_commit = excluded.git_commit, git_dirty = excluded.git_dirty,
+               packages = excluded.packages, python = excluded.python,
+               platform = excluded.platform, seed = excluded.seed,
+               finished_at = excluded.finished_at""",
+        (exp.name, exp.recipe_path, exp.recipe_text, exp.recipe_hash, exp.git_commit,
+         int(exp.git_dirty), _dumps(exp.packages), exp.python, exp.platform, exp.seed,
+         exp.started_at, finished_at))
+
+
+def _delete_run(db: Database, run: RunRecord) -> None:
+    old = db.conn.execute(
+        "SELECT id FROM runs WHERE experiment = ? AND variant = ? AND collection = ? "
+        "AND index_factory = ?",
+        (run.experiment, run.variant, run.collection, run.index_factory)).fetchone()
+    if old is None:
+        return
+    # Explicit deletes, not only ON DELETE CASCADE: a connection opened without
+    # open_store() has foreign keys off and would leave orphans.
+    for table in _CHILD_TABLES:
+        db.conn.execute(f"DELETE FROM {table} WHERE run_id = ?", old)
+    db.conn.execute("DELETE FROM runs WHERE id = ?", old)
+
+
+def _insert_run(db: Database, exp: ExperimentRecord, run: RunRecord) -> int:
+    cursor = db.conn.execute(
+        """INSERT INTO runs (experiment, variant, kind, collection, index_factory, run_key,
+               status, recipe_hash, git_commit, seed, model, params, data, timings,
+               n_queries, n_docs, depth, started_at, finished_at)
+           VALUES (?, ?, ?, ?, ?, ?, 'complete', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        (run.experiment, run.variant, run.kind, run.collection, run.index_factory,
+         run.run_key, exp.recipe_hash, exp.git_commit, exp.seed, _dumps(run.model),
+         _dumps(run.params), _dumps(run.data), _dumps(run.timings), run.n_queries,
+         run.n_docs, run.depth, run.started_at, run.finished_at))
+    return int(cursor.lastrowid)
+
+
+def _insert_children(db: Database, run_id: int, run: RunRecord) -> None:
+    conn = db.conn
+    conn.executemany("INSERT INTO metrics (run_id, metric, value) VALUES (?, ?, ?)",
+                     ((run_id, m, _real(v)) for m, v in run.metrics.items()))
+    conn.executemany(
+        "INSERT INTO query_metrics (run_id, query_id, metric, value) VALUES (?, ?, ?, ?)",
+        ((run_id, q, m, _real(v))
+         for m, per_query in run.query_metrics.items() for q, v in per_query.items()))
+    conn.executemany(
+        "INSERT INTO results (run_id, query_id, doc_id, rank, score) VALUES (?, ?, ?, ?, ?)",
+        ((run_id, q, d, rank, _real(s))
+         for q, ranked in run.results.items()
+         for rank, (d, s) in enumerate(ranked, start=1)))
+
+
+def _real(value: Any) -> float | None:
+    # numpy scalars are not SQLite-bindable; float() also turns an int into a REAL.
+    return None if value is None else float(value)
+
+
+def _dumps(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, sort_keys=True, default=str)
+
+
+def completed_run_key(db: Database, experiment: str, variant: str, collection: str,
+                      index_factory: str) -> str | None:
+    """The run_key of the stored complete run with this identity, or None."""
+    row = db.conn.execute(
+        "SELECT run_key FROM runs WHERE experiment = ? AND variant = ? AND collection = ? "
+        "AND index_factory = ? AND status = 'complete'",
+        (experiment, variant, collection, index_factory)).fetchone()
+    return None if row is None else row[0]
+
+
+def list_experiments(db: Database) -> list[dict[str, Any]]:
+    """Every experiment, oldest first, with `packages` decoded and `git_dirty` a bool."""
+    rows = list(db.query("SELECT * FROM experiments ORDER BY started_at, name"))
+    for row in rows:
+        row["packages"] = _loads(row["packages"])
+        row["git_dirty"] = None if row["git_dirty"] is None else bool(row["git_dirty"])
+    return rows
+
+
+def list_runs(db: Database, experiment: str | None = None,
+              collection: str | None = None) -> list[dict[str, Any]]:
+    """Stored runs, optionally filtered, with their JSON columns decoded."""
+    return _select_runs(db, experiment=experiment, collection=collection)
+
+
+def _select_runs(db: Database, **equal: str | None) -> list[dict[str, Any]]:
+    """Runs whose columns equal the given values (None: any), JSON decoded."""
+    given = {k: v for k, v in equal.items() if v is not None}
+    where = " AND ".join(f"{k} = ?" for k in given)
+    rows = list(db.query(
+        f"SELECT * FROM runs {'WHERE ' + where if where else ''} "
+        "ORDER BY experiment, variant, collection, index_factory", list(given.values())))
+    for row in rows:
+        for key in _RUN_JSON:
+            row[key] = _loads(row[key])
+    return rows
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def run_metrics(db: Database, run_ids: Iterable[int]) -> dict[int, dict[str, float]]:
+    """Aggregate metrics per run id; a run without metrics maps to {}."""
+    ids = list(dict.fromkeys(int(i) for i in run_ids))
+    out: dict[int, dict[str, float]] = {i: {} for i in ids}
+    # Chunked: old SQLite builds cap a statement at 999 parameters.
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        marks = ", ".join("?" * len(chunk))
+        for run_id, metric, value in db.conn.execute(
+                f"SELECT run_id, metric, value FROM metrics WHERE run_id IN ({marks}) "
+                "ORDER BY run_id, metric", chunk):
+            out[run_id][metric] = value
+    return out
+
+
+def query_metrics(db: Database, run_id: int, metric: str) -> dict[str, float]:
+    """Per-query values of `metric` for one run: {query_id: value}."""
+    rows = db.conn.execute(
+        "SELECT query_id, value FROM query_metrics WHERE run_id = ? AND metric = ? "
+        "ORDER BY query_id", (run_id, metric)).fetchall()
+    if not rows:
+        stored = [r[0] for r in db.conn.execute(
+            "SELECT DISTINCT metric FROM query_metrics WHERE run_id = ? ORDER BY metric",
+            (run_id,))]
+        raise StoreError(f"run {run_id} has no per-query {metric!r}; stored: "
+                         f"{', '.join(stored) or 'none'}; pick one of those metrics")
+    return dict(rows)
+
+
+def run_results(db: Database, run_id: int) -> dict[str, list[tuple[str, float]]]:
+    """A run's rankings: {query_id: [(doc_id, score)]} in rank order."""
+    out: dict[str, list[tuple[str, float]]] = {}
+    for query_id, doc_id, score in db.conn.execute(
+            "SELECT query_id, doc_id, score FROM results WHERE run_id = ? "
+            "ORDER BY query_id, rank", (run_id,)):
+        out.setdefault(query_id, []).append((doc_id, score))
+    return out
+
+
+def find_run(db: Database, variant: str, collection: str, index_factory: str | None = None,
+             experiment: str | None = None) -> dict[str, Any]:
+    """The one stored run matching the arguments; StoreError when none or several match."""
+    candidates = _select_runs(db, variant=variant, collection=collection,
+                              index_factory=index_factory, experiment=experiment)
+    what = f"variant {variant!r} on {collection!r}"
+    if not candidates:
+        others = sorted({r["variant"] for r in list_runs(db, experiment, collection)})
+        raise StoreError(f"no run of {what}"
+                         + (f" with index {index_factory!r}" if index_factory else "")
+                         + (f" in experiment {experiment!r}" if experiment else "")
+                         + f"; stored variants: {', '.join(others) or 'none'}")
+    if len(candidates) == 1:
+        return candidates[0]
+    experiments = sorted({r["experiment"] for r in candidates})
+    if len(experiments) > 1:
+        raise StoreError(f"{what} is ambiguous: experiments {', '.join(experiments)}; "
+                         "pass --experiment")
+    indexes = sorted(r["index_factory"] for r in candidates)
+    raise StoreError(f"{what} is ambiguous: indexes {', '.join(indexes)}; pass --index")
+
+
+def write_trec_run(results: dict[str, list[tuple[str, float]]], path: str | Path,
+                   tag: str) -> Path:
+    """Write rankings as a TREC run file (`qid Q0 docid rank score tag`), atomically."""
+    if not tag or any(c.isspace() for c in tag):
+        raise StoreError(f"TREC run tag {tag!r} must be one word without spaces")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Temp file in the same directory, so os.replace is an atomic rename, never a copy.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            for query_id, ranked in results.items():
+                for rank, (doc_id, score) in enumerate(ranked, start=1):
+                    # repr keeps full precision: trec_eval re-sorts by score, so rounding
+                    # could create ties and reorder documents.
+                    out.write(f"{query_id} Q0 {doc_id} {rank} {float(score)!r} {tag}\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

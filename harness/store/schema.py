@@ -1,0 +1,188 @@
+"""The results store's tables, their migrations, and the records that fill them.
+
+The schema version lives in ``PRAGMA user_version``; ``MIGRATIONS[i]`` takes a store from
+version ``i`` to ``i + 1``. Never edit a released migration: append a new one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlite_utils import Database
+
+from harness.errors import StoreError
+
+_V1_TABLES = """
+CREATE TABLE experiments (
+    name        TEXT PRIMARY KEY,
+    recipe_path TEXT,
+    recipe_text TEXT,
+    recipe_hash TEXT,
+    git_commit  TEXT,
+    git_dirty   INTEGER,
+    packages    TEXT,           -- JSON {distribution: version | null}
+    python      TEXT,
+    platform    TEXT,
+    seed        INTEGER,
+    started_at  TEXT,           -- ISO-8601 UTC
+    finished_at TEXT
+);
+CREATE TABLE runs (
+    -- AUTOINCREMENT: a replaced run's id is never reused, so an id read earlier
+    -- (a leaderboard link, a TREC file name) can never point at a different run.
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    experiment    TEXT NOT NULL REFERENCES experiments(name) ON DELETE CASCADE,
+    variant       TEXT NOT NULL,
+    kind          TEXT,
+    collection    TEXT NOT NULL,  -- ir_datasets id
+    index_factory TEXT NOT NULL,  -- NOT NULL: NULLs are distinct in a UNIQUE index
+    run_key       TEXT NOT NULL,
+    status        TEXT NOT NULL DEFAULT 'complete',
+    recipe_hash   TEXT,
+    git_commit    TEXT,
+    seed          INTEGER,
+    model         TEXT,           -- JSON {name, path, fingerprint}
+    params        TEXT,           -- JSON
+    data          TEXT,           -- JSON {archive: sha256}
+    timings       TEXT,           -- JSON {stage: seconds}
+    n_queries     INTEGER,
+    n_docs        INTEGER,
+    depth         INTEGER,
+    started_at    TEXT,
+    finished_at   TEXT
+);
+CREATE UNIQUE INDEX runs_identity ON runs (experiment, variant, collection, index_factory);
+CREATE INDEX runs_collection ON runs (collection);
+-- The three child tables are WITHOUT ROWID: their primary key is the only index they need
+-- and leads with run_id, so deleting or reading one run is a range scan.
+CREATE TABLE metrics (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    metric TEXT NOT NULL,         -- ranx name, e.g. ndcg@10
+    value  REAL,
+    PRIMARY KEY (run_id, metric)
+) WITHOUT ROWID;
+CREATE TABLE query_metrics (
+    run_id   INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    query_id TEXT NOT NULL,
+    metric   TEXT NOT NULL,
+    value    REAL,
+    PRIMARY KEY (run_id, metric, query_id)
+) WITHOUT ROWID;
+CREATE TABLE results (
+    run_id   INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    query_id TEXT NOT NULL,
+    doc_id   TEXT NOT NULL,
+    rank     INTEGER NOT NULL,    -- 1-based
+    score    REAL NOT NULL,
+    PRIMARY KEY (run_id, query_id, rank)
+) WITHOUT ROWID;
+CREATE TABLE training_log (
+    id         INTEGER PRIMARY KEY,
+    -- Logged while training, before the run exists; kept (unlinked) when a run is replaced.
+    run_id     INTEGER REFERENCES runs(id) ON DELETE SET NULL,
+    experiment TEXT NOT NULL,
+    variant    TEXT NOT NULL,
+    step       INTEGER NOT NULL,
+    loss       REAL,
+    lr         REAL,
+    extra      TEXT               -- JSON
+);
+CREATE INDEX training_log_variant ON training_log (experiment, variant, step);
+CREATE INDEX training_log_run ON training_log (run_id);
+"""
+
+
+def _v1_initial_tables(db: Database) -> None:
+    db.executescript(_V1_TABLES)
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [_v1_initial_tables]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def schema_version(db: Database) -> int:
+    """The store's schema version (``PRAGMA user_version``; 0 for a new file)."""
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(db: Database, where: str = "results store") -> int:
+    """Apply the migrations `db` lacks, each in its own transaction; return the new version.
+
+    Raises StoreError when `db` is newer than this code (a downgrade would lose data).
+    `where` names the store in that message.
+    """
+    _check_not_newer(db, where)
+    while schema_version(db) < SCHEMA_VERSION:
+        # IMMEDIATE takes the write lock before re-reading the version, so two processes
+        # opening a fresh store at once cannot both run the same migration.
+        db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = schema_version(db)
+            if version < SCHEMA_VERSION:
+                MIGRATIONS[version](db)
+                db.execute(f"PRAGMA user_version = {version + 1}")
+            db.conn.execute("COMMIT")
+        except BaseException:
+            db.rollback()
+            raise
+    return SCHEMA_VERSION
+
+
+def _check_not_newer(db: Database, where: str) -> None:
+    version = schema_version(db)
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{where} has schema version {version} but this drbench knows only up to "
+            f"{SCHEMA_VERSION}; upgrade drbench or pass another --store")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExperimentRecord:
+    """Provenance of one experiment (one recipe run): a row of ``experiments``."""
+
+    name: str
+    recipe_path: str | None
+    recipe_text: str
+    recipe_hash: str
+    git_commit: str | None
+    git_dirty: bool
+    packages: dict[str, str | None]
+    python: str
+    platform: str
+    seed: int | None
+    started_at: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunRecord:
+    """Everything a finished run produces: a ``runs`` row and its child rows.
+
+    `query_metrics` maps metric -> query_id -> value; `results` maps query_id -> ranked
+    [(doc_id, score)], best first (rank = position + 1).
+    """
+
+    experiment: str
+    variant: str
+    kind: str
+    collection: str
+    index_factory: str
+    run_key: str
+    model: dict[str, Any] | None
+    depth: int
+    n_docs: int | None
+    started_at: str
+    finished_at: str
+    params: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    query_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    results: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
+
+    @property
+    def n_queries(self) -> int:
+        """Queries evaluated: those with a per-query score (every qrels query), else ranked."""
+        evaluated = {q for per_query in self.query_metrics.values() for q in per_query}
+        return len(evaluated) if evaluated else len(self.results)

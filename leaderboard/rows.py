@@ -1,0 +1,43 @@
+"""Leaderboard rows: one per stored (experiment, variant, collection, index) run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.store import list_runs, run_metrics
+
+
+@dataclass(frozen=True)
+class LeaderboardRow:
+    experiment: str
+    variant: str
+    kind: str
+    collection: str
+    index: str
+    metrics: dict[str, float]
+    n_queries: int | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    run_id: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON shape `drbench leaderboard --format json` prints."""
+        return {"experiment": self.experiment, "variant": self.variant, "kind": self.kind,
+                "collection": self.collection, "index": self.index, "metrics": self.metrics,
+                "n_queries": self.n_queries, "timings": self.timings, "run_id": self.run_id}
+
+
+def leaderboard_rows(db: Any, experiment: str | None = None,
+                     collection: str | None = None) -> list[LeaderboardRow]:
+    """Every stored run (filtered), in run order, with its aggregate metrics."""
+    runs = list_runs(db, experiment=experiment, collection=collection)
+    metrics = run_metrics(db, [run["id"] for run in runs])
+    return [LeaderboardRow(experiment=run["experiment"], variant=run["variant"], kind=run["kind"],
+                           collection=run["collection"], index=run["index_factory"],
+                           metrics=metrics.get(run["id"], {}), n_queries=run.get("n_queries"),
+                           timings=run.get("timings") or {}, run_id=run["id"])
+            for run in runs]
+
+
+def rows_as_json(rows: list[LeaderboardRow]) -> list[dict[str, Any]]:
+    return [row.as_dict() for row in rows]
