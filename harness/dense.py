@@ -31,32 +31,55 @@ class EncoderSettings:
     batch_size: int
 
 
-class DenseModel:
-    """An encoder folder plus the settings it is used with; loads torch on first encode."""
+@dataclass(frozen=True)
+class ModelRef:
+    """What a dense variant evaluates: a query encoder and a document encoder (the same folder
+    for shared-tower models; different for ADORE, whose documents stay with an earlier model)."""
 
-    def __init__(self, name: str, spec: Any, settings: EncoderSettings):
-        self.name, self.spec, self.settings = name, spec, settings
+    name: str
+    query: str
+    doc: str
+    trained: dict[str, Any] | None = None
+
+    @classmethod
+    def shared(cls, name: str, trained: dict[str, Any] | None = None) -> ModelRef:
+        return cls(name, name, name, trained)
+
+
+class DenseModel:
+    """Query and document encoders plus the settings they are used with; torch loads lazily."""
+
+    def __init__(self, ref: ModelRef, query_spec: Any, doc_spec: Any, settings: EncoderSettings):
+        self.ref, self.query_spec, self.spec, self.settings = ref, query_spec, doc_spec, settings
+        self.name = ref.name
         self._encoders: dict[str, Any] = {}
 
     @classmethod
-    def open(cls, name: str, config: ModelConfig) -> DenseModel:
+    def open(cls, ref: ModelRef | str, config: ModelConfig) -> DenseModel:
         from harness.model.spec import read_model_spec, resolve_model
 
-        spec = read_model_spec(resolve_model(name))
+        ref = ModelRef.shared(ref) if isinstance(ref, str) else ref
+        spec = read_model_spec(resolve_model(ref.doc))
+        query_spec = spec if ref.query == ref.doc else read_model_spec(resolve_model(ref.query))
         settings = EncoderSettings(
             pooling=config.pooling or spec.pooling,
             normalize=spec.normalize if config.normalize is None else config.normalize,
             query_max_length=config.query_max_length or spec.max_seq_length,
             doc_max_length=config.doc_max_length or spec.max_seq_length,
             query_prefix=config.query_prefix, doc_prefix=config.doc_prefix, batch_size=config.batch_size)
-        return cls(name, spec, settings)
+        return cls(ref, query_spec, spec, settings)
 
     @property
     def record(self) -> dict[str, Any]:
-        """Provenance of the encoder, stored with every run (and part of its run key)."""
+        """Provenance of the encoders, stored with every run (and part of its run key)."""
         settings = {k: v for k, v in asdict(self.settings).items() if k != "batch_size"}
-        return {"name": self.name, "path": str(self.spec.path), "fingerprint": self.spec.fingerprint,
-                "dim": self.spec.dim, **settings}
+        record = {"name": self.name, "path": str(self.spec.path), "fingerprint": self.spec.fingerprint,
+                  "dim": self.spec.dim, **settings}
+        if self.query_spec is not self.spec:
+            record.update(query_path=str(self.query_spec.path), query_fingerprint=self.query_spec.fingerprint)
+        if self.ref.trained:
+            record["trained"] = {k: v for k, v in self.ref.trained.items() if k != "train_seconds"}
+        return record
 
     def _encoder(self, side: str) -> Any:
         if side not in self._encoders:
@@ -64,7 +87,7 @@ class DenseModel:
 
             s = self.settings
             self._encoders[side] = Encoder(
-                self.spec.path, pooling=s.pooling, normalize=s.normalize, batch_size=s.batch_size,
+                (self.spec if side == "doc" else self.query_spec).path, pooling=s.pooling, normalize=s.normalize, batch_size=s.batch_size,
                 max_length=s.doc_max_length if side == "doc" else s.query_max_length,
                 prefix=s.doc_prefix if side == "doc" else s.query_prefix)
         return self._encoders[side]

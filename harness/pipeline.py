@@ -20,6 +20,7 @@ import harness
 from harness.data.availability import resolve_mirror
 from harness.data.collection import Collection, load_collection
 from harness.evaluate.metrics import evaluate
+from harness.context import StageContext
 from harness.progress import StageProgress
 from harness.recipe.checks import check_resources
 from harness.recipe.model import Recipe, Variant
@@ -60,8 +61,8 @@ class _Context:
     progress: StageProgress
     console: Console
     cache_dir: Path
+    stage: StageContext
     outcomes: list[Outcome] = field(default_factory=list)
-    encoders: dict[str, Any] = field(default_factory=dict)
 
 
 def store_path(recipe: Recipe, options: RunOptions) -> Path:
@@ -76,8 +77,10 @@ def run_recipe(recipe: Recipe, options: RunOptions = RunOptions(),
     mirror = resolve_mirror(options.mirror, recipe.data.mirror)
     db = open_store(store_path(recipe, options))
     cache_dir = Path(options.cache_dir or recipe.experiment.cache_dir)
+    experiment = _experiment_record(recipe)
     with StageProgress(console) as progress:
-        ctx = _Context(recipe, options, db, _experiment_record(recipe), progress, console, cache_dir)
+        stage = StageContext(recipe, cache_dir, progress, console, mirror, db, experiment)
+        ctx = _Context(recipe, options, db, experiment, progress, console, cache_dir, stage)
         for dataset_id in recipe.data.eval:
             with progress.spinner(f"loading {dataset_id}"):
                 collection = load_collection(dataset_id, mirror)
@@ -142,9 +145,8 @@ def _sparse_run(ctx: _Context, collection: Collection, variant: Variant) -> None
 
 
 def _dense_runs(ctx: _Context, collection: Collection, variant: Variant) -> None:
-    from harness.dense import DenseModel
-
-    model = DenseModel.open(resolve(variant.kind)(variant, ctx.recipe), ctx.recipe.model)
+    ref = ctx.stage.model_for(variant.name)
+    model = ctx.stage.dense(ref)
     pending = [f for f in ctx.recipe.eval.indexes
                if not _is_done(ctx, variant, collection, f, _run_key(ctx.recipe, variant, collection, f,
                                                                      model.record))]
@@ -162,6 +164,8 @@ def _dense_runs(ctx: _Context, collection: Collection, variant: Variant) -> None
         results, timings = model.search(factory, doc_vectors, query_vectors, query_ids, collection,
                                         ctx.recipe, ctx.progress, variant.name)
         timings.update(encode_docs=doc_seconds, encode_queries=query_seconds)
+        if ref.trained:
+            timings["train"] = ref.trained.get("train_seconds", 0.0)
         _finish(ctx, collection, variant, factory, key, model.record, results, timings, started)
 
 

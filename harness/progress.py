@@ -31,11 +31,12 @@ class StageProgress:
         """Yield an `advance(n)` callback for a stage of `total` items."""
         task_id = self._progress.add_task(description, total=total, rate="")
 
-        def advance(n: int) -> None:
+        def advance(n: int, note: str = "") -> None:
             self._progress.advance(task_id, n)
             task = self._progress.tasks[task_id]
-            if task.speed:
-                self._progress.update(task_id, rate=f"{task.speed:,.0f} {unit}/s")
+            rate = f"{task.speed:,.2f} {unit}/s" if task.speed and task.speed < 10 else (
+                f"{task.speed:,.0f} {unit}/s" if task.speed else "")
+            self._progress.update(task_id, rate=" ".join(x for x in (note, rate) if x))
 
         yield advance
         self._progress.update(task_id, completed=total)

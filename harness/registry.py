@@ -31,6 +31,12 @@ def _register(*kinds: Kind) -> dict[str, Kind]:
 KINDS = _register(
     Kind("bm25", "sparse", "harness.stages:bm25_results", "BM25 (bm25s) over the collection's text."),
     Kind("zero-shot", "dense", "harness.stages:zero_shot_model", "The base encoder, untrained."),
+    Kind("inbatch", "dense", "harness.train.stages:train_shared", "In-batch negatives."),
+    Kind("random", "dense", "harness.train.stages:train_shared", "In-batch plus uniformly random negatives."),
+    Kind("static", "dense", "harness.train.stages:train_shared", "Static hard negatives only."),
+    Kind("star", "dense", "harness.train.stages:train_shared", "STAR: static hard + in-batch random negatives."),
+    Kind("adore", "dense", "harness.train.stages:train_adore", "ADORE: query encoder vs a frozen index."),
+    Kind("star+adore", "dense", "harness.train.stages:train_adore", "ADORE on STAR's frozen index."),
 )
 
 

@@ -6,10 +6,14 @@ encode -> index -> search stages use. Trained kinds will return their trained mo
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from harness.data.collection import Collection
+from harness.dense import ModelRef
 from harness.recipe.model import Recipe, Variant
+
+if TYPE_CHECKING:
+    from harness.context import StageContext
 
 
 def bm25_results(collection: Collection, variant: Variant, recipe: Recipe,
@@ -23,6 +27,6 @@ def bm25_results(collection: Collection, variant: Variant, recipe: Recipe,
                        stopwords=variant.params["stopwords"], progress=progress)
 
 
-def zero_shot_model(variant: Variant, recipe: Recipe) -> str:
+def zero_shot_model(variant: Variant, ctx: StageContext) -> ModelRef:
     """The base encoder as is (or the variant's own `model`)."""
-    return variant.params.get("model") or recipe.model.base
+    return ModelRef.shared(variant.params.get("model") or ctx.recipe.model.base)

@@ -33,6 +33,9 @@ def evaluate(qrels: dict[str, dict[str, int]], results: dict[str, list[tuple[str
         ranked = results.get(query_id, [])
         # ranx ranks by score; a strictly decreasing tie-breaker keeps our own order on ties.
         run_dict[query_id] = {doc_id: float(score) - i * 1e-9 for i, (doc_id, score) in enumerate(ranked)}
+    if not any(run_dict.values()):  # ranx cannot build a Run without a single document
+        zeros = {m: {q: 0.0 for q in query_ids} for m in metrics}
+        return Evaluation({m: 0.0 for m in metrics}, zeros)
     qrels_obj = Qrels({q: dict(qrels[q]) for q in query_ids})
     run_obj = Run(run_dict)
     scores = ranx_evaluate(qrels_obj, run_obj, list(metrics), return_mean=False, make_comparable=True)

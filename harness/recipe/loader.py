@@ -163,7 +163,41 @@ def parse_recipe(text: str, path: str | Path = "<recipe>") -> Recipe:
         variants=_parse_variants(where, raw.get("variant")),
     )
     _check_depth(where, recipe)
+    _check_references(where, recipe)
     return recipe
+
+
+def _check_references(where: _Where, recipe: Recipe) -> None:
+    """Chained variants must name existing dense variants, and no chain may loop."""
+    dense = [v.name for v in recipe.variants if v.kind != "bm25"]
+    edges: dict[str, list[str]] = {}
+    for variant in recipe.variants:
+        if variant.kind in P.TRAINED_KINDS and recipe.data.train is None:
+            raise where.error("data", "train", None, f"variant {variant.name!r} ({variant.kind}) trains; "
+                              'set train = "<ir_datasets id>"')
+        edges[variant.name] = []
+        for key, builtins in P.REFERENCES.items():
+            value = variant.params.get(key)
+            if value is None or value == "" or value in builtins:
+                continue
+            allowed = list(builtins) + [n for n in dense if n != variant.name]
+            if value not in allowed:
+                raise where.error(f"variant.{variant.name}", key, value,
+                                  "not a built-in or another dense variant of this recipe", allowed)
+            edges[variant.name].append(value)
+    for name in edges:
+        if cycle := _find_cycle(name, edges, []):
+            raise where.error(f"variant.{name}", None, None,
+                              "variants depend on each other in a loop: " + " -> ".join(cycle))
+
+
+def _find_cycle(name: str, edges: dict[str, list[str]], path: list[str]) -> list[str] | None:
+    if name in path:
+        return path[path.index(name):] + [name]
+    for dep in edges.get(name, []):
+        if found := _find_cycle(dep, edges, path + [name]):
+            return found
+    return None
 
 
 def _check_depth(where: _Where, recipe: Recipe) -> None:

@@ -99,9 +99,56 @@ EVAL = (
 
 # Keys every variant accepts, whatever its kind.
 VARIANT_COMMON = (
-    Param("kind", "str", None, "Variant kind.", required=True, choices=("bm25", "zero-shot")),
+    Param("kind", "str", None, "Variant kind.", required=True,
+          choices=("bm25", "zero-shot", "inbatch", "random", "static", "star", "adore", "star+adore")),
     Param("description", "str", "", "Free text shown next to the variant."),
 )
+
+# Every trained kind. Defaults are CPU-friendly; the help gives the paper's value where it differs.
+TRAIN_COMMON = (
+    Param("init", "str", "base",
+          "Model to start from: `base` ([model].base) or another dense variant's name (chaining)."),
+    Param("epochs", "int", 1, "Passes over the training queries (ignored when max_steps > 0).", minimum=1),
+    Param("max_steps", "int", 0, "Optimizer steps; 0 means `epochs` worth.", minimum=0),
+    Param("batch_size", "int", 32, "Queries per step (paper: STAR 256, ADORE 32).", minimum=1),
+    Param("grad_accum", "int", 1, "Micro-batches accumulated per optimizer step.", minimum=1),
+    Param("lr", "float", 2e-5, "AdamW peak learning rate (paper: STAR 1e-4 with LAMB; ADORE 5e-6).",
+          minimum=0.0),
+    Param("warmup_steps", "int", 10, "Linear warm-up steps, then linear decay to 0 (paper: ADORE 2000).",
+          minimum=0),
+    Param("weight_decay", "float", 0.01, "AdamW weight decay (biases and LayerNorm excluded).", minimum=0.0),
+    Param("grad_clip", "float", 1.0, "Max gradient norm (paper: 1.0); 0 disables.", minimum=0.0),
+    Param("query_max_length", "int", 32, "Training query tokens (paper: STAR 24, ADORE 64).", minimum=1),
+    Param("doc_max_length", "int", 128, "Training document tokens (paper: 120).", minimum=1),
+    Param("scale", "float", 1.0,
+          "Scores are scale * q.d (paper: 1, raw dot product; ~20 suits normalised encoders like MiniLM).",
+          minimum=0.0),
+    Param("checkpoint_every", "int", 50, "Save a resumable checkpoint every N optimizer steps.", minimum=1),
+)
+_NEGATIVES = (
+    Param("negatives_from", "str", "bm25",
+          "Retriever that mines hard negatives once: `bm25`, `base`, or a dense variant's name."),
+    Param("negatives_depth", "int", 200, "Hard negatives kept per query after removing positives (paper: 200).",
+          minimum=1),
+)
+_ADORE = (
+    Param("index_from", "str", "base",
+          "Model whose frozen document vectors ADORE retrieves from: `base` or a dense variant's name."),
+    Param("top_k", "int", 200, "Documents retrieved per query and step (paper: 200).", minimum=1),
+    Param("metric_cut", "int", 10, "1/rank counts up to this rank (MRR@10 in the paper).", minimum=1),
+    Param("weighting", "str", "mrr", "Pair weights: delta-MRR (paper) or delta-nDCG for graded qrels.",
+          choices=("mrr", "ndcg")),
+    Param("train_index", "str", "Flat",
+          "faiss factory string of the index ADORE trains against (compression-aware ADORE)."),
+)
+_ADORE_INIT = Param("init", "str", "",
+                    "Query encoder to start from; empty: the `index_from` model's own (shared) tower.")
+
+
+def _with_defaults(params: tuple[Param, ...], **defaults: Any) -> tuple[Param, ...]:
+    return tuple(Param(**{**p.__dict__, "default": defaults[p.name]}) if p.name in defaults else p
+                 for p in params)
+
 
 # Keys per variant kind. Trained kinds add theirs here, next to their registry entry.
 KIND_PARAMS: dict[str, tuple[Param, ...]] = {
@@ -116,7 +163,26 @@ KIND_PARAMS: dict[str, tuple[Param, ...]] = {
     "zero-shot": (
         Param("model", "str", None, "Encoder to use instead of [model].base."),
     ),
+    "inbatch": TRAIN_COMMON,
+    "random": TRAIN_COMMON + (
+        Param("random_negatives", "int", 1, "Corpus documents sampled uniformly per query and step.",
+              minimum=1),),
+    "static": TRAIN_COMMON + _NEGATIVES + (
+        Param("negatives_per_query", "int", 1, "Hard negatives drawn per query and step.", minimum=1),),
+    "star": TRAIN_COMMON + _with_defaults(_NEGATIVES, negatives_from="base") + (
+        Param("alpha", "float", None,
+              "Weight of random (in-batch) pairs: L = L_hard + alpha L_random. Unset: every pair "
+              "weighted equally, as the official code does.", minimum=0.0),),
+    "adore": (_ADORE_INIT,) + _with_defaults(TRAIN_COMMON[1:], lr=5e-6) + _ADORE,
+    "star+adore": (_ADORE_INIT,) + _with_defaults(TRAIN_COMMON[1:], lr=5e-6) + _ADORE[1:] + (
+        Param("star", "str", "star", "The STAR variant whose model and frozen index ADORE starts from."),),
 }
+
+# Keys whose value names another variant (or one of the listed built-ins).
+REFERENCES: dict[str, tuple[str, ...]] = {
+    "init": ("base",), "negatives_from": ("bm25", "base"), "index_from": ("base",), "star": (),
+}
+TRAINED_KINDS = ("inbatch", "random", "static", "star", "adore", "star+adore")
 
 TABLES: dict[str, tuple[Param, ...]] = {
     "experiment": EXPERIMENT,

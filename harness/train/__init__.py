@@ -1,0 +1,1 @@
+"""Training: losses (pure torch) for in-batch, random, static, STAR and ADORE strategies."""

@@ -1,0 +1,78 @@
+"""ADORE's training step: the live query encoder retrieves from a frozen document index, and
+a LambdaLoss over the retrieved list teaches it the ranking metric.
+
+Only the query encoder has gradients; documents are the index's own stored vectors (decoded
+codes for a compressed index), so a query encoder trained on a PQ index fits that PQ index.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from harness.train.losses import adore_batch_loss, train_list_metrics
+from harness.train.samplers.base import TrainData
+
+
+@dataclass
+class FrozenIndex:
+    """A faiss index over the frozen corpus and the vectors it scores with."""
+
+    built: Any
+    vectors: torch.Tensor
+
+
+def frozen_index(factory: str, doc_vectors: np.ndarray, seed: int) -> FrozenIndex:
+    from harness.index.faiss_index import build_index, stored_vectors
+
+    built = build_index(factory, doc_vectors, seed=seed)
+    return FrozenIndex(built, torch.from_numpy(stored_vectors(built)))
+
+
+def retrieved_lists(ids: np.ndarray, query_ids: list[str], data: TrainData,
+                    weighting: str) -> tuple[list[np.ndarray], list[np.ndarray], list[tuple[float, float]]]:
+    """Label each retrieved list with the qrels; append the positives a list missed entirely.
+
+    Returns (document rows, relevance, training (MRR@10, R@10) before appending) per query.
+    """
+    rows_out, rel_out, metrics = [], [], []
+    for row, query_id in enumerate(query_ids):
+        rows = ids[row][ids[row] >= 0]
+        graded = data.relevance.get(query_id, {})
+        rel = np.array([graded.get(int(r), 0) if weighting == "ndcg" else int(int(r) in data.positives[query_id])
+                        for r in rows], dtype=np.float32)
+        rel = np.clip(rel, 0, None)
+        metrics.append(train_list_metrics(rel > 0))
+        if not (rel > 0).any():
+            missing = [p for p in data.positives[query_id]]
+            rows = np.concatenate([rows, np.asarray(missing, dtype=rows.dtype)])
+            extra = [max(graded.get(p, 1), 1) if weighting == "ndcg" else 1 for p in missing]
+            rel = np.concatenate([rel, np.asarray(extra, dtype=np.float32)])
+        rows_out.append(rows)
+        rel_out.append(rel)
+    return rows_out, rel_out, metrics
+
+
+def adore_step(model: Any, tokenizer: Any, params: Any, data: TrainData, index: FrozenIndex, settings: Any) -> Any:
+    """The step function for :func:`harness.train.loop.train`."""
+    from harness.model.encoder import embed_batch
+
+    def step(query_ids: list[str], rng: np.random.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        texts = [settings.query_prefix + data.queries[q] for q in query_ids]
+        batch = tokenizer(texts, max_length=params["query_max_length"], truncation=True, padding=True,
+                          return_tensors="pt")
+        q = embed_batch(model, batch, pooling=settings.pooling, normalize=settings.normalize)
+        k = min(params["top_k"], index.built.ntotal)
+        _, ids = index.built.index.search(np.ascontiguousarray(q.detach().numpy(), dtype=np.float32), k)
+        rows, rel, metrics = retrieved_lists(ids, query_ids, data, params["weighting"])
+        scores = [params["scale"] * (index.vectors[torch.from_numpy(r.astype(np.int64))] @ q[i])
+                  for i, r in enumerate(rows)]
+        loss = adore_batch_loss(scores, [torch.from_numpy(r) for r in rel], params["metric_cut"],
+                                weighting=params["weighting"])
+        mrr, recall = np.mean(metrics, axis=0)
+        return loss, {"train_mrr@10": float(mrr), "train_recall@10": float(recall)}
+
+    return step

@@ -1,0 +1,123 @@
+"""The optimisation loop every trained kind shares: AdamW with linear warm-up and decay,
+gradient accumulation and clipping, resumable checkpoints, a training log, progress.
+
+Determinism: the data order of epoch e comes from `rng([seed, e])`, every micro-batch samples
+with `rng([seed, step, micro])` and reseeds torch (dropout) from the same numbers. A run
+resumed from a checkpoint therefore replays exactly what an uninterrupted run would do.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from harness.progress import StageProgress
+
+StepFn = Callable[[list[str], np.random.Generator], tuple[torch.Tensor, dict[str, float]]]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    total_steps: int
+    batches_per_epoch: int
+    batch_size: int
+    grad_accum: int
+
+
+def plan(n_queries: int, params: Any) -> Schedule:
+    """Optimizer steps for `epochs` passes (or `max_steps`) over `n_queries` queries."""
+    batch = params["batch_size"]
+    per_epoch = max(1, math.ceil(n_queries / batch))
+    total = params["max_steps"] or math.ceil(params["epochs"] * per_epoch / params["grad_accum"])
+    return Schedule(total, per_epoch, batch, params["grad_accum"])
+
+
+def micro_batch(query_ids: tuple[str, ...], schedule: Schedule, seed: int, index: int) -> list[str]:
+    """The queries of global micro-batch `index` (a fresh seeded permutation every epoch)."""
+    epoch, position = divmod(index, schedule.batches_per_epoch)
+    order = np.random.default_rng([seed, epoch]).permutation(len(query_ids))
+    rows = order[position * schedule.batch_size:(position + 1) * schedule.batch_size]
+    return [query_ids[i] for i in rows]
+
+
+def optimizer_for(model: torch.nn.Module, params: Any, total_steps: int) -> tuple[Any, Any]:
+    """AdamW (no decay on biases and LayerNorm) with linear warm-up then linear decay to 0."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (no_decay if name.endswith("bias") or "LayerNorm" in name else decay).append(param)
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": params["weight_decay"]},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=params["lr"])
+    warmup = params["warmup_steps"]
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def train(model: torch.nn.Module, params: Any, query_ids: tuple[str, ...], seed: int, step_fn: StepFn,
+          workdir: Path, progress: StageProgress, label: str) -> tuple[list[dict[str, Any]], float]:
+    """Run (or resume) the loop; returns (training log, seconds spent in this call and before)."""
+    schedule = plan(len(query_ids), params)
+    optimizer, scheduler = optimizer_for(model, params, schedule.total_steps)
+    checkpoint = workdir / "checkpoint.pt"
+    log: list[dict[str, Any]] = []
+    start_step, seconds_before = 0, 0.0
+    if checkpoint.is_file():
+        state = torch.load(checkpoint, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_step, log, seconds_before = state["step"], state["log"], state["seconds"]
+    model.train()
+    started = time.perf_counter()
+    with progress.task(f"{label}: training", schedule.total_steps, "steps") as advance:
+        advance(start_step)
+        for step in range(start_step, schedule.total_steps):
+            info = _one_step(model, optimizer, scheduler, params, schedule, query_ids, seed, step, step_fn)
+            log.append({"step": step + 1, **info})
+            advance(1, f"loss {info['loss']:.4f}")
+            if (step + 1) % params["checkpoint_every"] == 0 and step + 1 < schedule.total_steps:
+                _save(checkpoint, model, optimizer, scheduler, step + 1, log,
+                      seconds_before + time.perf_counter() - started)
+    model.eval()
+    return log, seconds_before + time.perf_counter() - started
+
+
+def _one_step(model: torch.nn.Module, optimizer: Any, scheduler: Any, params: Any, schedule: Schedule,
+              query_ids: tuple[str, ...], seed: int, step: int, step_fn: StepFn) -> dict[str, Any]:
+    totals: dict[str, float] = {}
+    lr = scheduler.get_last_lr()[0]
+    for micro in range(schedule.grad_accum):
+        index = step * schedule.grad_accum + micro
+        torch.manual_seed(int(np.random.default_rng([seed, step, micro]).integers(2**62)))
+        loss, info = step_fn(micro_batch(query_ids, schedule, seed, index),
+                             np.random.default_rng([seed, step, micro, 1]))
+        (loss / schedule.grad_accum).backward()
+        for key, value in {"loss": float(loss.detach()), **info}.items():
+            totals[key] = totals.get(key, 0.0) + value / schedule.grad_accum
+    if params["grad_clip"] > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), params["grad_clip"])
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return {**totals, "lr": lr}
+
+
+def _save(path: Path, model: torch.nn.Module, optimizer: Any, scheduler: Any, step: int,
+          log: list[dict[str, Any]], seconds: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save({"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "log": log, "seconds": seconds}, tmp)
+    os.replace(tmp, path)

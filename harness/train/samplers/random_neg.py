@@ -1,0 +1,29 @@
+"""Random negatives (Rand-Neg): in-batch pairs plus N corpus documents drawn uniformly per
+query, every query scored against all of the batch's random documents (STAR's loss with
+random documents in place of hard ones, as the official code trains its warm-up model)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from harness.train.losses import star_loss
+from harness.train.samplers.base import Batch, TrainData, relevance_mask, sample_positives
+
+
+def build(query_ids: list[str], data: TrainData, rng: np.random.Generator, params: Any,
+          negatives: dict[str, np.ndarray] | None = None) -> Batch:
+    positives = sample_positives(query_ids, data, rng)
+    count = params["random_negatives"] * len(query_ids)
+    rows = [int(r) for r in rng.integers(0, len(data.doc_texts), size=count)]
+    return Batch(query_ids, positives, rows, extra={
+        "rel_mask": relevance_mask(query_ids, positives, data),
+        "neg_mask": relevance_mask(query_ids, rows, data)})
+
+
+def loss(q: torch.Tensor, d_pos: torch.Tensor, d_neg: torch.Tensor, batch: Batch,
+         params: Any) -> tuple[torch.Tensor, dict[str, float]]:
+    return star_loss(q, d_pos, d_neg, torch.from_numpy(batch.extra["rel_mask"]),
+                     torch.from_numpy(batch.extra["neg_mask"]), alpha=None)
