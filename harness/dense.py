@@ -120,20 +120,38 @@ class DenseModel:
 
     def search(self, factory: str, doc_vectors: np.ndarray, query_vectors: np.ndarray,
                query_ids: list[str], collection: Collection, recipe: Recipe, progress: StageProgress,
-               label: str) -> tuple[dict[str, list[tuple[str, float]]], dict[str, float]]:
-        """Build `factory` over the corpus and rank it for every query."""
+               label: str, exact: np.ndarray | None = None,
+               ) -> tuple[dict[str, list[tuple[str, float]]], dict[str, float], dict[str, float]]:
+        """Build `factory` over the corpus and rank it for every query.
+
+        Returns (results, timings, index stats); `exact` (Flat top ids per query) lets the
+        stats say how much of the exact top-k a compressed index still finds.
+        """
         from harness.index.faiss_index import build_index, code_size, search
 
         with progress.task(f"{label}: indexing {factory}", len(doc_vectors), "docs") as advance:
             built = build_index(factory, doc_vectors, seed=recipe.experiment.seed,
-                                train_sample=recipe.eval.index_train_sample, progress=advance)
+                                train_sample=recipe.eval.index_train_sample, nprobe=recipe.eval.nprobe,
+                                progress=advance)
         with progress.task(f"{label}: searching {factory}", len(query_ids), "queries") as advance:
             scores, ids, seconds = search(built, query_vectors, recipe.eval.depth,
                                           batch_size=recipe.eval.search_batch_size, progress=advance)
         doc_ids = collection.doc_ids
         results = {q: [(doc_ids[i], float(s)) for i, s in zip(ids[row], scores[row]) if i >= 0]
                    for row, q in enumerate(query_ids)}
-        timings = {"index": built.build_seconds, "search": seconds,
-                   "ms_per_query": 1000 * seconds / max(len(query_ids), 1),
-                   "bytes_per_doc": float(code_size(built))}
-        return results, timings
+        timings = {"index": built.build_seconds, "search": seconds}
+        stats = {"bytes_per_doc": float(code_size(built)), "build_seconds": built.build_seconds,
+                 "ms_per_query": 1000 * seconds / max(len(query_ids), 1)}
+        if exact is not None:
+            stats.update(overlap_with_exact(ids, exact))
+        return results, timings, stats
+
+
+def overlap_with_exact(ids: np.ndarray, exact: np.ndarray, cutoffs: tuple[int, ...] = (10, 100)) -> dict[str, float]:
+    """Mean fraction of the exact (Flat) top-k that an index also returns in its top-k."""
+    out = {}
+    for k in cutoffs:
+        if k <= min(ids.shape[1], exact.shape[1]):
+            hits = [len(set(a[:k]) & set(b[:k])) / k for a, b in zip(ids, exact)]
+            out[f"flat_recall@{k}"] = float(np.mean(hits)) if hits else 0.0
+    return out

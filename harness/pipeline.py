@@ -17,7 +17,7 @@ from typing import Any
 from rich.console import Console
 
 import harness
-from harness.data.availability import resolve_mirror
+from harness.data.availability import ensure_available, resolve_mirror
 from harness.data.collection import Collection, load_collection
 from harness.evaluate.metrics import evaluate
 from harness.context import StageContext
@@ -75,6 +75,9 @@ def run_recipe(recipe: Recipe, options: RunOptions = RunOptions(),
     console = console or Console(stderr=True)
     check_resources(recipe)
     mirror = resolve_mirror(options.mirror, recipe.data.mirror)
+    # Fail on an unavailable collection before anything (the store included) is created.
+    for dataset_id in dict.fromkeys((*recipe.data.eval, *filter(None, [recipe.data.train]))):
+        ensure_available(dataset_id, mirror)
     db = open_store(store_path(recipe, options))
     cache_dir = Path(options.cache_dir or recipe.experiment.cache_dir)
     experiment = _experiment_record(recipe)
@@ -114,6 +117,8 @@ def _run_key(recipe: Recipe, variant: Variant, collection: Collection, index: st
         "metrics": list(recipe.eval.metrics), "depth": recipe.eval.depth, "model": model,
         "index_train_sample": recipe.eval.index_train_sample if index != SPARSE_INDEX else None,
     }
+    if "IVF" in index:
+        parts["nprobe"] = recipe.eval.nprobe
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
@@ -159,19 +164,27 @@ def _dense_runs(ctx: _Context, collection: Collection, variant: Variant) -> None
     with ctx.progress.task(f"{variant.name}: encoding queries", len(query_ids)) as advance:
         query_vectors = model.encode_queries([collection.queries[q] for q in query_ids], advance)
     query_seconds = time.perf_counter() - start
+    exact = _exact_top(doc_vectors, query_vectors) if set(ctx.recipe.eval.indexes) != {"Flat"} else None
     for factory in pending:
         key = _run_key(ctx.recipe, variant, collection, factory, model.record)
-        results, timings = model.search(factory, doc_vectors, query_vectors, query_ids, collection,
-                                        ctx.recipe, ctx.progress, variant.name)
+        results, timings, stats = model.search(factory, doc_vectors, query_vectors, query_ids, collection,
+                                               ctx.recipe, ctx.progress, variant.name, exact)
         timings.update(encode_docs=doc_seconds, encode_queries=query_seconds)
         if ref.trained:
             timings["train"] = ref.trained.get("train_seconds", 0.0)
-        _finish(ctx, collection, variant, factory, key, model.record, results, timings, started)
+        _finish(ctx, collection, variant, factory, key, model.record, results, timings, started, stats)
+
+
+def _exact_top(doc_vectors: Any, query_vectors: Any, k: int = 100) -> Any:
+    """Exact inner-product top-k ids, the reference compressed indexes are measured against."""
+    from harness.index.faiss_index import build_index, search
+
+    return search(build_index("Flat", doc_vectors, seed=0), query_vectors, k)[1]
 
 
 def _finish(ctx: _Context, collection: Collection, variant: Variant, index: str, key: str,
             model: dict[str, Any] | None, results: dict[str, list[tuple[str, float]]],
-            timings: dict[str, float], started: str) -> None:
+            timings: dict[str, float], started: str, stats: dict[str, float] | None = None) -> None:
     start = time.perf_counter()
     evaluation = evaluate(collection.qrels, results, ctx.recipe.eval.metrics)
     timings["evaluate"] = time.perf_counter() - start
@@ -179,7 +192,8 @@ def _finish(ctx: _Context, collection: Collection, variant: Variant, index: str,
         experiment=ctx.recipe.experiment.name, variant=variant.name, kind=variant.kind,
         collection=collection.dataset_id, index_factory=index, run_key=key, model=model,
         params={"kind": variant.kind, **dict(variant.params)}, data=_data_record(collection),
-        timings=timings, n_docs=len(collection.doc_ids), depth=ctx.recipe.eval.depth,
+        timings=timings, index_stats=stats or {}, n_docs=len(collection.doc_ids),
+        depth=ctx.recipe.eval.depth,
         started_at=started, finished_at=utc_now(), metrics=evaluation.metrics,
         query_metrics=evaluation.query_metrics, results=results)
     run_id = write_run(ctx.db, ctx.experiment, record)

@@ -19,12 +19,20 @@ class LeaderboardRow:
     n_queries: int | None = None
     timings: dict[str, float] = field(default_factory=dict)
     run_id: int | None = None
+    index_stats: dict[str, float] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def trained_on(self) -> str | None:
+        """The index an ADORE query encoder was trained against (None for other kinds)."""
+        return self.params.get("train_index") if self.kind in ("adore", "star+adore") else None
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON shape `drbench leaderboard --format json` prints."""
         return {"experiment": self.experiment, "variant": self.variant, "kind": self.kind,
                 "collection": self.collection, "index": self.index, "metrics": self.metrics,
-                "n_queries": self.n_queries, "timings": self.timings, "run_id": self.run_id}
+                "n_queries": self.n_queries, "timings": self.timings, "index_stats": self.index_stats,
+                "trained_on_index": self.trained_on, "run_id": self.run_id}
 
 
 def leaderboard_rows(db: Any, experiment: str | None = None,
@@ -35,7 +43,8 @@ def leaderboard_rows(db: Any, experiment: str | None = None,
     return [LeaderboardRow(experiment=run["experiment"], variant=run["variant"], kind=run["kind"],
                            collection=run["collection"], index=run["index_factory"],
                            metrics=metrics.get(run["id"], {}), n_queries=run.get("n_queries"),
-                           timings=run.get("timings") or {}, run_id=run["id"])
+                           timings=run.get("timings") or {}, run_id=run["id"],
+                           index_stats=run.get("index_stats") or {}, params=run.get("params") or {})
             for run in runs]
 
 

@@ -14,10 +14,24 @@ def _metric_order(rows: list[LeaderboardRow]) -> list[str]:
     return list(dict.fromkeys(m for row in rows for m in row.metrics))
 
 
-def _time(row: LeaderboardRow) -> str:
-    seconds = sum(v for k, v in row.timings.items() if k in ("train", "encode_docs", "encode_queries",
-                                                               "index", "search"))
-    return f"{seconds:,.1f}s" if row.timings else "-"
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value / 60:,.1f}m" if value >= 600 else f"{value:,.1f}s"
+
+
+def _eval_time(row: LeaderboardRow) -> str:
+    stages = ("encode_docs", "encode_queries", "index", "search")
+    return _seconds(sum(row.timings.get(k, 0.0) for k in stages)) if row.timings else "-"
+
+
+def _index_cells(row: LeaderboardRow) -> list[str]:
+    stats = row.index_stats
+    if not stats:
+        return ["-", "-", "-"]
+    recall = stats.get("flat_recall@10")
+    return [f"{stats['bytes_per_doc']:,.0f}", f"{stats['ms_per_query']:.2f}",
+            "-" if recall is None else f"{recall:.3f}"]
 
 
 def collection_table(collection: str, rows: list[LeaderboardRow]) -> Table:
@@ -30,14 +44,24 @@ def collection_table(collection: str, rows: list[LeaderboardRow]) -> Table:
     if several:
         table.add_column("experiment")
     table.add_column("variant", style="bold")
+    adore = any(row.trained_on for row in rows)
+    if adore:
+        table.add_column("trained on")
     table.add_column("index")
     for metric in metrics:
         table.add_column(metric, justify="right")
-    table.add_column("time", justify="right", style="dim")
+    indexes = len({row.index for row in rows if row.index_stats}) > 1
+    if indexes:
+        for column in ("bytes/doc", "ms/query", "flat R@10"):
+            table.add_column(column, justify="right", style="cyan")
+    trained = any("train" in row.timings for row in rows)
+    if trained:
+        table.add_column("train", justify="right", style="dim")
+    table.add_column("eval time", justify="right", style="dim")
     best = {m: max((row.metrics[m] for row in rows if m in row.metrics), default=None) for m in metrics}
     for row in rows:
         cells = [row.experiment] if several else []
-        cells += [row.variant, row.index]
+        cells += [row.variant] + ([row.trained_on or ""] if adore else []) + [row.index]
         for metric in metrics:
             value = row.metrics.get(metric)
             if value is None:
@@ -46,7 +70,11 @@ def collection_table(collection: str, rows: list[LeaderboardRow]) -> Table:
                 cells.append(f"[bold green]{value:.4f}*[/bold green]")
             else:
                 cells.append(f"{value:.4f} ")
-        cells.append(_time(row))
+        if indexes:
+            cells += _index_cells(row)
+        if trained:
+            cells.append(_seconds(row.timings.get("train")))
+        cells.append(_eval_time(row))
         table.add_row(*cells)
     return table
 
@@ -58,6 +86,15 @@ def render(rows: list[LeaderboardRow], console: Console | None = None) -> None:
         console.print("no results stored yet: run `drbench run RECIPE` first")
         return
     order = list(dict.fromkeys(row.collection for row in rows))
-    ordered = sorted(rows, key=lambda row: order.index(row.collection))
+    first = _metric_order(rows)[:1]
+
+    indexes = list(dict.fromkeys(row.index for row in rows))
+
+    def rank(row: LeaderboardRow) -> tuple[int, int, float]:
+        # Within a collection, one block per index, best first on the first metric.
+        value = -row.metrics.get(first[0], float("-inf")) if first else 0.0
+        return order.index(row.collection), indexes.index(row.index), value
+
+    ordered = sorted(rows, key=rank)
     for collection, group in groupby(ordered, key=lambda row: row.collection):
         console.print(collection_table(collection, list(group)))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import tempfile
 import time
@@ -26,17 +27,35 @@ def _faiss() -> Any:
     return faiss
 
 
-def check_factory(factory: str, dim: int) -> None:
-    """Raise IndexBuildError if faiss rejects `factory` for `dim`-dimensional vectors.
+def check_factory(factory: str, dim: int, n_docs: int | None = None) -> None:
+    """Raise IndexBuildError if `factory` cannot index `n_docs` `dim`-dimensional vectors.
 
     >>> check_factory("PQ8", 32)
     """
+    for match in re.finditer(r"(?<![A-Za-z])(OPQ|PQ)(\d+)", factory):
+        m = int(match.group(2))
+        if m == 0 or dim % m:
+            divisors = ", ".join(str(d) for d in range(1, dim + 1) if dim % d == 0 and d <= 96)
+            raise IndexBuildError(f"index {factory!r}: {match.group(1)}{m} needs M to divide the embedding "
+                                  f"dimension {dim}; use one of {divisors}")
+    ivf = re.search(r"IVF(\d+)", factory)
+    if ivf and n_docs is not None and int(ivf.group(1)) > n_docs:
+        raise IndexBuildError(f"index {factory!r}: {ivf.group(1)} inverted lists for {n_docs:,} documents; "
+                              f"use at most {n_docs:,} (about sqrt(N) = {int(n_docs ** 0.5)} is usual)")
     faiss = _faiss()
     try:
         faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as exc:
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "rejected"
-        raise IndexBuildError(f"faiss rejects index {factory!r} for {dim}-dim vectors: {reason}") from None
+        raise IndexBuildError(f"faiss rejects index {factory!r} for {dim}-dim vectors: {_reason(exc)}") from None
+
+
+def _reason(exc: Exception) -> str:
+    """The readable tail of a faiss C++ error ("could not parse index string X", ...)."""
+    text = " ".join(str(exc).split())
+    for marker in ("Error: ", " at /"):
+        if marker in text:
+            text = text.split(marker)[-1]
+    return text.split(": ", 1)[-1] if text.count(":") > 1 else text
 
 
 @dataclass
@@ -49,7 +68,7 @@ class BuiltIndex:
     ntotal: int
 
 
-def build_index(factory: str, vectors: np.ndarray, *, seed: int, train_sample: int = 0,
+def build_index(factory: str, vectors: np.ndarray, *, seed: int, train_sample: int = 0, nprobe: int = 16,
                 progress: Callable[[int], None] | None = None) -> BuiltIndex:
     """Build `factory` over `vectors` (float32, one row per document).
 
@@ -75,7 +94,7 @@ def build_index(factory: str, vectors: np.ndarray, *, seed: int, train_sample: i
                 index.train(sample)
         except RuntimeError as exc:
             raise IndexBuildError(f"cannot train index {factory!r} on {len(sample)} vectors: "
-                                  f"{str(exc).strip().splitlines()[-1]}") from None
+                                  f"{_reason(exc)}") from None
         if notes:
             repeats = f" ({len(notes)} lines like it)" if len(notes) > 1 else ""
             print(f"faiss: {notes[0]}{repeats}", file=sys.stderr)
@@ -84,6 +103,8 @@ def build_index(factory: str, vectors: np.ndarray, *, seed: int, train_sample: i
         index.add(chunk)
         if progress:
             progress(len(chunk))
+    if "IVF" in factory:
+        faiss.ParameterSpace().set_index_parameter(index, "nprobe", nprobe)
     return BuiltIndex(factory, index, time.perf_counter() - start, index.ntotal)
 
 

@@ -22,9 +22,24 @@ def check_resources(recipe: Recipe) -> None:
             except DataError as exc:
                 raise RecipeError(f'{path} [data] {key} = "{dataset_id}": {exc}') from None
     dims = _model_dims(recipe)
+    n_docs = _min_docs(recipe)
     for factory in recipe.eval.indexes:
         for dim in sorted(set(dims.values())):
-            _check_index(recipe, factory, dim)
+            _check_index(recipe, "[eval] indexes", factory, dim, n_docs)
+    for variant in recipe.variants:
+        if "train_index" in variant.params:
+            for dim in sorted(set(dims.values())):
+                _check_index(recipe, f"[variant.{variant.name}] train_index", variant.params["train_index"], dim,
+                             n_docs)
+
+
+def _min_docs(recipe: Recipe) -> int | None:
+    """The smallest corpus an index will be built over (from ir_datasets metadata; no loading)."""
+    from harness.data.collection import docs_count
+
+    counts = [docs_count(d) for d in (*recipe.data.eval, *([recipe.data.train] if recipe.data.train else []))]
+    known = [c for c in counts if c]
+    return min(known) if known else None
 
 
 def _model_dims(recipe: Recipe) -> dict[str, int]:
@@ -47,10 +62,10 @@ def _model_dims(recipe: Recipe) -> dict[str, int]:
     return dims
 
 
-def _check_index(recipe: Recipe, factory: str, dim: int) -> None:
+def _check_index(recipe: Recipe, where: str, factory: str, dim: int, n_docs: int | None) -> None:
     from harness.index.faiss_index import check_factory
 
     try:
-        check_factory(factory, dim)
+        check_factory(factory, dim, n_docs)
     except IndexBuildError as exc:
-        raise RecipeError(f'{recipe.path} [eval] indexes = "{factory}": {exc}') from None
+        raise RecipeError(f'{recipe.path} {where} = "{factory}": {exc}') from None

@@ -7,6 +7,7 @@ live in :mod:`harness.recipe.checks`, so this module stays instant and dependenc
 from __future__ import annotations
 
 import difflib
+from dataclasses import replace
 import re
 import tomllib
 from pathlib import Path
@@ -44,7 +45,7 @@ class _Where:
             where += f" {key} = {_toml(value)}" if value is not None else f" {key}"
         message = f"{where}: {problem}"
         if allowed:
-            guess = value if isinstance(value, str) else key if value is None else None
+            guess = value if isinstance(value, str) else (key or table) if value is None else None
             close = difflib.get_close_matches(guess, list(allowed), n=1) if guess else []
             if close:
                 message += f'; did you mean "{close[0]}"?'
@@ -100,10 +101,10 @@ def _parse_table(where: _Where, table: str, raw: Any, decls: tuple[P.Param, ...]
 
 def _duplicate_variant(text: str) -> tuple[str, int, int] | None:
     seen: dict[str, int] = {}
-    header = re.compile(r'^\s*\[\s*variant\s*\.\s*("([^"]+)"|[A-Za-z0-9_-]+)\s*\]\s*(#.*)?$')
+    header = re.compile(r'''^\s*\[\s*variant\s*\.\s*("([^"]+)"|'([^']+)'|[A-Za-z0-9_-]+)\s*\]\s*(#.*)?$''')
     for lineno, line in enumerate(text.splitlines(), 1):
         if match := header.match(line):
-            name = match.group(2) or match.group(1)
+            name = match.group(2) or match.group(3) or match.group(1)
             if name in seen:
                 return name, seen[name], lineno
             seen[name] = lineno
@@ -124,6 +125,8 @@ def _parse_variants(where: _Where, raw: Any) -> tuple[Variant, ...]:
         kind = table.get("kind")
         if kind is None:
             raise where.error(label, "kind", None, "missing required key", kinds)
+        if not isinstance(kind, str):
+            raise where.error(label, "kind", kind, f"expected str, got {type(kind).__name__}", kinds)
         if kind not in P.KIND_PARAMS:
             raise where.error(label, "kind", kind, "unknown variant kind", kinds)
         common = tuple(p for p in P.VARIANT_COMMON if p.name != "kind")
@@ -217,4 +220,10 @@ def load_recipe(path: str | Path) -> Recipe:
         raise RecipeError(f"{path}: no such recipe file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise RecipeError(f"{path}: cannot read recipe: {exc}") from None
-    return parse_recipe(text, path)
+    recipe = parse_recipe(text, path)
+    mirror = recipe.data.mirror
+    if mirror and not Path(mirror).expanduser().is_absolute():
+        # resolve_mirror takes relative paths from the working directory; a recipe's own
+        # paths are meant relative to the recipe file.
+        recipe = replace(recipe, data=replace(recipe.data, mirror=str(path.parent / mirror)))
+    return recipe

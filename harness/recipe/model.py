@@ -44,6 +44,7 @@ class EvalConfig:
     metrics: tuple[str, ...]
     depth: int
     search_batch_size: int
+    nprobe: int
     index_train_sample: int
 
 

@@ -82,7 +82,8 @@ DATA = (
     Param("train", "str", None, "ir_datasets id of the training split (used by trained variants)."),
     Param("eval", "list[str]", None, "ir_datasets ids of the evaluation splits.", required=True),
     Param("mirror", "str", None,
-          "Offline mirror laid out like IR_DATASETS_HOME (CLI --mirror and $DRBENCH_MIRROR win)."),
+          "Offline mirror laid out like IR_DATASETS_HOME, relative to the recipe file "
+          "(CLI --mirror and $DRBENCH_MIRROR win)."),
 )
 
 EVAL = (
@@ -93,6 +94,7 @@ EVAL = (
     Param("depth", "int", 1000, "Documents retrieved per query; must cover every metric's @k.",
           minimum=1),
     Param("search_batch_size", "int", 256, "Queries per faiss search call.", minimum=1),
+    Param("nprobe", "int", 16, "Inverted lists an IVF index visits per query.", minimum=1),
     Param("index_train_sample", "int", 0,
           "Vectors sampled (seeded) to train a compressed index; 0 uses the whole corpus.", minimum=0),
 )

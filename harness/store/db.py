@@ -22,7 +22,7 @@ from harness.store.schema import ExperimentRecord, RunRecord, migrate
 
 # Runs from parallel jobs share one store; a 300k-row write holds the lock for seconds.
 _BUSY_TIMEOUT_MS = 60_000
-_RUN_JSON = ("model", "params", "data", "timings")
+_RUN_JSON = ("model", "params", "data", "timings", "index_stats")
 _CHILD_TABLES = ("metrics", "query_metrics", "results")
 
 
@@ -140,12 +140,12 @@ def _insert_run(db: Database, exp: ExperimentRecord, run: RunRecord) -> int:
     cursor = db.conn.execute(
         """INSERT INTO runs (experiment, variant, kind, collection, index_factory, run_key,
                status, recipe_hash, git_commit, seed, model, params, data, timings,
-               n_queries, n_docs, depth, started_at, finished_at)
-           VALUES (?, ?, ?, ?, ?, ?, 'complete', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+               index_stats, n_queries, n_docs, depth, started_at, finished_at)
+           VALUES (?, ?, ?, ?, ?, ?, 'complete', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         (run.experiment, run.variant, run.kind, run.collection, run.index_factory,
          run.run_key, exp.recipe_hash, exp.git_commit, exp.seed, _dumps(run.model),
-         _dumps(run.params), _dumps(run.data), _dumps(run.timings), run.n_queries,
-         run.n_docs, run.depth, run.started_at, run.finished_at))
+         _dumps(run.params), _dumps(run.data), _dumps(run.timings), _dumps(run.index_stats),
+         run.n_queries, run.n_docs, run.depth, run.started_at, run.finished_at))
     return int(cursor.lastrowid)
 
 

@@ -98,7 +98,13 @@ def _v1_initial_tables(db: Database) -> None:
     db.executescript(_V1_TABLES)
 
 
-MIGRATIONS: list[Callable[[Database], None]] = [_v1_initial_tables]
+def _v2_index_stats(db: Database) -> None:
+    # What an index costs before relevance enters: bytes per document, build time, search
+    # time per query, and how much of the exact (Flat) top-k the index still finds.
+    db.execute("ALTER TABLE runs ADD COLUMN index_stats TEXT")  # JSON
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [_v1_initial_tables, _v2_index_stats]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -177,6 +183,7 @@ class RunRecord:
     params: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    index_stats: dict[str, float] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     query_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     results: dict[str, list[tuple[str, float]]] = field(default_factory=dict)

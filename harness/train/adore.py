@@ -25,10 +25,10 @@ class FrozenIndex:
     vectors: torch.Tensor
 
 
-def frozen_index(factory: str, doc_vectors: np.ndarray, seed: int) -> FrozenIndex:
+def frozen_index(factory: str, doc_vectors: np.ndarray, seed: int, nprobe: int = 16) -> FrozenIndex:
     from harness.index.faiss_index import build_index, stored_vectors
 
-    built = build_index(factory, doc_vectors, seed=seed)
+    built = build_index(factory, doc_vectors, seed=seed, nprobe=nprobe)
     return FrozenIndex(built, torch.from_numpy(stored_vectors(built)))
 
 

@@ -64,9 +64,17 @@ class ModelArtifacts:
 def save_encoder(model: Any, tokenizer: Any, source: Path, target: Path, *, max_seq_length: int | None) -> None:
     """Save a transformers model in sentence-transformers layout, copying the source's
     pooling/normalize modules so the saved folder encodes exactly as drbench does."""
+    from transformers.utils import logging as hf_logging
+
     target.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(target)
-    tokenizer.save_pretrained(target)
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # its tqdm bar would break the rich display
+    try:
+        model.save_pretrained(target)
+        tokenizer.save_pretrained(target)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     for name in _ST_FILES:
         if (source / name).is_file():
             shutil.copy2(source / name, target / name)

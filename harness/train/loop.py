@@ -49,10 +49,15 @@ def micro_batch(query_ids: tuple[str, ...], schedule: Schedule, seed: int, index
 
 def optimizer_for(model: torch.nn.Module, params: Any, total_steps: int) -> tuple[Any, Any]:
     """AdamW (no decay on biases and LayerNorm) with linear warm-up then linear decay to 0."""
+    # By module type as well as by name: DistilBERT calls its LayerNorms `sa_layer_norm`, T5 `layer_norm`.
+    norms = {id(p) for m in model.modules()
+             if isinstance(m, torch.nn.LayerNorm) or type(m).__name__.endswith(("LayerNorm", "RMSNorm"))
+             for p in m.parameters(recurse=False)}
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         if param.requires_grad:
-            (no_decay if name.endswith("bias") or "LayerNorm" in name else decay).append(param)
+            (no_decay if name.endswith("bias") or "LayerNorm" in name or id(param) in norms
+             else decay).append(param)
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": params["weight_decay"]},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=params["lr"])
     warmup = params["warmup_steps"]

@@ -77,15 +77,18 @@ def train_adore(variant: Variant, ctx: StageContext) -> ModelRef:
     init = ctx.dense(ctx.model_for(init_name))
     collection = ctx.train_collection()
     data = TrainData.from_collection(collection)
-    doc_vectors, _ = doc_model.encode_corpus(collection, ctx.cache_dir, ctx.progress, ctx.console)
+    ivf = {"nprobe": ctx.recipe.eval.nprobe} if "IVF" in params["train_index"] else {}
     key = artifact_key(kind="adore", params=dict(params), init=init.record, documents=doc_model.record,
                        data={a.relpath: a.sha256 for a in collection.archives}, train=collection.dataset_id,
-                       seed=ctx.recipe.experiment.seed)
+                       seed=ctx.recipe.experiment.seed, **ivf)
     index_cache: dict[str, Any] = {}
 
     def step_factory(model: Any, tokenizer: Any) -> Any:
         if "index" not in index_cache:
-            index_cache["index"] = frozen_index(params["train_index"], doc_vectors, ctx.recipe.experiment.seed)
+            # Encoded only when training is needed: a cached ADORE model never touches the corpus.
+            doc_vectors, _ = doc_model.encode_corpus(collection, ctx.cache_dir, ctx.progress, ctx.console)
+            index_cache["index"] = frozen_index(params["train_index"], doc_vectors, ctx.recipe.experiment.seed,
+                                                ctx.recipe.eval.nprobe)
         return adore_step(model, tokenizer, params, data, index_cache["index"], init.settings)
 
     ref = _train_or_reuse(variant, ctx, key, init, init.query_spec.path, step_factory, data,

@@ -1,0 +1,182 @@
+"""Regression gate: compare stored results with an expectations file.
+
+An expectations file names a recipe (relative to itself) and the values its runs should
+produce, one row per (variant, collection, index, metric)::
+
+    recipe = "smoke.toml"
+    tolerance = 0.01                 # default for every row
+
+    [[expect]]
+    variant = "bm25"
+    collection = "cranfield"
+    index = "bm25"                   # the index column of BM25 runs
+    metric = "ndcg@10"
+    value = 0.3314
+    tolerance = 0.005                # optional, this row only
+
+Each row is OK (equal within EXACT), OKish (within its tolerance) or FAIL (outside it, or not
+stored). Malformed files raise a one-line RecipeError naming file, table, key and value.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from harness.errors import RecipeError, StoreError
+from harness.recipe import Recipe, load_recipe
+from harness.recipe.loader import _parse_table, _Where
+from harness.recipe.params import Param
+from harness.store import find_run, run_metrics
+
+EXACT = 1e-4  # metrics printed to 4 decimals: a difference below this is "the same number"
+SPARSE_INDEX = "bm25"  # the index column of BM25 runs (harness.pipeline.SPARSE_INDEX, torch-free here)
+STATUSES = ("OK", "OKish", "FAIL")
+
+TOP = (
+    Param("recipe", "str", None, "Recipe whose results are checked, relative to this file.", required=True),
+    Param("tolerance", "float", 0.01, "Largest |stored - expected| still accepted (OKish).", minimum=0.0),
+)
+ROW = (
+    Param("variant", "str", None, "Variant name in the recipe.", required=True),
+    Param("collection", "str", None, "ir_datasets id the variant was evaluated on.", required=True),
+    Param("index", "str", None, 'faiss factory string, or "bm25" for BM25 runs.', required=True),
+    Param("metric", "str", None, "ranx metric name, one of the recipe's [eval] metrics.", required=True),
+    Param("value", "float", None, "Expected value.", required=True),
+    Param("tolerance", "float", None, "This row's tolerance (default: the file's).", minimum=0.0),
+    Param("note", "str", "", "Free text, e.g. where the number comes from."),
+)
+
+
+@dataclass(frozen=True)
+class Expectation:
+    variant: str
+    collection: str
+    index: str
+    metric: str
+    value: float
+    tolerance: float
+
+
+@dataclass(frozen=True)
+class Expectations:
+    path: Path
+    recipe: Recipe
+    rows: tuple[Expectation, ...]
+
+
+@dataclass(frozen=True)
+class CheckRow:
+    expected: Expectation
+    actual: float | None  # None: not stored
+    status: str
+
+    @property
+    def diff(self) -> float | None:
+        return None if self.actual is None else self.actual - self.expected.value
+
+
+def load_expectations(path: str | Path) -> Expectations:
+    """Read and validate an expectations file (and the recipe it names)."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RecipeError(f"{path}: no such expectations file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"{path}: cannot read expectations: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(f"{path}: invalid TOML: {exc}") from None
+    where = _Where(path)
+    rows_raw = raw.pop("expect", None)
+    top = _parse_table(where, "top level", raw, TOP)
+    recipe_path = path.parent / top["recipe"]
+    if not recipe_path.is_file():
+        raise where.error("top level", "recipe", top["recipe"], f"no such recipe file {recipe_path}")
+    recipe = load_recipe(recipe_path)
+    if not isinstance(rows_raw, list) or not rows_raw:
+        raise where.error("expect", None, None, "declare at least one [[expect]] table "
+                          "(variant, collection, index, metric, value)")
+    rows: list[Expectation] = []
+    seen: dict[tuple[str, str, str, str], str] = {}
+    for number, table in enumerate(rows_raw, start=1):
+        label = f"expect.{number}"
+        values = _parse_table(where, label, table, ROW)
+        _check_against_recipe(where, label, values, recipe)
+        row = Expectation(values["variant"], values["collection"], values["index"], values["metric"],
+                          values["value"], top["tolerance"] if values["tolerance"] is None else values["tolerance"])
+        identity = (row.variant, row.collection, row.index, row.metric)
+        if identity in seen:
+            raise where.error(label, None, None, f"repeats [{seen[identity]}] (same variant, collection, "
+                              "index and metric); keep one")
+        seen[identity] = label
+        rows.append(row)
+    return Expectations(path, recipe, tuple(rows))
+
+
+def _check_against_recipe(where: _Where, label: str, values: dict[str, Any], recipe: Recipe) -> None:
+    """A row must name something the recipe produces: a typo is a config error, not a FAIL."""
+    variants = {v.name: v for v in recipe.variants}
+    if values["variant"] not in variants:
+        raise where.error(label, "variant", values["variant"], f"not a variant of {recipe.path}",
+                          list(variants))
+    if values["collection"] not in recipe.data.eval:
+        raise where.error(label, "collection", values["collection"],
+                          f"not an evaluation collection of {recipe.path}", list(recipe.data.eval))
+    sparse = variants[values["variant"]].kind == "bm25"
+    indexes = [SPARSE_INDEX] if sparse else list(recipe.eval.indexes)
+    if values["index"] not in indexes:
+        raise where.error(label, "index", values["index"],
+                          f"variant {values['variant']!r} is not run with this index", indexes)
+    if values["metric"] not in recipe.eval.metrics:
+        raise where.error(label, "metric", values["metric"], f"not a metric of {recipe.path}",
+                          list(recipe.eval.metrics))
+
+
+def check(db: Any, expectations: Expectations) -> list[CheckRow]:
+    """Each expected row against the stored run of the recipe's experiment."""
+    experiment = expectations.recipe.experiment.name
+    out: list[CheckRow] = []
+    for row in expectations.rows:
+        try:
+            run = find_run(db, row.variant, row.collection, index_factory=row.index, experiment=experiment)
+            actual = run_metrics(db, [run["id"]])[run["id"]].get(row.metric)
+        except StoreError:
+            actual = None
+        out.append(CheckRow(row, actual, status(actual, row.value, row.tolerance)))
+    return out
+
+
+def status(actual: float | None, expected: float, tolerance: float) -> str:
+    """OK within EXACT (or the tolerance, if tighter), OKish within tolerance, else FAIL."""
+    if actual is None or math.isnan(actual):
+        return "FAIL"
+    diff = abs(actual - expected)
+    if diff <= min(EXACT, tolerance) + 1e-12:
+        return "OK"
+    return "OKish" if diff <= tolerance + 1e-12 else "FAIL"
+
+
+def render_check(rows: list[CheckRow], console: Console) -> None:
+    """One table row per expectation, then a count per status."""
+    table = Table(title="regression check", title_justify="left")
+    for name, justify in (("variant", "left"), ("collection", "left"), ("index", "left"), ("metric", "left"),
+                          ("expected", "right"), ("stored", "right"), ("diff", "right"),
+                          ("tolerance", "right"), ("status", "left")):
+        table.add_column(name, justify=justify)
+    colours = {"OK": "green", "OKish": "yellow", "FAIL": "bold red"}
+    for row in rows:
+        e = row.expected
+        table.add_row(e.variant, e.collection, e.index, e.metric, f"{e.value:.4f}",
+                      "missing" if row.actual is None else f"{row.actual:.4f}",
+                      "-" if row.diff is None else f"{row.diff:+.4f}", f"{e.tolerance:g}",
+                      f"[{colours[row.status]}]{row.status}[/{colours[row.status]}]")
+    console.print(table)
+    counts = ", ".join(f"{sum(r.status == s for r in rows)} {s}" for s in STATUSES)
+    console.print(counts, highlight=False)

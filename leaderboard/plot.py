@@ -1,0 +1,134 @@
+"""PNG plots of stored results: training curves, metric bars with CIs, quality vs index size.
+
+matplotlib is imported inside the functions that draw (Agg backend, no display), so importing
+this module costs nothing; figures are `matplotlib.figure.Figure` objects, never pyplot state.
+
+Example::
+
+    written, skipped = plot_store(open_store("drbench.db", create=False), Path("plots"))
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.store import query_metrics, training_log
+from leaderboard.select import System, common_metrics, select_systems
+from leaderboard.stats import bootstrap_ci
+
+_CURVE_KEYS = ("loss", "train_mrr@10")  # ADORE logs train_mrr@10 next to the loss
+
+
+def plot_store(db: Any, out_dir: Path, *, experiments: list[str] | None = None,
+               collection: str | None = None, metrics: list[str] | None = None,
+               bootstrap: int = 1000, seed: int = 42) -> tuple[list[Path], list[str]]:
+    """Write every plot the selected runs allow; return (written paths, why others were skipped)."""
+    groups = select_systems(db, experiments, collection)
+    chosen = common_metrics(groups, metrics)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    skipped: list[str] = []
+    for experiment in dict.fromkeys(s.experiment for systems in groups.values() for s in systems):
+        variants = list(dict.fromkeys(s.variant for systems in groups.values() for s in systems
+                                      if s.experiment == experiment))
+        logs = {v: rows for v in variants if (rows := training_log(db, experiment, v))}
+        if logs:
+            written.append(training_curves(logs, out_dir / f"{_slug(experiment)}-training.png", experiment))
+        else:
+            skipped.append(f"{experiment}: no training log stored; skipped the training curves")
+    for name, systems in groups.items():
+        values = {s.run_id: {m: np.array(list(query_metrics(db, s.run_id, m).values()), dtype=np.float64)
+                             for m in chosen} for s in systems}
+        written.append(metric_bars(systems, values, chosen, out_dir / f"{_slug(name)}-metrics.png",
+                                   name, bootstrap, seed))
+        sized = [s for s in systems if "bytes_per_doc" in s.timings]
+        if len({s.index for s in sized}) < 2:
+            skipped.append(f"{name}: runs with fewer than two indexes; skipped quality vs bytes per document")
+        else:
+            written.append(quality_vs_bytes(sized, chosen, out_dir / f"{_slug(name)}-size.png", name))
+    return written, skipped
+
+
+def _figure(rows: int = 1, cols: int = 1, size: tuple[float, float] = (7.0, 4.0)) -> tuple[Any, Any]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=size, layout="constrained")
+    return figure, figure.subplots(rows, cols, squeeze=False)
+
+
+def training_curves(logs: dict[str, list[dict[str, Any]]], path: Path, title: str) -> Path:
+    """Loss (and ADORE's train_mrr@10 where logged) against optimizer step, one line per variant."""
+    keys = [k for k in _CURVE_KEYS if any(row.get(k) is not None for rows in logs.values() for row in rows)]
+    figure, axes = _figure(1, len(keys), (5.5 * len(keys), 4.0))
+    for ax, key in zip(axes[0], keys):
+        for variant, rows in logs.items():
+            points = [(row["step"], row[key]) for row in rows if row.get(key) is not None]
+            if points:
+                steps, values = zip(*points)
+                ax.plot(steps, values, marker="." if len(points) < 50 else None, label=variant)
+        ax.set_xlabel("step")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    figure.suptitle(f"{title}: training")
+    figure.savefig(path, dpi=100)
+    return path
+
+
+def metric_bars(systems: list[System], values: dict[int, dict[str, np.ndarray]], metrics: list[str],
+                path: Path, title: str, bootstrap: int = 1000, seed: int = 42) -> Path:
+    """Grouped bars: one group per metric, one bar per system, 95% bootstrap CI of the mean."""
+    figure, axes = _figure(size=(max(6.0, 1.0 + len(metrics) * (0.5 + 0.35 * len(systems))), 4.0))
+    ax = axes[0][0]
+    width = 0.8 / len(systems)
+    x = np.arange(len(metrics))
+    for i, system in enumerate(systems):
+        means = np.array([values[system.run_id][m].mean() for m in metrics])
+        cis = np.array([bootstrap_ci(values[system.run_id][m], bootstrap, seed) for m in metrics])
+        errors = np.abs(np.vstack([means - cis[:, 0], cis[:, 1] - means]))
+        ax.bar(x + (i - (len(systems) - 1) / 2) * width, means, width, yerr=errors, capsize=3,
+               label=system.label)
+    ax.set_xticks(x, metrics)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("mean over queries (95% CI)")
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize="small", ncols=min(len(systems), 4))
+    figure.savefig(path, dpi=100)
+    return path
+
+
+def quality_vs_bytes(systems: list[System], metrics: list[str], path: Path, title: str) -> Path:
+    """Each metric against bytes per document (log scale), one line per variant across its indexes."""
+    figure, axes = _figure(1, len(metrics), (5.0 * len(metrics), 4.0))
+    lines: dict[tuple[str, str], list[System]] = {}
+    for system in sorted(systems, key=lambda s: s.timings["bytes_per_doc"]):
+        lines.setdefault((system.experiment, system.variant), []).append(system)
+    several = len({s.experiment for s in systems}) > 1
+    for ax, metric in zip(axes[0], metrics):
+        for (experiment, variant), members in lines.items():
+            xs = [s.timings["bytes_per_doc"] for s in members]
+            ys = [s.metrics[metric] for s in members]
+            ax.plot(xs, ys, marker="o", label=f"{experiment}/{variant}" if several else variant)
+            for s, x_, y_ in zip(members, xs, ys):
+                ax.annotate(s.index, (x_, y_), fontsize="x-small", xytext=(3, 3), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_xlabel("bytes per document (index code size)")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    figure.suptitle(f"{title}: quality vs index size")
+    figure.savefig(path, dpi=100)
+    return path
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", name).strip("_") or "plot"

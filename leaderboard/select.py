@@ -1,0 +1,122 @@
+"""Pick stored runs to compare or plot, and read their per-query scores as paired arrays.
+
+A *system* is one stored run: (experiment, variant, index) on one collection. Systems are
+only ever compared within a collection, on the queries every one of them was scored on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from harness.store import list_runs, query_metrics, run_metrics
+from leaderboard.errors import CompareError, unknown
+
+
+@dataclass(frozen=True)
+class System:
+    """One stored run, with the label tables and plots show for it."""
+
+    run_id: int
+    experiment: str
+    variant: str
+    index: str
+    collection: str
+    label: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, Any] = field(default_factory=dict)
+
+    def matches(self, name: str) -> bool:
+        """Whether `name` (`variant`, `experiment/variant`, optionally `@index`) names this run."""
+        name, _, index = name.partition("@")
+        if index and index != self.index:
+            return False
+        return name in (self.variant, f"{self.experiment}/{self.variant}")
+
+
+def select_systems(db: Any, experiments: list[str] | None = None, collection: str | None = None,
+                   indexes: list[str] | None = None) -> dict[str, list[System]]:
+    """Stored runs grouped by collection (first-stored first), in run order within each.
+
+    Unknown experiments, collections or indexes raise CompareError naming the stored ones.
+    Labels are the variant name, prefixed `experiment/` when several experiments are selected
+    and suffixed ` [index]` when a variant was stored with several indexes.
+    """
+    runs = list_runs(db)
+    if not runs:
+        raise CompareError("the store holds no runs yet; run `drbench run RECIPE` first")
+    stored_experiments = sorted({r["experiment"] for r in runs})
+    for name in experiments or []:
+        if name not in stored_experiments:
+            raise unknown("experiment", name, stored_experiments)
+    if experiments:
+        runs = [r for r in runs if r["experiment"] in experiments]
+    if collection is not None:
+        stored = sorted({r["collection"] for r in runs})
+        if collection not in stored:
+            raise unknown("collection", collection, stored)
+        runs = [r for r in runs if r["collection"] == collection]
+    if indexes:
+        stored = sorted({r["index_factory"] for r in runs})
+        for index in indexes:
+            if index not in stored:
+                raise unknown("index", index, stored)
+        runs = [r for r in runs if r["index_factory"] in indexes]
+    # Run ids grow in the order a recipe runs its variants: the closest thing to recipe order.
+    runs.sort(key=lambda r: r["id"])
+    metrics = run_metrics(db, [r["id"] for r in runs])
+    several = len({r["experiment"] for r in runs}) > 1
+    by_collection: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        by_collection.setdefault(run["collection"], []).append(run)
+    return {name: [_system(r, chosen, several, metrics.get(r["id"], {})) for r in chosen]
+            for name, chosen in by_collection.items()}
+
+
+def _system(run: dict[str, Any], chosen: list[dict[str, Any]], several_experiments: bool,
+            metrics: dict[str, float]) -> System:
+    label = f"{run['experiment']}/{run['variant']}" if several_experiments else run["variant"]
+    same = [r for r in chosen if (r["experiment"], r["variant"]) == (run["experiment"], run["variant"])]
+    if len(same) > 1:
+        label += f" [{run['index_factory']}]"
+    return System(run_id=run["id"], experiment=run["experiment"], variant=run["variant"],
+                  index=run["index_factory"], collection=run["collection"], label=label,
+                  metrics=metrics, timings=run.get("timings") or {})
+
+
+def common_metrics(groups: dict[str, list[System]], wanted: list[str] | None) -> list[str]:
+    """`wanted`, checked against what every selected run stores; default: all of those."""
+    systems = [s for members in groups.values() for s in members]
+    shared = [m for m in systems[0].metrics if all(m in s.metrics for s in systems)]
+    if not wanted:
+        if not shared:
+            raise CompareError("the selected runs share no metric; pick runs evaluated alike")
+        return shared
+    for metric in wanted:
+        if metric not in shared:
+            raise unknown("metric", metric, shared, "metrics every selected run stores")
+    return list(dict.fromkeys(wanted))
+
+
+def paired_scores(db: Any, systems: list[System], metric: str) -> tuple[list[str], dict[int, np.ndarray]]:
+    """(query ids, {run_id: per-query values in that order}) for one metric of one collection.
+
+    Every run must hold a value for the same queries: a test on unpaired queries would compare
+    unlike with unlike, so a mismatch is an error rather than silently intersected.
+    """
+    per_run = {s.run_id: query_metrics(db, s.run_id, metric) for s in systems}
+    first = systems[0]
+    query_ids = sorted(per_run[first.run_id])
+    reference = set(query_ids)
+    for system in systems[1:]:
+        other = set(per_run[system.run_id])
+        if other != reference:
+            raise CompareError(
+                f"{system.label} and {first.label} on {system.collection} were scored on different "
+                f"queries ({len(other - reference)} only in the first, {len(reference - other)} only in "
+                f"the second) for {metric}; re-run them with the same qrels")
+    arrays = {run_id: np.array([values[q] if values[q] is not None else 0.0 for q in query_ids],
+                               dtype=np.float64) for run_id, values in per_run.items()}
+    return query_ids, arrays

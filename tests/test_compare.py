@@ -1,0 +1,267 @@
+"""drbench compare: paired tests against scipy and hand counts, corrections, exports, CLI, layering."""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import ttest_rel
+from typer.testing import CliRunner
+
+from harness.cli import app
+from harness.store import ExperimentRecord, RunRecord, open_memory_store, open_store, write_run
+from leaderboard.compare import CompareSettings, compare_runs
+from leaderboard.compare_report import format_result, latex_escape
+from leaderboard.errors import CompareError
+from leaderboard.stats import (adjust_p_values, bootstrap_ci, fisher_randomization_p, paired_p_value,
+                               wins_ties_losses)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def add_run(db, experiment: str, variant: str, scores: dict[str, list[float]], *,
+            collection: str = "toy", index: str = "Flat") -> int:
+    """Store a run whose per-query values are `scores[metric]` for queries q0, q1, ..."""
+    record = ExperimentRecord(name=experiment, recipe_path=None, recipe_text="", recipe_hash="h",
+                              git_commit=None, git_dirty=False, packages={}, python="3.11", platform="test",
+                              seed=1, started_at="2024-01-01T00:00:00+00:00")
+    run = RunRecord(experiment=experiment, variant=variant, kind="zero-shot", collection=collection,
+                    index_factory=index, run_key="k", model=None, depth=10, n_docs=100,
+                    started_at="t", finished_at="t",
+                    metrics={m: float(np.mean(v)) for m, v in scores.items()},
+                    query_metrics={m: {f"q{i:02d}": float(x) for i, x in enumerate(v)} for m, v in scores.items()})
+    return write_run(db, record, run)
+
+
+BASE = np.linspace(0.1, 0.7, 24)
+
+
+def populate(db, experiment: str = "exp") -> None:
+    """zero-shot, a clearly better variant, and a noisy one that is not better."""
+    noise = np.tile([0.05, -0.05, 0.02, -0.02], 6)
+    add_run(db, experiment, "zero-shot", {"ndcg@10": BASE, "mrr@10": BASE})
+    jitter = np.tile([0.01, -0.01], 12)  # a constant difference would make the t statistic degenerate
+    add_run(db, experiment, "star_adore", {"ndcg@10": BASE + 0.2 + jitter, "mrr@10": BASE + 0.1 - jitter})
+    add_run(db, experiment, "noisy", {"ndcg@10": BASE + noise, "mrr@10": BASE - noise})
+
+
+# --- statistics -------------------------------------------------------------------------------
+
+def test_student_p_value_is_scipys_paired_t_test() -> None:
+    control = np.array([0.2, 0.5, 0.1, 0.9, 0.4, 0.3])
+    treatment = np.array([0.3, 0.6, 0.1, 0.7, 0.6, 0.5])
+    assert paired_p_value(control, treatment, "student") == pytest.approx(
+        ttest_rel(control, treatment).pvalue, abs=1e-15)
+
+
+def test_identical_runs_have_p_value_one() -> None:
+    scores = np.array([0.1, 0.4, 0.4])
+    assert paired_p_value(scores, scores.copy(), "student") == 1.0
+    assert paired_p_value(scores, scores.copy(), "fisher") == 1.0
+
+
+def _exact_randomization_p(control: np.ndarray, treatment: np.ndarray) -> float:
+    diff = treatment - control
+    observed = abs(diff.mean())
+    flips = [abs((np.array(signs) * diff).mean()) >= observed - 1e-12
+             for signs in itertools.product((1, -1), repeat=len(diff))]
+    return sum(flips) / len(flips)
+
+
+def test_fisher_close_to_exact_enumeration_and_to_ranx() -> None:
+    from ranx.statistical_tests import fisher_randomization_test
+
+    # Continuous values: with ties (e.g. multiples of 0.1) ranx's float comparison drops some.
+    control = np.array([0.21, 0.53, 0.12, 0.94, 0.41, 0.33, 0.62, 0.27, 0.48, 0.15])
+    treatment = np.array([0.35, 0.58, 0.07, 0.83, 0.66, 0.49, 0.71, 0.43, 0.40, 0.29])
+    exact = _exact_randomization_p(control, treatment)  # all 1024 sign flips
+    assert exact == pytest.approx(0.083984375)
+    assert fisher_randomization_p(control, treatment, 20_000, seed=1) == pytest.approx(exact, abs=0.02)
+    ranx_p, _ = fisher_randomization_test(control, treatment, 2000, 0.05, 42)
+    assert ranx_p == pytest.approx(exact, abs=0.05)
+
+
+def test_fisher_is_seeded() -> None:
+    control, treatment = BASE, BASE + np.tile([0.03, -0.02], 12)
+    first = fisher_randomization_p(control, treatment, 500, seed=7)
+    assert fisher_randomization_p(control, treatment, 500, seed=7) == first
+    assert paired_p_value(control, treatment, "fisher", permutations=500, seed=7) == first
+
+
+def test_holm_matches_hand_computation_including_monotonicity() -> None:
+    # sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 = 0.04 -> raised to 0.06
+    assert adjust_p_values([0.01, 0.04, 0.03, 0.005], "holm") == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert adjust_p_values([0.5, 0.4, 0.3], "holm") == pytest.approx([0.9, 0.9, 0.9])
+    assert adjust_p_values([0.02, 0.9], "none") == [0.02, 0.9]
+
+
+def test_bonferroni_multiplies_and_caps_at_one() -> None:
+    assert adjust_p_values([0.3, 0.6, 0.01], "bonferroni") == pytest.approx([0.9, 1.0, 0.03])
+
+
+def test_wins_ties_losses() -> None:
+    control = np.array([0.5, 0.5, 0.2, 0.0, 1.0])
+    treatment = np.array([0.6, 0.5, 0.1, 0.0, 0.9])
+    assert wins_ties_losses(control, treatment) == (1, 2, 2)
+
+
+def test_bootstrap_ci_contains_mean_and_is_seeded() -> None:
+    diff = np.tile([0.1, -0.05, 0.2, 0.0, 0.05], 8)
+    low, high = bootstrap_ci(diff, 1000, seed=3)
+    assert low < diff.mean() < high
+    assert bootstrap_ci(diff, 1000, seed=3) == (low, high)
+    assert bootstrap_ci(diff, 1000, seed=4) != (low, high)
+
+
+# --- comparisons on a store --------------------------------------------------------------------
+
+def test_baseline_comparison_marks_the_clearly_better_variant() -> None:
+    db = open_memory_store()
+    populate(db)
+    result = compare_runs(db, CompareSettings(baseline="zero-shot"))
+    assert result.metrics == ["mrr@10", "ndcg@10"]
+    assert len(result.comparisons) == 4  # 2 variants x 2 metrics, one family
+    best = {(c.system, c.metric): c for c in result.comparisons}
+    star = best["star_adore", "ndcg@10"]
+    assert star.significant and star.marker == "▲" and star.diff == pytest.approx(0.2)
+    assert (star.wins, star.ties, star.losses) == (24, 0, 0)
+    assert result.beats("toy", "star_adore", "ndcg@10") == ["a"]  # a: zero-shot, the first stored
+    noisy = best["noisy", "ndcg@10"]
+    assert not noisy.significant and noisy.marker == ""
+    assert noisy.p_adjusted == pytest.approx(min(1.0, noisy.p_value * 3))  # Holm, largest of 4 p-values
+
+
+def test_all_pairs_family_spans_pairs_and_metrics() -> None:
+    db = open_memory_store()
+    populate(db)
+    result = compare_runs(db, CompareSettings(correction="bonferroni", metrics=("ndcg@10",)))
+    assert len(result.comparisons) == 3
+    assert all(c.p_adjusted == pytest.approx(min(1.0, 3 * c.p_value)) for c in result.comparisons)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"settings": CompareSettings(baseline="zero-shto")}, 'unknown baseline \'zero-shto\'; did you mean "zero-shot"?'),
+    ({"collection": "toy2"}, "unknown collection 'toy2'"),
+    ({"experiments": ["nope"]}, "unknown experiment 'nope'"),
+    ({"settings": CompareSettings(metrics=("ndcg@100",))}, "unknown metric 'ndcg@100'"),
+], ids=["baseline", "collection", "experiment", "metric"])
+def test_selection_errors_name_the_stored_choices(kwargs: dict, message: str) -> None:
+    db = open_memory_store()
+    populate(db)
+    settings = kwargs.pop("settings", CompareSettings())
+    with pytest.raises(CompareError, match=message.replace("?", r"\?").replace("(", r"\(")):
+        compare_runs(db, settings, **kwargs)
+
+
+def test_exports_parse_back() -> None:
+    db = open_memory_store()
+    populate(db, "my_exp")
+    populate(db, "other")
+    result = compare_runs(db, CompareSettings(baseline="my_exp/zero-shot", metrics=("ndcg@10",)))
+    rows = list(csv.DictReader(io.StringIO(format_result(result, "csv"))))
+    assert len(rows) == len(result.comparisons) == 5  # every run but the baseline
+    star = next(r for r in rows if r["system"] == "my_exp/star_adore")
+    assert (star["reference"], star["marker"], star["significant"]) == ("my_exp/zero-shot", "▲", "True")
+    assert float(star["diff"]) == pytest.approx(0.2)
+    data = json.loads(format_result(result, "json"))
+    assert data["settings"]["test"] == "student" and data["settings"]["correction"] == "holm"
+    assert [s["label"] for s in data["collections"][0]["systems"]][:2] == ["my_exp/zero-shot", "my_exp/star_adore"]
+    assert len(data["comparisons"]) == 5
+    latex = format_result(result, "latex")
+    assert r"\begin{tabular}" in latex and r"my\_exp/star\_adore" in latex and "$^{a}$" in latex
+    assert "| b | my_exp/star_adore | 0.6000ᵃ" in format_result(result, "markdown")
+    assert latex_escape("a_b&c%") == r"a\_b\&c\%"
+
+
+# --- CLI ---------------------------------------------------------------------------------------
+
+def invoke(*args: object):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def store_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("compare") / "results.db"
+    db = open_store(path)
+    populate(db, "a")
+    populate(db, "b")
+    db.close()
+    return path
+
+
+def test_cli_compare_marks_better_variant(store_file: Path) -> None:
+    result = invoke("compare", "--store", store_file, "-e", "a", "--baseline", "zero-shot",
+                    "--metrics", "ndcg@10", "--format", "markdown")
+    assert result.exit_code == 0, result.output
+    assert "| b | star_adore | 0.6000ᵃ |" in result.output
+    assert "| ndcg@10 | star_adore | zero-shot | +0.2000 |" in result.output and "▲" in result.output
+    assert "Holm-Bonferroni over 2 comparisons; alpha = 0.05" in result.output
+
+
+def test_cli_compare_two_experiments_to_files(store_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cmp.json"
+    result = invoke("compare", "--store", store_file, "-e", "a", "-e", "b", "--baseline", "a/zero-shot",
+                    "--test", "fisher", "--permutations", "200", "--correction", "bonferroni",
+                    "--format", "json", "-o", out)
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    labels = {c["system"] for c in data["comparisons"]}
+    assert labels == {"a/star_adore", "a/noisy", "b/zero-shot", "b/star_adore", "b/noisy"}
+    assert data["settings"]["test"] == "fisher" and data["settings"]["permutations"] == 200
+    table = invoke("compare", "--store", store_file, "-e", "a", "--metrics", "ndcg@10")
+    assert table.exit_code == 0 and "ᵃ" in table.output and "paired Student's t-test" in table.output
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--baseline", "zero-shto"], "unknown baseline 'zero-shto'"),
+    (["--collection", "cranfield"], "unknown collection 'cranfield'"),
+    (["--metrics", "ndcg@100"], "unknown metric 'ndcg@100'"),
+    (["--alpha", "2"], "alpha 2 must be between 0 and 1"),
+], ids=["baseline", "collection", "metric", "alpha"])
+def test_cli_compare_errors_are_one_line_exit_2(store_file: Path, args: list[str], fragment: str) -> None:
+    result = invoke("compare", "--store", store_file, "-e", "a", *args)
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0], result.output
+
+
+# --- layering ----------------------------------------------------------------------------------
+
+def test_compare_runs_without_torch() -> None:
+    # A meta-path finder rather than sys.modules[...] = None: scipy.stats (ranx's t-test) looks
+    # up sys.modules["torch"].Tensor whenever the key exists, so a None entry breaks scipy
+    # itself; the finder makes any torch/transformers import raise and leaves the key absent.
+    code = textwrap.dedent("""
+        import importlib.abc, sys
+
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.partition(".")[0] in ("torch", "transformers"):
+                    raise ImportError(f"{name} is blocked")
+
+        sys.meta_path.insert(0, Block())
+        from harness.store import open_memory_store
+        import leaderboard.compare, leaderboard.compare_report, leaderboard.check, leaderboard.plot
+        from test_compare import populate
+        db = open_memory_store()
+        populate(db)
+        for test in ("student", "fisher"):
+            result = leaderboard.compare.compare_runs(
+                db, leaderboard.compare.CompareSettings(baseline="zero-shot", test=test, permutations=100))
+            leaderboard.compare_report.format_result(result, "json")
+        assert not [m for m in sys.modules if m.partition(".")[0] in ("torch", "transformers")]
+        print("ok")
+    """)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"

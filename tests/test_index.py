@@ -1,0 +1,111 @@
+"""harness.index.faiss_index: build, train and search factory strings (inner product)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness.errors import IndexBuildError
+from harness.index.faiss_index import build_index, check_factory, code_size, search
+
+DIM = 16
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_faiss_thread():
+    """faiss's OpenMP threads spin against each other on a shared 2-core machine (OPQ 5x slower)."""
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    yield
+    faiss.omp_set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def vectors() -> np.ndarray:
+    return np.random.default_rng(0).standard_normal((1000, DIM)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def queries() -> np.ndarray:
+    return np.random.default_rng(1).standard_normal((20, DIM)).astype(np.float32)
+
+
+def test_flat_equals_brute_force_inner_product(vectors: np.ndarray, queries: np.ndarray) -> None:
+    built = build_index("Flat", vectors, seed=0)
+    scores, ids, seconds = search(built, queries, 10, batch_size=7)  # batches that do not divide 20
+    exact = queries @ vectors.T
+    expected_ids = np.argsort(-exact, axis=1, kind="stable")[:, :10]
+    np.testing.assert_array_equal(ids, expected_ids)
+    np.testing.assert_allclose(scores, np.take_along_axis(exact, expected_ids, axis=1), rtol=1e-5)
+    assert built.ntotal == 1000 and seconds >= 0
+
+
+def test_build_reports_progress_per_added_chunk(vectors: np.ndarray) -> None:
+    added: list[int] = []
+    build_index("Flat", vectors, seed=0, progress=added.append)
+    assert sum(added) == len(vectors)
+
+
+@pytest.mark.parametrize("factory", ["PQ4", "OPQ4,PQ4", "IVF8,PQ4"])
+def test_compressed_indexes_are_deterministic_for_a_seed(vectors: np.ndarray, queries: np.ndarray,
+                                                         factory: str) -> None:
+    first, second, other = (search(build_index(factory, vectors, seed=s), queries, 10)
+                            for s in (7, 7, 8))
+    np.testing.assert_array_equal(first[1], second[1])
+    np.testing.assert_array_equal(first[0], second[0])
+    assert not np.array_equal(first[1], other[1])  # the seed reaches every k-means inside
+
+
+def test_train_sample_is_seeded(vectors: np.ndarray, queries: np.ndarray) -> None:
+    runs = [search(build_index("PQ4", vectors, seed=s, train_sample=300), queries, 10)[1]
+            for s in (3, 3, 4)]
+    np.testing.assert_array_equal(runs[0], runs[1])
+    assert not np.array_equal(runs[0], runs[2])  # a different seed draws another sample
+
+
+@pytest.mark.parametrize("factory, expected", [
+    ("Flat", 4 * DIM), ("PQ8", 8), ("PQ8x4", 4), ("OPQ4,PQ4x4", 2), ("IVF4,PQ8", 8)])
+def test_code_size_is_bytes_per_document(vectors: np.ndarray, factory: str, expected: int) -> None:
+    assert code_size(build_index(factory, vectors, seed=0)) == expected
+
+
+@pytest.mark.parametrize("factory", ["Flatt", "PQ7", "IVF", "OPQ4,PQ5", ""])
+def test_check_factory_rejects_bad_strings(factory: str) -> None:
+    with pytest.raises(IndexBuildError, match="faiss rejects index") as err:
+        check_factory(factory, DIM)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("factory", ["Flat", "PQ8", "PQ4x4", "OPQ4,PQ4", "IVF16,PQ8", "HNSW8"])
+def test_check_factory_accepts_good_strings(factory: str) -> None:
+    check_factory(factory, DIM)
+
+
+def test_build_with_a_bad_string_raises_index_build_error(vectors: np.ndarray) -> None:
+    with pytest.raises(IndexBuildError, match="'PQ5'"):
+        build_index("PQ5", vectors, seed=0)
+
+
+def test_more_lists_than_vectors_is_an_index_build_error(vectors: np.ndarray) -> None:
+    with pytest.raises(IndexBuildError, match="cannot train index 'IVF64,Flat' on 20 vectors") as err:
+        build_index("IVF64,Flat", vectors[:20], seed=0)
+    assert "\n" not in str(err.value)
+
+
+def test_k_larger_than_the_index_returns_every_document(vectors: np.ndarray,
+                                                        queries: np.ndarray) -> None:
+    built = build_index("Flat", vectors[:5], seed=0)
+    scores, ids, _ = search(built, queries, 100)
+    assert ids.shape == scores.shape == (len(queries), 5)
+    assert all(sorted(row) == [0, 1, 2, 3, 4] for row in ids.tolist())
+
+
+def test_unreachable_documents_come_back_as_minus_one(vectors: np.ndarray,
+                                                      queries: np.ndarray) -> None:
+    # IVF probes one list by default, so some of the k slots have no document
+    built = build_index("IVF16,Flat", vectors, seed=0)
+    _, ids, _ = search(built, queries, 1000)
+    assert ids.shape == (len(queries), 1000)
+    assert (ids == -1).any() and ids.max() < 1000

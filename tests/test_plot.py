@@ -1,0 +1,75 @@
+"""drbench plot: PNGs written for a tiny populated store; the size plot skipped with one index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from harness.cli import app
+from harness.store import ExperimentRecord, RunRecord, open_memory_store, open_store, write_run, write_training_log
+from leaderboard.plot import plot_store
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def populate(db, indexes: tuple[str, ...] = ("Flat", "PQ8")) -> None:
+    experiment = ExperimentRecord(name="tiny", recipe_path=None, recipe_text="", recipe_hash="h", git_commit=None,
+                                  git_dirty=False, packages={}, python="3.11", platform="test", seed=1,
+                                  started_at="t")
+    rng = np.random.default_rng(0)
+    for variant, shift in (("zero-shot", 0.0), ("adore", 0.1)):
+        for index, size in zip(indexes, (1536.0, 8.0)):
+            scores = {m: np.clip(rng.random(12) * 0.6 + shift - (0.05 if index != "Flat" else 0), 0, 1)
+                      for m in ("ndcg@10", "mrr@10")}
+            write_run(db, experiment, RunRecord(
+                experiment="tiny", variant=variant, kind=variant, collection="beir/toy/test", index_factory=index,
+                run_key="k", model=None, depth=10, n_docs=10, started_at="t", finished_at="t",
+                timings={"bytes_per_doc": size, "search": 0.1},
+                metrics={m: float(v.mean()) for m, v in scores.items()},
+                query_metrics={m: {f"q{i}": float(x) for i, x in enumerate(v)} for m, v in scores.items()}))
+    write_training_log(db, "tiny", "adore", [{"step": s, "loss": 1.0 / s, "lr": 1e-5, "train_mrr@10": 0.3 + s / 100}
+                                             for s in range(1, 6)])
+
+
+def assert_png(path: Path) -> None:
+    assert path.is_file() and path.read_bytes()[:8] == PNG_SIGNATURE, path
+
+
+def test_plots_are_valid_pngs(tmp_path: Path) -> None:
+    db = open_memory_store()
+    populate(db)
+    written, skipped = plot_store(db, tmp_path / "plots", bootstrap=200)
+    assert sorted(p.name for p in written) == ["beir_toy_test-metrics.png", "beir_toy_test-size.png",
+                                               "tiny-training.png"]
+    for path in written:
+        assert_png(path)
+    assert skipped == []
+
+
+def test_cli_plot_skips_size_plot_with_one_index(tmp_path: Path) -> None:
+    store = tmp_path / "r.db"
+    db = open_store(store)
+    populate(db, indexes=("Flat",))
+    db.close()
+    result = CliRunner().invoke(app, ["plot", "--store", str(store), "--out", str(tmp_path / "out"),
+                                      "--metrics", "ndcg@10"])
+    assert result.exit_code == 0, result.output
+    assert "skipped quality vs bytes per document" in result.output
+    printed = [Path(line) for line in result.output.splitlines() if line.endswith(".png")]
+    assert {p.name for p in printed} == {"tiny-training.png", "beir_toy_test-metrics.png"}
+    for path in printed:
+        assert_png(path)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--collection", "nope"], "unknown collection 'nope'"),
+    (["--metrics", "map"], "unknown metric 'map'"),
+], ids=["collection", "metric"])
+def test_cli_plot_errors(tmp_path: Path, args: list[str], fragment: str) -> None:
+    store = tmp_path / "r.db"
+    populate(open_store(store), indexes=("Flat",))
+    result = CliRunner().invoke(app, ["plot", "--store", str(store), "--out", str(tmp_path / "o"), *args])
+    assert result.exit_code == 2 and fragment in result.output and len(result.output.strip().splitlines()) == 1

@@ -1,0 +1,192 @@
+"""Recipes: parsing into frozen objects, every structural error, and the resource checks."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from harness.cli import app
+from harness.errors import RecipeError
+from harness.recipe import load_recipe, parse_recipe
+from harness.recipe import params as P
+from harness.recipe.checks import check_resources
+
+PATH = "recipes/t.toml"
+HEAD = '[experiment]\nname = "x"\n[data]\neval = ["cranfield"]\n'
+BM25 = '[variant.bm25]\nkind = "bm25"\n'
+
+
+def _error(text: str) -> str:
+    with pytest.raises(RecipeError) as err:
+        parse_recipe(text, PATH)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(PATH)
+    return message
+
+
+def test_minimal_recipe_gets_the_declared_defaults() -> None:
+    recipe = parse_recipe(HEAD + BM25 + '[variant.zs]\nkind = "zero-shot"\n', PATH)
+    assert recipe.experiment.name == "x" and recipe.experiment.seed == 42
+    assert recipe.data.eval == ("cranfield",) and recipe.data.train is None
+    assert recipe.eval.indexes == ("Flat",) and recipe.eval.depth == 1000
+    assert [(v.name, v.kind) for v in recipe.variants] == [("bm25", "bm25"), ("zs", "zero-shot")]
+    assert dict(recipe.variant("bm25").params) == {"k1": 1.2, "b": 0.75, "method": "lucene",
+                                                   "stemmer": "english", "stopwords": "en"}
+    assert recipe.path == Path(PATH) and len(recipe.hash) == 64
+
+
+def test_int_is_accepted_for_float_and_lone_string_for_list() -> None:
+    recipe = parse_recipe(HEAD.replace('["cranfield"]', '"cranfield"')
+                          + '[variant.bm25]\nkind = "bm25"\nk1 = 1\n', PATH)
+    k1 = recipe.variant("bm25").param("k1")
+    assert k1 == 1.0 and isinstance(k1, float)
+    assert recipe.data.eval == ("cranfield",)
+
+
+# (recipe text, "[table] key" it must name, fragments the message must contain)
+ERRORS = [
+    pytest.param(HEAD.replace("name =", "nmae =") + BM25, "[experiment] nmae",
+                 ['unknown key; did you mean "name"?'], id="unknown-key"),
+    pytest.param(HEAD + "[evall]\ndepth = 3\n" + BM25, "[evall]",
+                 ['unknown table; did you mean "eval"?'], id="unknown-table"),
+    pytest.param(HEAD + "[model]\nbatch_size = \"8\"\n" + BM25, "[model] batch_size",
+                 ["expected int, got str"], id="str-for-int"),
+    pytest.param(HEAD + "[model]\nbatch_size = true\n" + BM25, "[model] batch_size",
+                 ["expected int, got bool"], id="bool-for-int"),
+    pytest.param(HEAD + '[variant.bm25]\nkind = "bm25"\nk1 = true\n', "[variant.bm25] k1",
+                 ["expected float, got bool"], id="bool-for-float"),
+    pytest.param(HEAD + '[model]\npooling = "maen"\n' + BM25, '[model] pooling = "maen"',
+                 ['did you mean "mean"?', "(cls, mean, max)"], id="choice"),
+    pytest.param(HEAD + '[variant.bm25]\nkind = "bm25"\nmethod = "lucen"\n',
+                 '[variant.bm25] method = "lucen"', ['did you mean "lucene"?'], id="variant-choice"),
+    pytest.param(HEAD + '[variant.bm25]\nkind = "bm52"\n', '[variant.bm25] kind = "bm52"',
+                 ['unknown variant kind; did you mean "bm25"?', "zero-shot"], id="unknown-kind"),
+    pytest.param(HEAD + '[variant.bm25]\nkind = "bm25"\nmodel = "m"\n', "[variant.bm25] model",
+                 ["unknown key", "k1"], id="key-of-another-kind"),
+    pytest.param('[experiment]\nseed = 1\n[data]\neval = ["cranfield"]\n' + BM25,
+                 "[experiment] name", ["missing required key"], id="missing-name"),
+    pytest.param('[experiment]\nname = "x"\n' + BM25, "[data] eval",
+                 ["missing required key"], id="missing-eval"),
+    pytest.param(HEAD + '[variant.bm25]\ndescription = "d"\n', "[variant.bm25] kind",
+                 ["missing required key", "bm25, zero-shot"], id="missing-kind"),
+    pytest.param(HEAD + BM25 + '[variant.zs]\nkind = "zero-shot"\n' + BM25, "[variant.bm25]",
+                 ["duplicate variant name (lines 5 and 9)"], id="duplicate-variant"),
+    pytest.param(HEAD + BM25 + "[variant.'bm25']\nkind = 'bm25'\n", "[variant.bm25]",
+                 ["duplicate variant name (lines 5 and 7)"], id="duplicate-quoted-variant"),
+    pytest.param(HEAD + '[eval]\nmetrics = ["ndgc@10"]\n' + BM25, "[eval] metrics",
+                 ["unknown metric 'ndgc@10'", 'did you mean "ndcg@10"?'], id="unknown-metric"),
+    pytest.param(HEAD + '[eval]\nmetrics = ["ndcg@10", "ndcg@10"]\n' + BM25, "[eval] metrics",
+                 ["duplicate entry 'ndcg@10'"], id="duplicate-metric"),
+    pytest.param(HEAD + '[eval]\nmetrics = ["ndcg@10", "recall@100"]\ndepth = 50\n' + BM25,
+                 "[eval] depth = 50", ["recall@100", "depth >= 100"], id="depth-below-cutoff"),
+    pytest.param(HEAD + "[eval]\ndepth = 0\n" + BM25, "[eval] depth = 0", ["must be >= 1"],
+                 id="below-minimum"),
+    pytest.param(HEAD + "[eval]\nindexes = []\n" + BM25, "[eval] indexes", ["must not be empty"],
+                 id="empty-list"),
+    pytest.param(HEAD, "[variant]", ["declare at least one [variant.NAME]"], id="no-variants"),
+    pytest.param(HEAD + "[variant]\n", "[variant]", ["declare at least one"], id="empty-variants"),
+    pytest.param(HEAD + '[variant."a b"]\nkind = "bm25"\n', "[variant.a b]",
+                 ["variant names use"], id="bad-variant-name"),
+]
+
+
+@pytest.mark.parametrize("text, where, fragments", ERRORS)
+def test_structural_errors_name_file_table_and_key(text: str, where: str,
+                                                   fragments: list[str]) -> None:
+    message = _error(text)
+    assert message.startswith(f"{PATH} {where}")
+    for fragment in fragments:
+        assert fragment in message
+
+
+def test_invalid_toml_names_the_file_and_line() -> None:
+    message = _error(HEAD + "[eval\n" + BM25)
+    assert message.startswith(f"{PATH}: invalid TOML") and "line 5" in message
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(RecipeError, match=r"nope\.toml: no such recipe file$"):
+        load_recipe(tmp_path / "nope.toml")
+
+
+def test_relative_mirror_is_taken_from_the_recipe_folder(tmp_path: Path) -> None:
+    (tmp_path / "recipes").mkdir()
+    recipe_file = tmp_path / "recipes" / "r.toml"
+    recipe_file.write_text(HEAD + 'mirror = "../mirror"\n' + BM25)
+    assert load_recipe(recipe_file).data.mirror == str(tmp_path / "recipes" / "../mirror")
+    recipe_file.write_text(HEAD + f'mirror = "{tmp_path}"\n' + BM25)
+    assert load_recipe(recipe_file).data.mirror == str(tmp_path)
+
+
+@pytest.mark.parametrize("part, attribute", [
+    ("experiment", "name"), ("model", "base"), ("data", "eval"), ("eval", "depth"), (None, "text")])
+def test_parsed_objects_are_frozen(part: str | None, attribute: str) -> None:
+    recipe = parse_recipe(HEAD + BM25, PATH)
+    target = getattr(recipe, part) if part else recipe
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(target, attribute, "changed")
+
+
+def test_variant_params_are_read_only() -> None:
+    variant = parse_recipe(HEAD + BM25, PATH).variant("bm25")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        variant.kind = "zero-shot"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        variant.params["k1"] = 9.0  # type: ignore[index]
+
+
+# --- resources ------------------------------------------------------------------------------
+
+def _checked(text: str) -> str:
+    with pytest.raises(RecipeError) as err:
+        check_resources(parse_recipe(text, PATH))
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(PATH)
+    return message
+
+
+def test_resources_of_a_good_recipe_pass(tiny_model: Path) -> None:
+    check_resources(parse_recipe(
+        HEAD + f'[model]\nbase = "{tiny_model}"\n[eval]\nindexes = ["Flat", "PQ8", "OPQ4,PQ4"]\n'
+        + BM25 + '[variant.zs]\nkind = "zero-shot"\n', PATH))
+
+
+def test_unknown_dataset_id_suggests_a_known_one() -> None:
+    message = _checked(HEAD.replace('"cranfield"', '"beir/scifcat/test"') + BM25)
+    assert message.startswith(f'{PATH} [data] eval = "beir/scifcat/test"')
+    assert "did you mean 'beir/scifact/test'" in message
+
+
+def test_missing_model_folder_names_model_base(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-model"
+    message = _checked(HEAD + f'[model]\nbase = "{missing}"\n[variant.zs]\nkind = "zero-shot"\n')
+    assert message.startswith(f'{PATH} [model] base = "{missing}"') and "does not exist" in message
+
+
+def test_model_of_a_bm25_only_recipe_is_not_checked(tmp_path: Path) -> None:
+    check_resources(parse_recipe(HEAD + f'[model]\nbase = "{tmp_path / "nope"}"\n' + BM25, PATH))
+
+
+@pytest.mark.parametrize("factory, reason", [("Flatt", "faiss rejects index 'Flatt'"),
+                                             ("PQ7", "faiss rejects index 'PQ7' for 32-dim")])
+def test_index_faiss_rejects_for_the_model_dim(tiny_model: Path, factory: str, reason: str) -> None:
+    message = _checked(HEAD + f'[model]\nbase = "{tiny_model}"\n[eval]\nindexes = ["Flat", "{factory}"]\n'
+                       + '[variant.zs]\nkind = "zero-shot"\n')
+    assert message.startswith(f'{PATH} [eval] indexes = "{factory}"') and reason in message
+
+
+# --- the reference --------------------------------------------------------------------------
+
+def test_explain_lists_every_declared_key() -> None:
+    result = CliRunner().invoke(app, ["validate", "--explain"])
+    assert result.exit_code == 0, result.output
+    declared = [*P.TABLES.items(), ("variant", P.VARIANT_COMMON), *P.KIND_PARAMS.items()]
+    for table, params in declared:
+        assert table in result.output
+        for param in params:
+            assert f"`{param.name}`" in result.output, (table, param.name)
+            if param.choices:
+                assert ", ".join(param.choices) in result.output
