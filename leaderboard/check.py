@@ -31,7 +31,7 @@ from rich.table import Table
 
 from harness.errors import RecipeError, StoreError
 from harness.recipe import Recipe, load_recipe
-from harness.recipe.loader import _parse_table, _Where
+from harness.recipe.loader import parse_table, Where
 from harness.recipe.params import Param
 from harness.store import find_run, run_metrics
 
@@ -93,9 +93,9 @@ def load_expectations(path: str | Path) -> Expectations:
         raise RecipeError(f"{path}: cannot read expectations: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"{path}: invalid TOML: {exc}") from None
-    where = _Where(path)
+    where = Where(path)
     rows_raw = raw.pop("expect", None)
-    top = _parse_table(where, "top level", raw, TOP)
+    top = parse_table(where, "top level", raw, TOP)
     recipe_path = path.parent / top["recipe"]
     if not recipe_path.is_file():
         raise where.error("top level", "recipe", top["recipe"], f"no such recipe file {recipe_path}")
@@ -107,7 +107,7 @@ def load_expectations(path: str | Path) -> Expectations:
     seen: dict[tuple[str, str, str, str], str] = {}
     for number, table in enumerate(rows_raw, start=1):
         label = f"expect.{number}"
-        values = _parse_table(where, label, table, ROW)
+        values = parse_table(where, label, table, ROW)
         _check_against_recipe(where, label, values, recipe)
         row = Expectation(values["variant"], values["collection"], values["index"], values["metric"],
                           values["value"], top["tolerance"] if values["tolerance"] is None else values["tolerance"])
@@ -120,7 +120,7 @@ def load_expectations(path: str | Path) -> Expectations:
     return Expectations(path, recipe, tuple(rows))
 
 
-def _check_against_recipe(where: _Where, label: str, values: dict[str, Any], recipe: Recipe) -> None:
+def _check_against_recipe(where: Where, label: str, values: dict[str, Any], recipe: Recipe) -> None:
     """A row must name something the recipe produces: a typo is a config error, not a FAIL."""
     variants = {v.name: v for v in recipe.variants}
     if values["variant"] not in variants:

@@ -205,7 +205,11 @@ def test_unresolvable_host_fails_without_patching(tmp_path: Path,
 
 def test_hanging_dns_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # create_connection's DNS lookup ignores its timeout; the probe must not wait for it
-    monkeypatch.setattr(availability.socket, "create_connection", lambda *a, **k: time.sleep(3))
+    def hang(*args: object, **kwargs: object) -> None:
+        time.sleep(3)
+        raise OSError("timed out")  # what a real lookup would end with
+
+    monkeypatch.setattr(availability.socket, "create_connection", hang)
     _use_archives(monkeypatch, _fake_archive(tmp_path, "a/b.zip"))
     start = time.monotonic()
     with pytest.raises(DataError, match="no answer within 0.2 s"):

@@ -71,11 +71,19 @@ def test_code_size_is_bytes_per_document(vectors: np.ndarray, factory: str, expe
     assert code_size(build_index(factory, vectors, seed=0)) == expected
 
 
-@pytest.mark.parametrize("factory", ["Flatt", "PQ7", "IVF", "OPQ4,PQ5", ""])
-def test_check_factory_rejects_bad_strings(factory: str) -> None:
-    with pytest.raises(IndexBuildError, match="faiss rejects index") as err:
+@pytest.mark.parametrize(("factory", "reason"), [
+    ("Flatt", "faiss rejects index"), ("IVF", "faiss rejects index"), ("", "faiss rejects index"),
+    ("PQ7", "PQ7 needs M to divide the embedding dimension"), ("OPQ4,PQ5", "PQ5 needs M to divide")])
+def test_check_factory_rejects_bad_strings(factory: str, reason: str) -> None:
+    with pytest.raises(IndexBuildError, match=reason) as err:
         check_factory(factory, DIM)
     assert "\n" not in str(err.value)
+
+
+def test_check_factory_rejects_more_ivf_lists_than_documents() -> None:
+    with pytest.raises(IndexBuildError, match="64 inverted lists for 20 documents"):
+        check_factory("IVF64,PQ8", DIM, n_docs=20)
+    check_factory("IVF16,PQ8", DIM, n_docs=20)
 
 
 @pytest.mark.parametrize("factory", ["Flat", "PQ8", "PQ4x4", "OPQ4,PQ4", "IVF16,PQ8", "HNSW8"])
@@ -104,8 +112,8 @@ def test_k_larger_than_the_index_returns_every_document(vectors: np.ndarray,
 
 def test_unreachable_documents_come_back_as_minus_one(vectors: np.ndarray,
                                                       queries: np.ndarray) -> None:
-    # IVF probes one list by default, so some of the k slots have no document
-    built = build_index("IVF16,Flat", vectors, seed=0)
+    # probing one list of 16 leaves some of the k slots without a document
+    built = build_index("IVF16,Flat", vectors, seed=0, nprobe=1)
     _, ids, _ = search(built, queries, 1000)
     assert ids.shape == (len(queries), 1000)
     assert (ids == -1).any() and ids.max() < 1000

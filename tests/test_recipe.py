@@ -171,7 +171,7 @@ def test_model_of_a_bm25_only_recipe_is_not_checked(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("factory, reason", [("Flatt", "faiss rejects index 'Flatt'"),
-                                             ("PQ7", "faiss rejects index 'PQ7' for 32-dim")])
+                                             ("PQ7", "PQ7 needs M to divide the embedding dimension 32")])
 def test_index_faiss_rejects_for_the_model_dim(tiny_model: Path, factory: str, reason: str) -> None:
     message = _checked(HEAD + f'[model]\nbase = "{tiny_model}"\n[eval]\nindexes = ["Flat", "{factory}"]\n'
                        + '[variant.zs]\nkind = "zero-shot"\n')

@@ -32,8 +32,8 @@ def _toml(value: Any) -> str:
     return str(value)
 
 
-class _Where:
-    """Formats errors as `FILE [TABLE] KEY = VALUE: problem; did you mean ...? (allowed)`."""
+class Where:
+    """Formats a file's errors: `FILE [TABLE] KEY = VALUE: problem; did you mean ...? (allowed)`."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -53,7 +53,7 @@ class _Where:
         return RecipeError(message)
 
 
-def _check_type(where: _Where, table: str, param: P.Param, value: Any) -> Any:
+def _check_type(where: Where, table: str, param: P.Param, value: Any) -> Any:
     if param.kind == "list[str]":
         if isinstance(value, str):
             value = [value]  # a lone string is an obvious one-element list
@@ -77,7 +77,12 @@ def _check_type(where: _Where, table: str, param: P.Param, value: Any) -> Any:
     return value
 
 
-def _parse_table(where: _Where, table: str, raw: Any, decls: tuple[P.Param, ...]) -> dict[str, Any]:
+def parse_table(where: Where, table: str, raw: Any, decls: tuple[P.Param, ...]) -> dict[str, Any]:
+    """Check one TOML table against its declarations; return every key with defaults filled in.
+
+    Shared with other TOML files drbench reads (e.g. `drbench check` expectations), so their
+    errors read like recipe errors.
+    """
     if not isinstance(raw, dict):
         raise where.error(table, None, None, "expected a table")
     known = {p.name: p for p in decls}
@@ -111,7 +116,7 @@ def _duplicate_variant(text: str) -> tuple[str, int, int] | None:
     return None
 
 
-def _parse_variants(where: _Where, raw: Any) -> tuple[Variant, ...]:
+def _parse_variants(where: Where, raw: Any) -> tuple[Variant, ...]:
     if not isinstance(raw, dict) or not raw:
         raise where.error("variant", None, None, 'declare at least one [variant.NAME] table with kind = "..."')
     variants = []
@@ -130,7 +135,7 @@ def _parse_variants(where: _Where, raw: Any) -> tuple[Variant, ...]:
         if kind not in P.KIND_PARAMS:
             raise where.error(label, "kind", kind, "unknown variant kind", kinds)
         common = tuple(p for p in P.VARIANT_COMMON if p.name != "kind")
-        values = _parse_table(where, label, {k: v for k, v in table.items() if k != "kind"},
+        values = parse_table(where, label, {k: v for k, v in table.items() if k != "kind"},
                               common + P.KIND_PARAMS[kind])
         description = values.pop("description")
         variants.append(Variant(name, kind, description, MappingProxyType(values)))
@@ -144,7 +149,7 @@ def parse_recipe(text: str, path: str | Path = "<recipe>") -> Recipe:
     ...              '[variant.bm25]\\nkind="bm25"\\n').variants[0].kind
     'bm25'
     """
-    where = _Where(Path(path))
+    where = Where(Path(path))
     if dup := _duplicate_variant(text):
         raise RecipeError(f"{path} [variant.{dup[0]}]: duplicate variant name (lines {dup[1]} and {dup[2]}); "
                           "rename one of them")
@@ -156,7 +161,7 @@ def parse_recipe(text: str, path: str | Path = "<recipe>") -> Recipe:
     for key in raw:
         if key not in tables:
             raise where.error(key, None, None, "unknown table", tables)
-    parsed = {name: _parse_table(where, name, raw.get(name, {}), decls) for name, decls in P.TABLES.items()}
+    parsed = {name: parse_table(where, name, raw.get(name, {}), decls) for name, decls in P.TABLES.items()}
     recipe = Recipe(
         path=Path(path), text=text,
         experiment=ExperimentConfig(**parsed["experiment"]),
@@ -170,7 +175,7 @@ def parse_recipe(text: str, path: str | Path = "<recipe>") -> Recipe:
     return recipe
 
 
-def _check_references(where: _Where, recipe: Recipe) -> None:
+def _check_references(where: Where, recipe: Recipe) -> None:
     """Chained variants must name existing dense variants, and no chain may loop."""
     dense = [v.name for v in recipe.variants if v.kind != "bm25"]
     edges: dict[str, list[str]] = {}
@@ -203,7 +208,7 @@ def _find_cycle(name: str, edges: dict[str, list[str]], path: list[str]) -> list
     return None
 
 
-def _check_depth(where: _Where, recipe: Recipe) -> None:
+def _check_depth(where: Where, recipe: Recipe) -> None:
     cutoffs = [(m, P.metric_cutoff(m)) for m in recipe.eval.metrics]
     for metric, k in cutoffs:
         if k is not None and k > recipe.eval.depth:
