@@ -21,7 +21,7 @@ err = Console(stderr=True)
 # Piped or captured output (CI logs, files) gets room for wide leaderboards instead of 80 columns.
 out = Console() if Console().is_terminal else Console(width=200)
 
-StoreOpt = typer.Option(None, "--store", envvar="DRBENCH_STORE", help="Results store [default: drbench.db].")
+StoreOpt = typer.Option(None, "--store", envvar="DRBENCH_STORE", help="Results store (default: drbench.db).")
 
 
 class Format(str, Enum):
@@ -169,129 +169,8 @@ def export_run(variant: str = typer.Argument(..., help="Variant name."),
     err.print(f"wrote {count:,} lines for {len(results):,} queries to {output}", highlight=False)
 
 
-# --- compare, plot, check (leaderboard/) ------------------------------------------------------
-
-class CompareFormat(str, Enum):
-    table = "table"
-    markdown = "markdown"
-    latex = "latex"
-    csv = "csv"
-    json = "json"
-
-
-class StatTest(str, Enum):
-    student = "student"
-    fisher = "fisher"
-
-
-class Correction(str, Enum):
-    holm = "holm"
-    bonferroni = "bonferroni"
-    none = "none"
-
-
-def _split_metrics(metrics: Optional[str]) -> tuple[str, ...]:
-    return tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else ()
-
-
-@app.command()
-def compare(store: Optional[str] = StoreOpt,
-            experiment: Optional[list[str]] = typer.Option(None, "--experiment", "-e",
-                                                           help="Experiment(s) to compare; repeat for several."),
-            collection: Optional[str] = typer.Option(None, "--collection", "-c", help="Only this collection."),
-            index: Optional[list[str]] = typer.Option(None, "--index", help="Only these indexes; repeatable."),
-            baseline: Optional[str] = typer.Option(None, "--baseline", "-b",
-                                                   help="Variant, experiment/variant or variant@index every run is "
-                                                        "compared with (default: all pairs)."),
-            metrics: Optional[str] = typer.Option(None, "--metrics", "-m",
-                                                  help="Comma-separated metrics (default: all stored)."),
-            test: StatTest = typer.Option(StatTest.student, "--test", help="Paired significance test."),
-            permutations: int = typer.Option(1000, "--permutations", help="Fisher randomization permutations."),
-            seed: int = typer.Option(42, "--seed", help="Seed of the permutations and bootstrap resamples."),
-            correction: Correction = typer.Option(Correction.holm, "--correction",
-                                                  help="Multiple-comparison correction over all comparisons."),
-            alpha: float = typer.Option(0.05, "--alpha", help="Significance level after correction."),
-            bootstrap: int = typer.Option(1000, "--bootstrap", help="Paired-bootstrap resamples for the CI."),
-            format: CompareFormat = typer.Option(CompareFormat.table, "--format",
-                                                 help="table, markdown, latex, csv or json."),
-            output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to FILE instead of stdout.")
-            ) -> None:
-    """Paired significance tests between stored runs of one collection, corrected for multiple comparisons."""
-    from leaderboard.compare import CompareSettings, compare_runs
-    from leaderboard.compare_report import format_result, render_table
-
-    try:
-        settings = CompareSettings(baseline=baseline, metrics=_split_metrics(metrics), test=test.value,
-                                   correction=correction.value, alpha=alpha, permutations=permutations,
-                                   bootstrap=bootstrap, seed=seed)
-        result = compare_runs(_open(store), settings, experiments=experiment or None, collection=collection,
-                              indexes=index or None)
-    except DrbenchError as exc:
-        raise _fail(exc) from None
-    if format is CompareFormat.table:
-        if output is None:
-            render_table(result, out)
-            return
-        with output.open("w", encoding="utf-8") as handle:
-            render_table(result, Console(file=handle, width=160, color_system=None))
-    elif output is None:
-        print(format_result(result, format.value), end="")
-        return
-    else:
-        output.write_text(format_result(result, format.value), encoding="utf-8")
-    err.print(f"wrote {output}", highlight=False)
-
-
-@app.command()
-def plot(store: Optional[str] = StoreOpt,
-         experiment: Optional[list[str]] = typer.Option(None, "--experiment", "-e", help="Only these; repeatable."),
-         collection: Optional[str] = typer.Option(None, "--collection", "-c", help="Only this collection."),
-         metrics: Optional[str] = typer.Option(None, "--metrics", "-m",
-                                               help="Comma-separated metrics (default: all stored)."),
-         out_dir: Path = typer.Option(Path("plots"), "--out", help="Folder for the PNG files."),
-         seed: int = typer.Option(42, "--seed", help="Seed of the bootstrap CIs.")) -> None:
-    """Training curves, metric bars with 95% CIs, and quality vs bytes per document, as PNGs."""
-    from leaderboard.plot import plot_store
-
-    try:
-        written, skipped = plot_store(_open(store), out_dir, experiments=experiment or None,
-                                      collection=collection, metrics=list(_split_metrics(metrics)) or None,
-                                      seed=seed)
-    except DrbenchError as exc:
-        raise _fail(exc) from None
-    for reason in skipped:
-        err.print(f"[dim]{escape(reason)}[/dim]", highlight=False, soft_wrap=True)
-    for path in written:
-        out.print(str(path), highlight=False, markup=False, soft_wrap=True)
-
-
-@app.command()
-def check(expectations: Path = typer.Argument(..., help="Expectations TOML (recipe + expected values)."),
-          run_first: bool = typer.Option(False, "--run", help="Run the recipe first (stored runs are reused)."),
-          mirror: Optional[str] = typer.Option(None, "--mirror", help="Offline ir_datasets mirror, for --run."),
-          force: bool = typer.Option(False, "--force", help="With --run: re-run runs already stored."),
-          store: Optional[str] = typer.Option(None, "--store",
-                                              help="Results store (default: the recipe's).")
-          ) -> None:
-    """Regression gate: stored metrics against expected values (exit 1 on any FAIL)."""
-    from harness.store import open_store
-    from leaderboard.check import check as check_rows, load_expectations, render_check
-
-    try:
-        expected = load_expectations(expectations)
-        path = store or expected.recipe.experiment.store
-        if run_first:
-            from harness.pipeline import RunOptions, run_recipe  # the only path that imports torch
-
-            run_recipe(expected.recipe, RunOptions(mirror=mirror, force=force, store=path), err)
-        rows = check_rows(open_store(path, create=False), expected)
-    except DrbenchError as exc:
-        raise _fail(exc) from None
-    except KeyboardInterrupt:
-        raise _fail("interrupted; completed runs are stored, the rest re-run next time", 130) from None
-    render_check(rows, out)
-    if any(row.status == "FAIL" for row in rows):
-        raise typer.Exit(1)
+# compare, plot and check live in harness/cli_report.py; importing it registers them on `app`.
+import harness.cli_report  # noqa: E402,F401
 
 
 def main() -> None:  # pragma: no cover - console-script shim for `python -m harness.cli`

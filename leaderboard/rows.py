@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.store import list_runs, run_metrics
+from harness.store import list_experiments, list_runs, run_metrics
 
 
 @dataclass(frozen=True)
@@ -40,12 +40,34 @@ def leaderboard_rows(db: Any, experiment: str | None = None,
     """Every stored run (filtered), in run order, with its aggregate metrics."""
     runs = list_runs(db, experiment=experiment, collection=collection)
     metrics = run_metrics(db, [run["id"] for run in runs])
+    order = _recipe_metric_order(db)
+    metrics = {run["id"]: _ordered(metrics.get(run["id"], {}), order.get(run["experiment"], ()))
+               for run in runs}
     return [LeaderboardRow(experiment=run["experiment"], variant=run["variant"], kind=run["kind"],
                            collection=run["collection"], index=run["index_factory"],
                            metrics=metrics.get(run["id"], {}), n_queries=run.get("n_queries"),
                            timings=run.get("timings") or {}, run_id=run["id"],
                            index_stats=run.get("index_stats") or {}, params=run.get("params") or {})
             for run in runs]
+
+
+def _recipe_metric_order(db: Any) -> dict[str, tuple[str, ...]]:
+    """Each experiment's `[eval] metrics` in the order its recipe lists them (the store keeps
+    metrics unordered); the leaderboard shows and ranks by that order."""
+    import tomllib
+
+    order = {}
+    for exp in list_experiments(db):
+        try:
+            order[exp["name"]] = tuple(tomllib.loads(exp.get("recipe_text") or "").get("eval", {}).get("metrics", ()))
+        except (tomllib.TOMLDecodeError, AttributeError):
+            continue
+    return order
+
+
+def _ordered(values: dict[str, float], order: tuple[str, ...]) -> dict[str, float]:
+    known = [m for m in order if m in values]
+    return {m: values[m] for m in known + sorted(set(values) - set(known))}
 
 
 def rows_as_json(rows: list[LeaderboardRow]) -> list[dict[str, Any]]:

@@ -1,0 +1,153 @@
+"""The optimisation loop: batches, step counts, the LR schedule, checkpoints and exact resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+import torch
+
+from harness.model.encoder import embed_batch
+from harness.progress import StageProgress
+from harness.train.loop import micro_batch, optimizer_for, plan, train
+
+# Fixtures (cranfield, one_torch_thread, ...) are used by name, hence the noqa.
+from train_helpers import (  # noqa: F401
+    one_torch_thread, quiet_console, loop_params, state, assert_same_weights, load_tiny,
+    Interrupted)
+
+
+# --- loop: batches, steps, learning rate ------------------------------------------------------
+
+@pytest.mark.parametrize("n, batch", [(10, 4), (12, 4), (3, 8)])
+def test_micro_batch_covers_every_query_once_per_epoch(n: int, batch: int) -> None:
+    ids = tuple(f"q{i}" for i in range(n))
+    schedule = plan(n, loop_params(batch_size=batch, max_steps=0, epochs=3))
+    orders = []
+    for epoch in range(3):
+        drawn = [q for i in range(schedule.batches_per_epoch)
+                 for q in micro_batch(ids, schedule, 5, epoch * schedule.batches_per_epoch + i)]
+        assert sorted(drawn) == sorted(ids)
+        assert all(len(micro_batch(ids, schedule, 5, epoch * schedule.batches_per_epoch + i)) <= batch
+                   for i in range(schedule.batches_per_epoch))
+        orders.append(drawn)
+    if n > 3:
+        assert orders[0] != orders[1]  # reshuffled every epoch
+    assert micro_batch(ids, schedule, 5, 1) == micro_batch(ids, schedule, 5, 1)
+
+
+@pytest.mark.parametrize("overrides, total, per_epoch", [
+    ({"epochs": 1}, 3, 3),                     # ceil(10 / 4) batches
+    ({"epochs": 2}, 6, 3),
+    ({"epochs": 2, "grad_accum": 2}, 3, 3),    # 6 micro-batches, 2 per optimizer step
+    ({"epochs": 1, "grad_accum": 2}, 2, 3),    # rounds up: never less than the epochs asked
+    ({"epochs": 5, "max_steps": 4}, 4, 3),     # max_steps wins
+    ({"epochs": 1, "max_steps": 4, "grad_accum": 3}, 4, 3),
+])
+def test_plan_step_counts(overrides: dict[str, Any], total: int, per_epoch: int) -> None:
+    schedule = plan(10, loop_params(**{"max_steps": 0, **overrides}))
+    assert (schedule.total_steps, schedule.batches_per_epoch) == (total, per_epoch)
+    assert schedule.grad_accum == overrides.get("grad_accum", 1)
+
+
+def test_plan_with_fewer_queries_than_a_batch() -> None:
+    assert plan(3, loop_params(max_steps=0, batch_size=32)).total_steps == 1
+
+
+def test_lr_warms_up_linearly_then_decays_to_zero() -> None:
+    model = torch.nn.ModuleDict({"dense": torch.nn.Linear(2, 2), "LayerNorm": torch.nn.LayerNorm(2),
+                                 "norm": torch.nn.LayerNorm(2)})  # e.g. DistilBERT's `sa_layer_norm`
+    optimizer, scheduler = optimizer_for(model, loop_params(lr=1.0, warmup_steps=4), total_steps=10)
+    lrs = []
+    for _ in range(10):
+        lrs.append(scheduler.get_last_lr()[0])
+        optimizer.step()
+        scheduler.step()
+    expected = [0.2, 0.4, 0.6, 0.8] + [(10 - s) / 6 for s in range(4, 10)]
+    assert lrs == pytest.approx(expected)
+    assert max(lrs) == pytest.approx(1.0) and lrs.index(max(lrs)) == 4
+    assert scheduler.get_last_lr()[0] == pytest.approx(0.0)
+    # weight decay on weights only, never on biases or LayerNorm
+    decayed = {id(p) for g in optimizer.param_groups if g["weight_decay"] > 0 for p in g["params"]}
+    assert decayed == {id(model["dense"].weight)}
+
+
+# --- loop: training and resume ----------------------------------------------------------------
+
+TEXTS = ["the cell", "cells of the", "a cell in cells", "on the and", "to a is", "for with on",
+         "cell cell cell", "the of and in", "is for", "with cells"]
+QUERY_IDS = tuple(str(i) for i in range(len(TEXTS)))
+
+
+
+def toy_step(model: torch.nn.Module, tokenizer: Any, calls: list[int],
+             fail_at: int | None = None) -> Callable[..., Any]:
+    """A loss that uses the sampling rng and dropout, so both must replay after a resume."""
+    def step(query_ids: list[str], rng: np.random.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        calls.append(len(calls) + 1)
+        if fail_at is not None and len(calls) == fail_at:
+            raise Interrupted
+        batch = tokenizer([TEXTS[int(q)] for q in query_ids], padding=True, return_tensors="pt")
+        vectors = embed_batch(model, batch, pooling="mean", normalize=False)
+        target = torch.from_numpy(rng.standard_normal(vectors.shape).astype(np.float32))
+        return ((vectors - target) ** 2).mean(), {"target_mean": float(target.mean())}
+
+    return step
+
+
+
+@pytest.mark.parametrize("grad_accum", [1, 2])
+def test_resume_after_interruption_matches_uninterrupted(tiny_model: Path, tmp_path: Path,
+                                                         grad_accum: int) -> None:
+    params = loop_params(batch_size=3, max_steps=5, checkpoint_every=2, grad_accum=grad_accum)
+    progress = StageProgress(quiet_console())
+
+    model, tok = load_tiny(tiny_model)
+    initial = state(model)
+    calls: list[int] = []
+    log, _ = train(model, params, QUERY_IDS, 11, toy_step(model, tok, calls), tmp_path / "whole", progress, "x")
+    whole = state(model)
+    assert [row["step"] for row in log] == [1, 2, 3, 4, 5] and len(calls) == 5 * grad_accum
+    assert not all(torch.equal(initial[k], whole[k]) for k in whole)
+    assert not model.training  # left in eval mode for encoding
+
+    # die in the middle of step 4: the last checkpoint is after step 2
+    model, tok = load_tiny(tiny_model)
+    calls = []
+    with pytest.raises(Interrupted):
+        train(model, params, QUERY_IDS, 11, toy_step(model, tok, calls, fail_at=3 * grad_accum + 1),
+              tmp_path / "cut", progress, "x")
+    assert torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=False)["step"] == 2
+
+    model, tok = load_tiny(tiny_model)  # a fresh process: weights from disk, then the checkpoint
+    calls = []
+    resumed_log, _ = train(model, params, QUERY_IDS, 11, toy_step(model, tok, calls), tmp_path / "cut",
+                           progress, "x")
+    assert len(calls) == 3 * grad_accum  # steps 3, 4, 5 only
+    assert resumed_log == log
+    assert_same_weights(state(model), whole)
+
+
+def test_training_log_records_lr_schedule_and_checkpoints(tiny_model: Path, tmp_path: Path) -> None:
+    params = loop_params(batch_size=4, max_steps=4, warmup_steps=2, lr=1e-3, checkpoint_every=1)
+    model, tok = load_tiny(tiny_model)
+    log, seconds = train(model, params, QUERY_IDS, 0, toy_step(model, tok, []), tmp_path,
+                         StageProgress(quiet_console()), "x")
+    assert [r["lr"] for r in log] == pytest.approx([1e-3 / 3, 2e-3 / 3, 1e-3, 5e-4])
+    assert all(set(r) == {"step", "loss", "lr", "target_mean"} for r in log) and seconds > 0
+    # the last checkpoint is the one before the final step (the final model is saved elsewhere)
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 3
+
+
+def test_different_seed_trains_differently(tiny_model: Path, tmp_path: Path) -> None:
+    params = loop_params(max_steps=2)
+    finals = []
+    for seed in (1, 1, 2):
+        model, tok = load_tiny(tiny_model)
+        train(model, params, QUERY_IDS, seed, toy_step(model, tok, []), tmp_path / f"{seed}-{len(finals)}",
+              StageProgress(quiet_console()), "x")
+        finals.append(state(model))
+    assert_same_weights(finals[0], finals[1])
+    assert not all(torch.equal(finals[0][k], finals[2][k]) for k in finals[0])
