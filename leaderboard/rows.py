@@ -40,9 +40,15 @@ def leaderboard_rows(db: Any, experiment: str | None = None,
     """Every stored run (filtered), in run order, with its aggregate metrics."""
     runs = list_runs(db, experiment=experiment, collection=collection)
     metrics = run_metrics(db, [run["id"] for run in runs])
-    order = _recipe_metric_order(db)
-    metrics = {run["id"]: _ordered(metrics.get(run["id"], {}), order.get(run["experiment"], ()))
+    order = _recipe_order(db)
+    metrics = {run["id"]: _ordered(metrics.get(run["id"], {}), order.get(run["experiment"], {}).get("metrics", ()))
                for run in runs}
+
+    def position(run: dict[str, Any]) -> int:
+        indexes = list(order.get(run["experiment"], {}).get("indexes", ()))
+        return indexes.index(run["index_factory"]) if run["index_factory"] in indexes else len(indexes)
+
+    runs = sorted(runs, key=position)  # stable: the store's order within an index
     return [LeaderboardRow(experiment=run["experiment"], variant=run["variant"], kind=run["kind"],
                            collection=run["collection"], index=run["index_factory"],
                            metrics=metrics.get(run["id"], {}), n_queries=run.get("n_queries"),
@@ -51,15 +57,17 @@ def leaderboard_rows(db: Any, experiment: str | None = None,
             for run in runs]
 
 
-def _recipe_metric_order(db: Any) -> dict[str, tuple[str, ...]]:
-    """Each experiment's `[eval] metrics` in the order its recipe lists them (the store keeps
-    metrics unordered); the leaderboard shows and ranks by that order."""
+def _recipe_order(db: Any) -> dict[str, dict[str, tuple[str, ...]]]:
+    """Each experiment's `[eval] metrics` and `indexes` in the order its recipe lists them (the
+    store keeps them unordered); the leaderboard shows, groups and ranks in that order."""
     import tomllib
 
     order = {}
     for exp in list_experiments(db):
         try:
-            order[exp["name"]] = tuple(tomllib.loads(exp.get("recipe_text") or "").get("eval", {}).get("metrics", ()))
+            table = tomllib.loads(exp.get("recipe_text") or "").get("eval", {})
+            order[exp["name"]] = {"metrics": tuple(table.get("metrics", ())),
+                                  "indexes": tuple(table.get("indexes", ("Flat",)))}
         except (tomllib.TOMLDecodeError, AttributeError):
             continue
     return order
