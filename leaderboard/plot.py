@@ -45,7 +45,7 @@ def plot_store(db: Any, out_dir: Path, *, experiments: list[str] | None = None,
                              for m in chosen} for s in systems}
         written.append(metric_bars(systems, values, chosen, out_dir / f"{_slug(name)}-metrics.png",
                                    name, bootstrap, seed))
-        sized = [s for s in systems if "bytes_per_doc" in s.timings]
+        sized = [s for s in systems if "bytes_per_doc" in s.index_stats]
         if len({s.index for s in sized}) < 2:
             skipped.append(f"{name}: runs with fewer than two indexes; skipped quality vs bytes per document")
         else:
@@ -110,12 +110,12 @@ def quality_vs_bytes(systems: list[System], metrics: list[str], path: Path, titl
     """Each metric against bytes per document (log scale), one line per variant across its indexes."""
     figure, axes = _figure(1, len(metrics), (5.0 * len(metrics), 4.0))
     lines: dict[tuple[str, str], list[System]] = {}
-    for system in sorted(systems, key=lambda s: s.timings["bytes_per_doc"]):
+    for system in sorted(systems, key=lambda s: s.index_stats["bytes_per_doc"]):
         lines.setdefault((system.experiment, system.variant), []).append(system)
     several = len({s.experiment for s in systems}) > 1
     for ax, metric in zip(axes[0], metrics):
         for (experiment, variant), members in lines.items():
-            xs = [s.timings["bytes_per_doc"] for s in members]
+            xs = [s.index_stats["bytes_per_doc"] for s in members]
             ys = [s.metrics[metric] for s in members]
             ax.plot(xs, ys, marker="o", label=f"{experiment}/{variant}" if several else variant)
             for s, x_, y_ in zip(members, xs, ys):

@@ -27,6 +27,7 @@ class System:
     label: str
     metrics: dict[str, float] = field(default_factory=dict)
     timings: dict[str, Any] = field(default_factory=dict)
+    index_stats: dict[str, Any] = field(default_factory=dict)
 
     def matches(self, name: str) -> bool:
         """Whether `name` (`variant`, `experiment/variant`, optionally `@index`) names this run."""
@@ -83,7 +84,8 @@ def _system(run: dict[str, Any], chosen: list[dict[str, Any]], several_experimen
         label += f" [{run['index_factory']}]"
     return System(run_id=run["id"], experiment=run["experiment"], variant=run["variant"],
                   index=run["index_factory"], collection=run["collection"], label=label,
-                  metrics=metrics, timings=run.get("timings") or {})
+                  metrics=metrics, timings=run.get("timings") or {},
+                  index_stats=run.get("index_stats") or {})
 
 
 def common_metrics(groups: dict[str, list[System]], wanted: list[str] | None) -> list[str]:

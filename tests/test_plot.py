@@ -27,7 +27,7 @@ def populate(db, indexes: tuple[str, ...] = ("Flat", "PQ8")) -> None:
             write_run(db, experiment, RunRecord(
                 experiment="tiny", variant=variant, kind=variant, collection="beir/toy/test", index_factory=index,
                 run_key="k", model=None, depth=10, n_docs=10, started_at="t", finished_at="t",
-                timings={"bytes_per_doc": size, "search": 0.1},
+                timings={"search": 0.1}, index_stats={"bytes_per_doc": size},
                 metrics={m: float(v.mean()) for m, v in scores.items()},
                 query_metrics={m: {f"q{i}": float(x) for i, x in enumerate(v)} for m, v in scores.items()}))
     write_training_log(db, "tiny", "adore", [{"step": s, "loss": 1.0 / s, "lr": 1e-5, "train_mrr@10": 0.3 + s / 100}

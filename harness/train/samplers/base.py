@@ -48,3 +48,20 @@ def sample_positives(query_ids: list[str], data: TrainData, rng: np.random.Gener
 def relevance_mask(query_ids: list[str], rows: list[int], data: TrainData) -> np.ndarray:
     """mask[i, j] = False where document rows[j] is a positive of query i."""
     return np.array([[row not in set(data.positives[q]) for row in rows] for q in query_ids], dtype=bool)
+
+
+def two_pair_sets(query_ids: list[str], positives: list[int], negative_rows: list[int], data: TrainData) -> Batch:
+    """A batch scored the STAR way (in-batch pairs and all-negatives pairs), with both masks."""
+    return Batch(query_ids, positives, negative_rows, extra={
+        "rel_mask": relevance_mask(query_ids, positives, data),
+        "neg_mask": relevance_mask(query_ids, negative_rows, data)})
+
+
+def two_pair_sets_loss(q: Any, d_pos: Any, d_neg: Any, batch: Batch, alpha: float | None) -> Any:
+    """STAR's loss over a :func:`two_pair_sets` batch; `alpha` None weights every pair equally."""
+    import torch
+
+    from harness.train.losses import star_loss
+
+    return star_loss(q, d_pos, d_neg, torch.from_numpy(batch.extra["rel_mask"]),
+                     torch.from_numpy(batch.extra["neg_mask"]), alpha=alpha)

@@ -9,8 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.train.losses import star_loss
-from harness.train.samplers.base import Batch, TrainData, relevance_mask, sample_positives
+from harness.train.samplers.base import Batch, TrainData, sample_positives, two_pair_sets, two_pair_sets_loss
 
 
 def build(query_ids: list[str], data: TrainData, rng: np.random.Generator, params: Any,
@@ -18,12 +17,9 @@ def build(query_ids: list[str], data: TrainData, rng: np.random.Generator, param
     positives = sample_positives(query_ids, data, rng)
     count = params["random_negatives"] * len(query_ids)
     rows = [int(r) for r in rng.integers(0, len(data.doc_texts), size=count)]
-    return Batch(query_ids, positives, rows, extra={
-        "rel_mask": relevance_mask(query_ids, positives, data),
-        "neg_mask": relevance_mask(query_ids, rows, data)})
+    return two_pair_sets(query_ids, positives, rows, data)
 
 
 def loss(q: torch.Tensor, d_pos: torch.Tensor, d_neg: torch.Tensor, batch: Batch,
          params: Any) -> tuple[torch.Tensor, dict[str, float]]:
-    return star_loss(q, d_pos, d_neg, torch.from_numpy(batch.extra["rel_mask"]),
-                     torch.from_numpy(batch.extra["neg_mask"]), alpha=None)
+    return two_pair_sets_loss(q, d_pos, d_neg, batch, alpha=None)

@@ -9,8 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.train.losses import star_loss
-from harness.train.samplers.base import Batch, TrainData, relevance_mask, sample_positives
+from harness.train.samplers.base import Batch, TrainData, sample_positives, two_pair_sets, two_pair_sets_loss
 from harness.train.samplers.static import draw_hard
 
 
@@ -19,12 +18,9 @@ def build(query_ids: list[str], data: TrainData, rng: np.random.Generator, param
     assert negatives is not None, "star needs mined negatives"
     positives = sample_positives(query_ids, data, rng)
     rows = draw_hard(query_ids, negatives, 1, rng, len(data.doc_texts))
-    return Batch(query_ids, positives, rows, extra={
-        "rel_mask": relevance_mask(query_ids, positives, data),
-        "neg_mask": relevance_mask(query_ids, rows, data)})
+    return two_pair_sets(query_ids, positives, rows, data)
 
 
 def loss(q: torch.Tensor, d_pos: torch.Tensor, d_neg: torch.Tensor, batch: Batch,
          params: Any) -> tuple[torch.Tensor, dict[str, float]]:
-    return star_loss(q, d_pos, d_neg, torch.from_numpy(batch.extra["rel_mask"]),
-                     torch.from_numpy(batch.extra["neg_mask"]), alpha=params.get("alpha"))
+    return two_pair_sets_loss(q, d_pos, d_neg, batch, alpha=params.get("alpha"))
