@@ -28,9 +28,9 @@ def _eval_time(row: LeaderboardRow) -> str:
 def _index_cells(row: LeaderboardRow) -> list[str]:
     stats = row.index_stats
     if not stats:
-        return ["-", "-", "-"]
+        return ["-", "-", "-", "-"]
     recall = stats.get("flat_recall@10")
-    return [f"{stats['bytes_per_doc']:,.0f}", f"{stats['ms_per_query']:.2f}",
+    return [f"{stats['bytes_per_doc']:,.0f}", _seconds(stats.get("build_seconds")), f"{stats['ms_per_query']:.2f}",
             "-" if recall is None else f"{recall:.3f}"]
 
 
@@ -52,7 +52,7 @@ def collection_table(collection: str, rows: list[LeaderboardRow]) -> Table:
         table.add_column(metric, justify="right")
     indexes = len({row.index for row in rows if row.index_stats}) > 1
     if indexes:
-        for column in ("bytes/doc", "ms/query", "flat R@10"):
+        for column in ("bytes/doc", "build", "ms/query", "flat R@10"):
             table.add_column(column, justify="right", style="cyan")
     trained = any("train" in row.timings for row in rows)
     if trained:
