@@ -81,6 +81,12 @@ class DenseModel:
             record["trained"] = {k: v for k, v in self.ref.trained.items() if k != "train_seconds"}
         return record
 
+    @property
+    def identity(self) -> dict[str, Any]:
+        """The record without names and folders: what cache and run keys hash, so moving a
+        virtualenv or a cache folder, or renaming a variant, does not invalidate anything."""
+        return {k: v for k, v in self.record.items() if k not in ("name", "path", "query_path")}
+
     def _encoder(self, side: str) -> Any:
         if side not in self._encoders:
             from harness.model.encoder import Encoder

@@ -154,7 +154,7 @@ def _dense_runs(ctx: _Context, collection: Collection, variant: Variant) -> None
     model = ctx.stage.dense(ref)
     pending = [f for f in ctx.recipe.eval.indexes
                if not _is_done(ctx, variant, collection, f, _run_key(ctx.recipe, variant, collection, f,
-                                                                     model.record))]
+                                                                     model.identity))]
     if not pending:
         return
     started = utc_now()
@@ -166,7 +166,7 @@ def _dense_runs(ctx: _Context, collection: Collection, variant: Variant) -> None
     query_seconds = time.perf_counter() - start
     exact = _exact_top(doc_vectors, query_vectors) if set(ctx.recipe.eval.indexes) != {"Flat"} else None
     for factory in pending:
-        key = _run_key(ctx.recipe, variant, collection, factory, model.record)
+        key = _run_key(ctx.recipe, variant, collection, factory, model.identity)
         results, timings, stats = model.search(factory, doc_vectors, query_vectors, query_ids, collection,
                                                ctx.recipe, ctx.progress, variant.name, exact)
         timings.update(encode_docs=doc_seconds, encode_queries=query_seconds)

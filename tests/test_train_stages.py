@@ -203,6 +203,20 @@ def test_same_recipe_again_trains_nothing(star_run: dict[str, Any], use_cranfiel
     assert console.count("trained model from cache") == 2
 
 
+def test_a_moved_cache_and_model_are_still_reused(star_run: dict[str, Any], use_cranfield: Collection,
+                                                 tiny_model: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # keys hash fingerprints, not folders: moving the cache (and the base model) retrains nothing
+    import shutil
+
+    shutil.copytree(star_run["folder"] / "cache", tmp_path / "cache")
+    moved_model = shutil.copytree(tiny_model, tmp_path / "moved-model")
+    forbid(monkeypatch, loop_mod, "train")
+    forbid(monkeypatch, mining_mod, "_dense_rows")
+    outcomes, console = run(recipe_text(tmp_path, moved_model, STAR_VARIANTS, name="chain"), tmp_path)
+    assert {o.status for o in outcomes} == {"done"} and console.count("trained model from cache") == 2
+
+
 def test_new_experiment_with_an_extra_variant_reuses_trained_models(star_run: dict[str, Any],
                                                                     use_cranfield: Collection,
                                                                     tiny_model: Path,

@@ -25,7 +25,7 @@ _BM25 = {"k1": 1.2, "b": 0.75, "method": "lucene", "stemmer": "english", "stopwo
 def mine_negatives(source: str, depth: int, data: TrainData, collection: Collection,
                    ctx: StageContext) -> tuple[dict[str, np.ndarray], str]:
     """Hard negatives (document rows) per training query from `source`; (negatives, key)."""
-    identity = {"bm25": _BM25} if source == "bm25" else ctx.dense(ctx.model_for(source)).record
+    identity = {"bm25": _BM25} if source == "bm25" else ctx.dense(ctx.model_for(source)).identity
     key = artifact_key(what="negatives", source=identity, depth=depth,
                        data={a.relpath: a.sha256 for a in collection.archives},
                        queries=collection.dataset_id)

@@ -33,7 +33,7 @@ def train_shared(variant: Variant, ctx: StageContext) -> ModelRef:
     if variant.kind in ("static", "star"):
         negatives, negatives_key = mine_negatives(params["negatives_from"], params["negatives_depth"], data,
                                                   collection, ctx)
-    key = artifact_key(kind=variant.kind, params=dict(params), init=init.record, negatives=negatives_key,
+    key = artifact_key(kind=variant.kind, params=dict(params), init=init.identity, negatives=negatives_key,
                        data={a.relpath: a.sha256 for a in collection.archives}, train=collection.dataset_id,
                        seed=ctx.recipe.experiment.seed, prefixes=[init.settings.query_prefix,
                                                                   init.settings.doc_prefix])
@@ -78,7 +78,7 @@ def train_adore(variant: Variant, ctx: StageContext) -> ModelRef:
     collection = ctx.train_collection()
     data = TrainData.from_collection(collection)
     ivf = {"nprobe": ctx.recipe.eval.nprobe} if "IVF" in params["train_index"] else {}
-    key = artifact_key(kind="adore", params=dict(params), init=init.record, documents=doc_model.record,
+    key = artifact_key(kind="adore", params=dict(params), init=init.identity, documents=doc_model.identity,
                        data={a.relpath: a.sha256 for a in collection.archives}, train=collection.dataset_id,
                        seed=ctx.recipe.experiment.seed, **ivf)
     index_cache: dict[str, Any] = {}
