@@ -6,6 +6,7 @@ retrieved, or nothing at all), so significance tests compare like with like.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 
@@ -38,7 +39,10 @@ def evaluate(qrels: dict[str, dict[str, int]], results: dict[str, list[tuple[str
         return Evaluation({m: 0.0 for m in metrics}, zeros)
     qrels_obj = Qrels({q: dict(qrels[q]) for q in query_ids})
     run_obj = Run(run_dict)
-    scores = ranx_evaluate(qrels_obj, run_obj, list(metrics), return_mean=False, make_comparable=True)
+    with warnings.catch_warnings():
+        # ranx's numba kernels warn about a uint64 -> int64 cast of ranks; harmless, and noisy.
+        warnings.filterwarnings("ignore", message="unsafe cast from uint64 to int64")
+        scores = ranx_evaluate(qrels_obj, run_obj, list(metrics), return_mean=False, make_comparable=True)
     if len(metrics) == 1:
         scores = {metrics[0]: scores}
     # ranx returns per-query arrays in its own (sorted) query order.
