@@ -14,14 +14,14 @@ import harness.train.adore as adore_mod
 from harness.data.collection import Collection
 from harness.dense import DenseModel
 from harness.index.faiss_index import build_index, search, stored_vectors
-from harness.model.encoder import embed_batch
+from harness.model.encoder import Encoder, embed_batch
 from harness.train.adore import adore_step, frozen_index, retrieved_lists
 from harness.train.samplers.base import TrainData
 
 # Fixtures (cranfield, one_torch_thread, ...) are used by name, hence the noqa.
 from train_helpers import (  # noqa: F401
     one_torch_thread, N_DOCS, folder_weights, files_digest, use_cranfield, recipe_text,
-    stage_context, count_calls, cranfield, load_tiny)
+    stage_context, count_calls, cranfield)
 
 
 # --- ADORE units ------------------------------------------------------------------------------
@@ -54,11 +54,12 @@ def test_adore_scores_with_the_decoded_pq_vectors(tiny_model: Path, monkeypatch:
                      {"a": (1,), "b": (2, 3), "c": (4,)}, tuple(f"doc {i}" for i in range(N_DOCS)))
     lists = count_calls(monkeypatch, adore_mod, "retrieved_lists")
     losses = count_calls(monkeypatch, adore_mod, "adore_batch_loss")
-    model, tok = load_tiny(tiny_model)
+    encoder = Encoder(tiny_model, pooling="mean", normalize=True, max_length=None)
+    model, tok = encoder.model, encoder.tokenizer
     model.eval()  # no dropout, so the query vectors can be recomputed below
     settings = SimpleNamespace(query_prefix="", pooling="mean", normalize=True)
     params = {"query_max_length": 16, "top_k": 20, "weighting": "mrr", "scale": 2.0, "metric_cut": 10}
-    loss, info = adore_step(model, tok, params, data, fi, settings)(["a", "b", "c"], np.random.default_rng(0))
+    loss, info = adore_step(encoder, params, data, fi, settings)(["a", "b", "c"], np.random.default_rng(0))
     assert loss.requires_grad and set(info) == {"train_mrr@10", "train_recall@10"}
 
     q = embed_batch(model, tok(["the cell", "cells of the", "on a is"], padding=True, return_tensors="pt"),

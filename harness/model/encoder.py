@@ -98,18 +98,24 @@ class Encoder:
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
                 rows = order[start:start + self.batch_size]
-                batch = self.tokenize([texts[i] for i in rows], max_length=limit)
-                vectors = embed_batch(self.model, batch, pooling=self.pooling,
-                                      normalize=self.normalize)
+                vectors = self.embed([texts[i] for i in rows], max_length=limit)
                 out[rows] = vectors.float().cpu().numpy()
                 if progress is not None:
                     progress(len(rows))
         return out
 
-    def tokenize(self, texts: Sequence[str], *, max_length: int | None = None
-                 ) -> dict[str, torch.Tensor]:
+    def embed(self, texts: Sequence[str], *, max_length: int | None = None,
+              prefix: str | None = None) -> torch.Tensor:
+        """One batch of texts to pooled vectors, with gradients unless the caller disables them
+        (the trainers call this; `prefix` overrides the encoder's own, e.g. query vs document)."""
+        batch = self.tokenize(texts, max_length=max_length, prefix=prefix)
+        return embed_batch(self.model, batch, pooling=self.pooling, normalize=self.normalize)
+
+    def tokenize(self, texts: Sequence[str], *, max_length: int | None = None,
+                 prefix: str | None = None) -> dict[str, torch.Tensor]:
         """Tokenize with the prefix, padding to the longest text, on the encoder's device."""
-        batch = self.tokenizer([self.prefix + t for t in texts], padding=True, truncation=True,
+        prefix = self.prefix if prefix is None else prefix
+        batch = self.tokenizer([prefix + t for t in texts], padding=True, truncation=True,
                                max_length=max_length or self.max_length, return_tensors="pt")
         return {k: v.to(self.device) for k, v in batch.items()}
 

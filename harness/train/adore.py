@@ -56,15 +56,12 @@ def retrieved_lists(ids: np.ndarray, query_ids: list[str], data: TrainData,
     return rows_out, rel_out, metrics
 
 
-def adore_step(model: Any, tokenizer: Any, params: Any, data: TrainData, index: FrozenIndex, settings: Any) -> Any:
-    """The step function for :func:`harness.train.loop.train`."""
-    from harness.model.encoder import embed_batch
+def adore_step(encoder: Any, params: Any, data: TrainData, index: FrozenIndex, settings: Any) -> Any:
+    """The step function for :func:`harness.train.loop.train` (`encoder`: the query encoder)."""
 
     def step(query_ids: list[str], rng: np.random.Generator) -> tuple[torch.Tensor, dict[str, float]]:
-        texts = [settings.query_prefix + data.queries[q] for q in query_ids]
-        batch = tokenizer(texts, max_length=params["query_max_length"], truncation=True, padding=True,
-                          return_tensors="pt")
-        q = embed_batch(model, batch, pooling=settings.pooling, normalize=settings.normalize)
+        q = encoder.embed([data.queries[x] for x in query_ids], max_length=params["query_max_length"],
+                          prefix=settings.query_prefix)
         k = min(params["top_k"], index.built.ntotal)
         _, ids = index.built.index.search(np.ascontiguousarray(q.detach().numpy(), dtype=np.float32), k)
         rows, rel, metrics = retrieved_lists(ids, query_ids, data, params["weighting"])

@@ -34,31 +34,27 @@ def train_shared(variant: Variant, ctx: StageContext) -> ModelRef:
         negatives, negatives_key = mine_negatives(params["negatives_from"], params["negatives_depth"], data,
                                                   collection, ctx)
     key = artifact_key(kind=variant.kind, params=dict(params), init=init.identity, negatives=negatives_key,
-                       data={a.relpath: a.sha256 for a in collection.archives}, train=collection.dataset_id,
+                       data=collection.archive_digests, train=collection.dataset_id,
                        seed=ctx.recipe.experiment.seed, prefixes=[init.settings.query_prefix,
                                                                   init.settings.doc_prefix])
 
-    def step_factory(model: Any, tokenizer: Any) -> Any:
-        return _shared_step(model, tokenizer, variant, data, negatives, init.settings)
+    def step_factory(encoder: Any) -> Any:
+        return _shared_step(encoder, variant, data, negatives, init.settings)
 
     return _train_or_reuse(variant, ctx, key, init, init.spec.path, step_factory, data, pairs_with=None)
 
 
-def _shared_step(model: Any, tokenizer: Any, variant: Variant, data: TrainData,
-                 negatives: dict[str, np.ndarray] | None, settings: Any) -> Any:
-    from harness.model.encoder import embed_batch
-
+def _shared_step(encoder: Any, variant: Variant, data: TrainData, negatives: dict[str, np.ndarray] | None,
+                 settings: Any) -> Any:
     params, sampler = variant.params, strategy(variant.kind)
-
-    def encode(texts: list[str], max_length: int) -> torch.Tensor:
-        batch = tokenizer(texts, max_length=max_length, truncation=True, padding=True, return_tensors="pt")
-        return embed_batch(model, batch, pooling=settings.pooling, normalize=settings.normalize)
 
     def step(query_ids: list[str], rng: np.random.Generator) -> tuple[torch.Tensor, dict[str, float]]:
         batch = sampler.build(query_ids, data, rng, params, negatives)
-        q = encode([settings.query_prefix + data.queries[x] for x in query_ids], params["query_max_length"])
+        q = encoder.embed([data.queries[x] for x in query_ids], max_length=params["query_max_length"],
+                          prefix=settings.query_prefix)
         rows = batch.positive_rows + batch.negative_rows
-        d = encode([settings.doc_prefix + data.doc_texts[r] for r in rows], params["doc_max_length"])
+        d = encoder.embed([data.doc_texts[r] for r in rows], max_length=params["doc_max_length"],
+                          prefix=settings.doc_prefix)
         b = len(query_ids)
         loss, info = sampler.loss(q * params["scale"], d[:b], d[b:], batch, params)
         return loss, {k: float(v) for k, v in info.items() if k.endswith("_loss")}
@@ -79,17 +75,17 @@ def train_adore(variant: Variant, ctx: StageContext) -> ModelRef:
     data = TrainData.from_collection(collection)
     ivf = {"nprobe": ctx.recipe.eval.nprobe} if "IVF" in params["train_index"] else {}
     key = artifact_key(kind="adore", params=dict(params), init=init.identity, documents=doc_model.identity,
-                       data={a.relpath: a.sha256 for a in collection.archives}, train=collection.dataset_id,
+                       data=collection.archive_digests, train=collection.dataset_id,
                        seed=ctx.recipe.experiment.seed, **ivf)
     index_cache: dict[str, Any] = {}
 
-    def step_factory(model: Any, tokenizer: Any) -> Any:
+    def step_factory(encoder: Any) -> Any:
         if "index" not in index_cache:
             # Encoded only when training is needed: a cached ADORE model never touches the corpus.
             doc_vectors, _ = doc_model.encode_corpus(collection, ctx.cache_dir, ctx.progress, ctx.console)
             index_cache["index"] = frozen_index(params["train_index"], doc_vectors, ctx.recipe.experiment.seed,
                                                 ctx.recipe.eval.nprobe)
-        return adore_step(model, tokenizer, params, data, index_cache["index"], init.settings)
+        return adore_step(encoder, params, data, index_cache["index"], init.settings)
 
     ref = _train_or_reuse(variant, ctx, key, init, init.query_spec.path, step_factory, data,
                           pairs_with=doc_model.record)
@@ -120,14 +116,13 @@ def _train(variant: Variant, ctx: StageContext, key: str, init: Any, source: Pat
     from harness.train.loop import train
 
     encoder = Encoder(source, pooling=init.settings.pooling, normalize=init.settings.normalize, max_length=None)
-    model, tokenizer = encoder.model, encoder.tokenizer
     workdir = artifacts.partial(key)
     workdir.mkdir(parents=True, exist_ok=True)
     if (workdir / "checkpoint.pt").is_file():
         ctx.console.log(f"{variant.name}: resuming from {workdir / 'checkpoint.pt'}")
-    log, seconds = train(model, variant.params, data.query_ids, ctx.recipe.experiment.seed,
-                         step_factory(model, tokenizer), workdir, ctx.progress, variant.name)
-    save_encoder(model, tokenizer, source, workdir, max_seq_length=None)
+    log, seconds = train(encoder.model, variant.params, data.query_ids, ctx.recipe.experiment.seed,
+                         step_factory(encoder), workdir, ctx.progress, variant.name)
+    save_encoder(encoder.model, encoder.tokenizer, source, workdir, max_seq_length=None)
     write_log(workdir, log)
     meta = {"key": key, "kind": variant.kind, "variant": variant.name, "params": dict(variant.params),
             "init": init.record, "train": ctx.recipe.data.train, "steps": len(log), "train_seconds": seconds,
