@@ -28,7 +28,6 @@ class StageContext:
     _models: dict[str, ModelRef] = field(default_factory=dict)
     _dense: dict[tuple[str, str], DenseModel] = field(default_factory=dict)
     _train: Collection | None = None
-    _resolving: list[str] = field(default_factory=list)
 
     def train_collection(self) -> Collection:
         """The recipe's training split, loaded once."""

@@ -92,8 +92,9 @@ class DenseModel:
             from harness.model.encoder import Encoder
 
             s = self.settings
+            spec = self.spec if side == "doc" else self.query_spec
             self._encoders[side] = Encoder(
-                (self.spec if side == "doc" else self.query_spec).path, pooling=s.pooling, normalize=s.normalize, batch_size=s.batch_size,
+                spec.path, pooling=s.pooling, normalize=s.normalize, batch_size=s.batch_size,
                 max_length=s.doc_max_length if side == "doc" else s.query_max_length,
                 prefix=s.doc_prefix if side == "doc" else s.query_prefix)
         return self._encoders[side]

@@ -45,6 +45,11 @@ class Collection:
     qrels: dict[str, dict[str, int]]
     archives: tuple[ArchiveRecord, ...]
 
+    @property
+    def archive_digests(self) -> dict[str, str | None]:
+        """sha256 per source archive: what identifies this collection's data in cache keys."""
+        return {a.relpath: a.sha256 for a in self.archives}
+
 
 def load_collection(dataset_id: str, mirror: Path | None = None, *,
                     with_docs: bool = True) -> Collection:

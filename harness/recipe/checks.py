@@ -23,14 +23,12 @@ def check_resources(recipe: Recipe) -> None:
                 raise RecipeError(f'{path} [data] {key} = "{dataset_id}": {exc}') from None
     dims = _model_dims(recipe)
     n_docs = _min_docs(recipe)
-    for factory in recipe.eval.indexes:
+    factories = [("[eval] indexes", f) for f in recipe.eval.indexes]
+    factories += [(f"[variant.{v.name}] train_index", v.params["train_index"])
+                  for v in recipe.variants if "train_index" in v.params]
+    for where, factory in factories:
         for dim in sorted(set(dims.values())):
-            _check_index(recipe, "[eval] indexes", factory, dim, n_docs)
-    for variant in recipe.variants:
-        if "train_index" in variant.params:
-            for dim in sorted(set(dims.values())):
-                _check_index(recipe, f"[variant.{variant.name}] train_index", variant.params["train_index"], dim,
-                             n_docs)
+            _check_index(recipe, where, factory, dim, n_docs)
 
 
 def _min_docs(recipe: Recipe) -> int | None:

@@ -99,13 +99,6 @@ EVAL = (
           "Vectors sampled (seeded) to train a compressed index; 0 uses the whole corpus.", minimum=0),
 )
 
-# Keys every variant accepts, whatever its kind.
-VARIANT_COMMON = (
-    Param("kind", "str", None, "Variant kind.", required=True,
-          choices=("bm25", "zero-shot", "inbatch", "random", "static", "star", "adore", "star+adore")),
-    Param("description", "str", "", "Free text shown next to the variant."),
-)
-
 # Every trained kind. Defaults are CPU-friendly; the help gives the paper's value where it differs.
 TRAIN_COMMON = (
     Param("init", "str", "base",
@@ -179,6 +172,12 @@ KIND_PARAMS: dict[str, tuple[Param, ...]] = {
     "star+adore": (_ADORE_INIT,) + _with_defaults(TRAIN_COMMON[1:], lr=5e-6) + _ADORE[1:] + (
         Param("star", "str", "star", "The STAR variant whose model and frozen index ADORE starts from."),),
 }
+
+# Keys every variant accepts, whatever its kind (the kinds are KIND_PARAMS' keys).
+VARIANT_COMMON = (
+    Param("kind", "str", None, "Variant kind.", required=True, choices=tuple(KIND_PARAMS)),
+    Param("description", "str", "", "Free text shown next to the variant."),
+)
 
 # Keys whose value names another variant (or one of the listed built-ins).
 REFERENCES: dict[str, tuple[str, ...]] = {

@@ -27,7 +27,7 @@ def mine_negatives(source: str, depth: int, data: TrainData, collection: Collect
     """Hard negatives (document rows) per training query from `source`; (negatives, key)."""
     identity = {"bm25": _BM25} if source == "bm25" else ctx.dense(ctx.model_for(source)).identity
     key = artifact_key(what="negatives", source=identity, depth=depth,
-                       data={a.relpath: a.sha256 for a in collection.archives},
+                       data=collection.archive_digests,
                        queries=collection.dataset_id)
     path = ctx.cache_dir / "negatives" / f"{key}.json"
     if path.is_file():
