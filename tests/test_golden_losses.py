@@ -1,0 +1,98 @@
+"""Every training kind, trained 3 steps on the tiny fixtures: its per-step losses must not move.
+
+The numbers were recorded before the one-strategy-one-file refactor; a change that alters what
+any kind computes (sampling order, masks, loss, optimiser) shows up here first. Record anew only
+for a change that is meant to alter training, and bump `TRAIN_VERSION` with it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.data.collection import Collection
+
+# Fixtures (cranfield, one_torch_thread, ...) are used by name, hence the noqa.
+from train_helpers import (  # noqa: F401
+    one_torch_thread, cranfield, use_cranfield, recipe_text, stage_context)
+
+_COMMON = "max_steps = 3\nbatch_size = 8\nquery_max_length = 16\ndoc_max_length = 32\nlr = 1e-3\nscale = 20\n"
+VARIANTS = "".join(f"[variant.{name}]\nkind = \"{kind}\"\n{extra}{_COMMON}\n" for name, kind, extra in [
+    ("inb", "inbatch", ""),
+    ("rnd", "random", "random_negatives = 2\n"),
+    ("sta", "static", 'negatives_from = "bm25"\nnegatives_depth = 20\nnegatives_per_query = 2\n'),
+    ("star", "star", "negatives_depth = 20\n"),
+    ("ado", "adore", 'top_k = 50\ntrain_index = "PQ8"\n'),
+    ('"star+adore"', "star+adore", "top_k = 50\n"),
+])
+
+# variant -> per step: loss, learning rate and the extra values the kind logs; recorded at dd6b219.
+GOLDEN: dict[str, list[dict[str, float]]] = {
+    'inb': [
+        {'loss': 0.6880510449409485, 'lr': 9.090909090909092e-05},
+        {'loss': 0.6666498780250549, 'lr': 0.00018181818181818183},
+        {'loss': 0.7116360664367676, 'lr': 0.00027272727272727274},
+    ],
+    'rnd': [
+        {'loss': 0.7147818803787231, 'hard_loss': 0.726648211479187, 'random_loss': 0.6878706812858582, 'lr': 9.090909090909092e-05},
+        {'loss': 0.657380998134613, 'hard_loss': 0.6531313061714172, 'random_loss': 0.6672968864440918, 'lr': 0.00018181818181818183},
+        {'loss': 0.6941227316856384, 'hard_loss': 0.6864176392555237, 'random_loss': 0.7118159532546997, 'lr': 0.00027272727272727274},
+    ],
+    'sta': [
+        {'loss': 0.7234553098678589, 'lr': 9.090909090909092e-05},
+        {'loss': 0.6473663449287415, 'lr': 0.00018181818181818183},
+        {'loss': 0.6920581459999084, 'lr': 0.00027272727272727274},
+    ],
+    'star': [
+        {'loss': 0.7342802882194519, 'hard_loss': 0.7752051949501038, 'random_loss': 0.6875088810920715, 'lr': 9.090909090909092e-05},
+        {'loss': 0.6779909729957581, 'hard_loss': 0.6870440244674683, 'random_loss': 0.6672614812850952, 'lr': 0.00018181818181818183},
+        {'loss': 0.7027503848075867, 'hard_loss': 0.6958743929862976, 'random_loss': 0.7108996510505676, 'lr': 0.00027272727272727274},
+    ],
+    'ado': [
+        {'loss': 0.03003699891269207, 'train_mrr@10': 0.041666666666666664, 'train_recall@10': 0.125, 'lr': 9.090909090909092e-05},
+        {'loss': 0.024404309689998627, 'train_mrr@10': 0.0, 'train_recall@10': 0.0, 'lr': 0.00018181818181818183},
+        {'loss': 0.024090321734547615, 'train_mrr@10': 0.0, 'train_recall@10': 0.0, 'lr': 0.00027272727272727274},
+    ],
+    'star+adore': [
+        {'loss': 0.032871346920728683, 'train_mrr@10': 0.0625, 'train_recall@10': 0.125, 'lr': 9.090909090909092e-05},
+        {'loss': 0.024858606979250908, 'train_mrr@10': 0.017857142857142856, 'train_recall@10': 0.125, 'lr': 0.00018181818181818183},
+        {'loss': 0.023552436381578445, 'train_mrr@10': 0.0, 'train_recall@10': 0.0, 'lr': 0.00027272727272727274},
+    ],
+}
+
+# variant -> trained model's artifact key (its cache folder name).
+KEYS = {
+    'inb': '43307a2fe6bf2e8d951cfd990d672076a2a6790a542f94d65e4bd1561f329337',
+    'rnd': 'f1c94a7098cdb233c13ca56d7dde582021fd19a54d53a8b8cc639384c8888e72',
+    'sta': 'cb8099aec777af364d4fadd64f6a0efd26eb5499557c2d941b9b1e18532e6fef',
+    'star': 'a4148507ddbaab241bcdc0c61731b97e48ca3f87e55e4cdabdc64d01e455e683',
+    'ado': '671f1ac26da57466377dd4b65b59c4830fa80db06908d9d92fb6d83f08181e22',
+    'star+adore': 'fcf24d4aca27738cd4e3d9b45e63355f72d9188de565f01dbe06aaf65b8d4ff9',
+}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path,
+            cranfield: Collection) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("golden")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("harness.context.load_collection", lambda *a, **k: cranfield)
+        ctx = stage_context(recipe_text(folder, tiny_model, VARIANTS, name="golden"), folder / "cache")
+        folders = {name: Path(ctx.model_for(name).query) for name in GOLDEN}
+    return folders
+
+
+@pytest.mark.parametrize("variant", ["inb", "rnd", "sta", "star", "ado", "star+adore"])
+def test_training_losses_unchanged(trained: dict[str, Path], variant: str) -> None:
+    rows = [json.loads(line) for line in (trained[variant] / "train_log.jsonl").read_text().splitlines()]
+    assert [row.pop("step") for row in rows] == [1, 2, 3]
+    assert rows == [pytest.approx(row, rel=1e-6, abs=1e-9) for row in GOLDEN[variant]]
+
+
+def test_artifact_keys_unchanged(trained: dict[str, Path]) -> None:
+    # Same keys: caches trained before the refactor (benchmarks take 40 minutes) stay valid.
+    # They hash the tiny model's fingerprint too, so a transformers release that changes what
+    # save_pretrained writes moves them all at once; then re-record them, not one by one.
+    assert {name: folder.name for name, folder in trained.items()} == KEYS
