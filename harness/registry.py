@@ -1,46 +1,74 @@
-"""Variant kinds: names mapped to lazy `module:attr` targets, so that `validate`, `ls` and
-`leaderboard` never import torch. Trained kinds register here next to these."""
+"""Variant kinds: the one registration point.
+
+A kind is declared in one file, as a :class:`Kind` subclass instance named `KIND`: its name,
+its typed parameters and how the pipeline runs it. `BUILTIN` maps each built-in kind to that
+module, imported on first use; the declaring modules import nothing heavy at import time, so
+`validate`, `ls` and `compare` never import torch. A new training strategy is one file in
+`harness/train/strategies/` plus one line here (or a :func:`register` call).
+"""
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
-from typing import Any, Callable
+
+from harness.recipe.params import Params
+
+BUILTIN: dict[str, str] = {
+    "bm25": "harness.kinds.bm25",
+    "zero-shot": "harness.kinds.zero_shot",
+    "inbatch": "harness.train.strategies.inbatch",
+    "random": "harness.train.strategies.random",
+    "static": "harness.train.strategies.static",
+    "star": "harness.train.strategies.star",
+    "adore": "harness.train.strategies.adore",
+    "star+adore": "harness.train.strategies.star_adore",
+}
 
 
-@dataclass(frozen=True)
 class Kind:
-    """`family` decides the pipeline path: "sparse" kinds retrieve on their own; "dense" kinds
-    provide an encoder folder that the shared encode -> index -> search stages use."""
+    """What every variant kind declares. Subclasses add what their family runs:
 
-    name: str
-    family: str
-    target: str
-    help: str
+    * `family = "sparse"`: ranks documents itself (`rank`, see :mod:`harness.kinds.bm25`);
+    * `family = "dense"`: yields encoders that the shared encode -> index -> search stages use;
+      untrained (`model_name`, see :mod:`harness.kinds.zero_shot`) or trained
+      (:class:`harness.train.strategy.Strategy`).
+    """
 
-
-def _register(*kinds: Kind) -> dict[str, Kind]:
-    table: dict[str, Kind] = {}
-    for kind in kinds:
-        if kind.name in table:
-            raise ValueError(f"variant kind {kind.name!r} registered twice")
-        table[kind.name] = kind
-    return table
+    name: str = ""
+    help: str = ""
+    family: str = "dense"
+    trains: bool = False  # True: needs `[data] train`
+    Params: type[Params] = Params
 
 
-KINDS = _register(
-    Kind("bm25", "sparse", "harness.stages:bm25_results", "BM25 (bm25s) over the collection's text."),
-    Kind("zero-shot", "dense", "harness.stages:zero_shot_model", "The base encoder, untrained."),
-    Kind("inbatch", "dense", "harness.train.stages:train_shared", "In-batch negatives."),
-    Kind("random", "dense", "harness.train.stages:train_shared", "In-batch plus uniformly random negatives."),
-    Kind("static", "dense", "harness.train.stages:train_shared", "Static hard negatives only."),
-    Kind("star", "dense", "harness.train.stages:train_shared", "STAR: static hard + in-batch random negatives."),
-    Kind("adore", "dense", "harness.train.stages:train_adore", "ADORE: query encoder vs a frozen index."),
-    Kind("star+adore", "dense", "harness.train.stages:train_adore", "ADORE on STAR's frozen index."),
-)
+_KINDS: dict[str, Kind] = {}
 
 
-def resolve(kind: str) -> Callable[..., Any]:
-    """Import and return the callable behind `kind`."""
-    module, _, attr = KINDS[kind].target.partition(":")
-    return getattr(importlib.import_module(module), attr)
+def register(kind: Kind) -> Kind:
+    """Add `kind`; a second kind under the same name is an error."""
+    kinds()
+    if kind.name in _KINDS:
+        raise ValueError(f"variant kind {kind.name!r} registered twice")
+    _KINDS[kind.name] = kind
+    return kind
+
+
+def unregister(name: str) -> None:
+    """Remove a kind added with :func:`register` (tests register toy kinds)."""
+    del _KINDS[name]
+
+
+def kinds() -> dict[str, Kind]:
+    """Every registered kind by name, built-ins first (imported on the first call)."""
+    if not _KINDS:
+        for name, module in BUILTIN.items():
+            kind = importlib.import_module(module).KIND
+            if kind.name != name:
+                raise ValueError(f"{module} declares kind {kind.name!r}, registered as {name!r}")
+            _KINDS[name] = kind
+    return _KINDS
+
+
+def kind(name: str) -> Kind:
+    """The kind called `name` (the recipe loader has already checked that it exists)."""
+    return kinds()[name]

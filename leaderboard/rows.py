@@ -25,7 +25,7 @@ class LeaderboardRow:
     @property
     def trained_on(self) -> str | None:
         """The index an ADORE query encoder was trained against (None for other kinds)."""
-        return self.params.get("train_index") if self.kind in ("adore", "star+adore") else None
+        return self.params.get("train_index")  # only kinds that train against an index have one
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON shape `drbench leaderboard --format json` prints."""

@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-import harness.train.adore as adore_mod
+import harness.train.frozen_index as adore_mod
 from harness.data.collection import Collection
 from harness.dense import DenseModel
 from harness.index.faiss_index import build_index, search, stored_vectors
 from harness.model.encoder import Encoder, embed_batch
-from harness.train.adore import adore_step, frozen_index, retrieved_lists
-from harness.train.samplers.base import TrainData
+from harness.train.frozen_index import frozen_index, live_retrieval_step, retrieved_lists
+from harness.train.data import TrainData
+from harness.train.strategies.adore import AdoreParams
 
 # Fixtures (cranfield, one_torch_thread, ...) are used by name, hence the noqa.
 from train_helpers import (  # noqa: F401
@@ -58,8 +59,9 @@ def test_adore_scores_with_the_decoded_pq_vectors(tiny_model: Path, monkeypatch:
     model, tok = encoder.model, encoder.tokenizer
     model.eval()  # no dropout, so the query vectors can be recomputed below
     settings = SimpleNamespace(query_prefix="", pooling="mean", normalize=True)
-    params = {"query_max_length": 16, "top_k": 20, "weighting": "mrr", "scale": 2.0, "metric_cut": 10}
-    loss, info = adore_step(encoder, params, data, fi, settings)(["a", "b", "c"], np.random.default_rng(0))
+    params = AdoreParams(query_max_length=16, top_k=20, weighting="mrr", scale=2.0, metric_cut=10)
+    loss, info = live_retrieval_step(encoder, params, data, fi, settings)(["a", "b", "c"],
+                                                                         np.random.default_rng(0))
     assert loss.requires_grad and set(info) == {"train_mrr@10", "train_recall@10"}
 
     q = embed_batch(model, tok(["the cell", "cells of the", "on a is"], padding=True, return_tensors="pt"),
@@ -98,7 +100,7 @@ def test_adore_moves_queries_and_never_documents(tiny_model: Path, tmp_path: Pat
     before, _ = base.encode_corpus(use_cranfield, tmp_path / "cache", ctx.progress, ctx.console)
     built = count_calls(monkeypatch, adore_mod, "frozen_index")
 
-    ref = ctx.model_for("adore")
+    ref = ctx.ref("adore")
 
     # (a) documents: the base folder, untouched, and the index was built from its vectors
     assert ref.doc == str(tiny_model) and ref.query != ref.doc and Path(ref.query).is_dir()
@@ -123,3 +125,35 @@ def test_adore_moves_queries_and_never_documents(tiny_model: Path, tmp_path: Pat
     _, old_ids, _ = search(index, base.encode_queries(query, lambda n: None), 10)
     _, new_ids, _ = search(index, model.encode_queries(query, lambda n: None), 10)
     assert not np.array_equal(old_ids, new_ids)
+
+
+def test_an_adore_step_ranks_positives_higher(tiny_model: Path, cranfield: Collection) -> None:
+    """One gradient step on ADORE's loss must raise positives above what the index retrieved:
+    the direction of the loss, which a flipped sign would reverse."""
+    encoder = Encoder(tiny_model, pooling="mean", normalize=True, max_length=None)
+    encoder.model.eval()  # no dropout: the before/after difference is the step's alone
+    data = TrainData.from_collection(cranfield)
+    docs = encoder.encode(list(cranfield.doc_texts))
+    fi = frozen_index("Flat", docs, seed=0)
+    params = AdoreParams(query_max_length=16, top_k=50, scale=20.0)
+    settings = SimpleNamespace(query_prefix="")
+    queries = list(data.query_ids[:16])
+
+    def margin() -> float:
+        """Mean over queries: mean positive score minus mean score of the retrieved non-relevant."""
+        with torch.no_grad():
+            q = encoder.embed([data.queries[x] for x in queries], max_length=16, prefix="").numpy()
+        scores = q @ fi.vectors.numpy().T
+        gaps = []
+        for i, query_id in enumerate(queries):
+            top = np.argsort(-scores[i])[:50]
+            negatives = [r for r in top if r not in data.positives[query_id]]
+            gaps.append(scores[i, list(data.positives[query_id])].mean() - scores[i, negatives].mean())
+        return float(np.mean(gaps))
+
+    before = margin()
+    optimizer = torch.optim.SGD(encoder.model.parameters(), lr=0.05)
+    loss, _ = live_retrieval_step(encoder, params, data, fi, settings)(queries, np.random.default_rng(0))
+    loss.backward()
+    optimizer.step()
+    assert margin() > before + 1e-4

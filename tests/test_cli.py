@@ -33,9 +33,9 @@ def e2e(tmp_path_factory: pytest.TempPathFactory, mirror: Path, tiny_model: Path
 @pytest.fixture
 def wide(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tables at 200 columns: at CliRunner's default 80, rich wraps "zero-shot" inside a cell."""
-    import harness.cli
+    from harness.cli import common
 
-    monkeypatch.setattr(harness.cli.out, "width", 200)
+    monkeypatch.setattr(common.out, "width", 200)
 
 
 def invoke(*args: str) -> Result:

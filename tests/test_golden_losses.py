@@ -78,9 +78,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path,
             cranfield: Collection) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("golden")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("harness.context.load_collection", lambda *a, **k: cranfield)
+        mp.setattr("harness.pipeline.models.load_collection", lambda *a, **k: cranfield)
         ctx = stage_context(recipe_text(folder, tiny_model, VARIANTS, name="golden"), folder / "cache")
-        folders = {name: Path(ctx.model_for(name).query) for name in GOLDEN}
+        folders = {name: Path(ctx.ref(name).query) for name in GOLDEN}
     return folders
 
 

@@ -23,7 +23,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-import harness.pipeline
+import harness.pipeline.run as pipeline_run
 from harness.cli import app
 from harness.data import availability
 from harness.pipeline import Outcome, RunOptions, run_recipe
@@ -234,7 +234,7 @@ def _fail_on_second_call(monkeypatch: pytest.MonkeyPatch, owner: object, name: s
     monkeypatch.setattr(owner, name, flaky)
 
 
-@pytest.mark.parametrize("owner, name", [(harness.pipeline, "evaluate"),
+@pytest.mark.parametrize("owner, name", [(pipeline_run, "evaluate"),
                                          (store_db, "_insert_children")], ids=["evaluate", "insert"])
 def test_failure_between_runs_leaves_only_complete_runs(e2e: EndToEnd, mirror: Path, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch,

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 from harness.cli import app
 from harness.errors import RecipeError
 from harness.recipe import load_recipe, parse_recipe
-from harness.recipe import params as P
 from harness.recipe.checks import check_resources
+from harness.recipe.explain import sections
 
 PATH = "recipes/t.toml"
 HEAD = '[experiment]\nname = "x"\n[data]\neval = ["cranfield"]\n'
@@ -33,7 +33,7 @@ def test_minimal_recipe_gets_the_declared_defaults() -> None:
     assert recipe.data.eval == ("cranfield",) and recipe.data.train is None
     assert recipe.eval.indexes == ("Flat",) and recipe.eval.depth == 1000
     assert [(v.name, v.kind) for v in recipe.variants] == [("bm25", "bm25"), ("zs", "zero-shot")]
-    assert dict(recipe.variant("bm25").params) == {"k1": 1.2, "b": 0.75, "method": "lucene",
+    assert recipe.variant("bm25").params.as_dict() == {"k1": 1.2, "b": 0.75, "method": "lucene",
                                                    "stemmer": "english", "stopwords": "en"}
     assert recipe.path == Path(PATH) and len(recipe.hash) == 64
 
@@ -41,7 +41,7 @@ def test_minimal_recipe_gets_the_declared_defaults() -> None:
 def test_int_is_accepted_for_float_and_lone_string_for_list() -> None:
     recipe = parse_recipe(HEAD.replace('["cranfield"]', '"cranfield"')
                           + '[variant.bm25]\nkind = "bm25"\nk1 = 1\n', PATH)
-    k1 = recipe.variant("bm25").param("k1")
+    k1 = recipe.variant("bm25").params.k1
     assert k1 == 1.0 and isinstance(k1, float)
     assert recipe.data.eval == ("cranfield",)
 
@@ -134,8 +134,8 @@ def test_variant_params_are_read_only() -> None:
     variant = parse_recipe(HEAD + BM25, PATH).variant("bm25")
     with pytest.raises(dataclasses.FrozenInstanceError):
         variant.kind = "zero-shot"  # type: ignore[misc]
-    with pytest.raises(TypeError):
-        variant.params["k1"] = 9.0  # type: ignore[index]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        variant.params.k1 = 9.0  # type: ignore[misc]
 
 
 # --- resources ------------------------------------------------------------------------------
@@ -183,8 +183,7 @@ def test_index_faiss_rejects_for_the_model_dim(tiny_model: Path, factory: str, r
 def test_explain_lists_every_declared_key() -> None:
     result = CliRunner().invoke(app, ["validate", "--explain"])
     assert result.exit_code == 0, result.output
-    declared = [*P.TABLES.items(), ("variant", P.VARIANT_COMMON), *P.KIND_PARAMS.items()]
-    for table, params in declared:
+    for table, params in sections():
         assert table in result.output
         for param in params:
             assert f"`{param.name}`" in result.output, (table, param.name)

@@ -11,48 +11,48 @@ import pytest
 
 import harness.train.mining as mining_mod
 from harness.data.collection import Collection
-from harness.train.mining import mine_negatives
-from harness.train.samplers import random_neg, star, static
-from harness.train.samplers.base import TrainData, relevance_mask
+from harness.train.data import TrainData
+from harness.train.mining import hard_negatives, mining_depth
+from harness.train.sampling import relevance_mask
+from harness.train.strategies.random import KIND as random_neg, RandomParams
+from harness.train.strategies.star import KIND as star, StarParams
+from harness.train.strategies.static import KIND as static, StaticParams
+from harness.train.strategy import MissingInputError, Needs
 
 # Fixtures (cranfield, one_torch_thread, ...) are used by name, hence the noqa.
 from train_helpers import (  # noqa: F401
-    one_torch_thread, N_DOCS, quiet_console, hand_data, HAND_NEGATIVES, cranfield)
+    one_torch_thread, N_DOCS, hand_data, HAND_NEGATIVES, cranfield, count_calls, recipe_text, stage_context)
 
 
 # --- mining -----------------------------------------------------------------------------------
 
-def test_mined_negatives_drop_positives_keep_order_and_depth(tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mined_negatives_drop_positives_keep_order_and_depth() -> None:
     data = hand_data()
     ranked = {"q1": [0, 5, 6, 7, 8, 9], "q2": [2, 4, 1, 5, 6], "q3": [3, 2], "q4": [3]}
-    asked: list[int] = []
-
-    def fake_rows(data_: TrainData, collection: Collection, k: int) -> dict[str, list[int]]:
-        asked.append(k)
-        return ranked
-
-    monkeypatch.setattr(mining_mod, "_bm25_rows", fake_rows)
-    collection = Collection("hand", "hand", tuple(map(str, range(10))), data.doc_texts, data.queries, {}, ())
-    ctx = SimpleNamespace(cache_dir=tmp_path, console=quiet_console())
-    negatives, key = mine_negatives("bm25", 3, data, collection, ctx)  # type: ignore[arg-type]
-    assert asked == [3 + 10 + 2]  # depth + 10 + room for the largest positive set
+    assert mining_depth(3, data) == 3 + 10 + 2  # depth + 10 + room for the largest positive set
+    negatives = hard_negatives(ranked, 3, data)
     assert {q: v.tolist() for q, v in negatives.items()} == {"q1": [5, 6, 7], "q2": [4, 5, 6], "q3": [3],
                                                              "q4": []}
-    # cached: a second call neither ranks again nor changes anything
-    monkeypatch.setattr(mining_mod, "_bm25_rows", lambda *a: pytest.fail("mined twice"))
-    again, key_again = mine_negatives("bm25", 3, data, collection, ctx)  # type: ignore[arg-type]
-    assert key_again == key and {q: v.tolist() for q, v in again.items()} == {
-        q: v.tolist() for q, v in negatives.items()}
 
 
-def test_bm25_negatives_on_cranfield(cranfield: Collection, tmp_path: Path) -> None:
+def test_pipeline_mines_once_then_reads_the_cache(tmp_path: Path, cranfield: Collection,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     data = TrainData.from_collection(cranfield)
-    ctx = SimpleNamespace(cache_dir=tmp_path, console=quiet_console())
+    calls = count_calls(monkeypatch, mining_mod, "bm25_ranking")
+    needs = Needs(init="base", negatives="bm25", negatives_depth=5)
+    models = stage_context(recipe_text(tmp_path, tmp_path / "unused", '[variant.b]\nkind = "bm25"\n'), tmp_path)
+    negatives, key = models._negatives(needs, data, cranfield)
+    again, key_again = stage_context(recipe_text(tmp_path, tmp_path / "unused", '[variant.b]\nkind = "bm25"\n'),
+                                     tmp_path)._negatives(needs, data, cranfield)
+    assert len(calls) == 1 and key_again == key
+    assert {q: v.tolist() for q, v in again.items()} == {q: v.tolist() for q, v in negatives.items()}
+
+
+def test_bm25_negatives_on_cranfield(cranfield: Collection) -> None:
+    data = TrainData.from_collection(cranfield)
     depth = 20
-    negatives, _ = mine_negatives("bm25", depth, data, cranfield, ctx)  # type: ignore[arg-type]
-    room = depth + 10 + max(len(p) for p in data.positives.values())
-    ranked = mining_mod._bm25_rows(data, cranfield, room)
+    ranked = mining_mod.bm25_ranking(data, cranfield, mining_depth(depth, data))
+    negatives = hard_negatives(ranked, depth, data)
     assert set(negatives) == set(data.query_ids)
     for q in data.query_ids:
         rows = negatives[q].tolist()
@@ -64,24 +64,24 @@ def test_bm25_negatives_on_cranfield(cranfield: Collection, tmp_path: Path) -> N
     assert sum(len(v) == depth for v in negatives.values()) > 0.9 * len(negatives)
 
     # drawing from them: static never hands a query one of its positives
-    params = {"negatives_per_query": 4}
-    batch = static.build(list(data.query_ids), data, np.random.default_rng(0), params, negatives)
+    batch = static.batch(list(data.query_ids), data, np.random.default_rng(0), StaticParams(negatives_per_query=4),
+                         negatives)
     for i, q in enumerate(data.query_ids):
         drawn = batch.negative_rows[i * 4:(i + 1) * 4]
         assert set(drawn) <= set(negatives[q].tolist())
         assert not set(drawn) & set(data.positives[q])
-    assert batch.extra["neg_mask"].all()
+    assert batch.neg_mask.all()
 
 
 # --- samplers ---------------------------------------------------------------------------------
 
 def test_static_draws_own_negatives_and_masks_random_fallback() -> None:
     data = hand_data()
-    params = {"negatives_per_query": 3}
+    params = StaticParams(negatives_per_query=3)
     negatives = {**HAND_NEGATIVES, "q4": np.array([], dtype=np.int64)}  # q4: nothing mined
     for seed in range(20):
-        batch = static.build(["q1", "q2", "q3", "q4"], data, np.random.default_rng(seed), params, negatives)
-        assert len(batch.negative_rows) == 12 and batch.extra["neg_mask"].shape == (4, 3)
+        batch = static.batch(["q1", "q2", "q3", "q4"], data, np.random.default_rng(seed), params, negatives)
+        assert len(batch.negative_rows) == 12 and batch.neg_mask.shape == (4, 3)
         for i, q in enumerate(["q1", "q2", "q3"]):
             assert set(batch.negative_rows[3 * i:3 * i + 3]) <= set(negatives[q].tolist())
         random_rows = batch.negative_rows[9:]
@@ -89,7 +89,7 @@ def test_static_draws_own_negatives_and_masks_random_fallback() -> None:
         # the mask is False exactly where a drawn document is one of the query's positives
         expected = [[r not in data.positives[q] for r in batch.negative_rows[3 * i:3 * i + 3]]
                     for i, q in enumerate(["q1", "q2", "q3", "q4"])]
-        assert batch.extra["neg_mask"].tolist() == expected
+        assert batch.neg_mask.tolist() == expected
         assert batch.positive_rows[0] == 0 and batch.positive_rows[1] in (1, 2)
 
 
@@ -98,13 +98,13 @@ def test_star_one_hard_negative_per_query_from_its_own_list() -> None:
     queries = ["q1", "q2", "q3", "q4"]
     seen: set[tuple[int, ...]] = set()
     for seed in range(30):
-        batch = star.build(queries, data, np.random.default_rng(seed), {}, HAND_NEGATIVES)
+        batch = star.batch(queries, data, np.random.default_rng(seed), StarParams(), HAND_NEGATIVES)
         assert len(batch.negative_rows) == len(queries)
         for q, row in zip(queries, batch.negative_rows):
             assert row in HAND_NEGATIVES[q].tolist() and row not in data.positives[q]
         seen.add(tuple(batch.negative_rows))
         # every query is scored against every hard negative; q4's (doc 0) is q1's positive
-        neg_mask = batch.extra["neg_mask"]
+        neg_mask = batch.neg_mask
         assert neg_mask.shape == (4, 4)
         assert not neg_mask[0, 3] and neg_mask[1:, 3].all()
         assert neg_mask.tolist() == relevance_mask(queries, batch.negative_rows, data).tolist()
@@ -116,10 +116,9 @@ def test_inbatch_masks_mark_positives_shared_between_queries() -> None:
     queries = ["q1", "q2", "q3", "q4"]
     drew_shared = False
     for seed in range(30):
-        for module in (star, random_neg):
-            batch = module.build(queries, data, np.random.default_rng(seed),
-                                 {"random_negatives": 2}, HAND_NEGATIVES)
-            mask = batch.extra["rel_mask"]
+        for strategy, params in ((star, StarParams()), (random_neg, RandomParams(random_negatives=2))):
+            batch = strategy.batch(queries, data, np.random.default_rng(seed), params, HAND_NEGATIVES)
+            mask = batch.rel_mask
             assert batch.positive_rows[2] == 2  # q3's only positive
             assert not mask[1, 2]  # ... is also q2's positive: not a negative for q2
             assert not mask.diagonal().any()
@@ -131,22 +130,71 @@ def test_inbatch_masks_mark_positives_shared_between_queries() -> None:
 
 def test_random_negatives_are_uniform_corpus_rows_with_masks() -> None:
     data = hand_data()
-    batch = random_neg.build(["q1", "q2"], data, np.random.default_rng(1), {"random_negatives": 50}, None)
+    batch = random_neg.batch(["q1", "q2"], data, np.random.default_rng(1), RandomParams(random_negatives=50), None)
     assert len(batch.negative_rows) == 100 and set(batch.negative_rows) <= set(range(10))
     assert len(set(batch.negative_rows)) == 10  # 100 uniform draws over 10 docs hit all of them
-    assert batch.extra["neg_mask"].tolist() == relevance_mask(["q1", "q2"], batch.negative_rows,
+    assert batch.neg_mask.tolist() == relevance_mask(["q1", "q2"], batch.negative_rows,
                                                                data).tolist()
 
 
-@pytest.mark.parametrize("module", [static, star, random_neg])
-def test_same_seed_same_batch(module: Any) -> None:
+@pytest.mark.parametrize("strategy, params", [(static, StaticParams(negatives_per_query=2)), (star, StarParams()),
+                                              (random_neg, RandomParams(random_negatives=3))])
+def test_same_seed_same_batch(strategy: Any, params: Any) -> None:
     data = hand_data()
-    params = {"negatives_per_query": 2, "random_negatives": 3}
 
     def draw(seed: int) -> tuple[Any, ...]:
-        b = module.build(["q2", "q3", "q1"], data, np.random.default_rng([seed, 4, 0, 1]), params,
-                         HAND_NEGATIVES)
-        return b.positive_rows, b.negative_rows, {k: np.asarray(v).tolist() for k, v in b.extra.items()}
+        b = strategy.batch(["q2", "q3", "q1"], data, np.random.default_rng([seed, 4, 0, 1]), params,
+                           HAND_NEGATIVES)
+        masks = [None if m is None else m.tolist() for m in (b.rel_mask, b.neg_mask)]
+        return b.positive_rows, b.negative_rows, masks
 
     assert draw(7) == draw(7)
     assert any(draw(7) != draw(s) for s in range(8, 20))
+
+
+@pytest.mark.parametrize("strategy, params", [(static, StaticParams()), (star, StarParams())])
+def test_mined_strategies_without_negatives_say_so(strategy: Any, params: Any) -> None:
+    with pytest.raises(MissingInputError, match=f"{strategy.name} draws mined hard negatives"):
+        strategy.batch(["q1"], hand_data(), np.random.default_rng(0), params, None)
+
+
+# --- the masks reach the loss -------------------------------------------------------------------
+
+@pytest.mark.parametrize("strategy, params", [(star, StarParams()), (random_neg, RandomParams(random_negatives=3))])
+def test_star_and_random_losses_drop_pairs_their_masks_drop(strategy: Any, params: Any) -> None:
+    import torch
+
+    from harness.train.losses import star_loss
+
+    data = hand_data()
+    queries = ["q1", "q2", "q3", "q4"]
+    gen = torch.Generator().manual_seed(0)
+    for seed in range(10):
+        batch = strategy.batch(queries, data, np.random.default_rng(seed), params, HAND_NEGATIVES)
+        assert not batch.neg_mask.all()  # a drawn negative is some query's positive: a pair to drop
+        q, d_pos = torch.randn(4, 8, generator=gen), torch.randn(4, 8, generator=gen)
+        d_neg = torch.randn(len(batch.negative_rows), 8, generator=gen)
+        loss, _ = strategy.loss(q, d_pos, d_neg, batch, params)
+        masked, _ = star_loss(q, d_pos, d_neg, torch.from_numpy(relevance_mask(queries, batch.positive_rows, data)),
+                              torch.from_numpy(relevance_mask(queries, batch.negative_rows, data)))
+        unmasked, _ = star_loss(q, d_pos, d_neg, None, None)
+        assert loss.item() == pytest.approx(masked.item(), rel=1e-6)
+        assert abs(loss.item() - unmasked.item()) > 1e-4
+
+
+def test_static_loss_drops_own_negatives_that_are_positives() -> None:
+    import torch
+
+    from harness.train.losses import static_loss
+
+    data = hand_data()
+    # q2's mined list holds doc 2, its own positive (shared with q3): drawing it must not count
+    negatives = {**HAND_NEGATIVES, "q2": np.array([2])}
+    params = StaticParams(negatives_per_query=1)
+    batch = static.batch(["q1", "q2"], data, np.random.default_rng(0), params, negatives)
+    assert batch.neg_mask.tolist() == [[True], [False]]
+    gen = torch.Generator().manual_seed(1)
+    q, d_pos, d_neg = (torch.randn(2, 8, generator=gen) for _ in range(3))
+    loss, _ = static.loss(q, d_pos, d_neg, batch, params)
+    only_q1 = static_loss(q[:1], d_pos[:1], d_neg[:1].view(1, 1, -1), None)
+    assert loss.item() == pytest.approx(only_q1.item(), rel=1e-6)

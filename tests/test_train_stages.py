@@ -10,10 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-import harness.train.adore as adore_mod
+import harness.train.frozen_index as adore_mod
 import harness.train.loop as loop_mod
 import harness.train.mining as mining_mod
-import harness.train.stages as stages_mod
 from harness.data.collection import Collection
 from harness.dense import DenseModel
 from harness.errors import RecipeError
@@ -22,7 +21,8 @@ from harness.pipeline import RunOptions, run_recipe
 from harness.progress import StageProgress
 from harness.recipe.loader import parse_recipe
 from harness.store import open_store, training_log
-from harness.train.adore import frozen_index
+from harness.train.frozen_index import frozen_index
+from harness.train.strategy import PairStrategy
 
 # Fixtures (cranfield, one_torch_thread, ...) are used by name, hence the noqa.
 from train_helpers import (  # noqa: F401
@@ -48,7 +48,7 @@ def test_stage_resumes_from_checkpoint_and_matches_a_fresh_cache(tiny_model: Pat
                                                                   use_cranfield: Collection,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     text = recipe_text(tmp_path, tiny_model, INBATCH_VARIANT)
-    original = stages_mod._shared_step
+    original = PairStrategy.step
     calls: list[int] = []
     fail = {"at": 3}
 
@@ -63,9 +63,9 @@ def test_stage_resumes_from_checkpoint_and_matches_a_fresh_cache(tiny_model: Pat
 
         return step
 
-    monkeypatch.setattr(stages_mod, "_shared_step", counting)
+    monkeypatch.setattr(PairStrategy, "step", counting)
     with pytest.raises(Interrupted):
-        stage_context(text, tmp_path / "a").model_for("inb")
+        stage_context(text, tmp_path / "a").ref("inb")
     models = tmp_path / "a" / "models"
     [partial] = list(models.iterdir())
     assert partial.name.endswith(".partial") and (partial / "checkpoint.pt").is_file()
@@ -73,13 +73,13 @@ def test_stage_resumes_from_checkpoint_and_matches_a_fresh_cache(tiny_model: Pat
     calls.clear()
     fail["at"] = 0
     ctx = stage_context(text, tmp_path / "a")
-    resumed = Path(ctx.model_for("inb").query)
+    resumed = Path(ctx.ref("inb").query)
     assert "resuming from" in console_text(ctx.console) and len(calls) == 1
     assert sorted(p.name for p in models.iterdir()) == [resumed.name]  # partial renamed into place
     assert not (resumed / "checkpoint.pt").exists()
 
     calls.clear()
-    fresh = Path(stage_context(text, tmp_path / "b").model_for("inb").query)
+    fresh = Path(stage_context(text, tmp_path / "b").ref("inb").query)
     assert len(calls) == 3 and fresh.name == resumed.name  # same key, whatever the cache folder
     assert_same_weights(folder_weights(resumed), folder_weights(fresh))
     assert (resumed / "train_log.jsonl").read_text() == (fresh / "train_log.jsonl").read_text()
@@ -119,9 +119,9 @@ def star_run(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, cranfie
     folder = tmp_path_factory.mktemp("star-run")
     text = recipe_text(folder, tiny_model, STAR_VARIANTS, name="chain")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("harness.pipeline.load_collection", lambda *a, **k: cranfield)
-        mp.setattr("harness.context.load_collection", lambda *a, **k: cranfield)
-        mp.setattr("harness.pipeline.git_commit", lambda _: (None, False))
+        mp.setattr("harness.pipeline.run.load_collection", lambda *a, **k: cranfield)
+        mp.setattr("harness.pipeline.models.load_collection", lambda *a, **k: cranfield)
+        mp.setattr("harness.pipeline.run.git_commit", lambda _: (None, False))
         trains = count_calls(mp, loop_mod, "train")
         indexes = count_calls(mp, adore_mod, "frozen_index")
         outcomes, console = run(text, folder)
@@ -197,7 +197,7 @@ def test_training_logs_in_the_store(star_run: dict[str, Any]) -> None:
 def test_same_recipe_again_trains_nothing(star_run: dict[str, Any], use_cranfield: Collection,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     forbid(monkeypatch, loop_mod, "train")
-    forbid(monkeypatch, mining_mod, "_dense_rows")
+    forbid(monkeypatch, mining_mod, "dense_ranking")
     outcomes, console = run(star_run["text"], star_run["folder"])
     assert {o.status for o in outcomes} == {"skipped"} and len(outcomes) == 2
     assert console.count("trained model from cache") == 2
@@ -212,7 +212,7 @@ def test_a_moved_cache_and_model_are_still_reused(star_run: dict[str, Any], use_
     shutil.copytree(star_run["folder"] / "cache", tmp_path / "cache")
     moved_model = shutil.copytree(tiny_model, tmp_path / "moved-model")
     forbid(monkeypatch, loop_mod, "train")
-    forbid(monkeypatch, mining_mod, "_dense_rows")
+    forbid(monkeypatch, mining_mod, "dense_ranking")
     outcomes, console = run(recipe_text(tmp_path, moved_model, STAR_VARIANTS, name="chain"), tmp_path)
     assert {o.status for o in outcomes} == {"done"} and console.count("trained model from cache") == 2
 
@@ -222,7 +222,7 @@ def test_new_experiment_with_an_extra_variant_reuses_trained_models(star_run: di
                                                                     tiny_model: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     forbid(monkeypatch, loop_mod, "train")
-    forbid(monkeypatch, mining_mod, "_dense_rows")
+    forbid(monkeypatch, mining_mod, "dense_ranking")
     text = recipe_text(star_run["folder"], tiny_model, STAR_VARIANTS + '[variant.zs]\nkind = "zero-shot"\n',
                        name="chain-more")
     outcomes, console = run(text, star_run["folder"])
@@ -239,13 +239,13 @@ def test_shared_training_refuses_an_adore_init(star_run: dict[str, Any], use_cra
     text = recipe_text(star_run["folder"], tiny_model,
                        STAR_VARIANTS + '[variant.bad]\nkind = "inbatch"\ninit = "star+adore"\n', name="chain")
     with pytest.raises(RecipeError, match="separate query and document encoders"):
-        stage_context(text, star_run["folder"] / "cache").model_for("bad")
+        stage_context(text, star_run["folder"] / "cache").ref("bad")
 
 
 def test_star_reproducible_in_a_fresh_cache(star_run: dict[str, Any], use_cranfield: Collection,
                                             tiny_model: Path, tmp_path: Path) -> None:
     text = recipe_text(tmp_path, tiny_model, STAR_VARIANTS, name="again")
-    again = Path(stage_context(text, tmp_path / "cache").model_for("star").query)
+    again = Path(stage_context(text, tmp_path / "cache").ref("star").query)
     first = star_run["models"]["star"]
     assert again.name == first.name
     assert_same_weights(folder_weights(again), folder_weights(first))

@@ -20,11 +20,12 @@ import pytest
 import torch
 from rich.console import Console
 
-from harness.context import StageContext
 from harness.data.collection import Collection, load_collection
+from harness.pipeline.models import Models
 from harness.progress import StageProgress
 from harness.recipe.loader import parse_recipe
-from harness.train.samplers.base import TrainData
+from harness.train.data import TrainData
+from harness.train.strategy import TrainParams
 
 N_DOCS = 300
 
@@ -63,10 +64,10 @@ HAND_NEGATIVES = {"q1": np.array([5, 6, 7]), "q2": np.array([4, 5]), "q3": np.ar
                   "q4": np.array([0])}
 
 
-def loop_params(**overrides: Any) -> dict[str, Any]:
+def loop_params(**overrides: Any) -> TrainParams:
     params = {"batch_size": 4, "epochs": 1, "max_steps": 5, "grad_accum": 1, "lr": 1e-3,
               "weight_decay": 0.01, "warmup_steps": 2, "grad_clip": 1.0, "checkpoint_every": 2}
-    return {**params, **overrides}
+    return TrainParams(**{**params, **overrides})
 
 
 def state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -108,9 +109,9 @@ def use_cranfield(cranfield: Collection, monkeypatch: pytest.MonkeyPatch) -> Col
         assert dataset_id == "cranfield"
         return cranfield
 
-    monkeypatch.setattr("harness.pipeline.load_collection", fake_load)
-    monkeypatch.setattr("harness.context.load_collection", fake_load)
-    monkeypatch.setattr("harness.pipeline.git_commit", lambda _: (None, False))
+    monkeypatch.setattr("harness.pipeline.run.load_collection", fake_load)
+    monkeypatch.setattr("harness.pipeline.models.load_collection", fake_load)
+    monkeypatch.setattr("harness.pipeline.run.git_commit", lambda _: (None, False))
     return cranfield
 
 
@@ -134,9 +135,10 @@ depth = 100
 {variants}"""
 
 
-def stage_context(text: str, cache_dir: Path) -> StageContext:
+def stage_context(text: str, cache_dir: Path) -> Models:
+    """The pipeline's model resolver for a recipe, without a store."""
     console = quiet_console()
-    return StageContext(parse_recipe(text), cache_dir, StageProgress(console), console)
+    return Models(parse_recipe(text), cache_dir, StageProgress(console), console)
 
 
 def count_calls(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> list[Any]:

@@ -24,8 +24,8 @@ def check_resources(recipe: Recipe) -> None:
     dims = _model_dims(recipe)
     n_docs = _min_docs(recipe)
     factories = [("[eval] indexes", f) for f in recipe.eval.indexes]
-    factories += [(f"[variant.{v.name}] train_index", v.params["train_index"])
-                  for v in recipe.variants if "train_index" in v.params]
+    factories += [(f"[variant.{v.name}] train_index", v.params.train_index)  # type: ignore[attr-defined]
+                  for v in recipe.variants if hasattr(v.params, "train_index")]
     for where, factory in factories:
         for dim in sorted(set(dims.values())):
             _check_index(recipe, where, factory, dim, n_docs)
@@ -43,13 +43,13 @@ def _min_docs(recipe: Recipe) -> int | None:
 def _model_dims(recipe: Recipe) -> dict[str, int]:
     """Embedding size of every model the dense variants use, keyed by model name."""
     from harness.model.spec import read_model_spec, resolve_model
-    from harness.registry import KINDS
+    from harness.registry import kind
 
     models = {("model", "base"): recipe.model.base}
     for variant in recipe.variants:
-        if KINDS[variant.kind].family == "dense" and variant.params.get("model"):
-            models[(f"variant.{variant.name}", "model")] = variant.params["model"]
-    if not any(KINDS[v.kind].family == "dense" for v in recipe.variants):
+        if kind(variant.kind).family == "dense" and getattr(variant.params, "model", None):
+            models[(f"variant.{variant.name}", "model")] = variant.params.model  # type: ignore[attr-defined]
+    if not any(kind(v.kind).family == "dense" for v in recipe.variants):
         return {}
     dims: dict[str, int] = {}
     for (table, key), name in models.items():

@@ -11,12 +11,11 @@ from dataclasses import replace
 import re
 import tomllib
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from harness.errors import RecipeError
 from harness.recipe import params as P
-from harness.recipe.model import DataConfig, EvalConfig, ExperimentConfig, ModelConfig, Recipe, Variant
+from harness.recipe.model import TABLES, DataConfig, EvalConfig, ExperimentConfig, ModelConfig, Recipe, Variant
 
 _VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 _PY_TYPES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
@@ -116,11 +115,22 @@ def _duplicate_variant(text: str) -> tuple[str, int, int] | None:
     return None
 
 
+def variant_keys() -> tuple[P.Param, ...]:
+    """Keys every variant takes, whatever its kind (the kinds are the registry's)."""
+    from harness.registry import kinds
+
+    return (P.Param("kind", "str", None, "Variant kind.", required=True, choices=tuple(kinds())),
+            P.Param("description", "str", "", "Free text shown next to the variant."))
+
+
 def _parse_variants(where: Where, raw: Any) -> tuple[Variant, ...]:
+    from harness.registry import kinds as registered
+
     if not isinstance(raw, dict) or not raw:
         raise where.error("variant", None, None, 'declare at least one [variant.NAME] table with kind = "..."')
     variants = []
-    kinds = tuple(P.KIND_PARAMS)
+    declared = registered()
+    kinds = tuple(declared)
     for name, table in raw.items():
         label = f"variant.{name}"
         if not _VARIANT_NAME.match(name):
@@ -132,13 +142,13 @@ def _parse_variants(where: Where, raw: Any) -> tuple[Variant, ...]:
             raise where.error(label, "kind", None, "missing required key", kinds)
         if not isinstance(kind, str):
             raise where.error(label, "kind", kind, f"expected str, got {type(kind).__name__}", kinds)
-        if kind not in P.KIND_PARAMS:
+        if kind not in declared:
             raise where.error(label, "kind", kind, "unknown variant kind", kinds)
-        common = tuple(p for p in P.VARIANT_COMMON if p.name != "kind")
+        params_class = declared[kind].Params
         values = parse_table(where, label, {k: v for k, v in table.items() if k != "kind"},
-                              common + P.KIND_PARAMS[kind])
+                             variant_keys()[1:] + P.declared(params_class))
         description = values.pop("description")
-        variants.append(Variant(name, kind, description, MappingProxyType(values)))
+        variants.append(Variant(name, kind, description, params_class(**values)))
     return tuple(variants)
 
 
@@ -157,11 +167,11 @@ def parse_recipe(text: str, path: str | Path = "<recipe>") -> Recipe:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"{path}: invalid TOML: {exc}") from None
-    tables = tuple(P.TABLES) + ("variant",)
+    tables = tuple(TABLES) + ("variant",)
     for key in raw:
         if key not in tables:
             raise where.error(key, None, None, "unknown table", tables)
-    parsed = {name: parse_table(where, name, raw.get(name, {}), decls) for name, decls in P.TABLES.items()}
+    parsed = {name: parse_table(where, name, raw.get(name, {}), P.declared(cls)) for name, cls in TABLES.items()}
     recipe = Recipe(
         path=Path(path), text=text,
         experiment=ExperimentConfig(**parsed["experiment"]),
@@ -177,22 +187,23 @@ def parse_recipe(text: str, path: str | Path = "<recipe>") -> Recipe:
 
 def _check_references(where: Where, recipe: Recipe) -> None:
     """Chained variants must name existing dense variants, and no chain may loop."""
-    from harness.registry import KINDS  # names only: resolving a kind is what imports torch
+    from harness.registry import kind
 
-    dense = [v.name for v in recipe.variants if KINDS[v.kind].family == "dense"]
+    dense = [v.name for v in recipe.variants if kind(v.kind).family == "dense"]
     edges: dict[str, list[str]] = {}
     for variant in recipe.variants:
-        if variant.kind in P.TRAINED_KINDS and recipe.data.train is None:
+        declared = kind(variant.kind)
+        if declared.trains and recipe.data.train is None:
             raise where.error("data", "train", None, f"variant {variant.name!r} ({variant.kind}) trains; "
                               'set train = "<ir_datasets id>"')
         edges[variant.name] = []
-        for key, builtins in P.REFERENCES.items():
-            value = variant.params.get(key)
-            if value is None or value == "" or value in builtins:
+        for ref in P.declared(declared.Params):
+            value, builtins = getattr(variant.params, ref.name), ref.refers
+            if builtins is None or value is None or value == "" or value in builtins:
                 continue
             allowed = list(builtins) + [n for n in dense if n != variant.name]
             if value not in allowed:
-                raise where.error(f"variant.{variant.name}", key, value,
+                raise where.error(f"variant.{variant.name}", ref.name, value,
                                   "not a built-in or another dense variant of this recipe", allowed)
             edges[variant.name].append(value)
     for name in edges:

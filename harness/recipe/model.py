@@ -1,68 +1,87 @@
-"""The frozen objects a recipe is parsed into. No raw dict travels past the loader."""
+"""The frozen objects a recipe is parsed into, each table declared once as typed fields.
+
+No raw dict travels past the loader: a variant's keys arrive as its kind's own frozen
+:class:`~harness.recipe.params.Params` dataclass (declared in the kind's file).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any, Mapping
+
+from harness.recipe.params import RANX_METRICS, Params, metrics_problem, param
 
 
 @dataclass(frozen=True)
-class ExperimentConfig:
-    name: str
-    seed: int
-    store: str
-    cache_dir: str
-    description: str
+class ExperimentConfig(Params):
+    name: str = param(None, "Experiment name; results of re-runs replace its rows.", required=True)
+    seed: int = param(42, "Seed for everything random (index training, sampling, training).")
+    store: str = param("drbench.db", "SQLite results store, relative to the working directory.")
+    cache_dir: str = param(".drbench_cache", "Where corpus embeddings and artifacts are cached.")
+    description: str = param("", "Free text shown by `drbench ls`.")
 
 
 @dataclass(frozen=True)
-class ModelConfig:
-    base: str
-    query_max_length: int | None
-    doc_max_length: int | None
-    pooling: str | None
-    normalize: bool | None
-    batch_size: int
-    query_prefix: str
-    doc_prefix: str
+class ModelConfig(Params):
+    base: str = param("minilm", "Base encoder: a local folder, a Hugging Face id, or `minilm` (the packaged "
+                                "all-MiniLM-L6-v2).")
+    query_max_length: int | None = param(None, "Query token limit (default: the model's max_seq_length).",
+                                         minimum=1)
+    doc_max_length: int | None = param(None, "Document token limit (default: the model's max_seq_length).",
+                                       minimum=1)
+    pooling: str | None = param(None, "Pooling (default: the model's sentence-transformers config).",
+                                choices=("cls", "mean", "max"))
+    normalize: bool | None = param(None, "L2-normalise embeddings (default: Normalize module present).")
+    batch_size: int = param(64, "Encoding batch size.", minimum=1)
+    query_prefix: str = param("", "Text prepended to every query (e.g. `query: ` for E5).")
+    doc_prefix: str = param("", "Text prepended to every document (e.g. `passage: `).")
 
 
 @dataclass(frozen=True)
-class DataConfig:
-    train: str | None
-    eval: tuple[str, ...]
-    mirror: str | None
+class DataConfig(Params):
+    train: str | None = param(None, "ir_datasets id of the training split (used by trained variants).")
+    eval: tuple[str, ...] = param(None, "ir_datasets ids of the evaluation splits.", required=True)
+    mirror: str | None = param(None, "Offline mirror laid out like IR_DATASETS_HOME, relative to the recipe "
+                                     "file (CLI --mirror and $DRBENCH_MIRROR win).")
 
 
 @dataclass(frozen=True)
-class EvalConfig:
-    indexes: tuple[str, ...]
-    metrics: tuple[str, ...]
-    depth: int
-    search_batch_size: int
-    nprobe: int
-    index_train_sample: int
+class EvalConfig(Params):
+    indexes: tuple[str, ...] = param(("Flat",), "faiss factory strings, inner product: Flat, PQ48, "
+                                                "OPQ48,PQ48, IVF256,PQ48, HNSW32.")
+    metrics: tuple[str, ...] = param(("ndcg@10", "mrr@10", "recall@100"),
+                                     "ranx metric names (" + ", ".join(RANX_METRICS) + ", with @k).",
+                                     check=metrics_problem)
+    depth: int = param(1000, "Documents retrieved per query; must cover every metric's @k.", minimum=1)
+    search_batch_size: int = param(256, "Queries per faiss search call.", minimum=1)
+    nprobe: int = param(16, "Inverted lists an IVF index visits per query.", minimum=1)
+    index_train_sample: int = param(0, "Vectors sampled (seeded) to train a compressed index; 0 uses the "
+                                       "whole corpus.", minimum=0)
+
+
+# The recipe's fixed tables, in the order a recipe is usually written.
+TABLES: dict[str, type[Params]] = {
+    "experiment": ExperimentConfig,
+    "model": ModelConfig,
+    "data": DataConfig,
+    "eval": EvalConfig,
+}
 
 
 @dataclass(frozen=True)
 class Variant:
-    """One row of the leaderboard: a named kind plus its kind-specific parameters."""
+    """One row of the leaderboard: a named kind plus its kind's typed parameters."""
 
     name: str
     kind: str
     description: str
-    params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
-
-    def param(self, key: str) -> Any:
-        return self.params[key]
+    params: Params
 
     def as_json(self) -> str:
         """Canonical JSON of what determines this variant's results (for run keys)."""
-        return json.dumps({"kind": self.kind, **dict(self.params)}, sort_keys=True)
+        return json.dumps({"kind": self.kind, **self.params.as_dict()}, sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -84,6 +103,3 @@ class Recipe:
             if variant.name == name:
                 return variant
         raise KeyError(name)
-
-    def model_json(self) -> str:
-        return json.dumps(asdict(self.model), sort_keys=True)

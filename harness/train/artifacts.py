@@ -1,5 +1,7 @@
 """Trained models and mined negatives as cached artifacts, keyed by what produced them.
 
+Only the pipeline reads and publishes them; training stages write into the folder they are given.
+
 A model artifact is a folder in sentence-transformers layout (so `SentenceTransformer(path)`
 and `transformers.AutoModel` load it) plus `drbench.json` (what produced it) and
 `train_log.jsonl`. It appears atomically: built in `<key>.partial/`, renamed when complete.
@@ -15,6 +17,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 # Bump when training code changes what a given recipe produces.
 TRAIN_VERSION = 1
 _ST_FILES = ("modules.json", "sentence_bert_config.json", "config_sentence_transformers.json")
@@ -24,6 +28,21 @@ def artifact_key(**parts: Any) -> str:
     """sha256 of a canonical JSON of everything that determines an artifact."""
     blob = json.dumps({"train_version": TRAIN_VERSION, **parts}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def load_negatives(path: Path) -> dict[str, np.ndarray] | None:
+    """Cached mined negatives (document rows per query), or None when absent."""
+    if not path.is_file():
+        return None
+    return {q: np.asarray(rows, dtype=np.int64) for q, rows in json.loads(path.read_text()).items()}
+
+
+def save_negatives(path: Path, negatives: dict[str, np.ndarray]) -> None:
+    """Write mined negatives atomically: readers see the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps({q: rows.tolist() for q, rows in negatives.items()}))
+    os.replace(tmp, path)
 
 
 class ModelArtifacts:

@@ -13,14 +13,13 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from harness.progress import StageProgress
-
-StepFn = Callable[[list[str], np.random.Generator], tuple[torch.Tensor, dict[str, float]]]
+from harness.train.strategy import StepFn, TrainParams
 
 
 @dataclass(frozen=True)
@@ -31,12 +30,12 @@ class Schedule:
     grad_accum: int
 
 
-def plan(n_queries: int, params: Any) -> Schedule:
+def plan(n_queries: int, params: TrainParams) -> Schedule:
     """Optimizer steps for `epochs` passes (or `max_steps`) over `n_queries` queries."""
-    batch = params["batch_size"]
+    batch = params.batch_size
     per_epoch = max(1, math.ceil(n_queries / batch))
-    total = params["max_steps"] or math.ceil(params["epochs"] * per_epoch / params["grad_accum"])
-    return Schedule(total, per_epoch, batch, params["grad_accum"])
+    total = params.max_steps or math.ceil(params.epochs * per_epoch / params.grad_accum)
+    return Schedule(total, per_epoch, batch, params.grad_accum)
 
 
 def micro_batch(query_ids: tuple[str, ...], schedule: Schedule, seed: int, index: int) -> list[str]:
@@ -47,7 +46,7 @@ def micro_batch(query_ids: tuple[str, ...], schedule: Schedule, seed: int, index
     return [query_ids[i] for i in rows]
 
 
-def optimizer_for(model: torch.nn.Module, params: Any, total_steps: int) -> tuple[Any, Any]:
+def optimizer_for(model: torch.nn.Module, params: TrainParams, total_steps: int) -> tuple[Any, Any]:
     """AdamW (no decay on biases and LayerNorm) with linear warm-up then linear decay to 0."""
     # By module type as well as by name: DistilBERT calls its LayerNorms `sa_layer_norm`, T5 `layer_norm`.
     norms = {id(p) for m in model.modules()
@@ -58,9 +57,9 @@ def optimizer_for(model: torch.nn.Module, params: Any, total_steps: int) -> tupl
         if param.requires_grad:
             (no_decay if name.endswith("bias") or "LayerNorm" in name or id(param) in norms
              else decay).append(param)
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": params["weight_decay"]},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=params["lr"])
-    warmup = params["warmup_steps"]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": params.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=params.lr)
+    warmup = params.warmup_steps
 
     def factor(step: int) -> float:
         if step < warmup:
@@ -70,7 +69,7 @@ def optimizer_for(model: torch.nn.Module, params: Any, total_steps: int) -> tupl
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def train(model: torch.nn.Module, params: Any, query_ids: tuple[str, ...], seed: int, step_fn: StepFn,
+def train(model: torch.nn.Module, params: TrainParams, query_ids: tuple[str, ...], seed: int, step_fn: StepFn,
           workdir: Path, progress: StageProgress, label: str) -> tuple[list[dict[str, Any]], float]:
     """Run (or resume) the loop; returns (training log, seconds spent in this call and before)."""
     schedule = plan(len(query_ids), params)
@@ -79,7 +78,9 @@ def train(model: torch.nn.Module, params: Any, query_ids: tuple[str, ...], seed:
     log: list[dict[str, Any]] = []
     start_step, seconds_before = 0, 0.0
     if checkpoint.is_file():
-        state = torch.load(checkpoint, weights_only=False)
+        # weights_only: a checkpoint is tensors and plain numbers, and loading one must never run
+        # code (a cache folder may be shared, or planted).
+        state = torch.load(checkpoint, weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -92,14 +93,14 @@ def train(model: torch.nn.Module, params: Any, query_ids: tuple[str, ...], seed:
             info = _one_step(model, optimizer, scheduler, params, schedule, query_ids, seed, step, step_fn)
             log.append({"step": step + 1, **info})
             advance(1, f"loss {info['loss']:.4f}")
-            if (step + 1) % params["checkpoint_every"] == 0 and step + 1 < schedule.total_steps:
+            if (step + 1) % params.checkpoint_every == 0 and step + 1 < schedule.total_steps:
                 _save(checkpoint, model, optimizer, scheduler, step + 1, log,
                       seconds_before + time.perf_counter() - started)
     model.eval()
     return log, seconds_before + time.perf_counter() - started
 
 
-def _one_step(model: torch.nn.Module, optimizer: Any, scheduler: Any, params: Any, schedule: Schedule,
+def _one_step(model: torch.nn.Module, optimizer: Any, scheduler: Any, params: TrainParams, schedule: Schedule,
               query_ids: tuple[str, ...], seed: int, step: int, step_fn: StepFn) -> dict[str, Any]:
     totals: dict[str, float] = {}
     lr = scheduler.get_last_lr()[0]
@@ -111,8 +112,8 @@ def _one_step(model: torch.nn.Module, optimizer: Any, scheduler: Any, params: An
         (loss / schedule.grad_accum).backward()
         for key, value in {"loss": float(loss.detach()), **info}.items():
             totals[key] = totals.get(key, 0.0) + value / schedule.grad_accum
-    if params["grad_clip"] > 0:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), params["grad_clip"])
+    if params.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), params.grad_clip)
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)

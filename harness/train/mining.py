@@ -1,68 +1,59 @@
-"""Static hard negatives, mined once by a fixed retriever and cached.
+"""Static hard negatives, mined once by a fixed retriever.
 
 As in the official STAR code: retrieve the top `depth + 10` documents per training query
-(plus room for its positives), drop the positives, keep `depth`.
+(plus room for its positives), drop the positives, keep `depth`. The pipeline caches the
+result (:mod:`harness.train.artifacts`); this module only computes.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
 from harness.data.collection import Collection
-from harness.train.artifacts import artifact_key
-from harness.train.samplers.base import TrainData
+from harness.train.data import TrainData
 
-if TYPE_CHECKING:
-    from harness.context import StageContext
-
-_BM25 = {"k1": 1.2, "b": 0.75, "method": "lucene", "stemmer": "english", "stopwords": "en"}
+# The BM25 that mines negatives: bm25s' defaults as the `bm25` kind has them.
+BM25_MINER = {"k1": 1.2, "b": 0.75, "method": "lucene", "stemmer": "english", "stopwords": "en"}
 
 
-def mine_negatives(source: str, depth: int, data: TrainData, collection: Collection,
-                   ctx: StageContext) -> tuple[dict[str, np.ndarray], str]:
-    """Hard negatives (document rows) per training query from `source`; (negatives, key)."""
-    identity = {"bm25": _BM25} if source == "bm25" else ctx.dense(ctx.model_for(source)).identity
-    key = artifact_key(what="negatives", source=identity, depth=depth,
-                       data=collection.archive_digests,
-                       queries=collection.dataset_id)
-    path = ctx.cache_dir / "negatives" / f"{key}.json"
-    if path.is_file():
-        stored = json.loads(path.read_text())
-        return {q: np.asarray(rows, dtype=np.int64) for q, rows in stored.items()}, key
-    room = depth + 10 + max(len(p) for p in data.positives.values())
-    ranked = _bm25_rows(data, collection, room) if source == "bm25" else _dense_rows(source, data, collection,
-                                                                                     room, ctx)
-    negatives = {q: [r for r in ranked[q] if r not in set(data.positives[q])][:depth] for q in data.query_ids}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(negatives))
-    os.replace(tmp, path)
-    ctx.console.log(f"mined {depth} hard negatives per query from {source} "
-                    f"({len(negatives)} training queries)")
-    return {q: np.asarray(rows, dtype=np.int64) for q, rows in negatives.items()}, key
+def mining_depth(depth: int, data: TrainData) -> int:
+    """How deep to retrieve so that `depth` negatives remain once a query's positives are dropped."""
+    return depth + 10 + max(len(p) for p in data.positives.values())
 
 
-def _bm25_rows(data: TrainData, collection: Collection, k: int) -> dict[str, list[int]]:
+def hard_negatives(ranked: dict[str, list[int]], depth: int, data: TrainData) -> dict[str, np.ndarray]:
+    """The first `depth` rows of each training query's ranking that are not its positives.
+
+    >>> data = TrainData(("q",), {"q": "x"}, {"q": (1,)}, ("a", "b", "c", "d"))
+    >>> hard_negatives({"q": [1, 3, 0, 2]}, 2, data)["q"].tolist()
+    [3, 0]
+    """
+    return {q: np.asarray([r for r in ranked[q] if r not in set(data.positives[q])][:depth], dtype=np.int64)
+            for q in data.query_ids}
+
+
+def bm25_ranking(data: TrainData, collection: Collection, k: int) -> dict[str, list[int]]:
+    """Each training query's top-`k` document rows under BM25 (:data:`BM25_MINER`)."""
     from harness.retrieval.bm25 import bm25_search
 
     row = {doc_id: i for i, doc_id in enumerate(collection.doc_ids)}
     results = bm25_search(collection.doc_ids, collection.doc_texts, {q: data.queries[q] for q in data.query_ids},
-                          k=k, **_BM25)
+                          k=k, **BM25_MINER)
     return {q: [row[d] for d, _ in ranked] for q, ranked in results.items()}
 
 
-def _dense_rows(source: str, data: TrainData, collection: Collection, k: int,
-                ctx: StageContext) -> dict[str, list[int]]:
+def dense_ranking(doc_vectors: np.ndarray, query_vectors: np.ndarray, data: TrainData, k: int,
+                  seed: int) -> dict[str, list[int]]:
+    """Each training query's exact (Flat) top-`k` document rows; `query_vectors` in query_ids order."""
     from harness.index.faiss_index import build_index, search
 
-    model = ctx.dense(ctx.model_for(source))
-    doc_vectors, _ = model.encode_corpus(collection, ctx.cache_dir, ctx.progress, ctx.console)
-    with ctx.progress.task(f"mining negatives with {source}", len(data.query_ids), "queries") as advance:
-        query_vectors = model.encode_queries([data.queries[q] for q in data.query_ids], advance)
-    built = build_index("Flat", doc_vectors, seed=ctx.recipe.experiment.seed)
+    built = build_index("Flat", doc_vectors, seed=seed)
     _, ids, _ = search(built, query_vectors, k)
     return {q: [int(i) for i in ids[row] if i >= 0] for row, q in enumerate(data.query_ids)}
+
+
+def miner_identity(model_identity: dict[str, Any] | None) -> dict[str, Any]:
+    """What identifies a miner in cache keys: BM25's settings, or the dense model's identity."""
+    return {"bm25": BM25_MINER} if model_identity is None else model_identity

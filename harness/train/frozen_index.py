@@ -1,5 +1,5 @@
-"""ADORE's training step: the live query encoder retrieves from a frozen document index, and
-a LambdaLoss over the retrieved list teaches it the ranking metric.
+"""Training against a frozen document index (ADORE's method): the live query encoder retrieves
+from the index, and a LambdaLoss over the retrieved list teaches it the ranking metric.
 
 Only the query encoder has gradients; documents are the index's own stored vectors (decoded
 codes for a compressed index), so a query encoder trained on a PQ index fits that PQ index.
@@ -8,13 +8,17 @@ codes for a compressed index), so a query encoder trained on a PQ index fits tha
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from harness.train.losses import adore_batch_loss, train_list_metrics
-from harness.train.samplers.base import TrainData
+from harness.train.data import TrainData
+from harness.train.strategy import StepFn
+
+if TYPE_CHECKING:
+    from harness.dense import EncoderSettings
 
 
 @dataclass
@@ -56,19 +60,21 @@ def retrieved_lists(ids: np.ndarray, query_ids: list[str], data: TrainData,
     return rows_out, rel_out, metrics
 
 
-def adore_step(encoder: Any, params: Any, data: TrainData, index: FrozenIndex, settings: Any) -> Any:
-    """The step function for :func:`harness.train.loop.train` (`encoder`: the query encoder)."""
+def live_retrieval_step(encoder: Any, params: Any, data: TrainData, index: FrozenIndex,
+                        settings: EncoderSettings) -> StepFn:
+    """The loop's step function (`encoder`: the query encoder). `params` is a query-tower
+    strategy's parameters: query_max_length, top_k, weighting, scale, metric_cut."""
 
     def step(query_ids: list[str], rng: np.random.Generator) -> tuple[torch.Tensor, dict[str, float]]:
-        q = encoder.embed([data.queries[x] for x in query_ids], max_length=params["query_max_length"],
+        q = encoder.embed([data.queries[x] for x in query_ids], max_length=params.query_max_length,
                           prefix=settings.query_prefix)
-        k = min(params["top_k"], index.built.ntotal)
+        k = min(params.top_k, index.built.ntotal)
         _, ids = index.built.index.search(np.ascontiguousarray(q.detach().numpy(), dtype=np.float32), k)
-        rows, rel, metrics = retrieved_lists(ids, query_ids, data, params["weighting"])
-        scores = [params["scale"] * (index.vectors[torch.from_numpy(r.astype(np.int64))] @ q[i])
+        rows, rel, metrics = retrieved_lists(ids, query_ids, data, params.weighting)
+        scores = [params.scale * (index.vectors[torch.from_numpy(r.astype(np.int64))] @ q[i])
                   for i, r in enumerate(rows)]
-        loss = adore_batch_loss(scores, [torch.from_numpy(r) for r in rel], params["metric_cut"],
-                                weighting=params["weighting"])
+        loss = adore_batch_loss(scores, [torch.from_numpy(r) for r in rel], params.metric_cut,
+                                weighting=params.weighting)
         mrr, recall = np.mean(metrics, axis=0)
         return loss, {"train_mrr@10": float(mrr), "train_recall@10": float(recall)}
 

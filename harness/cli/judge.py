@@ -7,17 +7,18 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from harness.cli import StoreOpt, _fail, _open, app, err, out
+from harness.cli.common import INTERRUPTED, StoreOpt, err, fail, open_results, out
 from harness.errors import DrbenchError
 
 
 class CompareFormat(str, Enum):
+    """Where a comparison goes: a terminal table, or a paper/spreadsheet/script format."""
+
     table = "table"
     markdown = "markdown"
     latex = "latex"
@@ -26,31 +27,34 @@ class CompareFormat(str, Enum):
 
 
 class StatTest(str, Enum):
+    """Paired tests `compare` offers; an Enum so typer rejects a typo with the allowed values."""
+
     student = "student"
     fisher = "fisher"
 
 
 class Correction(str, Enum):
+    """Multiple-comparison corrections `compare` offers."""
+
     holm = "holm"
     bonferroni = "bonferroni"
     none = "none"
 
 
-def _split_metrics(metrics: Optional[str]) -> tuple[str, ...]:
+def _split_metrics(metrics: str | None) -> tuple[str, ...]:
     return tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else ()
 
 
-@app.command()
-def compare(store: Optional[str] = StoreOpt,
-            experiment: Optional[list[str]] = typer.Option(None, "--experiment", "-e",
-                                                           help="Experiment(s) to compare; repeat for several."),
-            collection: Optional[str] = typer.Option(None, "--collection", "-c", help="Only this collection."),
-            index: Optional[list[str]] = typer.Option(None, "--index", help="Only these indexes; repeatable."),
-            baseline: Optional[str] = typer.Option(None, "--baseline", "-b",
-                                                   help="Variant, experiment/variant or variant@index every run is "
-                                                        "compared with (default: all pairs)."),
-            metrics: Optional[str] = typer.Option(None, "--metrics", "-m",
-                                                  help="Comma-separated metrics (default: all stored)."),
+def compare(store: str | None = StoreOpt,
+            experiment: list[str] | None = typer.Option(None, "--experiment", "-e",
+                                                        help="Experiment(s) to compare; repeat for several."),
+            collection: str | None = typer.Option(None, "--collection", "-c", help="Only this collection."),
+            index: list[str] | None = typer.Option(None, "--index", help="Only these indexes; repeatable."),
+            baseline: str | None = typer.Option(None, "--baseline", "-b",
+                                                help="Variant, experiment/variant or variant@index every run is "
+                                                     "compared with (default: all pairs)."),
+            metrics: str | None = typer.Option(None, "--metrics", "-m",
+                                               help="Comma-separated metrics (default: all stored)."),
             test: StatTest = typer.Option(StatTest.student, "--test", help="Paired significance test."),
             permutations: int = typer.Option(1000, "--permutations", help="Fisher randomization permutations."),
             seed: int = typer.Option(42, "--seed", help="Seed of the permutations and bootstrap resamples."),
@@ -60,7 +64,7 @@ def compare(store: Optional[str] = StoreOpt,
             bootstrap: int = typer.Option(1000, "--bootstrap", help="Paired-bootstrap resamples for the CI."),
             format: CompareFormat = typer.Option(CompareFormat.table, "--format",
                                                  help="table, markdown, latex, csv or json."),
-            output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to FILE instead of stdout.")
+            output: Path | None = typer.Option(None, "--output", "-o", help="Write to FILE instead of stdout.")
             ) -> None:
     """Paired significance tests between stored runs of one collection, corrected for multiple comparisons."""
     from leaderboard.compare import CompareSettings, compare_runs
@@ -70,10 +74,10 @@ def compare(store: Optional[str] = StoreOpt,
         settings = CompareSettings(baseline=baseline, metrics=_split_metrics(metrics), test=test.value,
                                    correction=correction.value, alpha=alpha, permutations=permutations,
                                    bootstrap=bootstrap, seed=seed)
-        result = compare_runs(_open(store), settings, experiments=experiment or None, collection=collection,
-                              indexes=index or None)
+        result = compare_runs(open_results(store), settings, experiments=experiment or None,
+                              collection=collection, indexes=index or None)
     except DrbenchError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if format is CompareFormat.table:
         if output is None:
             render_table(result, out)
@@ -88,39 +92,36 @@ def compare(store: Optional[str] = StoreOpt,
     err.print(f"wrote {output}", highlight=False)
 
 
-@app.command()
-def plot(store: Optional[str] = StoreOpt,
-         experiment: Optional[list[str]] = typer.Option(None, "--experiment", "-e", help="Only these; repeatable."),
-         collection: Optional[str] = typer.Option(None, "--collection", "-c", help="Only this collection."),
-         metrics: Optional[str] = typer.Option(None, "--metrics", "-m",
-                                               help="Comma-separated metrics (default: all stored)."),
+def plot(store: str | None = StoreOpt,
+         experiment: list[str] | None = typer.Option(None, "--experiment", "-e", help="Only these; repeatable."),
+         collection: str | None = typer.Option(None, "--collection", "-c", help="Only this collection."),
+         metrics: str | None = typer.Option(None, "--metrics", "-m",
+                                            help="Comma-separated metrics (default: all stored)."),
          out_dir: Path = typer.Option(Path("plots"), "--out", help="Folder for the PNG files."),
          seed: int = typer.Option(42, "--seed", help="Seed of the bootstrap CIs.")) -> None:
     """Training curves, metric bars with 95% CIs, and quality vs bytes per document, as PNGs."""
     from leaderboard.plot import plot_store
 
     try:
-        written, skipped = plot_store(_open(store), out_dir, experiments=experiment or None,
+        written, skipped = plot_store(open_results(store), out_dir, experiments=experiment or None,
                                       collection=collection, metrics=list(_split_metrics(metrics)) or None,
                                       seed=seed)
     except DrbenchError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     for reason in skipped:
         err.print(f"[dim]{escape(reason)}[/dim]", highlight=False, soft_wrap=True)
     for path in written:
         out.print(str(path), highlight=False, markup=False, soft_wrap=True)
 
 
-@app.command()
 def check(expectations: Path = typer.Argument(..., help="Expectations TOML (recipe + expected values)."),
           run_first: bool = typer.Option(False, "--run", help="Run the recipe first (stored runs are reused)."),
-          mirror: Optional[str] = typer.Option(None, "--mirror", help="Offline ir_datasets mirror, for --run."),
+          mirror: str | None = typer.Option(None, "--mirror", help="Offline ir_datasets mirror, for --run."),
           force: bool = typer.Option(False, "--force", help="With --run: re-run runs already stored."),
-          store: Optional[str] = typer.Option(None, "--store",
-                                              help="Results store (default: the recipe's).")
+          store: str | None = typer.Option(None, "--store",
+                                           help="Results store (default: the recipe's).")
           ) -> None:
     """Regression gate: stored metrics against expected values (exit 1 on any FAIL)."""
-    from harness.store import open_store
     from leaderboard.check import check as check_rows, load_expectations, render_check
 
     try:
@@ -130,11 +131,12 @@ def check(expectations: Path = typer.Argument(..., help="Expectations TOML (reci
             from harness.pipeline import RunOptions, run_recipe  # the only path that imports torch
 
             run_recipe(expected.recipe, RunOptions(mirror=mirror, force=force, store=path), err)
-        rows = check_rows(open_store(path, create=False), expected)
+        rows = check_rows(open_results(path), expected)
     except DrbenchError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     except KeyboardInterrupt:
-        raise _fail("interrupted; completed runs are stored, the rest re-run next time", 130) from None
+        raise fail(INTERRUPTED, 130) from None
     render_check(rows, out)
+    # exit 1, not 2: a FAIL is a regression in the numbers, not a usage or config error
     if any(row.status == "FAIL" for row in rows):
         raise typer.Exit(1)

@@ -1,5 +1,4 @@
-"""The one module that wires stages together:
-recipe -> data -> model -> (train) -> encode -> index -> search -> evaluate -> store.
+"""A recipe's runs: recipe -> data -> models -> encode -> index -> search -> evaluate -> store.
 
 Each (variant, collection, index) run is written to the store in one transaction once it is
 complete; a run whose stored `run_key` matches is skipped unless `force`.
@@ -20,11 +19,11 @@ import harness
 from harness.data.availability import ensure_available, resolve_mirror
 from harness.data.collection import Collection, load_collection
 from harness.evaluate.metrics import evaluate
-from harness.context import StageContext
+from harness.pipeline.models import Models
 from harness.progress import StageProgress
 from harness.recipe.checks import check_resources
 from harness.recipe.model import Recipe, Variant
-from harness.registry import KINDS, resolve
+from harness.registry import kind
 from harness.store import (ExperimentRecord, RunRecord, completed_run_key, environment, git_commit,
                            open_store, package_versions, utc_now, write_run)
 
@@ -54,11 +53,22 @@ class Outcome:
 
 @dataclass
 class _Context:
-    """One run's command-line options and outcomes; everything else lives in `stage`."""
+    """One `drbench run`: the recipe, its command-line options, its models and its outcomes."""
 
+    recipe: Recipe
     options: RunOptions
-    stage: StageContext
+    models: Models
+    db: Any
+    experiment: ExperimentRecord
     outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def console(self) -> Console:
+        return self.models.console
+
+    @property
+    def progress(self) -> StageProgress:
+        return self.models.progress
 
 
 def store_path(recipe: Recipe, options: RunOptions) -> Path:
@@ -78,15 +88,15 @@ def run_recipe(recipe: Recipe, options: RunOptions = RunOptions(),
     cache_dir = Path(options.cache_dir or recipe.experiment.cache_dir)
     experiment = _experiment_record(recipe)
     with StageProgress(console) as progress:
-        stage = StageContext(recipe, cache_dir, progress, console, mirror, db, experiment)
-        ctx = _Context(options, stage)
+        models = Models(recipe, cache_dir, progress, console, mirror, db, experiment.name)
+        ctx = _Context(recipe, options, models, db, experiment)
         for dataset_id in recipe.data.eval:
             with progress.spinner(f"loading {dataset_id}"):
                 collection = load_collection(dataset_id, mirror)
             console.log(f"{dataset_id}: {len(collection.doc_ids):,} documents, "
                         f"{len(collection.queries):,} judged queries")
             for variant in recipe.variants:
-                if KINDS[variant.kind].family == "sparse":
+                if kind(variant.kind).family == "sparse":
                     _sparse_run(ctx, collection, variant)
                 else:
                     _dense_runs(ctx, collection, variant)
@@ -124,9 +134,9 @@ def _data_record(collection: Collection) -> dict[str, Any]:
 
 
 def _is_done(ctx: _Context, variant: Variant, collection: Collection, index: str, key: str) -> bool:
-    stored = completed_run_key(ctx.stage.db, ctx.stage.recipe.experiment.name, variant.name, collection.dataset_id, index)
+    stored = completed_run_key(ctx.db, ctx.recipe.experiment.name, variant.name, collection.dataset_id, index)
     if stored == key and not ctx.options.force:
-        ctx.stage.console.log(f"[dim]skip {variant.name} / {collection.dataset_id} / {index}: "
+        ctx.console.log(f"[dim]skip {variant.name} / {collection.dataset_id} / {index}: "
                         "already in the store (--force re-runs)[/dim]")
         ctx.outcomes.append(Outcome(variant.name, collection.dataset_id, index, "skipped"))
         return True
@@ -134,40 +144,40 @@ def _is_done(ctx: _Context, variant: Variant, collection: Collection, index: str
 
 
 def _sparse_run(ctx: _Context, collection: Collection, variant: Variant) -> None:
-    key = _run_key(ctx.stage.recipe, variant, collection, SPARSE_INDEX, None)
+    key = _run_key(ctx.recipe, variant, collection, SPARSE_INDEX, None)
     if _is_done(ctx, variant, collection, SPARSE_INDEX, key):
         return
     started = utc_now()
     start = time.perf_counter()
-    with ctx.stage.progress.task(f"{variant.name}: BM25 search", len(collection.queries)) as advance:
-        results = resolve(variant.kind)(collection, variant, ctx.stage.recipe, advance)
+    with ctx.progress.task(f"{variant.name}: {variant.kind} search", len(collection.queries)) as advance:
+        results = kind(variant.kind).rank(collection, variant.params, ctx.recipe.eval.depth, advance)
     timings = {"search": time.perf_counter() - start}
     _finish(ctx, collection, variant, SPARSE_INDEX, key, None, results, timings, started)
 
 
 def _dense_runs(ctx: _Context, collection: Collection, variant: Variant) -> None:
-    ref = ctx.stage.model_for(variant.name)
-    model = ctx.stage.dense(ref)
-    pending = [f for f in ctx.stage.recipe.eval.indexes
-               if not _is_done(ctx, variant, collection, f, _run_key(ctx.stage.recipe, variant, collection, f,
+    ref = ctx.models.ref(variant.name)
+    model = ctx.models.dense(ref)
+    pending = [f for f in ctx.recipe.eval.indexes
+               if not _is_done(ctx, variant, collection, f, _run_key(ctx.recipe, variant, collection, f,
                                                                      model.identity))]
     if not pending:
         return
     started = utc_now()
-    doc_vectors, doc_seconds = model.encode_corpus(collection, ctx.stage.cache_dir, ctx.stage.progress, ctx.stage.console)
+    doc_vectors, doc_seconds = model.encode_corpus(collection, ctx.models.cache_dir, ctx.progress, ctx.console)
     query_ids = sorted(collection.queries)
     start = time.perf_counter()
-    with ctx.stage.progress.task(f"{variant.name}: encoding queries", len(query_ids)) as advance:
+    with ctx.progress.task(f"{variant.name}: encoding queries", len(query_ids)) as advance:
         query_vectors = model.encode_queries([collection.queries[q] for q in query_ids], advance)
     query_seconds = time.perf_counter() - start
     # The exact top-k compressed indexes are measured against: for every run of a recipe that
     # lists one, Flat included, so its runs carry the same stats whichever were pending.
-    indexes = ctx.stage.recipe.eval.indexes
+    indexes = ctx.recipe.eval.indexes
     exact = _exact_top(doc_vectors, query_vectors) if any(f != "Flat" for f in indexes) else None
     for factory in pending:
-        key = _run_key(ctx.stage.recipe, variant, collection, factory, model.identity)
+        key = _run_key(ctx.recipe, variant, collection, factory, model.identity)
         results, timings, stats = model.search(factory, doc_vectors, query_vectors, query_ids, collection,
-                                               ctx.stage.recipe, ctx.stage.progress, variant.name, exact)
+                                               ctx.recipe, ctx.progress, variant.name, exact)
         timings.update(encode_docs=doc_seconds, encode_queries=query_seconds)
         if ref.trained:
             timings["train"] = ref.trained.get("train_seconds", 0.0)
@@ -185,18 +195,18 @@ def _finish(ctx: _Context, collection: Collection, variant: Variant, index: str,
             model: dict[str, Any] | None, results: dict[str, list[tuple[str, float]]],
             timings: dict[str, float], started: str, stats: dict[str, float] | None = None) -> None:
     start = time.perf_counter()
-    evaluation = evaluate(collection.qrels, results, ctx.stage.recipe.eval.metrics)
+    evaluation = evaluate(collection.qrels, results, ctx.recipe.eval.metrics)
     timings["evaluate"] = time.perf_counter() - start
     record = RunRecord(
-        experiment=ctx.stage.recipe.experiment.name, variant=variant.name, kind=variant.kind,
+        experiment=ctx.recipe.experiment.name, variant=variant.name, kind=variant.kind,
         collection=collection.dataset_id, index_factory=index, run_key=key, model=model,
-        params={"kind": variant.kind, **dict(variant.params)}, data=_data_record(collection),
+        params={"kind": variant.kind, **variant.params.as_dict()}, data=_data_record(collection),
         timings=timings, index_stats=stats or {}, n_docs=len(collection.doc_ids),
-        depth=ctx.stage.recipe.eval.depth,
+        depth=ctx.recipe.eval.depth,
         started_at=started, finished_at=utc_now(), metrics=evaluation.metrics,
         query_metrics=evaluation.query_metrics, results=results)
-    run_id = write_run(ctx.stage.db, ctx.stage.experiment, record)
+    run_id = write_run(ctx.db, ctx.experiment, record)
     shown = ", ".join(f"{m} {v:.4f}" for m, v in evaluation.metrics.items())
-    ctx.stage.console.log(f"[green]done[/green] {variant.name} / {collection.dataset_id} / {index}: {shown}")
+    ctx.console.log(f"[green]done[/green] {variant.name} / {collection.dataset_id} / {index}: {shown}")
     ctx.outcomes.append(Outcome(variant.name, collection.dataset_id, index, "done", run_id,
                                 evaluation.metrics, timings))

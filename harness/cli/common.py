@@ -1,0 +1,67 @@
+"""What every `drbench` command shares: consoles, the `--store` option, error mapping, the store.
+
+Command modules import this and nothing else from the CLI, so the package `__init__` can import
+every command module without a circle. Light on purpose: `drbench --help` imports it.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from harness.errors import DrbenchError
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
+DEFAULT_STORE = "drbench.db"
+INTERRUPTED = "interrupted; completed runs are stored, the rest re-run next time"
+
+err = Console(stderr=True)
+# Piped or captured output (CI logs, files) gets room for wide leaderboards instead of 80 columns.
+out = Console() if Console().is_terminal else Console(width=200)
+
+# One declaration for the read-side commands, so `--store` and $DRBENCH_STORE mean the same everywhere.
+StoreOpt = typer.Option(None, "--store", envvar="DRBENCH_STORE", help="Results store (default: drbench.db).")
+
+
+class Format(str, Enum):
+    """Output of the leaderboard: a rich table for people, JSON for scripts."""
+
+    table = "table"
+    json = "json"
+
+
+def fail(exc: DrbenchError | str, code: int = 2) -> typer.Exit:
+    """Print `exc` as the one-line `error: ...` and return the exit to raise.
+
+    Returned, not raised, so callers write `raise fail(exc) from None` and the traceback of the
+    library error never reaches the user.
+    """
+    # escape: messages name recipe tables like "[model]", which rich would take for markup
+    err.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def open_results(store: str | None) -> Database:
+    """Open an existing results store; a missing one is a `StoreError`, never a new empty file."""
+    from harness.store import open_store
+
+    return open_store(store or DEFAULT_STORE, create=False)
+
+
+def print_leaderboard(store: str | None, experiment: str | None, collection: str | None,
+                      format: Format) -> None:
+    """Print the stored results; shared by `leaderboard` and by `run`, which ends with it."""
+    from leaderboard import leaderboard_rows, render, rows_as_json
+
+    rows = leaderboard_rows(open_results(store), experiment=experiment, collection=collection)
+    if format is Format.json:
+        print(json.dumps(rows_as_json(rows), indent=2))
+    else:
+        render(rows, out)

@@ -1,0 +1,158 @@
+"""Variant names -> encoders: `base`, untrained kinds and trained strategies, each built once.
+
+For a strategy it resolves what the strategy :meth:`~harness.train.strategy.Strategy.needs`
+(the init model, mined negatives, frozen documents), looks its artifact up in the cache, runs
+the training stage only on a miss, publishes the result and stores the training log.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+
+from harness.data.collection import Collection, load_collection
+from harness.dense import DenseModel, ModelRef
+from harness.errors import RecipeError
+from harness.progress import StageProgress
+from harness.recipe.model import Recipe, Variant
+from harness.registry import kind
+from harness.train.artifacts import ModelArtifacts, artifact_key, load_negatives, read_log, save_negatives
+from harness.train.data import TrainData
+from harness.train.strategy import Needs, Strategy, TrainInputs
+
+
+class Models:
+    """The encoders behind `base` and every dense variant of one `drbench run`."""
+
+    def __init__(self, recipe: Recipe, cache_dir: Path, progress: StageProgress, console: Console,
+                 mirror: Path | None = None, db: Any = None, experiment: str | None = None):
+        self.recipe, self.cache_dir, self.progress, self.console = recipe, cache_dir, progress, console
+        self.mirror, self.db, self.experiment = mirror, db, experiment  # experiment: stores training logs
+        self._refs: dict[str, ModelRef] = {}
+        self._dense: dict[tuple[str, str], DenseModel] = {}
+        self._train: Collection | None = None
+
+    def train_collection(self) -> Collection:
+        """The recipe's training split, loaded once (the loader requires it for trained kinds)."""
+        if self._train is None:
+            dataset_id = str(self.recipe.data.train)
+            with self.progress.spinner(f"loading {dataset_id}"):
+                self._train = load_collection(dataset_id, self.mirror)
+        return self._train
+
+    def ref(self, name: str) -> ModelRef:
+        """The encoders behind `base` or a dense variant's name, training it on first use."""
+        if name == "base":
+            return ModelRef.shared(self.recipe.model.base)
+        if name not in self._refs:
+            variant = self.recipe.variant(name)
+            declared = kind(variant.kind)
+            if declared.family != "dense":
+                raise ValueError(f"variant {name!r} has no dense model")
+            if isinstance(declared, Strategy):
+                self._refs[name] = self._trained(variant, declared)
+            else:
+                self._refs[name] = ModelRef.shared(declared.model_name(variant.params, self.recipe.model.base))
+        return self._refs[name]
+
+    def get(self, name: str) -> DenseModel:
+        return self.dense(self.ref(name))
+
+    def dense(self, ref: ModelRef) -> DenseModel:
+        """A DenseModel for `ref` with the recipe's encoding settings (one per ref)."""
+        key = (ref.query, ref.doc)
+        if key not in self._dense:
+            self._dense[key] = DenseModel.open(ref, self.recipe.model)
+        return self._dense[key]
+
+    def _trained(self, variant: Variant, strategy: Strategy) -> ModelRef:
+        needs = strategy.needs(variant.params)
+        documents = self.get(needs.documents) if needs.documents else None
+        init = self.get(needs.init)
+        if strategy.tower == "shared" and init.query_spec is not init.spec:
+            raise RecipeError(f'[variant.{variant.name}] init = "{needs.init}": that variant has separate query '
+                              "and document encoders (ADORE); start shared-tower training from a shared-tower "
+                              "model")
+        collection = self.train_collection()
+        data = TrainData.from_collection(collection)
+        seed = self.recipe.experiment.seed
+        negatives, negatives_key = self._negatives(needs, data, collection) if needs.negatives else (None, None)
+        inputs = TrainInputs(data, init.settings, seed, self.recipe.eval.nprobe, negatives,
+                             doc_vectors=self._corpus(documents, collection) if documents else None)
+        parts: dict[str, Any] = {"kind": strategy.key_name or strategy.name,
+                                 "params": variant.params.as_dict(), "init": init.identity,
+                                 "data": collection.archive_digests, "train": collection.dataset_id,
+                                 "seed": seed}
+        if documents is None:
+            parts.update(negatives=negatives_key, prefixes=[init.settings.query_prefix, init.settings.doc_prefix])
+        else:
+            parts.update(documents=documents.identity)
+        key = artifact_key(**parts, **strategy.key_parts(variant.params, inputs))
+        folder, meta, log = self._train_or_reuse(variant, strategy, key, inputs, init, documents)
+        if self.db is not None and self.experiment is not None:
+            from harness.store import write_training_log
+
+            write_training_log(self.db, self.experiment, variant.name, log)
+        trained = {"key": key, "kind": variant.kind, "steps": meta["steps"], "train_seconds": meta["train_seconds"]}
+        if documents is None:
+            return ModelRef.shared(str(folder), trained=trained)
+        return ModelRef(variant.name, query=str(folder), doc=documents.ref.doc, trained=trained)
+
+    def _train_or_reuse(self, variant: Variant, strategy: Strategy, key: str, inputs: TrainInputs,
+                        init: DenseModel, documents: DenseModel | None
+                        ) -> tuple[Path, dict[str, Any], list[dict[str, Any]]]:
+        from harness.train.trainer import train_into
+
+        artifacts = ModelArtifacts(self.cache_dir / "models")
+        meta = artifacts.load(key)
+        if meta is not None:
+            self.console.log(f"{variant.name}: trained model from cache ({artifacts.final(key)})")
+            return artifacts.final(key), meta, read_log(artifacts.final(key))
+        # The query tower is the whole model for shared-tower strategies.
+        log, seconds = train_into(artifacts.partial(key), strategy, variant.params, inputs, init.query_spec.path,
+                                  self.progress, self.console, variant.name)
+        meta = {"key": key, "kind": variant.kind, "variant": variant.name, "params": variant.params.as_dict(),
+                "init": init.record, "train": self.recipe.data.train, "steps": len(log), "train_seconds": seconds,
+                "pairs_with": documents.record if documents else None}
+        folder = artifacts.publish(key, meta)
+        last = log[-1] if log else {}
+        self.console.log(f"{variant.name}: trained {len(log)} steps in {seconds:.0f}s"
+                         + (f", final loss {last['loss']:.4f}" if last else ""))
+        return folder, meta, log
+
+    def _corpus(self, model: DenseModel, collection: Collection) -> Any:
+        """A lazy encoder of the training corpus: a cached trained model never touches it."""
+        def vectors() -> np.ndarray:
+            return model.encode_corpus(collection, self.cache_dir, self.progress, self.console)[0]
+
+        return vectors
+
+    def _negatives(self, needs: Needs, data: TrainData,
+                   collection: Collection) -> tuple[dict[str, np.ndarray], str]:
+        """Hard negatives (document rows) per training query from `needs.negatives`, cached."""
+        from harness.train import mining
+
+        source, depth = str(needs.negatives), needs.negatives_depth
+        model = None if source == "bm25" else self.get(source)
+        key = artifact_key(what="negatives", source=mining.miner_identity(None if model is None else model.identity),
+                           depth=depth, data=collection.archive_digests, queries=collection.dataset_id)
+        path = self.cache_dir / "negatives" / f"{key}.json"
+        cached = load_negatives(path)
+        if cached is not None:
+            return cached, key
+        room = mining.mining_depth(depth, data)
+        if model is None:
+            ranked = mining.bm25_ranking(data, collection, room)
+        else:
+            doc_vectors, _ = model.encode_corpus(collection, self.cache_dir, self.progress, self.console)
+            with self.progress.task(f"mining negatives with {source}", len(data.query_ids), "queries") as advance:
+                query_vectors = model.encode_queries([data.queries[q] for q in data.query_ids], advance)
+            ranked = mining.dense_ranking(doc_vectors, query_vectors, data, room, self.recipe.experiment.seed)
+        negatives = mining.hard_negatives(ranked, depth, data)
+        save_negatives(path, negatives)
+        self.console.log(f"mined {depth} hard negatives per query from {source} "
+                         f"({len(negatives)} training queries)")
+        return negatives, key

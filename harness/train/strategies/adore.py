@@ -1,0 +1,72 @@
+"""`kind = "adore"` (ADORE): only the query encoder trains, retrieving live from a frozen
+document index of another model; RankNet pairs over the retrieved list, weighted by the change
+of MRR (or nDCG) when two documents swap."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from harness.recipe.params import like, param
+from harness.train.strategy import (MODEL_REFS, MissingInputError, Needs, StepFn, Strategy, TrainInputs,
+                                    TrainParams)
+
+WEIGHTINGS = ("mrr", "ndcg")
+
+
+@dataclass(frozen=True)
+class QueryTowerParams(TrainParams):
+    """What ADORE and STAR+ADORE share: the optimiser keys, and how the live list is scored."""
+
+    init: str = param("", "Query encoder to start from; empty: the document model's own (shared) tower.",
+                      refers=MODEL_REFS)
+    batch_size: int = like(TrainParams, "batch_size", paper="32")
+    lr: float = like(TrainParams, "lr", default=5e-6, paper="5e-6")
+    warmup_steps: int = like(TrainParams, "warmup_steps", paper="2000")
+    query_max_length: int = like(TrainParams, "query_max_length", paper="64")
+    doc_max_length: int = like(TrainParams, "doc_max_length", paper=None,
+                               help="Unused: documents keep their frozen vectors.")
+    top_k: int = param(200, "Documents retrieved per query and step.", minimum=1, paper="200")
+    metric_cut: int = param(10, "1/rank counts up to this rank (MRR@10 is the paper's metric).", minimum=1,
+                            paper="200 in the official MS MARCO passage command, = top_k (PAPER.md)")
+    weighting: str = param("mrr", "Pair weights: delta-MRR (paper) or delta-nDCG for graded qrels.",
+                           choices=WEIGHTINGS, paper="mrr")
+    train_index: str = param("Flat", "faiss factory string of the index ADORE trains against "
+                                     "(compression-aware ADORE).")
+
+
+@dataclass(frozen=True)
+class AdoreParams(QueryTowerParams):
+    index_from: str = param("base", "Model whose frozen document vectors ADORE retrieves from: `base` or a "
+                                    "dense variant's name.", refers=MODEL_REFS)
+
+
+class Adore(Strategy):
+    name = "adore"
+    help = "ADORE: query encoder vs a frozen index."
+    tower = "query"
+    key_name = "adore"  # star+adore inherits it: the same training, so the same cache keys
+    Params: type[QueryTowerParams] = AdoreParams
+
+    def documents(self, params: Any) -> str:
+        """The model whose frozen corpus vectors the query encoder trains against."""
+        return params.index_from
+
+    def needs(self, params: Any) -> Needs:
+        documents = self.documents(params)
+        return Needs(init=params.init or documents, documents=documents)
+
+    def step(self, encoder: Any, params: Any, inputs: TrainInputs) -> StepFn:
+        from harness.train.frozen_index import frozen_index, live_retrieval_step
+
+        if inputs.doc_vectors is None:
+            raise MissingInputError(f"{self.name} trains against frozen document vectors, but none were given")
+        index = frozen_index(params.train_index, inputs.doc_vectors(), inputs.seed, inputs.nprobe)
+        return live_retrieval_step(encoder, params, inputs.data, index, inputs.settings)
+
+    def key_parts(self, params: Any, inputs: TrainInputs) -> dict[str, Any]:
+        # An IVF index searches `nprobe` lists, so what training retrieves depends on it.
+        return {"nprobe": inputs.nprobe} if "IVF" in params.train_index else {}
+
+
+KIND = Adore()

@@ -1,0 +1,46 @@
+"""`kind = "random"` (Rand-Neg): in-batch pairs plus N corpus documents drawn uniformly per
+query, every query scored against all of the batch's random documents: STAR's loss with
+random documents in place of hard ones, as the official code trains its warm-up model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from harness.recipe.params import param
+from harness.train.data import TrainData
+from harness.train.sampling import Batch, all_pairs_batch, draw_uniform, sample_positives
+from harness.train.strategy import PairStrategy, TrainParams
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass(frozen=True)
+class RandomParams(TrainParams):
+    random_negatives: int = param(1, "Corpus documents sampled uniformly per query and step.", minimum=1)
+
+
+class Random(PairStrategy):
+    name = "random"
+    help = "In-batch plus uniformly random negatives."
+    Params = RandomParams
+
+    def batch(self, query_ids: list[str], data: TrainData, rng: np.random.Generator, params: RandomParams,
+              negatives: dict[str, np.ndarray] | None) -> Batch:
+        positives = sample_positives(query_ids, data, rng)
+        rows = draw_uniform(params.random_negatives * len(query_ids), rng, len(data.doc_texts))
+        return all_pairs_batch(query_ids, positives, rows, data)
+
+    def loss(self, q: torch.Tensor, d_pos: torch.Tensor, d_neg: torch.Tensor, batch: Batch,
+             params: RandomParams) -> tuple[torch.Tensor, dict[str, float]]:
+        import torch
+
+        from harness.train.losses import star_loss
+
+        return star_loss(q, d_pos, d_neg, torch.from_numpy(batch.rel_mask), torch.from_numpy(batch.neg_mask))
+
+
+KIND = Random()
