@@ -23,3 +23,7 @@ class IndexBuildError(DrbenchError):
 
 class StoreError(DrbenchError):
     """The results store cannot be read or written (bad path, unknown run, newer schema, ...)."""
+
+
+class CacheError(DrbenchError):
+    """A cached artifact (checkpoint, model, negatives, embeddings) cannot be trusted or read."""

@@ -10,8 +10,12 @@ module, imported on first use; the declaring modules import nothing heavy at imp
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING, Any, Callable
 
 from harness.recipe.params import Params
+
+if TYPE_CHECKING:
+    from harness.data.collection import Collection
 
 BUILTIN: dict[str, str] = {
     "bm25": "harness.kinds.bm25",
@@ -39,6 +43,15 @@ class Kind:
     family: str = "dense"
     trains: bool = False  # True: needs `[data] train`
     Params: type[Params] = Params
+
+    def rank(self, collection: Collection, params: Any, depth: int,
+             progress: Callable[[int], None] | None = None) -> dict[str, list[tuple[str, float]]]:
+        """Sparse kinds: the top-`depth` (doc_id, score) of every evaluated query."""
+        raise NotImplementedError(f"{self.name} is not a sparse kind")
+
+    def model_name(self, params: Any, base: str) -> str:
+        """Untrained dense kinds: the model folder or name the variant evaluates as is."""
+        raise NotImplementedError(f"{self.name} is not an untrained dense kind")
 
 
 _KINDS: dict[str, Kind] = {}

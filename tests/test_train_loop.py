@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from harness.errors import CacheError
 from harness.model.encoder import embed_batch
 from harness.progress import StageProgress
 from harness.train.loop import micro_batch, optimizer_for, plan, train
@@ -119,7 +120,7 @@ def test_resume_after_interruption_matches_uninterrupted(tiny_model: Path, tmp_p
     with pytest.raises(Interrupted):
         train(model, params, QUERY_IDS, 11, toy_step(model, tok, calls, fail_at=3 * grad_accum + 1),
               tmp_path / "cut", progress, "x")
-    assert torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=False)["step"] == 2
+    assert torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)["step"] == 2
 
     model, tok = load_tiny(tiny_model)  # a fresh process: weights from disk, then the checkpoint
     calls = []
@@ -151,3 +152,26 @@ def test_different_seed_trains_differently(tiny_model: Path, tmp_path: Path) -> 
         finals.append(state(model))
     assert_same_weights(finals[0], finals[1])
     assert not all(torch.equal(finals[0][k], finals[2][k]) for k in finals[0])
+
+
+class _Payload:
+    """Unpickling this runs code: it touches a marker file."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self) -> Any:
+        return (Path.touch, (self.marker,))
+
+
+def test_a_planted_checkpoint_is_refused_and_runs_nothing(tiny_model: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "payload-ran"
+    workdir = tmp_path / "models" / "key.partial"
+    workdir.mkdir(parents=True)
+    torch.save({"step": 1, "model": _Payload(marker)}, workdir / "checkpoint.pt")
+    model, tok = load_tiny(tiny_model)
+    with pytest.raises(CacheError, match="refusing to load a checkpoint") as err:
+        train(model, loop_params(), QUERY_IDS, 11, toy_step(model, tok, []), workdir,
+              StageProgress(quiet_console()), "x")
+    assert not marker.exists()
+    assert str(workdir) in str(err.value) and "\n" not in str(err.value)

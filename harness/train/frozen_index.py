@@ -8,7 +8,7 @@ codes for a compressed index), so a query encoder trained on a PQ index fits tha
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
@@ -19,6 +19,17 @@ from harness.train.strategy import StepFn
 
 if TYPE_CHECKING:
     from harness.dense import EncoderSettings
+    from harness.model.encoder import Encoder
+
+
+class LiveListParams(Protocol):
+    """The keys a query-tower strategy declares for training against a frozen index."""
+
+    query_max_length: int
+    top_k: int
+    weighting: str
+    scale: float
+    metric_cut: int
 
 
 @dataclass
@@ -60,10 +71,9 @@ def retrieved_lists(ids: np.ndarray, query_ids: list[str], data: TrainData,
     return rows_out, rel_out, metrics
 
 
-def live_retrieval_step(encoder: Any, params: Any, data: TrainData, index: FrozenIndex,
+def live_retrieval_step(encoder: Encoder, params: LiveListParams, data: TrainData, index: FrozenIndex,
                         settings: EncoderSettings) -> StepFn:
-    """The loop's step function (`encoder`: the query encoder). `params` is a query-tower
-    strategy's parameters: query_max_length, top_k, weighting, scale, metric_cut."""
+    """The loop's step function; `encoder` is the query encoder, the only one that trains."""
 
     def step(query_ids: list[str], rng: np.random.Generator) -> tuple[torch.Tensor, dict[str, float]]:
         q = encoder.embed([data.queries[x] for x in query_ids], max_length=params.query_max_length,

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from harness.errors import CacheError
 from harness.progress import StageProgress
 from harness.train.strategy import StepFn, TrainParams
 
@@ -78,9 +79,7 @@ def train(model: torch.nn.Module, params: TrainParams, query_ids: tuple[str, ...
     log: list[dict[str, Any]] = []
     start_step, seconds_before = 0, 0.0
     if checkpoint.is_file():
-        # weights_only: a checkpoint is tensors and plain numbers, and loading one must never run
-        # code (a cache folder may be shared, or planted).
-        state = torch.load(checkpoint, weights_only=True)
+        state = _load_checkpoint(checkpoint)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -118,6 +117,19 @@ def _one_step(model: torch.nn.Module, optimizer: Any, scheduler: Any, params: Tr
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     return {**totals, "lr": lr}
+
+
+def _load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint holds tensors and plain numbers only; loading one must never run code (a
+    cache folder may be shared, or planted), so anything else is refused, not unpickled."""
+    import pickle
+
+    try:
+        return torch.load(path, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else "not a weights-only checkpoint"
+        raise CacheError(f"{path}: refusing to load a checkpoint that holds more than tensors and numbers "
+                         f"({reason}); delete {path.parent} to train from scratch") from None
 
 
 def _save(path: Path, model: torch.nn.Module, optimizer: Any, scheduler: Any, step: int,

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import torch
 
     from harness.dense import EncoderSettings
+    from harness.model.encoder import Encoder
 
 # What the optimisation loop calls per micro-batch: (query ids, rng) -> (loss, logged values).
 StepFn = Callable[[list[str], np.random.Generator], "tuple[torch.Tensor, dict[str, float]]"]
@@ -107,14 +108,14 @@ class Strategy(Kind):
     key_name: str | None = None  # the name cache keys use (default: `name`)
     Params: type[TrainParams] = TrainParams
 
-    def needs(self, params: Any) -> Needs:
+    def needs(self, params: TrainParams) -> Needs:
         return Needs(init=params.init)
 
-    def step(self, encoder: Any, params: Any, inputs: TrainInputs) -> StepFn:
+    def step(self, encoder: Encoder, params: TrainParams, inputs: TrainInputs) -> StepFn:
         """The loop's step function: (query ids, rng) -> (loss, logged values)."""
         raise NotImplementedError
 
-    def key_parts(self, params: Any, inputs: TrainInputs) -> dict[str, Any]:
+    def key_parts(self, params: TrainParams, inputs: TrainInputs) -> dict[str, Any]:
         """What, besides params, models and data, determines the trained model (cache keys)."""
         return {}
 
@@ -122,15 +123,15 @@ class Strategy(Kind):
 class PairStrategy(Strategy):
     """A shared-tower strategy scored by pairwise losses: draw a batch, then score it."""
 
-    def batch(self, query_ids: list[str], data: TrainData, rng: np.random.Generator, params: Any,
+    def batch(self, query_ids: list[str], data: TrainData, rng: np.random.Generator, params: TrainParams,
               negatives: dict[str, np.ndarray] | None) -> Batch:
         raise NotImplementedError
 
     def loss(self, q: torch.Tensor, d_pos: torch.Tensor, d_neg: torch.Tensor, batch: Batch,
-             params: Any) -> tuple[torch.Tensor, dict[str, float]]:
+             params: TrainParams) -> tuple[torch.Tensor, dict[str, float]]:
         raise NotImplementedError
 
-    def step(self, encoder: Any, params: Any, inputs: TrainInputs) -> StepFn:
+    def step(self, encoder: Encoder, params: TrainParams, inputs: TrainInputs) -> StepFn:
         """Draw a batch, encode its queries and documents with the one tower, score it."""
         data, settings = inputs.data, inputs.settings
 
@@ -151,7 +152,7 @@ class PairStrategy(Strategy):
 class MinedPairStrategy(PairStrategy):
     """A pairwise strategy that draws from static hard negatives (its params: :class:`MinedParams`)."""
 
-    def needs(self, params: Any) -> Needs:
+    def needs(self, params: MinedParams) -> Needs:  # type: ignore[override]
         return Needs(init=params.init, negatives=params.negatives_from, negatives_depth=params.negatives_depth)
 
     def mined(self, negatives: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:

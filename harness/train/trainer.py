@@ -13,10 +13,10 @@ from rich.console import Console
 
 from harness.progress import StageProgress
 from harness.train.artifacts import save_encoder, write_log
-from harness.train.strategy import Strategy, TrainInputs
+from harness.train.strategy import Strategy, TrainInputs, TrainParams
 
 
-def train_into(workdir: Path, strategy: Strategy, params: Any, inputs: TrainInputs, source: Path,
+def train_into(workdir: Path, strategy: Strategy, params: TrainParams, inputs: TrainInputs, source: Path,
                progress: StageProgress, console: Console, label: str) -> tuple[list[dict[str, Any]], float]:
     """Train from the model folder `source`; returns (training log, seconds including resumed ones)."""
     from harness.model.encoder import Encoder

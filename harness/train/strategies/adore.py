@@ -5,11 +5,14 @@ of MRR (or nDCG) when two documents swap."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.recipe.params import like, param
 from harness.train.strategy import (MODEL_REFS, MissingInputError, Needs, StepFn, Strategy, TrainInputs,
                                     TrainParams)
+
+if TYPE_CHECKING:
+    from harness.model.encoder import Encoder
 
 WEIGHTINGS = ("mrr", "ndcg")
 
@@ -48,15 +51,16 @@ class Adore(Strategy):
     key_name = "adore"  # star+adore inherits it: the same training, so the same cache keys
     Params: type[QueryTowerParams] = AdoreParams
 
-    def documents(self, params: Any) -> str:
+    def documents(self, params: AdoreParams) -> str:
         """The model whose frozen corpus vectors the query encoder trains against."""
         return params.index_from
 
-    def needs(self, params: Any) -> Needs:
+    def needs(self, params: AdoreParams) -> Needs:  # type: ignore[override]
         documents = self.documents(params)
         return Needs(init=params.init or documents, documents=documents)
 
-    def step(self, encoder: Any, params: Any, inputs: TrainInputs) -> StepFn:
+    def step(self, encoder: Encoder, params: QueryTowerParams,  # type: ignore[override]
+             inputs: TrainInputs) -> StepFn:
         from harness.train.frozen_index import frozen_index, live_retrieval_step
 
         if inputs.doc_vectors is None:
@@ -64,7 +68,8 @@ class Adore(Strategy):
         index = frozen_index(params.train_index, inputs.doc_vectors(), inputs.seed, inputs.nprobe)
         return live_retrieval_step(encoder, params, inputs.data, index, inputs.settings)
 
-    def key_parts(self, params: Any, inputs: TrainInputs) -> dict[str, Any]:
+    def key_parts(self, params: QueryTowerParams,  # type: ignore[override]
+                  inputs: TrainInputs) -> dict[str, Any]:
         # An IVF index searches `nprobe` lists, so what training retrieves depends on it.
         return {"nprobe": inputs.nprobe} if "IVF" in params.train_index else {}
 

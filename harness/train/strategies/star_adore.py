@@ -7,8 +7,6 @@ starting query encoder) come from differs, so it shares ADORE's cache keys.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
 from harness.recipe.params import param
 from harness.train.strategies.adore import Adore, QueryTowerParams
 
@@ -23,7 +21,7 @@ class StarAdore(Adore):
     help = "ADORE on STAR's frozen index."
     Params = StarAdoreParams
 
-    def documents(self, params: Any) -> str:
+    def documents(self, params: StarAdoreParams) -> str:  # type: ignore[override]
         return params.star
 
 
