@@ -114,6 +114,27 @@ def test_wins_ties_losses() -> None:
     assert wins_ties_losses(control, treatment) == (1, 2, 2)
 
 
+def test_values_equal_up_to_float_rounding_are_ties() -> None:
+    # 0.1 + 0.2 != 0.3 in binary floating point; two runs that rank a query identically can
+    # still reach its score by different sums
+    control = np.array([0.3, 1 / 3, 0.5])
+    treatment = np.array([0.1 + 0.2, 1 - 2 / 3, 0.5 + 2e-9])
+    assert wins_ties_losses(control, treatment) == (1, 2, 0)
+
+
+def test_bootstrap_ci_level_matches_the_normal_approximation() -> None:
+    # 400 draws of N(0, 1): the mean's standard error is s / sqrt(400) (about 0.05), so a 95%
+    # percentile CI spans about 2 * 1.96 se and a 90% one 2 * 1.645 se (16% narrower). With
+    # 4000 resamples the width's own error is about 1.5%, well inside the 5% allowed here.
+    values = np.random.default_rng(0).normal(0.0, 1.0, 400)
+    se = values.std(ddof=1) / np.sqrt(values.size)
+    low, high = bootstrap_ci(values, 4000, seed=1)
+    assert high - low == pytest.approx(2 * 1.959964 * se, rel=0.05)
+    low90, high90 = bootstrap_ci(values, 4000, seed=1, level=0.90)
+    assert high90 - low90 == pytest.approx(2 * 1.644854 * se, rel=0.05)
+    assert low < low90 < values.mean() < high90 < high
+
+
 def test_bootstrap_ci_contains_mean_and_is_seeded() -> None:
     diff = np.tile([0.1, -0.05, 0.2, 0.0, 0.05], 8)
     low, high = bootstrap_ci(diff, 1000, seed=3)
@@ -140,12 +161,64 @@ def test_baseline_comparison_marks_the_clearly_better_variant() -> None:
     assert noisy.p_adjusted == pytest.approx(min(1.0, noisy.p_value * 3))  # Holm, largest of 4 p-values
 
 
+def test_all_pairs_beats_counts_both_sides_of_a_comparison() -> None:
+    db = open_memory_store()
+    populate(db)  # a: zero-shot, b: star_adore (+0.2), c: noisy (about zero-shot)
+    result = compare_runs(db, CompareSettings(metrics=("ndcg@10",)))
+    pairs = {(c.reference, c.system): c for c in result.comparisons}
+    assert set(pairs) == {("zero-shot", "star_adore"), ("zero-shot", "noisy"), ("star_adore", "noisy")}
+    # star_adore is the *reference* of (star_adore, noisy), where noisy is significantly worse
+    assert pairs["star_adore", "noisy"].significant and pairs["star_adore", "noisy"].diff < 0
+    assert result.beats("toy", "star_adore", "ndcg@10") == ["a", "c"]
+    assert result.beats("toy", "zero-shot", "ndcg@10") == []
+    assert result.beats("toy", "noisy", "ndcg@10") == []
+
+
 def test_all_pairs_family_spans_pairs_and_metrics() -> None:
     db = open_memory_store()
     populate(db)
     result = compare_runs(db, CompareSettings(correction="bonferroni", metrics=("ndcg@10",)))
     assert len(result.comparisons) == 3
     assert all(c.p_adjusted == pytest.approx(min(1.0, 3 * c.p_value)) for c in result.comparisons)
+
+
+def test_significance_is_decided_on_the_holm_adjusted_p_value() -> None:
+    db = open_memory_store()
+    populate(db)
+    # mild: +0.02 on average, but +0.065/-0.025 alternately: t(23) = 2.13, raw p = 0.044
+    add_run(db, "exp", "mild", {m: BASE + np.tile([0.065, -0.025], 12) for m in ("ndcg@10", "mrr@10")})
+    result = compare_runs(db, CompareSettings(baseline="zero-shot", metrics=("ndcg@10",)))
+    by_system = {c.system: c for c in result.comparisons}
+    star, mild, noisy = by_system["star_adore"], by_system["mild"], by_system["noisy"]
+    assert mild.p_value == pytest.approx(ttest_rel(BASE + np.tile([0.065, -0.025], 12), BASE).pvalue)
+    # Holm over 3: star's tiny p * 3, then mild's 0.044 * 2 = 0.088, then noisy's p = 1 * 1.
+    assert star.p_value < mild.p_value < 0.05 < noisy.p_value
+    assert mild.p_adjusted == pytest.approx(2 * mild.p_value)
+    assert mild.p_adjusted > 0.05 and not mild.significant and mild.marker == ""
+    assert star.p_adjusted == pytest.approx(3 * star.p_value) and star.p_adjusted < 0.05
+    assert star.significant and star.marker == "▲"
+    assert result.beats("toy", "star_adore", "ndcg@10") == ["a"]
+    assert result.beats("toy", "mild", "ndcg@10") == []
+    # without a correction the same raw p is significant: the test above is about the adjustment
+    uncorrected = compare_runs(db, CompareSettings(baseline="zero-shot", metrics=("ndcg@10",),
+                                                   correction="none"))
+    assert {c.system: c.significant for c in uncorrected.comparisons}["mild"]
+
+
+def test_diff_ci_is_the_paired_bootstrap_of_per_query_differences() -> None:
+    db = open_memory_store()
+    # Scores spread over [0, 0.9] but the system is 0.1 (+-0.001) above the reference on every
+    # query: the paired-difference CI is about [0.0995, 0.1005]; a CI over the system's own
+    # scores would be about its mean 0.55 +- 0.1, and one over reference - system about -0.1.
+    reference = np.linspace(0.0, 0.9, 30)
+    system = reference + 0.1 + np.tile([0.001, -0.001], 15)
+    add_run(db, "exp", "zero-shot", {"ndcg@10": reference})
+    add_run(db, "exp", "better", {"ndcg@10": system})
+    settings = CompareSettings(baseline="zero-shot", bootstrap=500, seed=5)
+    (c,) = compare_runs(db, settings).comparisons
+    assert c.diff == pytest.approx(0.1)
+    assert 0.099 < c.ci_low <= c.diff <= c.ci_high < 0.101
+    assert (c.ci_low, c.ci_high) == pytest.approx(bootstrap_ci(system - reference, 500, seed=5))
 
 
 @pytest.mark.parametrize("kwargs, message", [

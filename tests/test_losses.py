@@ -97,6 +97,15 @@ def test_static_loss_own_negatives_only():
     assert static_loss(Q2, P2, d_neg, mask).item() == pytest.approx(expected, rel=1e-6)
 
 
+def test_static_loss_positive_is_each_querys_own_dot_product():
+    # q1=(1,1) p1=(1,2) -> s1+ = 3 ; q2=(0,1) p2=(3,1) -> s2+ = 1
+    # (the element-wise products [[1, 2], [0, 1]] summed down the batch would give [1, 3])
+    # one negative each: q1.(1,0) = 1 ; q2.(0,2) = 2
+    q, p, d_neg = t([[1, 1], [0, 1]]), t([[1, 2], [3, 1]]), t([[[1, 0]], [[0, 2]]])
+    expected = (sp(1 - 3) + sp(2 - 1)) / 2
+    assert static_loss(q, p, d_neg).item() == pytest.approx(expected, rel=1e-6)
+
+
 def test_scores_are_fp32_and_empty_pair_sets_backprop():
     q = Q2.to(torch.bfloat16).requires_grad_()
     assert inbatch_loss(q, P2.to(torch.bfloat16)).dtype == torch.float32

@@ -81,3 +81,20 @@ def test_numpy_scores_and_integer_scores_are_accepted() -> None:
     results = {"q1": [("d1", np.float32(2.0)), ("d3", 1)]}
     evaluation = evaluate({"q1": {"d1": 1, "d3": 1}}, results, ["recall@2"])
     assert evaluation.metrics["recall@2"] == pytest.approx(1.0)
+
+
+def test_cutoff_10_on_rankings_longer_than_10() -> None:
+    # qa: 12 docs, relevant at ranks 2 and 12; qb: 15 docs, the only relevant one at rank 11.
+    qrels = {"qa": {"a2": 1, "a12": 1}, "qb": {"b11": 1}}
+    results = {"qa": [(f"a{r}", 100.0 - r) for r in range(1, 13)],
+               "qb": [(f"b{r}", 100.0 - r) for r in range(1, 16)]}
+    # qa: DCG@10 = 1/log2(3) = 0.6309 (rank 12 is cut); IDCG@10 = 1/log2(2) + 1/log2(3) = 1.6309
+    #     ndcg@10 = 0.6309 / 1.6309 = 0.3869; at cutoff 100 the rank-12 hit adds 1/log2(13) = 0.2702
+    #     and ndcg would be 0.9011 / 1.6309 = 0.5525. mrr@10 = 1/2.
+    # qb: nothing relevant in the top 10: ndcg@10 = mrr@10 = 0 (at cutoff 100: 1/log2(12) and 1/11).
+    ndcg_qa = (1 / log2(3)) / (1 + 1 / log2(3))
+    assert ndcg_qa == pytest.approx(0.38685, abs=1e-5)
+    evaluation = evaluate(qrels, results, ["ndcg@10", "mrr@10"])
+    assert evaluation.query_metrics["ndcg@10"] == pytest.approx({"qa": ndcg_qa, "qb": 0.0}, abs=1e-6)
+    assert evaluation.query_metrics["mrr@10"] == pytest.approx({"qa": 1 / 2, "qb": 0.0}, abs=1e-6)
+    assert evaluation.metrics == pytest.approx({"ndcg@10": ndcg_qa / 2, "mrr@10": 1 / 4}, abs=1e-6)

@@ -32,10 +32,13 @@ def _canonical(value: Any) -> Any:
 class EmbeddingCache:
     """Content-addressed store of embedding matrices under `root`.
 
-    >>> cache = EmbeddingCache(Path("/tmp/emb"))  # doctest: +SKIP
-    >>> key = cache.key(model="ab12...", docs="beir/scifact", max_length=256)  # doctest: +SKIP
-    >>> cache.load(key) is None  # doctest: +SKIP
+    >>> cache = EmbeddingCache(Path(tempfile.mkdtemp()))
+    >>> key = cache.key(model="ab12...", docs="beir/scifact", max_length=256)
+    >>> cache.load(key) is None
     True
+    >>> _ = cache.save(key, np.eye(2, dtype=np.float32), {"docs": "beir/scifact"})
+    >>> cache.load(key).tolist()
+    [[1.0, 0.0], [0.0, 1.0]]
     """
 
     def __init__(self, root: Path) -> None:
