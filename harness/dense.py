@@ -49,8 +49,10 @@ class ModelRef:
 class DenseModel:
     """Query and document encoders plus the settings they are used with; torch loads lazily."""
 
-    def __init__(self, ref: ModelRef, query_spec: Any, doc_spec: Any, settings: EncoderSettings):
+    def __init__(self, ref: ModelRef, query_spec: Any, doc_spec: Any, settings: EncoderSettings,
+                 allow_pickle: bool = False):
         self.ref, self.query_spec, self.spec, self.settings = ref, query_spec, doc_spec, settings
+        self.allow_pickle = allow_pickle  # not a setting: it changes whether a model loads, not its vectors
         self.name = ref.name
         self._encoders: dict[str, Any] = {}
 
@@ -67,7 +69,7 @@ class DenseModel:
             query_max_length=config.query_max_length or spec.max_seq_length,
             doc_max_length=config.doc_max_length or spec.max_seq_length,
             query_prefix=config.query_prefix, doc_prefix=config.doc_prefix, batch_size=config.batch_size)
-        return cls(ref, query_spec, spec, settings)
+        return cls(ref, query_spec, spec, settings, config.allow_pickle)
 
     @property
     def record(self) -> dict[str, Any]:
@@ -96,7 +98,7 @@ class DenseModel:
             self._encoders[side] = Encoder(
                 spec.path, pooling=s.pooling, normalize=s.normalize, batch_size=s.batch_size,
                 max_length=s.doc_max_length if side == "doc" else s.query_max_length,
-                prefix=s.doc_prefix if side == "doc" else s.query_prefix)
+                prefix=s.doc_prefix if side == "doc" else s.query_prefix, allow_pickle=self.allow_pickle)
         return self._encoders[side]
 
     def encode_corpus(self, collection: Collection, cache_dir: Path, progress: StageProgress,
@@ -104,7 +106,7 @@ class DenseModel:
         """Corpus embeddings, from the cache when an intact entry matches; (vectors, seconds)."""
         from harness.model.embedding_cache import EmbeddingCache
 
-        cache = EmbeddingCache(cache_dir / "embeddings")
+        cache = EmbeddingCache(cache_dir / "embeddings", log=console.log)
         s = self.settings
         key = cache.key(model=self.spec.fingerprint, docs=collection.docs_id, doc_count=len(collection.doc_ids),
                         max_length=s.doc_max_length, pooling=s.pooling, normalize=s.normalize,

@@ -68,7 +68,7 @@ def test_stage_resumes_from_checkpoint_and_matches_a_fresh_cache(tiny_model: Pat
         stage_context(text, tmp_path / "a").ref("inb")
     models = tmp_path / "a" / "models"
     [partial] = list(models.iterdir())
-    assert partial.name.endswith(".partial") and (partial / "checkpoint.pt").is_file()
+    assert ".tmp-" in partial.name and (partial / "checkpoint.pt").is_file()
 
     calls.clear()
     fail["at"] = 0

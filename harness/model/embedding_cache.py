@@ -1,8 +1,10 @@
 """On-disk cache of encoded collections, keyed by everything that changes the vectors.
 
-Layout: ``root/<key[:2]>/<key>.npy`` plus ``<key>.json`` (shape, dtype, sha256 of the .npy
-bytes, created_at, and the caller's meta). A cache entry is used only when its json exists and
-matches the .npy exactly; anything else is deleted and recomputed, never trusted.
+Layout: ``root/<key[:2]>/<key>.npy`` plus ``<key>.json``, its manifest (key, size, sha256 of
+the .npy bytes, shape, dtype, created_at, and the caller's meta: what produced it). A cache
+entry is used only when its json exists and matches the .npy exactly (size first, then the
+hash, computed once per process); anything else is logged, deleted and recomputed, never
+trusted.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from harness.cache.manifest import sha256_file
+
 _KEY = re.compile(r"^[0-9a-f]{64}$")
-_CHUNK = 1 << 20
 
 
 def _canonical(value: Any) -> Any:
@@ -41,8 +44,9 @@ class EmbeddingCache:
     [[1.0, 0.0], [0.0, 1.0]]
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, log: Callable[[str], None] | None = None) -> None:
         self.root = Path(root)
+        self.log = log or (lambda _: None)
 
     @staticmethod
     def key(**parts: Any) -> str:
@@ -66,20 +70,13 @@ class EmbeddingCache:
     def load(self, key: str) -> np.ndarray | None:
         """The cached array, or None when absent or damaged (damaged files are deleted)."""
         npy, meta_path = self.paths(key)
-        if not meta_path.is_file() or not npy.is_file():
-            self._discard(key)
+        if not meta_path.is_file() and not npy.is_file():
             return None
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            if _sha256_file(npy) != meta["sha256"]:
-                raise ValueError("checksum mismatch")
-            array = np.load(npy, allow_pickle=False)
-            if list(array.shape) != meta["shape"] or array.dtype.str != meta["dtype"]:
-                raise ValueError("shape or dtype mismatch")
-        except (OSError, ValueError, KeyError, TypeError):
+        array, reason = _read(npy, meta_path)
+        if reason is not None:
             # A half-written or edited entry: recomputing is cheaper than a wrong benchmark.
+            self.log(f"cache: {self.root.name}/{key} is damaged ({reason}); rebuilding")
             self._discard(key)
-            return None
         return array
 
     def save(self, key: str, array: np.ndarray, meta: dict[str, Any]) -> Path:
@@ -92,8 +89,8 @@ class EmbeddingCache:
         npy.parent.mkdir(parents=True, exist_ok=True)
         meta_path.unlink(missing_ok=True)  # an old json must never vouch for new bytes
         _atomic_write(npy, lambda handle: np.save(handle, array, allow_pickle=False))
-        record = {"shape": list(array.shape), "dtype": array.dtype.str,
-                  "sha256": _sha256_file(npy),
+        record = {"key": key, "shape": list(array.shape), "dtype": array.dtype.str,
+                  "size": npy.stat().st_size, "sha256": sha256_file(npy),
                   "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   "meta": meta}
         text = json.dumps(record, indent=2, sort_keys=True, default=_canonical)
@@ -103,6 +100,28 @@ class EmbeddingCache:
     def _discard(self, key: str) -> None:
         for path in self.paths(key):
             path.unlink(missing_ok=True)
+
+
+def _read(npy: Path, meta_path: Path) -> tuple[np.ndarray | None, str | None]:
+    """(array, None) when the .npy matches its manifest, else (None, why not)."""
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        size, digest, shape, dtype = meta["size"], meta["sha256"], meta["shape"], meta["dtype"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, "no readable manifest"
+    if not npy.is_file():
+        return None, f"{npy.name} missing"
+    if npy.stat().st_size != size:  # free, and catches truncation before hashing
+        return None, f"{npy.name} size {npy.stat().st_size} != {size}"
+    if sha256_file(npy) != digest:
+        return None, f"{npy.name} sha256 mismatch"
+    try:
+        array = np.load(npy, allow_pickle=False)
+    except (OSError, ValueError):
+        return None, f"{npy.name} unreadable"
+    if list(array.shape) != shape or array.dtype.str != dtype:
+        return None, "shape or dtype mismatch"
+    return array, None
 
 
 def _atomic_write(target: Path, write: Callable[[BinaryIO], object]) -> None:
@@ -116,11 +135,3 @@ def _atomic_write(target: Path, write: Callable[[BinaryIO], object]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -62,7 +62,7 @@ class Encoder:
 
     def __init__(self, path: str | Path, *, pooling: str, normalize: bool,
                  max_length: int | None, batch_size: int = 64, device: str = "cpu",
-                 prefix: str = "") -> None:
+                 prefix: str = "", allow_pickle: bool = False) -> None:
         if pooling not in POOLINGS:
             raise ModelError(f"pooling '{pooling}' is not supported; "
                              f"use one of {', '.join(POOLINGS)}")
@@ -74,7 +74,7 @@ class Encoder:
         self.batch_size = batch_size
         self.device = torch.device(device)
         self.prefix = prefix
-        self.tokenizer, self.model = _load(self.path, self.device)
+        self.tokenizer, self.model = _load(self.path, self.device, allow_pickle)
         self.max_length = max_length or _model_limit(self.tokenizer, self.model)
         self.dim = _hidden_size(self.model)
 
@@ -120,7 +120,7 @@ class Encoder:
         return {k: v.to(self.device) for k, v in batch.items()}
 
 
-def _load(path: Path, device: torch.device) -> tuple[object, torch.nn.Module]:
+def _load(path: Path, device: torch.device, allow_pickle: bool) -> tuple[object, torch.nn.Module]:
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -129,7 +129,8 @@ def _load(path: Path, device: torch.device) -> tuple[object, torch.nn.Module]:
     hf_logging.disable_progress_bar()
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModel.from_pretrained(path)
+        # safetensors only: a pickle checkpoint can run code when loaded (validate says so first).
+        model = AutoModel.from_pretrained(path, use_safetensors=None if allow_pickle else True)
     except (OSError, ValueError) as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ModelError(f"cannot load model from {path}: {reason}") from exc

@@ -55,6 +55,19 @@ class ModelSpec:
     max_seq_length: int | None
     fingerprint: str
 
+    @property
+    def pickle_only(self) -> bool:
+        """True when the weights are only in pickle files (`pytorch_model.bin`): loading them can
+        run code, so drbench refuses them unless a recipe sets `allow_pickle = true`."""
+        return not any(p.name.endswith(".safetensors") for p in self.path.iterdir()
+                       if _WEIGHT_PATTERN.match(p.name))
+
+
+PICKLE_REFUSAL = ("its weights are pickle only (pytorch_model.bin), and loading pickle can run code; convert "
+                  "them to safetensors once where you trust them (AutoModel.from_pretrained(folder)"
+                  ".save_pretrained(folder, safe_serialization=True)), or set allow_pickle = true in [model] "
+                  "if you trust this model")
+
 
 def looks_like_path(name: str) -> bool:
     """True when `name` is meant as a local folder rather than a hub id.

@@ -19,7 +19,9 @@ from harness.errors import RecipeError
 from harness.progress import StageProgress
 from harness.recipe.model import Recipe, Variant
 from harness.registry import kind
-from harness.train.artifacts import ModelArtifacts, artifact_key, load_negatives, read_log, save_negatives
+from harness.cache.entries import Entries
+from harness.train.artifacts import (artifact_key, read_log, read_meta, read_negatives, write_meta,
+                                     write_negatives)
 from harness.train.data import TrainData
 from harness.train.strategy import Needs, Strategy, TrainInputs
 
@@ -104,20 +106,34 @@ class Models:
     def _train_or_reuse(self, variant: Variant, strategy: Strategy, key: str, inputs: TrainInputs,
                         init: DenseModel, documents: DenseModel | None
                         ) -> tuple[Path, dict[str, Any], list[dict[str, Any]]]:
+        from harness.train.loop import checkpoint_damage
         from harness.train.trainer import train_into
 
-        artifacts = ModelArtifacts(self.cache_dir / "models")
-        meta = artifacts.load(key)
-        if meta is not None:
-            self.console.log(f"{variant.name}: trained model from cache ({artifacts.final(key)})")
-            return artifacts.final(key), meta, read_log(artifacts.final(key))
+        models = Entries(self.cache_dir / "models", self.console.log)
+        folder = models.get(key)
+        if folder is not None:
+            self.console.log(f"{variant.name}: trained model from cache ({folder})")
+            return folder, read_meta(folder), read_log(folder)
+
+        def resumable(work: Path) -> bool:
+            reason = checkpoint_damage(work)
+            if reason not in (None, "no checkpoint"):
+                self.console.log(f"cache: checkpoint in {work.name} is damaged ({reason}); training from scratch")
+            return reason is None
+
+        work = models.workdir(key, resume=resumable)
         # The query tower is the whole model for shared-tower strategies.
-        log, seconds = train_into(artifacts.partial(key), strategy, variant.params, inputs, init.query_spec.path,
-                                  self.progress, self.console, variant.name)
+        log, seconds = train_into(work, strategy, variant.params, inputs, init.query_spec.path, self.progress,
+                                  self.console, variant.name, allow_pickle=self.recipe.model.allow_pickle)
         meta = {"key": key, "kind": variant.kind, "variant": variant.name, "params": variant.params.as_dict(),
                 "init": init.record, "train": self.recipe.data.train, "steps": len(log), "train_seconds": seconds,
                 "pairs_with": documents.record if documents else None}
-        folder = artifacts.publish(key, meta)
+        write_meta(work, meta)
+        folder, ours = models.publish(key, work, produced_by={"what": "trained model", "kind": variant.kind,
+                                                              "variant": variant.name})
+        if not ours:
+            self.console.log(f"{variant.name}: another process published {folder.name} first; using it")
+            meta, log = read_meta(folder), read_log(folder)
         last = log[-1] if log else {}
         self.console.log(f"{variant.name}: trained {len(log)} steps in {seconds:.0f}s"
                          + (f", final loss {last['loss']:.4f}" if last else ""))
@@ -139,10 +155,10 @@ class Models:
         model = None if source == "bm25" else self.get(source)
         key = artifact_key(what="negatives", source=mining.miner_identity(None if model is None else model.identity),
                            depth=depth, data=collection.archive_digests, queries=collection.dataset_id)
-        path = self.cache_dir / "negatives" / f"{key}.json"
-        cached = load_negatives(path)
+        entries = Entries(self.cache_dir / "negatives", self.console.log)
+        cached = entries.get(key)
         if cached is not None:
-            return cached, key
+            return read_negatives(cached), key
         room = mining.mining_depth(depth, data)
         if model is None:
             ranked = mining.bm25_ranking(data, collection, room)
@@ -152,7 +168,9 @@ class Models:
                 query_vectors = model.encode_queries([data.queries[q] for q in data.query_ids], advance)
             ranked = mining.dense_ranking(doc_vectors, query_vectors, data, room, self.recipe.experiment.seed)
         negatives = mining.hard_negatives(ranked, depth, data)
-        save_negatives(path, negatives)
+        work = entries.workdir(key)
+        write_negatives(work, negatives)
+        entries.publish(key, work, produced_by={"what": "mined negatives", "source": source, "depth": depth})
         self.console.log(f"mined {depth} hard negatives per query from {source} "
                          f"({len(negatives)} training queries)")
         return negatives, key

@@ -42,7 +42,7 @@ def _min_docs(recipe: Recipe) -> int | None:
 
 def _model_dims(recipe: Recipe) -> dict[str, int]:
     """Embedding size of every model the dense variants use, keyed by model name."""
-    from harness.model.spec import read_model_spec, resolve_model
+    from harness.model.spec import PICKLE_REFUSAL, read_model_spec, resolve_model
     from harness.registry import kind
 
     models = {("model", "base"): recipe.model.base}
@@ -54,7 +54,10 @@ def _model_dims(recipe: Recipe) -> dict[str, int]:
     dims: dict[str, int] = {}
     for (table, key), name in models.items():
         try:
-            dims[name] = read_model_spec(resolve_model(name)).dim
+            spec = read_model_spec(resolve_model(name))
+            if spec.pickle_only and not recipe.model.allow_pickle:
+                raise ModelError(PICKLE_REFUSAL)
+            dims[name] = spec.dim
         except ModelError as exc:
             raise RecipeError(f'{recipe.path} [{table}] {key} = "{name}": {exc}') from None
     return dims

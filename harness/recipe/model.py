@@ -37,6 +37,8 @@ class ModelConfig(Params):
     batch_size: int = param(64, "Encoding batch size.", minimum=1)
     query_prefix: str = param("", "Text prepended to every query (e.g. `query: ` for E5).")
     doc_prefix: str = param("", "Text prepended to every document (e.g. `passage: `).")
+    allow_pickle: bool = param(False, "Load model folders whose weights are pickle only (pytorch_model.bin). "
+                                      "Pickle can run code: set it only for models you trust.")
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,16 @@
-"""Trained models and mined negatives as cached artifacts, keyed by what produced them.
-
-Only the pipeline reads and publishes them; training stages write into the folder they are given.
+"""What trained models and mined negatives hold, and the keys they are cached under.
 
 A model artifact is a folder in sentence-transformers layout (so `SentenceTransformer(path)`
 and `transformers.AutoModel` load it) plus `drbench.json` (what produced it) and
-`train_log.jsonl`. It appears atomically: built in `<key>.partial/`, renamed when complete.
-The partial folder also holds the resumable checkpoint.
+`train_log.jsonl`; a negatives artifact holds `negatives.json`. The pipeline publishes both
+through :class:`harness.cache.entries.Entries` (manifest, atomic rename); a model's work
+folder also holds its resumable checkpoint until it is published.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -30,54 +28,26 @@ def artifact_key(**parts: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def load_negatives(path: Path) -> dict[str, np.ndarray] | None:
-    """Cached mined negatives (document rows per query), or None when absent."""
-    if not path.is_file():
-        return None
-    return {q: np.asarray(rows, dtype=np.int64) for q, rows in json.loads(path.read_text()).items()}
+NEGATIVES = "negatives.json"
+META = "drbench.json"
 
 
-def save_negatives(path: Path, negatives: dict[str, np.ndarray]) -> None:
-    """Write mined negatives atomically: readers see the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps({q: rows.tolist() for q, rows in negatives.items()}))
-    os.replace(tmp, path)
+def write_negatives(folder: Path, negatives: dict[str, np.ndarray]) -> None:
+    """Mined negatives (document rows per query) into an entry's work folder."""
+    (folder / NEGATIVES).write_text(json.dumps({q: rows.tolist() for q, rows in negatives.items()}))
 
 
-class ModelArtifacts:
-    """`root/<key>/` for finished models, `root/<key>.partial/` while training."""
+def read_negatives(folder: Path) -> dict[str, np.ndarray]:
+    return {q: np.asarray(rows, dtype=np.int64) for q, rows in json.loads((folder / NEGATIVES).read_text()).items()}
 
-    def __init__(self, root: Path):
-        self.root = root
 
-    def final(self, key: str) -> Path:
-        return self.root / key
+def write_meta(folder: Path, meta: dict[str, Any]) -> None:
+    """What produced a trained model (`drbench.json`, also read by people and `drbench cache ls`)."""
+    (folder / META).write_text(json.dumps(meta, indent=2, sort_keys=True))
 
-    def partial(self, key: str) -> Path:
-        return self.root / f"{key}.partial"
 
-    def load(self, key: str) -> dict[str, Any] | None:
-        """The finished artifact's `drbench.json`, or None when it is absent or incomplete."""
-        meta = self.final(key) / "drbench.json"
-        if not meta.is_file():
-            return None
-        try:
-            return json.loads(meta.read_text())
-        except json.JSONDecodeError:
-            return None
-
-    def publish(self, key: str, meta: dict[str, Any]) -> Path:
-        """Write `drbench.json` last and move the partial folder into place."""
-        partial, final = self.partial(key), self.final(key)
-        (partial / "checkpoint.pt").unlink(missing_ok=True)
-        tmp = partial / "drbench.json.tmp"
-        tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
-        os.replace(tmp, partial / "drbench.json")
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(partial, final)
-        return final
+def read_meta(folder: Path) -> dict[str, Any]:
+    return json.loads((folder / META).read_text())
 
 
 def save_encoder(model: Any, tokenizer: Any, source: Path, target: Path, *, max_seq_length: int | None) -> None:

@@ -18,9 +18,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from harness.cache.manifest import file_damage, write_file_manifest
 from harness.errors import CacheError
 from harness.progress import StageProgress
 from harness.train.strategy import StepFn, TrainParams
+
+CHECKPOINT = "checkpoint.pt"
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,7 @@ def train(model: torch.nn.Module, params: TrainParams, query_ids: tuple[str, ...
     """Run (or resume) the loop; returns (training log, seconds spent in this call and before)."""
     schedule = plan(len(query_ids), params)
     optimizer, scheduler = optimizer_for(model, params, schedule.total_steps)
-    checkpoint = workdir / "checkpoint.pt"
+    checkpoint = workdir / CHECKPOINT
     log: list[dict[str, Any]] = []
     start_step, seconds_before = 0, 0.0
     if checkpoint.is_file():
@@ -119,6 +122,15 @@ def _one_step(model: torch.nn.Module, optimizer: Any, scheduler: Any, params: Tr
     return {**totals, "lr": lr}
 
 
+def checkpoint_damage(workdir: Path) -> str | None:
+    """Why the checkpoint in `workdir` cannot be resumed from, or None when it can (or there is
+    none to resume: a work folder without a checkpoint has nothing to give)."""
+    path = workdir / CHECKPOINT
+    if not path.exists():
+        return "no checkpoint"
+    return file_damage(path)
+
+
 def _load_checkpoint(path: Path) -> dict[str, Any]:
     """A checkpoint holds tensors and plain numbers only; loading one must never run code (a
     cache folder may be shared, or planted), so anything else is refused, not unpickled."""
@@ -126,10 +138,9 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
 
     try:
         return torch.load(path, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else "not a weights-only checkpoint"
+    except pickle.UnpicklingError:
         raise CacheError(f"{path}: refusing to load a checkpoint that holds more than tensors and numbers "
-                         f"({reason}); delete {path.parent} to train from scratch") from None
+                         f"(unpickling it could run code); delete {path.parent} to train from scratch") from None
 
 
 def _save(path: Path, model: torch.nn.Module, optimizer: Any, scheduler: Any, step: int,
@@ -139,3 +150,4 @@ def _save(path: Path, model: torch.nn.Module, optimizer: Any, scheduler: Any, st
     torch.save({"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "log": log, "seconds": seconds}, tmp)
     os.replace(tmp, path)
+    write_file_manifest(path, step=step)  # a resume trusts the checkpoint only if this holds

@@ -1,0 +1,10 @@
+"""Cached artifacts that cannot lie: every entry carries a manifest of its files' sizes and
+sha256, checked before use; damaged entries are moved aside and rebuilt.
+
+* :mod:`harness.cache.manifest`: write and check manifests (hashing each file once per process).
+* :mod:`harness.cache.entries`: folder entries (trained models, mined negatives): per-process
+  work folders, atomic publishing, stale-folder cleanup, damaged entries moved aside.
+
+Embedding matrices (:mod:`harness.model.embedding_cache`) are single files with the same
+manifest fields. Nothing here imports torch.
+"""

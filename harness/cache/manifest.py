@@ -1,0 +1,126 @@
+"""Manifests: what a cache entry holds (each file's size and sha256), its key, and what
+produced it. A read checks sizes first (free), then hashes; a file's hash is computed at most
+once per process for the same (path, size, mtime, inode).
+
+>>> import tempfile
+>>> folder = Path(tempfile.mkdtemp())
+>>> _ = (folder / "a.txt").write_text("hello")
+>>> write_manifest(folder, key="k1", produced_by={"what": "doctest"})["files"]["a.txt"]["size"]
+5
+>>> damage(folder) is None
+True
+>>> _ = (folder / "a.txt").write_text("HELLO")
+>>> damage(folder)
+'a.txt sha256 mismatch'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "manifest.json"
+VERSION = 1
+_CHUNK = 1 << 20
+_HASHED: dict[tuple[str, int, int, int], str] = {}  # (path, size, mtime_ns, inode) -> sha256
+
+
+def sha256_file(path: Path) -> str:
+    """The file's sha256, computed once per process while its size, mtime and inode stay."""
+    st = path.stat()
+    memo = (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+    if memo not in _HASHED:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                digest.update(chunk)
+        _HASHED[memo] = digest.hexdigest()
+    return _HASHED[memo]
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
+
+
+def write_manifest(folder: Path, *, key: str, produced_by: dict[str, Any]) -> dict[str, Any]:
+    """Hash every file under `folder` and write `folder/manifest.json` atomically, last."""
+    record = {"version": VERSION, "key": key,
+              "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "produced_by": produced_by,
+              "files": {str(p.relative_to(folder)): {"size": p.stat().st_size, "sha256": sha256_file(p)}
+                        for p in _files(folder)}}
+    write_json_atomic(folder / MANIFEST, record)
+    return record
+
+
+def read_manifest(folder: Path) -> dict[str, Any] | None:
+    """The manifest of `folder`, or None when it is missing or unreadable."""
+    try:
+        record = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("files"), dict) else None
+
+
+def damage(folder: Path, key: str | None = None) -> str | None:
+    """Why `folder` cannot be trusted (one short phrase), or None when its manifest holds.
+
+    Extra files are allowed (a reader may add caches of its own); missing, resized or changed
+    ones are not.
+    """
+    record = read_manifest(folder)
+    if record is None:
+        return "no readable manifest"
+    if key is not None and record.get("key") != key:
+        return f"manifest is for key {str(record.get('key'))[:12]}"
+    listed = record["files"]
+    for name, meta in listed.items():  # sizes first: free, and catch truncation
+        path = folder / name
+        if not path.is_file():
+            return f"{name} missing"
+        if path.stat().st_size != meta.get("size"):
+            return f"{name} size {path.stat().st_size} != {meta.get('size')}"
+    for name, meta in listed.items():
+        if sha256_file(folder / name) != meta.get("sha256"):
+            return f"{name} sha256 mismatch"
+    return None
+
+
+def file_record(path: Path) -> Path:
+    """Where the manifest of a single file (a checkpoint) lives: beside it."""
+    return path.with_name(f"{path.name}.manifest.json")
+
+
+def write_file_manifest(path: Path, **produced_by: Any) -> None:
+    """Record one file's size and sha256 beside it (after the file itself is in place)."""
+    write_json_atomic(file_record(path), {"version": VERSION, "file": path.name, "size": path.stat().st_size,
+                                          "sha256": sha256_file(path), "produced_by": produced_by})
+
+
+def file_damage(path: Path) -> str | None:
+    """Why the single file `path` cannot be trusted, or None when its manifest holds."""
+    try:
+        record = json.loads(file_record(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "no readable manifest"
+    if not path.is_file():
+        return f"{path.name} missing"
+    if path.stat().st_size != record.get("size"):
+        return f"{path.name} size {path.stat().st_size} != {record.get('size')}"
+    if sha256_file(path) != record.get("sha256"):
+        return f"{path.name} sha256 mismatch"
+    return None
+
+
+def write_json_atomic(path: Path, record: Any) -> None:
+    """Readers see the old file or the whole new one, never a half-written one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(record, handle, indent=2, sort_keys=True, default=str)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
