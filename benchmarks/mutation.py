@@ -37,6 +37,9 @@ TESTS = {
     "harness/evaluate/metrics.py": ["tests/test_metrics.py"],
     "leaderboard/stats.py": ["tests/test_compare.py"],
     "leaderboard/compare.py": ["tests/test_compare.py"],
+    "harness/train/strategies/star.py": ["tests/test_samplers.py"],
+    "harness/train/strategies/random.py": ["tests/test_samplers.py"],
+    "harness/train/strategies/static.py": ["tests/test_samplers.py"],
 }
 
 
@@ -114,6 +117,17 @@ MUTANTS = [
          ("beats-reference-side-sign", "elif c.reference == label and c.diff < 0:",
           "elif c.reference == label and c.diff > 0:"),
          ("all-pairs-skips-first", "list(combinations(systems, 2))", "list(combinations(systems[1:], 2))")),
+    # The strategies must hand their relevance masks to the loss (a dropped mask changed a
+    # STAR loss from 1.480 to 1.331 and no test noticed before the one-file refactor).
+    *_on("harness/train/strategies/star.py",
+         ("star-loss-without-masks", "torch.from_numpy(batch.rel_mask), torch.from_numpy(batch.neg_mask),",
+          "None, None,")),
+    *_on("harness/train/strategies/random.py",
+         ("random-loss-without-masks", "torch.from_numpy(batch.rel_mask), torch.from_numpy(batch.neg_mask))",
+          "None, None)")),
+    *_on("harness/train/strategies/static.py",
+         ("static-mask-ignores-positives", "[[row not in set(data.positives[q])", "[[True or row not in set(data.positives[q])"),
+         ("static-loss-without-mask", "torch.from_numpy(batch.neg_mask)), {}", "None), {}")),
 ]
 
 

@@ -21,23 +21,30 @@ import json
 import os
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+Advance = Callable[[int], None]
 MANIFEST = "manifest.json"
 VERSION = 1
 _CHUNK = 1 << 20
 _HASHED: dict[tuple[str, int, int, int], str] = {}  # (path, size, mtime_ns, inode) -> sha256
 
 
-def sha256_file(path: Path) -> str:
-    """The file's sha256, computed once per process while its size, mtime and inode stay."""
+def sha256_file(path: Path, *, fresh: bool = False, advance: Advance | None = None) -> str:
+    """The file's sha256, computed once per process while its size, mtime and inode stay.
+
+    `fresh` reads every byte again (`drbench cache verify`: a check that trusts a memo checks
+    nothing); `advance(n)` is told of every n bytes read.
+    """
     st = path.stat()
     memo = (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
-    if memo not in _HASHED:
+    if fresh or memo not in _HASHED:
         digest = hashlib.sha256()
         with open(path, "rb") as handle:
             while chunk := handle.read(_CHUNK):
                 digest.update(chunk)
+                if advance is not None:
+                    advance(len(chunk))
         _HASHED[memo] = digest.hexdigest()
     return _HASHED[memo]
 
@@ -66,7 +73,8 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
     return record if isinstance(record, dict) and isinstance(record.get("files"), dict) else None
 
 
-def damage(folder: Path, key: str | None = None) -> str | None:
+def damage(folder: Path, key: str | None = None, *, fresh: bool = False,
+           advance: Advance | None = None) -> str | None:
     """Why `folder` cannot be trusted (one short phrase), or None when its manifest holds.
 
     Extra files are allowed (a reader may add caches of its own); missing, resized or changed
@@ -85,7 +93,7 @@ def damage(folder: Path, key: str | None = None) -> str | None:
         if path.stat().st_size != meta.get("size"):
             return f"{name} size {path.stat().st_size} != {meta.get('size')}"
     for name, meta in listed.items():
-        if sha256_file(folder / name) != meta.get("sha256"):
+        if sha256_file(folder / name, fresh=fresh, advance=advance) != meta.get("sha256"):
             return f"{name} sha256 mismatch"
     return None
 

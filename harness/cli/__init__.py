@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import typer
 
-from harness.cli import browse, judge, recipes
+from harness.cli import browse, cache, judge, recipes
 
 # Names are the documented interface (README, .ci/run); `--help` lists them in this order.
 COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
@@ -25,6 +25,10 @@ COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
     ("plot", judge.plot),
     ("check", judge.check),
 )
+# Command groups (`drbench cache ls`), listed after the commands.
+GROUPS: tuple[tuple[str, typer.Typer], ...] = (
+    ("cache", cache.app),
+)
 
 
 def _build_app() -> typer.Typer:
@@ -32,6 +36,8 @@ def _build_app() -> typer.Typer:
                       no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
     for name, callback in COMMANDS:
         app.command(name)(callback)
+    for name, group in GROUPS:
+        app.add_typer(group, name=name)
     return app
 
 

@@ -73,7 +73,7 @@ def export_run(variant: str = typer.Argument(..., help="Variant name."),
                output: Path = typer.Option(..., "--output", "-o", help="TREC run file to write."),
                index: str | None = typer.Option(None, "--index", help="Index factory string (if several)."),
                experiment: str | None = typer.Option(None, "--experiment", "-e", help="Experiment (if several)."),
-               tag: str | None = typer.Option(None, "--tag", help="Run tag [default: variant]."),
+               tag: str | None = typer.Option(None, "--tag", help="Run tag (default: the variant name)."),
                store: str | None = StoreOpt) -> None:
     """Write a stored run as a TREC run file (qid Q0 docid rank score tag)."""
     from harness.store import find_run, run_results, write_trec_run

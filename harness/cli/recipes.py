@@ -47,8 +47,9 @@ def run(recipe: Path = typer.Argument(..., help="Recipe file."),
         mirror: str | None = typer.Option(None, "--mirror", help="Offline ir_datasets mirror folder "
                                           "(also $DRBENCH_MIRROR)."),
         force: bool = typer.Option(False, "--force", help="Re-run runs already in the store."),
-        store: str | None = typer.Option(None, "--store", help="Results store [default: the recipe's]."),
-        cache_dir: str | None = typer.Option(None, "--cache-dir", help="Embedding cache folder.")) -> None:
+        store: str | None = typer.Option(None, "--store", help="Results store (default: the recipe's)."),
+        cache_dir: str | None = typer.Option(None, "--cache-dir", help="Cache folder for trained models, mined "
+                                             "negatives and embeddings (default: the recipe's).")) -> None:
     """Train and evaluate every variant of RECIPE, store the results, print the leaderboard."""
     from harness.pipeline import RunOptions, run_recipe, store_path  # imports torch: only here
     from harness.recipe import load_recipe

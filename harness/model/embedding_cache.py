@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from harness.cache.arrays import entry_damage
 from harness.cache.manifest import sha256_file
 
 _KEY = re.compile(r"^[0-9a-f]{64}$")
@@ -72,12 +73,16 @@ class EmbeddingCache:
         npy, meta_path = self.paths(key)
         if not meta_path.is_file() and not npy.is_file():
             return None
-        array, reason = _read(npy, meta_path)
-        if reason is not None:
-            # A half-written or edited entry: recomputing is cheaper than a wrong benchmark.
-            self.log(f"cache: {self.root.name}/{key} is damaged ({reason}); rebuilding")
-            self._discard(key)
-        return array
+        reason = entry_damage(npy, meta_path)
+        if reason is None:
+            try:
+                return np.load(npy, allow_pickle=False)
+            except (OSError, ValueError):
+                reason = f"{npy.name} unreadable"
+        # A half-written or edited entry: recomputing is cheaper than a wrong benchmark.
+        self.log(f"cache: {self.root.name}/{key} is damaged ({reason}); rebuilding")
+        self._discard(key)
+        return None
 
     def save(self, key: str, array: np.ndarray, meta: dict[str, Any]) -> Path:
         """Store `array` under `key` atomically; returns the .npy path.
@@ -100,28 +105,6 @@ class EmbeddingCache:
     def _discard(self, key: str) -> None:
         for path in self.paths(key):
             path.unlink(missing_ok=True)
-
-
-def _read(npy: Path, meta_path: Path) -> tuple[np.ndarray | None, str | None]:
-    """(array, None) when the .npy matches its manifest, else (None, why not)."""
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        size, digest, shape, dtype = meta["size"], meta["sha256"], meta["shape"], meta["dtype"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None, "no readable manifest"
-    if not npy.is_file():
-        return None, f"{npy.name} missing"
-    if npy.stat().st_size != size:  # free, and catches truncation before hashing
-        return None, f"{npy.name} size {npy.stat().st_size} != {size}"
-    if sha256_file(npy) != digest:
-        return None, f"{npy.name} sha256 mismatch"
-    try:
-        array = np.load(npy, allow_pickle=False)
-    except (OSError, ValueError):
-        return None, f"{npy.name} unreadable"
-    if list(array.shape) != shape or array.dtype.str != dtype:
-        return None, "shape or dtype mismatch"
-    return array, None
 
 
 def _atomic_write(target: Path, write: Callable[[BinaryIO], object]) -> None:
