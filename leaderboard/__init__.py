@@ -2,9 +2,9 @@
 
 Example::
 
-    from harness.store import open_store
+    from harness.store import open_store_readonly
     from leaderboard import leaderboard_rows, render
-    rows = leaderboard_rows(open_store("drbench.db", create=False), collection="beir/scifact/test")
+    rows = leaderboard_rows(open_store_readonly("drbench.db"), collection="beir/scifact/test")
     render(rows)
 """
 

@@ -8,7 +8,7 @@ Never imports torch: it reads the store only.
 
 Example::
 
-    db = open_store("drbench.db", create=False)
+    db = open_store_readonly("drbench.db")
     result = compare_runs(db, CompareSettings(baseline="zero-shot"), experiments=["star_adore"])
     for c in result.comparisons:
         print(c.system, c.metric, c.diff, c.p_adjusted, c.marker)

@@ -5,7 +5,7 @@ this module costs nothing; figures are `matplotlib.figure.Figure` objects, never
 
 Example::
 
-    written, skipped = plot_store(open_store("drbench.db", create=False), Path("plots"))
+    written, skipped = plot_store(open_store_readonly("drbench.db"), Path("plots"))
 """
 
 from __future__ import annotations

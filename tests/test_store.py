@@ -1,4 +1,7 @@
-"""The results store: migrations, atomic run writes, reads, TREC export, provenance."""
+"""The results store: migrations, atomic run writes, training-log links, reads, TREC export, provenance.
+
+Opening a store read-only is tested in test_store_readonly.py.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +14,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from sqlite_utils import Database
 
 from harness.errors import StoreError
 from harness.store import (
+    MIGRATIONS,
     SCHEMA_VERSION,
     ExperimentRecord,
     RunRecord,
@@ -31,6 +36,7 @@ from harness.store import (
     schema_version,
     sha256_text,
     write_run,
+    write_training_log,
     write_trec_run,
 )
 from harness.store import db as store_db
@@ -69,6 +75,16 @@ def make_run(experiment: str = "exp", variant: str = "star", *, n_queries: int =
 
 def counts(db) -> dict[str, int]:
     return {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
+
+
+def store_at_version(path: Path, version: int) -> Database:
+    """A store file built by the first `version` migrations only, as an older drbench left it."""
+    db = Database(path)
+    db.enable_wal()
+    for migration in MIGRATIONS[:version]:
+        migration(db)
+    db.execute(f"PRAGMA user_version = {version}")
+    return db
 
 
 @pytest.fixture
@@ -256,6 +272,92 @@ def test_sigkill_mid_transaction_leaves_previous_state(tmp_path):
     assert list_experiments(store)[0]["git_commit"] == "abc123"
     assert completed_run_key(store, "exp", "star", "beir/scifact/test", "Flat") == "committed"
     assert store.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    store.close()
+
+
+# -- training logs linked to their runs ------------------------------------------------
+
+LOG = [{"step": 1, "loss": 2.0, "lr": 1e-5}, {"step": 2, "loss": float("nan"), "lr": 2e-5, "grad": 3},
+       {"step": 3, "loss": 1.0, "lr": 1}]
+M1 = {"name": "star", "path": "/cache/m1", "fingerprint": "f1"}
+M2 = {"name": "star", "path": "/cache/m2", "fingerprint": "f2"}
+
+
+def links(db, variant: str = "star", experiment: str = "exp") -> list[int | None]:
+    """The run_id of each of the variant's training-log rows, in step order."""
+    return [r[0] for r in db.execute("SELECT run_id FROM training_log WHERE experiment = ? AND variant = ? "
+                                     "ORDER BY step", [experiment, variant])]
+
+
+def test_a_run_links_its_variants_training_log(db):
+    write_training_log(db, "exp", "star", LOG)
+    write_training_log(db, "exp", "adore", LOG)
+    assert links(db) == [None] * 3
+    first = write_run(db, make_experiment(), make_run(model=M1, index_factory="Flat"))
+    assert links(db) == [first] * 3
+    # The same model in more runs (indexes, collections): the link stays on the first.
+    write_run(db, make_experiment(), make_run(model=M1, index_factory="PQ48"))
+    write_run(db, make_experiment(), make_run(model=M1, collection="cranfield"))
+    assert links(db) == [first] * 3
+    assert links(db, "adore") == [None] * 3  # another variant's log waits for its own run
+
+
+def test_replacing_the_linked_run_passes_the_link_on(db):
+    write_training_log(db, "exp", "star", LOG)
+    flat = write_run(db, make_experiment(), make_run(model=M1, index_factory="Flat"))
+    pq = write_run(db, make_experiment(), make_run(model=M1, index_factory="PQ48"))
+    assert links(db) == [flat] * 3
+    replaced = write_run(db, make_experiment(), make_run(model=M1, index_factory="Flat", run_key="k2"))
+    assert replaced not in (flat, pq)
+    assert links(db) == [pq] * 3  # the earliest run of the model still stored
+
+
+def test_a_rewritten_log_keeps_its_link_unless_it_changed(db):
+    write_training_log(db, "exp", "star", LOG)
+    run = write_run(db, make_experiment(), make_run(model=M1))
+    # A re-run reuses the cached model, rewrites the same log and skips every stored run.
+    write_training_log(db, "exp", "star", [dict(row) for row in LOG])
+    assert links(db) == [run] * 3
+    # A retrained model: its log is new and no stored run has evaluated it yet.
+    write_training_log(db, "exp", "star", LOG[:2])
+    assert links(db) == [None] * 2
+    # Its first run links it, not the older run of the previous model still stored.
+    retrained = write_run(db, make_experiment(), make_run(model=M2, collection="cranfield"))
+    assert links(db) == [retrained] * 2
+
+
+def test_failed_run_write_leaves_the_log_unlinked(db, monkeypatch):
+    write_training_log(db, "exp", "star", LOG)
+
+    def explode(*args):
+        raise sqlite3.OperationalError("disk I/O error (simulated)")
+
+    monkeypatch.setattr(store_db, "_link_training_log", explode)
+    with pytest.raises(StoreError, match="nothing was written"):
+        write_run(db, make_experiment(), make_run(model=M1))
+    assert counts(db)["runs"] == 0 and links(db) == [None] * 3
+
+
+def test_migration_links_training_logs_of_an_older_store(tmp_path):
+    path = tmp_path / "v2.db"
+    old = store_at_version(path, 2)
+    # An older drbench wrote runs and logs but never linked them; the latest run of star
+    # evaluated M2 (the model its log, rewritten at every resolution, describes).
+    stale = write_run(old, make_experiment(), make_run(model=M1, collection="vaswani"))
+    first_m2 = write_run(old, make_experiment(), make_run(model=M2, index_factory="Flat"))
+    write_run(old, make_experiment(), make_run(model=M2, index_factory="PQ48"))
+    write_run(old, make_experiment(), make_run(variant="bm25", model=None, index_factory="bm25"))
+    other = write_run(old, make_experiment("exp2"), make_run("exp2", model=M1))
+    for experiment, variant in (("exp", "star"), ("exp", "adore"), ("exp2", "star")):
+        write_training_log(old, experiment, variant, LOG)
+    assert links(old) == links(old, "adore") == links(old, "star", "exp2") == [None] * 3
+    old.close()
+
+    store = open_store(path, create=False)
+    assert schema_version(store) == SCHEMA_VERSION
+    assert stale < first_m2 and links(store) == [first_m2] * 3
+    assert links(store, "star", "exp2") == [other] * 3
+    assert links(store, "adore") == [None] * 3  # no run: nothing to link to
     store.close()
 
 

@@ -49,10 +49,14 @@ def fail(exc: DrbenchError | str, code: int = 2) -> typer.Exit:
 
 
 def open_results(store: str | None) -> Database:
-    """Open an existing results store; a missing one is a `StoreError`, never a new empty file."""
-    from harness.store import open_store
+    """Open an existing results store for the read commands, read-only.
 
-    return open_store(store or DEFAULT_STORE, create=False)
+    A missing store is a `StoreError`, never a new empty file; a read-only file or folder (a
+    published share, CI artifacts) is read as it is (see `harness.store.open_store_readonly`).
+    """
+    from harness.store import open_store_readonly
+
+    return open_store_readonly(store or DEFAULT_STORE)
 
 
 def print_leaderboard(store: str | None, experiment: str | None, collection: str | None,

@@ -4,18 +4,17 @@ Never imports torch, faiss, transformers or ir_datasets: the leaderboard reads i
 
 Example::
 
-    db = open_store("results/drbench.db", create=False)
+    db = open_store_readonly("results/drbench.db")
     run = find_run(db, "star", "beir/scifact/test", index_factory="Flat")
     ndcg = run_metrics(db, [run["id"]])[run["id"]]["ndcg@10"]
 """
 
+from harness.store.connect import open_memory_store, open_store, open_store_readonly
 from harness.store.db import (
     completed_run_key,
     find_run,
     list_experiments,
     list_runs,
-    open_memory_store,
-    open_store,
     query_metrics,
     run_metrics,
     run_results,
@@ -32,6 +31,7 @@ from harness.store.provenance import (
 )
 from harness.store.schema import (
     MIGRATIONS,
+    READABLE_FROM,
     SCHEMA_VERSION,
     ExperimentRecord,
     RunRecord,
@@ -40,9 +40,9 @@ from harness.store.schema import (
 )
 
 __all__ = [
-    "MIGRATIONS", "SCHEMA_VERSION", "ExperimentRecord", "RunRecord", "completed_run_key",
+    "MIGRATIONS", "READABLE_FROM", "SCHEMA_VERSION", "ExperimentRecord", "RunRecord", "completed_run_key",
     "environment", "find_run", "git_commit", "list_experiments", "list_runs", "migrate",
-    "open_memory_store", "open_store", "package_versions", "query_metrics", "run_metrics",
+    "open_memory_store", "open_store", "open_store_readonly", "package_versions", "query_metrics", "run_metrics",
     "run_results", "schema_version", "sha256_text", "training_log", "utc_now", "write_run",
     "write_training_log", "write_trec_run",
 ]

@@ -1,6 +1,5 @@
-"""Open the results store, write a finished run in one transaction, read runs back.
+"""Write a finished run in one transaction, read runs back (opening the store: connect.py).
 
-The store is one SQLite file in WAL mode, so the leaderboard can read while a run writes.
 Light on purpose: the leaderboard imports this, so nothing heavy is imported here.
 """
 
@@ -18,52 +17,10 @@ from typing import Any
 from sqlite_utils import Database
 
 from harness.errors import StoreError
-from harness.store.schema import ExperimentRecord, RunRecord, migrate
+from harness.store.schema import ExperimentRecord, RunRecord
 
-# Runs from parallel jobs share one store; a 300k-row write holds the lock for seconds.
-_BUSY_TIMEOUT_MS = 60_000
 _RUN_JSON = ("model", "params", "data", "timings", "index_stats")
 _CHILD_TABLES = ("metrics", "query_metrics", "results")
-
-
-def open_store(path: str | Path, *, create: bool = True) -> Database:
-    """Open (and migrate) the results store at `path`, creating it unless `create` is False.
-
-    Example: ``db = open_store("results/drbench.db")``
-    """
-    path = Path(path)
-    if not path.exists():
-        if not create:
-            raise StoreError(
-                f"no results store at {path}; run drbench run RECIPE first or pass --store")
-        path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        db = Database(path)
-        try:
-            _configure(db)
-            db.enable_wal()
-            migrate(db, where=f"results store {path}")
-        except BaseException:
-            db.close()
-            raise
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot open results store {path}: {exc}; "
-                         "check the path or pass another --store") from exc
-    return db
-
-
-def open_memory_store() -> Database:
-    """A migrated in-memory store (tests, dry runs)."""
-    db = Database(memory=True)
-    _configure(db)
-    migrate(db, where="in-memory store")
-    return db
-
-
-def _configure(db: Database) -> None:
-    # Both are per-connection settings, so every open must set them (outside a transaction).
-    db.execute("PRAGMA foreign_keys = ON")
-    db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
 
 
 @contextmanager
@@ -88,7 +45,9 @@ def write_run(db: Database, experiment: ExperimentRecord, run: RunRecord) -> int
     """Store a finished run and its experiment's provenance atomically; return the run id.
 
     Replaces a stored run with the same (experiment, variant, collection, index_factory).
-    Either every row lands or none does. Called inside an open transaction, it joins it.
+    Links the variant's unlinked training-log rows to a run of this model (see
+    `_link_training_log`). Either every row lands or none does. Called inside an open
+    transaction, it joins it.
     """
     if run.experiment != experiment.name:
         raise StoreError(f"run {run.variant!r} belongs to experiment {run.experiment!r}, "
@@ -99,6 +58,7 @@ def write_run(db: Database, experiment: ExperimentRecord, run: RunRecord) -> int
             _delete_run(db, run)
             run_id = _insert_run(db, experiment, run)
             _insert_children(db, run_id, run)
+            _link_training_log(db, run)
     except sqlite3.Error as exc:
         raise StoreError(f"could not store run {run.experiment}/{run.variant} on "
                          f"{run.collection}: {exc}; nothing was written") from exc
@@ -133,6 +93,8 @@ def _delete_run(db: Database, run: RunRecord) -> None:
     # open_store() has foreign keys off and would leave orphans.
     for table in _CHILD_TABLES:
         db.conn.execute(f"DELETE FROM {table} WHERE run_id = ?", old)
+    # ON DELETE SET NULL by hand, for the same reason; write_run then links a successor.
+    db.conn.execute("UPDATE training_log SET run_id = NULL WHERE run_id = ?", old)
     db.conn.execute("DELETE FROM runs WHERE id = ?", old)
 
 
@@ -162,6 +124,24 @@ def _insert_children(db: Database, run_id: int, run: RunRecord) -> None:
         ((run_id, q, d, rank, _real(s))
          for q, ranked in run.results.items()
          for rank, (d, s) in enumerate(ranked, start=1)))
+
+
+def _link_training_log(db: Database, run: RunRecord) -> None:
+    """Link the variant's training-log rows that have no run to the first stored run of this model.
+
+    A trained model is usually evaluated in several runs (collections x indexes) that share one
+    log, so `training_log.run_id` names the earliest stored run of the (experiment, variant) whose
+    `model` record equals this run's: the first run written after the log, and later runs of the
+    same model leave the link alone. Replacing the linked run unlinks the rows (`_delete_run`),
+    and the replacement's write links them again to the earliest run of the model still stored.
+    The pipeline writes a log before its model's runs; `write_training_log` keeps the link when it
+    rewrites an unchanged log and drops it when the log changed (a retrained model).
+    """
+    # `IS`, not `=`: a run without a model (BM25) has model NULL.
+    db.conn.execute(
+        "UPDATE training_log SET run_id = (SELECT min(id) FROM runs WHERE experiment = ?1 "
+        "AND variant = ?2 AND model IS ?3) WHERE experiment = ?1 AND variant = ?2 AND run_id IS NULL",
+        (run.experiment, run.variant, _dumps(run.model)))
 
 
 def _real(value: Any) -> float | None:

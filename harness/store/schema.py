@@ -104,8 +104,30 @@ def _v2_index_stats(db: Database) -> None:
     db.execute("ALTER TABLE runs ADD COLUMN index_stats TEXT")  # JSON
 
 
-MIGRATIONS: list[Callable[[Database], None]] = [_v1_initial_tables, _v2_index_stats]
+def _v3_link_training_logs(db: Database) -> None:
+    # Before v3 nothing set training_log.run_id; link the rows that can be linked, to the run
+    # write_run links new logs to: the earliest stored run of the model the log describes. A
+    # variant's log is rewritten every time its model is resolved, just before that model's runs
+    # are written, so it describes the model of the variant's latest run. Rows of a variant
+    # without runs stay unlinked. (SQL spelled out here: a released migration never changes.)
+    db.execute("""
+        UPDATE training_log SET run_id = (
+            SELECT min(id) FROM runs
+            WHERE runs.experiment = training_log.experiment AND runs.variant = training_log.variant
+              AND runs.model IS (SELECT latest.model FROM runs AS latest
+                                 WHERE latest.experiment = training_log.experiment
+                                   AND latest.variant = training_log.variant
+                                 ORDER BY latest.id DESC LIMIT 1))
+        WHERE run_id IS NULL""")
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [_v1_initial_tables, _v2_index_stats, _v3_link_training_logs]
 SCHEMA_VERSION = len(MIGRATIONS)
+# The oldest version the read functions (list_runs, the leaderboard, compare, plot, check) work on
+# unchanged, so a read-only store at this version or later is read without migrating it. v2 added
+# runs.index_stats, which they read; v3 only fills training_log.run_id, which they do not. A
+# migration that adds something they read must raise this to its own version.
+READABLE_FROM = 2
 
 
 def schema_version(db: Database) -> int:
@@ -119,7 +141,7 @@ def migrate(db: Database, where: str = "results store") -> int:
     Raises StoreError when `db` is newer than this code (a downgrade would lose data).
     `where` names the store in that message.
     """
-    _check_not_newer(db, where)
+    check_not_newer(db, where)
     while schema_version(db) < SCHEMA_VERSION:
         # IMMEDIATE takes the write lock before re-reading the version, so two processes
         # opening a fresh store at once cannot both run the same migration.
@@ -136,7 +158,8 @@ def migrate(db: Database, where: str = "results store") -> int:
     return SCHEMA_VERSION
 
 
-def _check_not_newer(db: Database, where: str) -> None:
+def check_not_newer(db: Database, where: str) -> None:
+    """Raise StoreError when `db` is newer than this code (`where` names the store)."""
     version = schema_version(db)
     if version > SCHEMA_VERSION:
         raise StoreError(
