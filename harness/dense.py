@@ -11,6 +11,7 @@ import numpy as np
 from rich.console import Console
 
 from harness.data.collection import Collection
+from harness.model.compute import Compute
 from harness.progress import StageProgress
 from harness.recipe.model import ModelConfig, Recipe
 
@@ -50,14 +51,15 @@ class DenseModel:
     """Query and document encoders plus the settings they are used with; torch loads lazily."""
 
     def __init__(self, ref: ModelRef, query_spec: Any, doc_spec: Any, settings: EncoderSettings,
-                 allow_pickle: bool = False):
+                 allow_pickle: bool = False, compute: Compute = Compute()):
         self.ref, self.query_spec, self.spec, self.settings = ref, query_spec, doc_spec, settings
         self.allow_pickle = allow_pickle  # not a setting: it changes whether a model loads, not its vectors
+        self.compute = compute
         self.name = ref.name
         self._encoders: dict[str, Any] = {}
 
     @classmethod
-    def open(cls, ref: ModelRef | str, config: ModelConfig) -> DenseModel:
+    def open(cls, ref: ModelRef | str, config: ModelConfig, compute: Compute = Compute()) -> DenseModel:
         from harness.model.spec import read_model_spec, resolve_model
 
         ref = ModelRef.shared(ref) if isinstance(ref, str) else ref
@@ -69,7 +71,7 @@ class DenseModel:
             query_max_length=config.query_max_length or spec.max_seq_length,
             doc_max_length=config.doc_max_length or spec.max_seq_length,
             query_prefix=config.query_prefix, doc_prefix=config.doc_prefix, batch_size=config.batch_size)
-        return cls(ref, query_spec, spec, settings, config.allow_pickle)
+        return cls(ref, query_spec, spec, settings, config.allow_pickle, compute)
 
     @property
     def record(self) -> dict[str, Any]:
@@ -81,6 +83,7 @@ class DenseModel:
             record.update(query_path=str(self.query_spec.path), query_fingerprint=self.query_spec.fingerprint)
         if self.ref.trained:
             record["trained"] = {k: v for k, v in self.ref.trained.items() if k != "train_seconds"}
+        record.update(self.compute.key_parts())  # nothing for fp32 on the CPU: its keys stay as they were
         return record
 
     @property
@@ -98,7 +101,8 @@ class DenseModel:
             self._encoders[side] = Encoder(
                 spec.path, pooling=s.pooling, normalize=s.normalize, batch_size=s.batch_size,
                 max_length=s.doc_max_length if side == "doc" else s.query_max_length,
-                prefix=s.doc_prefix if side == "doc" else s.query_prefix, allow_pickle=self.allow_pickle)
+                prefix=s.doc_prefix if side == "doc" else s.query_prefix, allow_pickle=self.allow_pickle,
+                device=self.compute.device, precision=self.compute.precision)
         return self._encoders[side]
 
     def encode_corpus(self, collection: Collection, cache_dir: Path, progress: StageProgress,
@@ -110,7 +114,7 @@ class DenseModel:
         s = self.settings
         key = cache.key(model=self.spec.fingerprint, docs=collection.docs_id, doc_count=len(collection.doc_ids),
                         max_length=s.doc_max_length, pooling=s.pooling, normalize=s.normalize,
-                        prefix=s.doc_prefix, text_format=TEXT_FORMAT)
+                        prefix=s.doc_prefix, text_format=TEXT_FORMAT, **self.compute.key_parts())
         cached = cache.load(key)
         if cached is not None and cached.shape[0] == len(collection.doc_ids):
             console.log(f"corpus embeddings of {collection.docs_id} from cache ({cached.shape[0]:,} x {cached.shape[1]})")

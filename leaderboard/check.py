@@ -33,10 +33,9 @@ from harness.errors import RecipeError, StoreError
 from harness.recipe import Recipe, load_recipe
 from harness.recipe.loader import parse_table, Where
 from harness.recipe.params import Param
-from harness.store import find_run, run_metrics
+from harness.store import SPARSE_INDEX, find_run, run_metrics
 
 EXACT = 1e-4  # metrics printed to 4 decimals: a difference below this is "the same number"
-SPARSE_INDEX = "bm25"  # the index column of BM25 runs (harness.pipeline.SPARSE_INDEX, torch-free here)
 STATUSES = ("OK", "OKish", "FAIL")
 
 TOP = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.store import list_experiments, list_runs, run_metrics
+from harness.store import SPARSE_INDEX, list_experiments, list_runs, run_metrics
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,17 @@ class LeaderboardRow:
     run_id: int | None = None
     index_stats: dict[str, float] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
+    compute: dict[str, str] | None = None  # None: a sparse run, or a dense one stored before v4
+
+    @property
+    def ran_on(self) -> dict[str, str | None]:
+        """{"device", "precision"} of a dense run (None for BM25). Dense runs stored before
+        devices existed (no `compute`) all ran in fp32 on the CPU."""
+        if self.compute:
+            return {"device": self.compute["device"], "precision": self.compute["precision"]}
+        if self.index == SPARSE_INDEX:
+            return {"device": None, "precision": None}
+        return {"device": "cpu", "precision": "fp32"}
 
     @property
     def trained_on(self) -> str | None:
@@ -32,7 +43,7 @@ class LeaderboardRow:
         return {"experiment": self.experiment, "variant": self.variant, "kind": self.kind,
                 "collection": self.collection, "index": self.index, "metrics": self.metrics,
                 "n_queries": self.n_queries, "timings": self.timings, "index_stats": self.index_stats,
-                "trained_on_index": self.trained_on, "run_id": self.run_id}
+                "trained_on_index": self.trained_on, "run_id": self.run_id, **self.ran_on}
 
 
 def leaderboard_rows(db: Any, experiment: str | None = None,
@@ -53,7 +64,8 @@ def leaderboard_rows(db: Any, experiment: str | None = None,
                            collection=run["collection"], index=run["index_factory"],
                            metrics=metrics.get(run["id"], {}), n_queries=run.get("n_queries"),
                            timings=run.get("timings") or {}, run_id=run["id"],
-                           index_stats=run.get("index_stats") or {}, params=run.get("params") or {})
+                           index_stats=run.get("index_stats") or {}, params=run.get("params") or {},
+                           compute=run.get("compute"))
             for run in runs]
 
 

@@ -58,6 +58,7 @@ def collection_table(collection: str, rows: list[LeaderboardRow]) -> Table:
     if trained:
         table.add_column("train", justify="right", style="dim")
     table.add_column("eval time", justify="right", style="dim")
+    table.add_column("precision", style="dim")
     best = {m: max((row.metrics[m] for row in rows if m in row.metrics), default=None) for m in metrics}
     for row in rows:
         cells = [row.experiment] if several else []
@@ -75,6 +76,8 @@ def collection_table(collection: str, rows: list[LeaderboardRow]) -> Table:
         if trained:
             cells.append(_seconds(row.timings.get("train")))
         cells.append(_eval_time(row))
+        ran_on = row.ran_on
+        cells.append(f"{ran_on['precision']} {ran_on['device']}" if ran_on["device"] else "-")
         table.add_row(*cells)
     return table
 

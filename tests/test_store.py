@@ -341,6 +341,7 @@ def test_failed_run_write_leaves_the_log_unlinked(db, monkeypatch):
 def test_migration_links_training_logs_of_an_older_store(tmp_path):
     path = tmp_path / "v2.db"
     old = store_at_version(path, 2)
+    old.execute("ALTER TABLE runs ADD COLUMN compute TEXT")  # today's writer needs v4's column ...
     # An older drbench wrote runs and logs but never linked them; the latest run of star
     # evaluated M2 (the model its log, rewritten at every resolution, describes).
     stale = write_run(old, make_experiment(), make_run(model=M1, collection="vaswani"))
@@ -350,6 +351,9 @@ def test_migration_links_training_logs_of_an_older_store(tmp_path):
     other = write_run(old, make_experiment("exp2"), make_run("exp2", model=M1))
     for experiment, variant in (("exp", "star"), ("exp", "adore"), ("exp2", "star")):
         write_training_log(old, experiment, variant, LOG)
+    old.conn.execute("UPDATE training_log SET run_id = NULL")  # ... and links logs; a v2 drbench did neither
+    old.execute("ALTER TABLE runs DROP COLUMN compute")
+    old.conn.commit()
     assert links(old) == links(old, "adore") == links(old, "star", "exp2") == [None] * 3
     old.close()
 

@@ -49,14 +49,19 @@ def run(recipe: Path = typer.Argument(..., help="Recipe file."),
         force: bool = typer.Option(False, "--force", help="Re-run runs already in the store."),
         store: str | None = typer.Option(None, "--store", help="Results store (default: the recipe's)."),
         cache_dir: str | None = typer.Option(None, "--cache-dir", help="Cache folder for trained models, mined "
-                                             "negatives and embeddings (default: the recipe's).")) -> None:
+                                             "negatives and embeddings (default: the recipe's)."),
+        device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps "
+                                          "(default: the recipe's compute device, else auto)."),
+        precision: str | None = typer.Option(None, "--precision", help="fp32, bf16, fp16 or auto "
+                                             "(default: the recipe's compute precision, else fp32).")) -> None:
     """Train and evaluate every variant of RECIPE, store the results, print the leaderboard."""
     from harness.pipeline import RunOptions, run_recipe, store_path  # imports torch: only here
     from harness.recipe import load_recipe
 
     try:
         parsed = load_recipe(recipe)
-        options = RunOptions(mirror=mirror, force=force, store=store, cache_dir=cache_dir)
+        options = RunOptions(mirror=mirror, force=force, store=store, cache_dir=cache_dir, device=device,
+                             precision=precision)
         run_recipe(parsed, options, err)
         print_leaderboard(str(store_path(parsed, options)), parsed.experiment.name, None, Format.table)
     except DrbenchError as exc:

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.errors import ModelError
+from harness.model.compute import Compute
 from harness.model.spec import POOLINGS, ModelSpec
 
 
@@ -62,7 +63,7 @@ class Encoder:
 
     def __init__(self, path: str | Path, *, pooling: str, normalize: bool,
                  max_length: int | None, batch_size: int = 64, device: str = "cpu",
-                 prefix: str = "", allow_pickle: bool = False) -> None:
+                 prefix: str = "", allow_pickle: bool = False, precision: str = "fp32") -> None:
         if pooling not in POOLINGS:
             raise ModelError(f"pooling '{pooling}' is not supported; "
                              f"use one of {', '.join(POOLINGS)}")
@@ -73,6 +74,7 @@ class Encoder:
         self.normalize = normalize
         self.batch_size = batch_size
         self.device = torch.device(device)
+        self.compute = Compute(device, precision)  # encode() runs under its autocast; trainers wrap embed()
         self.prefix = prefix
         self.tokenizer, self.model = _load(self.path, self.device, allow_pickle)
         self.max_length = max_length or _model_limit(self.tokenizer, self.model)
@@ -95,7 +97,7 @@ class Encoder:
         limit = max_length or self.max_length
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
-        with torch.inference_mode():
+        with torch.inference_mode(), self.compute.autocast():
             for start in range(0, len(order), self.batch_size):
                 rows = order[start:start + self.batch_size]
                 vectors = self.embed([texts[i] for i in rows], max_length=limit)

@@ -16,6 +16,7 @@ from rich.console import Console
 from harness.data.collection import Collection, load_collection
 from harness.dense import DenseModel, ModelRef
 from harness.errors import RecipeError
+from harness.model.compute import Compute
 from harness.progress import StageProgress
 from harness.recipe.model import Recipe, Variant
 from harness.registry import kind
@@ -30,9 +31,11 @@ class Models:
     """The encoders behind `base` and every dense variant of one `drbench run`."""
 
     def __init__(self, recipe: Recipe, cache_dir: Path, progress: StageProgress, console: Console,
-                 mirror: Path | None = None, db: Any = None, experiment: str | None = None):
+                 mirror: Path | None = None, db: Any = None, experiment: str | None = None,
+                 compute: Compute = Compute()):
         self.recipe, self.cache_dir, self.progress, self.console = recipe, cache_dir, progress, console
         self.mirror, self.db, self.experiment = mirror, db, experiment  # experiment: stores training logs
+        self.compute = compute
         self._refs: dict[str, ModelRef] = {}
         self._dense: dict[tuple[str, str], DenseModel] = {}
         self._train: Collection | None = None
@@ -67,7 +70,7 @@ class Models:
         """A DenseModel for `ref` with the recipe's encoding settings (one per ref)."""
         key = (ref.query, ref.doc)
         if key not in self._dense:
-            self._dense[key] = DenseModel.open(ref, self.recipe.model)
+            self._dense[key] = DenseModel.open(ref, self.recipe.model, self.compute)
         return self._dense[key]
 
     def _trained(self, variant: Variant, strategy: Strategy) -> ModelRef:
@@ -124,7 +127,8 @@ class Models:
         work = models.workdir(key, resume=resumable)
         # The query tower is the whole model for shared-tower strategies.
         log, seconds = train_into(work, strategy, variant.params, inputs, init.query_spec.path, self.progress,
-                                  self.console, variant.name, allow_pickle=self.recipe.model.allow_pickle)
+                                  self.console, variant.name, compute=self.compute,
+                                  allow_pickle=self.recipe.model.allow_pickle)
         meta = {"key": key, "kind": variant.kind, "variant": variant.name, "params": variant.params.as_dict(),
                 "init": init.record, "train": self.recipe.data.train, "steps": len(log), "train_seconds": seconds,
                 "pairs_with": documents.record if documents else None}

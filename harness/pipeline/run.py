@@ -19,15 +19,15 @@ import harness
 from harness.data.availability import ensure_available, resolve_mirror
 from harness.data.collection import Collection, load_collection
 from harness.evaluate.metrics import evaluate
+from harness.model.compute import Compute, resolve_compute
 from harness.pipeline.models import Models
 from harness.progress import StageProgress
 from harness.recipe.checks import check_resources
 from harness.recipe.model import Recipe, Variant
 from harness.registry import kind
-from harness.store import (ExperimentRecord, RunRecord, completed_run_key, environment, git_commit,
+from harness.store import (SPARSE_INDEX, ExperimentRecord, RunRecord, completed_run_key, environment, git_commit,
                            open_store, package_versions, utc_now, write_run)
 
-SPARSE_INDEX = "bm25"  # the index column of runs that use no faiss index
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,8 @@ class RunOptions:
     force: bool = False
     store: str | None = None
     cache_dir: str | None = None
+    device: str | None = None  # over [compute] device
+    precision: str | None = None  # over [compute] precision
 
 
 @dataclass
@@ -80,6 +82,7 @@ def run_recipe(recipe: Recipe, options: RunOptions = RunOptions(),
     """Run every variant of `recipe` on every evaluation collection and index."""
     console = console or Console(stderr=True)
     check_resources(recipe)
+    compute = _compute(recipe, options, console)
     mirror = resolve_mirror(options.mirror, recipe.data.mirror)
     # Fail on an unavailable collection before anything (the store included) is created.
     for dataset_id in dict.fromkeys((*recipe.data.eval, *filter(None, [recipe.data.train]))):
@@ -88,7 +91,7 @@ def run_recipe(recipe: Recipe, options: RunOptions = RunOptions(),
     cache_dir = Path(options.cache_dir or recipe.experiment.cache_dir)
     experiment = _experiment_record(recipe)
     with StageProgress(console) as progress:
-        models = Models(recipe, cache_dir, progress, console, mirror, db, experiment.name)
+        models = Models(recipe, cache_dir, progress, console, mirror, db, experiment.name, compute)
         ctx = _Context(recipe, options, models, db, experiment)
         for dataset_id in recipe.data.eval:
             with progress.spinner(f"loading {dataset_id}"):
@@ -101,6 +104,16 @@ def run_recipe(recipe: Recipe, options: RunOptions = RunOptions(),
                 else:
                     _dense_runs(ctx, collection, variant)
     return ctx.outcomes
+
+
+def _compute(recipe: Recipe, options: RunOptions, console: Console) -> Compute:
+    """The device and precision of this run: the command line's, else the recipe's."""
+    device, precision = options.device or recipe.compute.device, options.precision or recipe.compute.precision
+    where = f"{recipe.path} [compute]"
+    return resolve_compute(
+        device, precision, warn=lambda line: console.print(line, markup=False, highlight=False),
+        device_label=f"--device {device}" if options.device else f'{where} device = "{device}"',
+        precision_label=f"--precision {precision}" if options.precision else f'{where} precision = "{precision}"')
 
 
 def _experiment_record(recipe: Recipe) -> ExperimentRecord:
@@ -202,6 +215,7 @@ def _finish(ctx: _Context, collection: Collection, variant: Variant, index: str,
         collection=collection.dataset_id, index_factory=index, run_key=key, model=model,
         params={"kind": variant.kind, **variant.params.as_dict()}, data=_data_record(collection),
         timings=timings, index_stats=stats or {}, n_docs=len(collection.doc_ids),
+        compute=None if model is None else ctx.models.compute.record(),
         depth=ctx.recipe.eval.depth,
         started_at=started, finished_at=utc_now(), metrics=evaluation.metrics,
         query_metrics=evaluation.query_metrics, results=results)

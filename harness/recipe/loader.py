@@ -15,7 +15,8 @@ from typing import Any
 
 from harness.errors import RecipeError
 from harness.recipe import params as P
-from harness.recipe.model import TABLES, DataConfig, EvalConfig, ExperimentConfig, ModelConfig, Recipe, Variant
+from harness.recipe.model import (TABLES, ComputeConfig, DataConfig, EvalConfig, ExperimentConfig, ModelConfig,
+                                  Recipe, Variant)
 
 _VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 _PY_TYPES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
@@ -179,6 +180,7 @@ def parse_recipe(text: str, path: str | Path = "<recipe>") -> Recipe:
         data=DataConfig(**parsed["data"]),
         eval=EvalConfig(**parsed["eval"]),
         variants=_parse_variants(where, raw.get("variant")),
+        compute=ComputeConfig(**parsed["compute"]),
     )
     _check_depth(where, recipe)
     _check_references(where, recipe)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,12 +64,36 @@ class EvalConfig(Params):
                                        "whole corpus.", minimum=0)
 
 
+DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def device_problem(device: str) -> str | None:
+    """Why `device` is not a device drbench knows, or None.
+
+    >>> device_problem("cuda:1") is None, device_problem("gpu")
+    (True, 'unknown device; use one of auto, cpu, cuda, cuda:N, mps')
+    """
+    return None if _DEVICE.match(device) else f"unknown device; use one of {', '.join(DEVICES)}"
+
+
+@dataclass(frozen=True)
+class ComputeConfig(Params):
+    device: str = param("auto", "Where models run: auto (CUDA when torch sees a GPU, else the CPU), cpu, cuda, "
+                                "cuda:N or mps (CLI --device wins).", check=device_problem)
+    precision: str = param("fp32", "Encoding and training precision: fp32 (the reference), bf16, fp16 (CUDA "
+                                   "only) or auto (bf16 on CUDA and on CPUs with native bf16; CLI --precision "
+                                   "wins).", choices=PRECISIONS, paper="fp32")
+
+
 # The recipe's fixed tables, in the order a recipe is usually written.
 TABLES: dict[str, type[Params]] = {
     "experiment": ExperimentConfig,
     "model": ModelConfig,
     "data": DataConfig,
     "eval": EvalConfig,
+    "compute": ComputeConfig,
 }
 
 
@@ -95,6 +120,7 @@ class Recipe:
     data: DataConfig
     eval: EvalConfig
     variants: tuple[Variant, ...]
+    compute: ComputeConfig = ComputeConfig()
 
     @property
     def hash(self) -> str:

@@ -19,7 +19,7 @@ from sqlite_utils import Database
 from harness.errors import StoreError
 from harness.store.schema import ExperimentRecord, RunRecord
 
-_RUN_JSON = ("model", "params", "data", "timings", "index_stats")
+_RUN_JSON = ("model", "params", "data", "timings", "index_stats", "compute")
 _CHILD_TABLES = ("metrics", "query_metrics", "results")
 
 
@@ -102,12 +102,12 @@ def _insert_run(db: Database, exp: ExperimentRecord, run: RunRecord) -> int:
     cursor = db.conn.execute(
         """INSERT INTO runs (experiment, variant, kind, collection, index_factory, run_key,
                status, recipe_hash, git_commit, seed, model, params, data, timings,
-               index_stats, n_queries, n_docs, depth, started_at, finished_at)
-           VALUES (?, ?, ?, ?, ?, ?, 'complete', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+               index_stats, compute, n_queries, n_docs, depth, started_at, finished_at)
+           VALUES (?, ?, ?, ?, ?, ?, 'complete', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         (run.experiment, run.variant, run.kind, run.collection, run.index_factory,
          run.run_key, exp.recipe_hash, exp.git_commit, exp.seed, _dumps(run.model),
          _dumps(run.params), _dumps(run.data), _dumps(run.timings), _dumps(run.index_stats),
-         run.n_queries, run.n_docs, run.depth, run.started_at, run.finished_at))
+         _dumps(run.compute), run.n_queries, run.n_docs, run.depth, run.started_at, run.finished_at))
     return int(cursor.lastrowid)
 
 
@@ -187,7 +187,7 @@ def _select_runs(db: Database, **equal: str | None) -> list[dict[str, Any]]:
         "ORDER BY experiment, variant, collection, index_factory", list(given.values())))
     for row in rows:
         for key in _RUN_JSON:
-            row[key] = _loads(row[key])
+            row[key] = _loads(row.get(key))  # get: a read-only store may predate a column
     return rows
 
 

@@ -121,12 +121,21 @@ def _v3_link_training_logs(db: Database) -> None:
         WHERE run_id IS NULL""")
 
 
-MIGRATIONS: list[Callable[[Database], None]] = [_v1_initial_tables, _v2_index_stats, _v3_link_training_logs]
+def _v4_run_compute(db: Database) -> None:
+    # Where a run's encoders ran and in what precision ({"device", "precision"}, JSON); NULL for
+    # sparse runs and for runs stored before v4, all of which ran in fp32 on the CPU.
+    db.execute("ALTER TABLE runs ADD COLUMN compute TEXT")
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [_v1_initial_tables, _v2_index_stats, _v3_link_training_logs,
+                                                _v4_run_compute]
 SCHEMA_VERSION = len(MIGRATIONS)
+SPARSE_INDEX = "bm25"  # the index column of runs that use no faiss index (BM25)
 # The oldest version the read functions (list_runs, the leaderboard, compare, plot, check) work on
 # unchanged, so a read-only store at this version or later is read without migrating it. v2 added
-# runs.index_stats, which they read; v3 only fills training_log.run_id, which they do not. A
-# migration that adds something they read must raise this to its own version.
+# runs.index_stats, which they read; v3 only fills training_log.run_id, which they do not; v4's
+# runs.compute is read with a default where the column is missing. A migration that adds
+# something they read must raise this to its own version.
 READABLE_FROM = 2
 
 
@@ -207,6 +216,7 @@ class RunRecord:
     data: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     index_stats: dict[str, float] = field(default_factory=dict)
+    compute: dict[str, str] | None = None  # {"device", "precision"} of dense runs
     metrics: dict[str, float] = field(default_factory=dict)
     query_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     results: dict[str, list[tuple[str, float]]] = field(default_factory=dict)

@@ -79,11 +79,13 @@ def live_retrieval_step(encoder: Encoder, params: LiveListParams, data: TrainDat
         q = encoder.embed([data.queries[x] for x in query_ids], max_length=params.query_max_length,
                           prefix=settings.query_prefix)
         k = min(params.top_k, index.built.ntotal)
-        _, ids = index.built.index.search(np.ascontiguousarray(q.detach().numpy(), dtype=np.float32), k)
+        q = q.float()  # scores stay fp32 whatever the encoder's precision (see harness.train.losses)
+        _, ids = index.built.index.search(np.ascontiguousarray(q.detach().cpu().numpy(), dtype=np.float32), k)
         rows, rel, metrics = retrieved_lists(ids, query_ids, data, params.weighting)
-        scores = [params.scale * (index.vectors[torch.from_numpy(r.astype(np.int64))] @ q[i])
-                  for i, r in enumerate(rows)]
-        loss = adore_batch_loss(scores, [torch.from_numpy(r) for r in rel], params.metric_cut,
+        with torch.autocast(device_type=q.device.type, enabled=False):
+            scores = [params.scale * (index.vectors[torch.from_numpy(r.astype(np.int64))].to(q.device) @ q[i])
+                      for i, r in enumerate(rows)]
+        loss = adore_batch_loss(scores, [torch.from_numpy(r).to(q.device) for r in rel], params.metric_cut,
                                 weighting=params.weighting)
         mrr, recall = np.mean(metrics, axis=0)
         return loss, {"train_mrr@10": float(mrr), "train_recall@10": float(recall)}

@@ -20,6 +20,7 @@ import torch
 
 from harness.cache.manifest import file_damage, write_file_manifest
 from harness.errors import CacheError
+from harness.model.compute import Compute
 from harness.progress import StageProgress
 from harness.train.strategy import StepFn, TrainParams
 
@@ -73,52 +74,80 @@ def optimizer_for(model: torch.nn.Module, params: TrainParams, total_steps: int)
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+@dataclass
+class _Optimiser:
+    """What one optimizer step updates: AdamW, its schedule and the fp16 gradient scaler (a
+    disabled scaler passes every call straight through, so fp32 and bf16 steps are unchanged)."""
+
+    optimizer: Any
+    scheduler: Any
+    scaler: Any
+
+    def state(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict()}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+
+
 def train(model: torch.nn.Module, params: TrainParams, query_ids: tuple[str, ...], seed: int, step_fn: StepFn,
-          workdir: Path, progress: StageProgress, label: str) -> tuple[list[dict[str, Any]], float]:
-    """Run (or resume) the loop; returns (training log, seconds spent in this call and before)."""
+          workdir: Path, progress: StageProgress, label: str,
+          compute: Compute = Compute()) -> tuple[list[dict[str, Any]], float]:
+    """Run (or resume) the loop; returns (training log, seconds spent in this call and before).
+
+    Forward passes run under `compute`'s autocast (losses and scores stay fp32, see
+    :mod:`harness.train.losses`); fp16 on CUDA scales the loss against underflow.
+    """
     schedule = plan(len(query_ids), params)
     optimizer, scheduler = optimizer_for(model, params, schedule.total_steps)
+    optim = _Optimiser(optimizer, scheduler,
+                       torch.amp.GradScaler(compute.device_type, enabled=compute.scales_gradients))
     checkpoint = workdir / CHECKPOINT
     log: list[dict[str, Any]] = []
     start_step, seconds_before = 0, 0.0
     if checkpoint.is_file():
         state = _load_checkpoint(checkpoint)
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        optim.load(state)
         start_step, log, seconds_before = state["step"], state["log"], state["seconds"]
     model.train()
     started = time.perf_counter()
     with progress.task(f"{label}: training", schedule.total_steps, "steps") as advance:
         advance(start_step)
         for step in range(start_step, schedule.total_steps):
-            info = _one_step(model, optimizer, scheduler, params, schedule, query_ids, seed, step, step_fn)
+            info = _one_step(model, optim, params, schedule, query_ids, seed, step, step_fn, compute)
             log.append({"step": step + 1, **info})
             advance(1, f"loss {info['loss']:.4f}")
             if (step + 1) % params.checkpoint_every == 0 and step + 1 < schedule.total_steps:
-                _save(checkpoint, model, optimizer, scheduler, step + 1, log,
-                      seconds_before + time.perf_counter() - started)
+                _save(checkpoint, model, optim, step + 1, log, seconds_before + time.perf_counter() - started)
     model.eval()
     return log, seconds_before + time.perf_counter() - started
 
 
-def _one_step(model: torch.nn.Module, optimizer: Any, scheduler: Any, params: TrainParams, schedule: Schedule,
-              query_ids: tuple[str, ...], seed: int, step: int, step_fn: StepFn) -> dict[str, Any]:
+def _one_step(model: torch.nn.Module, optim: _Optimiser, params: TrainParams, schedule: Schedule,
+              query_ids: tuple[str, ...], seed: int, step: int, step_fn: StepFn, compute: Compute) -> dict[str, Any]:
     totals: dict[str, float] = {}
-    lr = scheduler.get_last_lr()[0]
+    lr = optim.scheduler.get_last_lr()[0]
     for micro in range(schedule.grad_accum):
         index = step * schedule.grad_accum + micro
         torch.manual_seed(int(np.random.default_rng([seed, step, micro]).integers(2**62)))
-        loss, info = step_fn(micro_batch(query_ids, schedule, seed, index),
-                             np.random.default_rng([seed, step, micro, 1]))
-        (loss / schedule.grad_accum).backward()
+        with compute.autocast():
+            loss, info = step_fn(micro_batch(query_ids, schedule, seed, index),
+                                 np.random.default_rng([seed, step, micro, 1]))
+        optim.scaler.scale(loss / schedule.grad_accum).backward()
         for key, value in {"loss": float(loss.detach()), **info}.items():
             totals[key] = totals.get(key, 0.0) + value / schedule.grad_accum
     if params.grad_clip > 0:
+        optim.scaler.unscale_(optim.optimizer)  # clip the true gradients, not the scaled ones
         torch.nn.utils.clip_grad_norm_(model.parameters(), params.grad_clip)
-    optimizer.step()
-    scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
+    optim.scaler.step(optim.optimizer)
+    optim.scaler.update()
+    optim.scheduler.step()
+    optim.optimizer.zero_grad(set_to_none=True)
     return {**totals, "lr": lr}
 
 
@@ -143,11 +172,10 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
                          f"(unpickling it could run code); delete {path.parent} to train from scratch") from None
 
 
-def _save(path: Path, model: torch.nn.Module, optimizer: Any, scheduler: Any, step: int,
-          log: list[dict[str, Any]], seconds: float) -> None:
+def _save(path: Path, model: torch.nn.Module, optim: _Optimiser, step: int, log: list[dict[str, Any]],
+          seconds: float) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save({"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "log": log, "seconds": seconds}, tmp)
+    torch.save({"step": step, "model": model.state_dict(), **optim.state(), "log": log, "seconds": seconds}, tmp)
     os.replace(tmp, path)
     write_file_manifest(path, step=step)  # a resume trusts the checkpoint only if this holds

@@ -143,7 +143,8 @@ class PairStrategy(Strategy):
             d = encoder.embed([data.doc_texts[r] for r in rows], max_length=params.doc_max_length,
                               prefix=settings.doc_prefix)
             b = len(query_ids)
-            loss, info = self.loss(q * params.scale, d[:b], d[b:], batch, params)
+            # fp32 from here on, whatever the encoder's precision: scores and losses stay fp32
+            loss, info = self.loss(q.float() * params.scale, d[:b].float(), d[b:].float(), batch, params)
             return loss, {k: float(v) for k, v in info.items() if k.endswith("_loss")}
 
         return step

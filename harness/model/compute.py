@@ -1,0 +1,134 @@
+"""Where and in what precision models run: `[compute] device` and `precision`, resolved once.
+
+`fp32` on the CPU is the reference: it adds nothing to cache and run keys, so its keys (and
+numbers) are what they were before devices and precisions existed. Any other device type or
+precision is part of every key whose numbers it changes, so a bf16 corpus embedding is never
+served to an fp32 run.
+
+`auto` precision picks bf16 on CUDA when the GPU supports it (fp16 otherwise, with a gradient
+scaler) and, on the CPU, bf16 only where the processor has native bf16 (AVX512-BF16 or AMX),
+since emulated bf16 is slower than fp32; fp32 elsewhere.
+
+Torch is imported only to look for a GPU, and only when the recipe asks for one (or `auto`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from harness.errors import RecipeError
+from harness.recipe.model import PRECISIONS, device_problem
+
+_DTYPES = {"bf16": "bfloat16", "fp16": "float16"}
+
+
+def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """True where the CPU computes bf16 in hardware (AVX512-BF16 or AMX); Linux flags only."""
+    try:
+        flags = set(cpuinfo.read_text().split())
+    except OSError:
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+@dataclass(frozen=True)
+class Compute:
+    """A resolved device (`cpu`, `cuda:0`, `mps`) and precision (`fp32`, `bf16`, `fp16`)."""
+
+    device: str = "cpu"
+    precision: str = "fp32"
+
+    @property
+    def device_type(self) -> str:
+        return self.device.split(":")[0]
+
+    @property
+    def is_reference(self) -> bool:
+        return self.device_type == "cpu" and self.precision == "fp32"
+
+    def key_parts(self) -> dict[str, str]:
+        """What cache and run keys add: nothing for the fp32 CPU reference.
+
+        >>> Compute().key_parts(), Compute("cuda:1", "bf16").key_parts()
+        ({}, {'device': 'cuda', 'precision': 'bf16'})
+        """
+        return {} if self.is_reference else {"device": self.device_type, "precision": self.precision}
+
+    def record(self) -> dict[str, str]:
+        """What a stored run says it ran on."""
+        return {"device": self.device, "precision": self.precision}
+
+    @property
+    def scales_gradients(self) -> bool:
+        """fp16 on CUDA needs a gradient scaler (bf16 has fp32's exponent range; CPU has no fp16)."""
+        return self.precision == "fp16" and self.device_type == "cuda"
+
+    @contextlib.contextmanager
+    def autocast(self) -> Iterator[None]:
+        """Mixed precision for the forward passes inside; fp32 changes nothing."""
+        if self.precision == "fp32":
+            yield
+            return
+        import torch
+
+        with torch.autocast(device_type=self.device_type, dtype=getattr(torch, _DTYPES[self.precision])):
+            yield
+
+
+def resolve_compute(device: str, precision: str, *, device_label: str | None = None,
+                    precision_label: str | None = None, warn: Any = None) -> Compute:
+    """Turn a device and a precision (from a recipe or the command line) into a :class:`Compute`.
+
+    Raises a one-line RecipeError for a device that is not there or a precision the device
+    cannot run, naming it by its label (`recipes/x.toml [compute] device = "cuda"`, `--device
+    cuda`); calls `warn(line)` for a combination that works but slowly.
+    """
+    device_label = device_label or f'[compute] device = "{device}"'
+    precision_label = precision_label or f'[compute] precision = "{precision}"'
+    if problem := device_problem(device):
+        raise RecipeError(f"{device_label}: {problem}")
+    if precision not in PRECISIONS:
+        raise RecipeError(f"{precision_label}: unknown precision; use one of {', '.join(PRECISIONS)}")
+    resolved = _resolve_device(device, device_label)
+    kind = resolved.split(":")[0]
+    if precision == "auto":
+        precision = _auto_precision(kind)
+    if precision == "fp16" and kind == "cpu":
+        raise RecipeError(f"{precision_label}: fp16 runs on CUDA only (the CPU has no fast fp16); use bf16 "
+                          "(native on AVX512-BF16/AMX processors) or fp32")
+    if precision == "bf16" and kind == "cpu" and not cpu_has_native_bf16() and warn is not None:
+        warn(f"warning: {precision_label}: this CPU has no native bf16 (AVX512-BF16 or AMX), so bf16 runs "
+             "emulated, slower than fp32")
+    return Compute(resolved, precision)
+
+
+def _resolve_device(device: str, label: str) -> str:
+    if device == "cpu":
+        return "cpu"
+    import torch
+
+    if device == "auto":
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+    if device == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise RecipeError(f'{label}: torch sees no Apple GPU here; use "cpu" or "auto"')
+        return "mps"
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = int(device.partition(":")[2] or 0)
+    if index >= count:
+        seen = f"{count} GPU(s)" if count else "no GPU (or a CPU-only torch build)"
+        raise RecipeError(f'{label}: torch sees {seen}; use "cpu" or "auto"')
+    return f"cuda:{index}"
+
+
+def _auto_precision(kind: str) -> str:
+    if kind == "cuda":
+        import torch
+
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if kind == "cpu":
+        return "bf16" if cpu_has_native_bf16() else "fp32"
+    return "fp32"  # mps: autocast support varies by torch release
