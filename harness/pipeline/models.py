@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
+from harness.cache.entries import Entries
 from harness.data.collection import Collection, load_collection
 from harness.dense import DenseModel, ModelRef
 from harness.errors import RecipeError
@@ -20,7 +21,6 @@ from harness.model.compute import Compute
 from harness.progress import StageProgress
 from harness.recipe.model import Recipe, Variant
 from harness.registry import kind
-from harness.cache.entries import Entries
 from harness.train.artifacts import (artifact_key, read_log, read_meta, read_negatives, write_meta,
                                      write_negatives)
 from harness.train.data import TrainData
@@ -83,19 +83,10 @@ class Models:
                               "model")
         collection = self.train_collection()
         data = TrainData.from_collection(collection)
-        seed = self.recipe.experiment.seed
         negatives, negatives_key = self._negatives(needs, data, collection) if needs.negatives else (None, None)
-        inputs = TrainInputs(data, init.settings, seed, self.recipe.eval.nprobe, negatives,
+        inputs = TrainInputs(data, init.settings, self.recipe.experiment.seed, self.recipe.eval.nprobe, negatives,
                              doc_vectors=self._corpus(documents, collection) if documents else None)
-        parts: dict[str, Any] = {"kind": strategy.key_name or strategy.name,
-                                 "params": variant.params.as_dict(), "init": init.identity,
-                                 "data": collection.archive_digests, "train": collection.dataset_id,
-                                 "seed": seed}
-        if documents is None:
-            parts.update(negatives=negatives_key, prefixes=[init.settings.query_prefix, init.settings.doc_prefix])
-        else:
-            parts.update(documents=documents.identity)
-        key = artifact_key(**parts, **strategy.key_parts(variant.params, inputs))
+        key = self._training_key(strategy, variant, inputs, collection, init, documents, negatives_key)
         folder, meta, log = self._train_or_reuse(variant, strategy, key, inputs, init, documents)
         if self.db is not None and self.experiment is not None:
             from harness.store import write_training_log
@@ -105,6 +96,18 @@ class Models:
         if documents is None:
             return ModelRef.shared(str(folder), trained=trained)
         return ModelRef(variant.name, query=str(folder), doc=documents.ref.doc, trained=trained)
+
+    def _training_key(self, strategy: Strategy, variant: Variant, inputs: TrainInputs, collection: Collection,
+                      init: DenseModel, documents: DenseModel | None, negatives_key: str | None) -> str:
+        """Everything the trained model depends on; identities carry fingerprints, not folders."""
+        parts: dict[str, Any] = {"kind": strategy.key_name or strategy.name, "params": variant.params.as_dict(),
+                                 "init": init.identity, "data": collection.archive_digests,
+                                 "train": collection.dataset_id, "seed": inputs.seed}
+        if documents is None:
+            parts.update(negatives=negatives_key, prefixes=[init.settings.query_prefix, init.settings.doc_prefix])
+        else:
+            parts.update(documents=documents.identity)
+        return artifact_key(**parts, **strategy.key_parts(variant.params, inputs))
 
     def _train_or_reuse(self, variant: Variant, strategy: Strategy, key: str, inputs: TrainInputs,
                         init: DenseModel, documents: DenseModel | None
