@@ -74,11 +74,13 @@ def unregister(name: str) -> None:
 def kinds() -> dict[str, Kind]:
     """Every registered kind by name, built-ins first (imported on the first call)."""
     if not _KINDS:
+        loaded = {}  # all or nothing: a module that fails to import leaves no partial registry
         for name, module in BUILTIN.items():
             kind = importlib.import_module(module).KIND
             if kind.name != name:
                 raise ValueError(f"{module} declares kind {kind.name!r}, registered as {name!r}")
-            _KINDS[name] = kind
+            loaded[name] = kind
+        _KINDS.update(loaded)
     return _KINDS
 
 

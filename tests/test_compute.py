@@ -40,8 +40,9 @@ class FakeCuda:
     def device_count(self) -> int:
         return self.count
 
-    def is_bf16_supported(self) -> bool:
-        return self.bf16
+    def get_device_capability(self, index: int) -> tuple[int, int]:
+        assert index < self.count
+        return (8, 0) if self.bf16 else (7, 5)  # Ampere and later compute bf16 natively; a T4 does not
 
 
 @pytest.mark.parametrize("gpus, bf16, device, precision, expected", [
@@ -175,3 +176,11 @@ def test_impossible_compute_stops_run_before_any_work(tiny_model: Path, tmp_path
         [line] = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
         assert fragment in line and "Traceback" not in result.output
     assert not (tmp_path / "drbench.db").exists()
+
+
+def test_validate_catches_fp16_off_cuda_without_probing_for_a_gpu() -> None:
+    text = ('[experiment]\nname = "x"\n[data]\neval = ["cranfield"]\n[compute]\ndevice = "cpu"\n'
+            'precision = "fp16"\n[variant.b]\nkind = "bm25"\n')
+    with pytest.raises(RecipeError, match=r'x.toml \[compute\] precision = "fp16": fp16 runs on CUDA only'):
+        parse_recipe(text, "x.toml")
+    parse_recipe(text.replace('"cpu"', '"auto"'), "x.toml")  # auto may find a GPU: `run` decides

@@ -6,7 +6,8 @@ Layout under `root` (e.g. `<cache_dir>/models`):
   only moved aside when its manifest no longer holds;
 * `<key>.tmp-<host>-<pid>-<random>/`: one process's work folder. A later run adopts the folder
   of a dead process when it can resume from it, and removes the rest;
-* `.damaged/<key>-<utc>/`: entries moved aside, for `drbench cache prune` to delete.
+* `.damaged/<key>-<utc>/`: entries moved aside, for `drbench cache prune` to delete (and
+  folders being deleted, claimed there by a rename first).
 
 Publishing is one `rename`; when another process published the same key first, the later
 process keeps the published entry and drops its own copy.
@@ -26,6 +27,7 @@ from typing import Any, Callable
 from harness.cache.manifest import MANIFEST, damage, write_manifest
 from harness.errors import CacheError
 
+ASIDE = ".damaged"  # where damaged entries are moved, and work folders claimed for deletion
 _HOST = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname()) or "host"
 _WORK = re.compile(r"^(?P<key>[0-9a-f]{64})\.(?:tmp-(?P<host>[A-Za-z0-9_.]+)-(?P<pid>\d+)-[0-9a-f]+|partial)$")
 
@@ -79,9 +81,25 @@ class Entries:
                     continue
                 except OSError:
                     continue  # another process adopted it first
-            shutil.rmtree(stale, ignore_errors=True)
+            self.discard(stale)
         mine.mkdir(exist_ok=True)
         return mine
+
+    def discard(self, folder: Path) -> bool:
+        """Delete a work folder or a moved-aside entry: claimed first by a rename into
+        `.damaged/`, so a process adopting it at the same moment gets all of it or none.
+        False when another process took it first."""
+        claimed = self.root / ASIDE / f"{folder.name}.pruning-{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            claimed.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(folder, claimed)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise CacheError(f"cannot remove {folder}: {exc.strerror or exc}; check the cache folder's "
+                             "permissions or use another --cache-dir") from None
+        shutil.rmtree(claimed, ignore_errors=True)  # what stays in .damaged/ goes next time
+        return True
 
     def stale(self, key: str | None = None) -> list[Path]:
         """Work folders (of `key`, or all) that no live process on this host is writing."""
@@ -110,21 +128,27 @@ class Entries:
             try:
                 os.rename(work, final)
                 return final, True
-            except OSError:
+            except OSError as exc:
+                if not final.exists():  # not a race with another publisher: say what went wrong
+                    raise CacheError(f"cannot publish {self.label(key)}: {exc.strerror or exc}; check "
+                                     f"{self.root}") from None
                 # The key was published meanwhile (a non-empty folder cannot be renamed over).
-                if final.exists() and damage(final, key) is None:
-                    shutil.rmtree(work, ignore_errors=True)
+                if damage(final, key) is None:
+                    self.discard(work)
                     return final, False
-                if final.exists():
-                    self.move_aside(final)
+                self.move_aside(final)
         raise CacheError(f"cannot publish {self.label(key)}: {final} keeps reappearing damaged; "
                          f"remove {self.root} and run again")
 
     def move_aside(self, entry: Path) -> None:
         """Move a damaged entry out of the way (readers holding its files keep them)."""
-        aside = self.root / ".damaged" / f"{entry.name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}"
-        aside.parent.mkdir(parents=True, exist_ok=True)
+        aside = self.root / ASIDE / f"{entry.name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}"
         try:
+            aside.parent.mkdir(parents=True, exist_ok=True)
             os.rename(entry, aside)
         except FileNotFoundError:
             pass  # another process moved it first
+        except OSError as exc:  # e.g. a read-only cache: it cannot be rebuilt there either
+            raise CacheError(f"{self.label(entry.name)} is damaged and cannot be moved aside "
+                             f"({exc.strerror or exc}); fix the cache folder's permissions or use another "
+                             "--cache-dir") from None

@@ -26,14 +26,14 @@ from pathlib import Path
 from typing import Any
 
 
-from harness.cache.entries import Entries
 from harness.cache.arrays import entry_damage
+from harness.cache.entries import ASIDE as ASIDE_DIR  # the folder damaged entries are moved to
+from harness.cache.entries import Entries
 from harness.cache.manifest import MANIFEST, damage, read_manifest
 from harness.errors import CacheError
 
 FOLDER_KINDS = ("models", "negatives")
 KINDS = (*FOLDER_KINDS, "embeddings")
-ASIDE_DIR = ".damaged"  # where Entries.move_aside puts damaged entries
 META = "drbench.json"  # a trained model's own record (harness.train.artifacts.META)
 # An embedding .npy without its .json, or a temp file, younger than this may be a write in
 # progress (EmbeddingCache.save renames the .npy first, hashes it, then writes the json).

@@ -7,13 +7,11 @@ entries; on request, damaged ones. A write in progress never. Nothing here impor
 
 from __future__ import annotations
 
-import os
-import secrets
-import shutil
 from collections.abc import Iterable
 from pathlib import Path, PurePath
 from typing import Any
 
+from harness.cache.entries import Entries
 from harness.cache.inventory import ASIDE, ASIDE_DIR, ENTRY, KEY, STALE, Item
 from harness.errors import CacheError
 
@@ -94,20 +92,8 @@ def remove(item: Item) -> bool:
         # The json first: without it nothing vouches for the .npy any more.
         gone = [_unlink(path) for path in reversed(item.paths)]
         return any(gone)
-    aside = first.parent if first.parent.name == ASIDE_DIR else first.parent / ASIDE_DIR
-    claimed = aside / f"{first.name}.pruning-{os.getpid()}-{secrets.token_hex(4)}"
-    try:
-        aside.mkdir(exist_ok=True)
-        os.rename(first, claimed)
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        raise CacheError(f"cannot remove {first}: {exc.strerror or exc}") from exc
-    if claimed.is_dir() and not claimed.is_symlink():
-        shutil.rmtree(claimed, ignore_errors=True)  # what stays in .damaged/ goes next time
-    else:
-        claimed.unlink(missing_ok=True)
-    return True
+    root = first.parent.parent if first.parent.name == ASIDE_DIR else first.parent
+    return Entries(root, lambda _: None).discard(first)
 
 
 def _unlink(path: Path) -> bool:

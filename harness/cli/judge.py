@@ -118,7 +118,7 @@ def check(expectations: Path = typer.Argument(..., help="Expectations TOML (reci
           run_first: bool = typer.Option(False, "--run", help="Run the recipe first (stored runs are reused)."),
           mirror: str | None = typer.Option(None, "--mirror", help="Offline ir_datasets mirror, for --run."),
           force: bool = typer.Option(False, "--force", help="With --run: re-run runs already stored."),
-          store: str | None = typer.Option(None, "--store",
+          store: str | None = typer.Option(None, "--store", envvar="DRBENCH_STORE",
                                            help="Results store (default: the recipe's).")
           ) -> None:
     """Regression gate: stored metrics against expected values (exit 1 on any FAIL)."""

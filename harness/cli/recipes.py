@@ -47,7 +47,8 @@ def run(recipe: Path = typer.Argument(..., help="Recipe file."),
         mirror: str | None = typer.Option(None, "--mirror", help="Offline ir_datasets mirror folder "
                                           "(also $DRBENCH_MIRROR)."),
         force: bool = typer.Option(False, "--force", help="Re-run runs already in the store."),
-        store: str | None = typer.Option(None, "--store", help="Results store (default: the recipe's)."),
+        store: str | None = typer.Option(None, "--store", envvar="DRBENCH_STORE",
+                                         help="Results store (default: the recipe's)."),
         cache_dir: str | None = typer.Option(None, "--cache-dir", help="Cache folder for trained models, mined "
                                              "negatives and embeddings (default: the recipe's)."),
         device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps "

@@ -95,10 +95,10 @@ def resolve_compute(device: str, precision: str, *, device_label: str | None = N
     resolved = _resolve_device(device, device_label)
     kind = resolved.split(":")[0]
     if precision == "auto":
-        precision = _auto_precision(kind)
-    if precision == "fp16" and kind == "cpu":
-        raise RecipeError(f"{precision_label}: fp16 runs on CUDA only (the CPU has no fast fp16); use bf16 "
-                          "(native on AVX512-BF16/AMX processors) or fp32")
+        precision = _auto_precision(resolved)
+    if precision == "fp16" and kind != "cuda":
+        raise RecipeError(f"{precision_label}: fp16 runs on CUDA only (it needs a gradient scaler drbench runs "
+                          "there); use bf16 (native on AVX512-BF16/AMX processors) or fp32")
     if precision == "bf16" and kind == "cpu" and not cpu_has_native_bf16() and warn is not None:
         warn(f"warning: {precision_label}: this CPU has no native bf16 (AVX512-BF16 or AMX), so bf16 runs "
              "emulated, slower than fp32")
@@ -124,11 +124,14 @@ def _resolve_device(device: str, label: str) -> str:
     return f"cuda:{index}"
 
 
-def _auto_precision(kind: str) -> str:
+def _auto_precision(device: str) -> str:
+    kind, _, index = device.partition(":")
     if kind == "cuda":
         import torch
 
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        # Native bf16 from Ampere (compute capability 8) on; is_bf16_supported() also says yes
+        # where bf16 is only emulated (T4, V100), slower than fp16.
+        return "bf16" if torch.cuda.get_device_capability(int(index or 0))[0] >= 8 else "fp16"
     if kind == "cpu":
         return "bf16" if cpu_has_native_bf16() else "fp32"
     return "fp32"  # mps: autocast support varies by torch release

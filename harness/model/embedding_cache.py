@@ -9,6 +9,7 @@ trusted.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -71,14 +72,19 @@ class EmbeddingCache:
     def load(self, key: str) -> np.ndarray | None:
         """The cached array, or None when absent or damaged (damaged files are deleted)."""
         npy, meta_path = self.paths(key)
-        if not meta_path.is_file() and not npy.is_file():
+        if not meta_path.is_file():
+            # Absent, or a writer between its .npy and its json (save writes the json last): a
+            # miss either way, and the writer's files are left alone.
             return None
         reason = entry_damage(npy, meta_path)
         if reason is None:
             try:
-                return np.load(npy, allow_pickle=False)
+                array = np.load(npy, allow_pickle=False)
             except (OSError, ValueError):
                 reason = f"{npy.name} unreadable"
+            else:
+                _touch(meta_path)  # its mtime is the entry's last use (`drbench cache prune --older-than`)
+                return array
         # A half-written or edited entry: recomputing is cheaper than a wrong benchmark.
         self.log(f"cache: {self.root.name}/{key} is damaged ({reason}); rebuilding")
         self._discard(key)
@@ -92,14 +98,17 @@ class EmbeddingCache:
         """
         npy, meta_path = self.paths(key)
         npy.parent.mkdir(parents=True, exist_ok=True)
-        meta_path.unlink(missing_ok=True)  # an old json must never vouch for new bytes
-        _atomic_write(npy, lambda handle: np.save(handle, array, allow_pickle=False))
-        record = {"key": key, "shape": list(array.shape), "dtype": array.dtype.str,
-                  "size": npy.stat().st_size, "sha256": sha256_file(npy),
-                  "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                  "meta": meta}
-        text = json.dumps(record, indent=2, sort_keys=True, default=_canonical)
-        _atomic_write(meta_path, lambda handle: handle.write(text.encode("utf-8")))
+        # One writer per key at a time (two runs encoding the same corpus): otherwise one's json
+        # could end up beside the other's bytes.
+        with open(npy.parent / f".{key}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            meta_path.unlink(missing_ok=True)  # an old json must never vouch for new bytes
+            size, digest = _atomic_write(npy, lambda handle: np.save(handle, array, allow_pickle=False))
+            record = {"key": key, "shape": list(array.shape), "dtype": array.dtype.str, "size": size,
+                      "sha256": digest, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                      "meta": meta}
+            text = json.dumps(record, indent=2, sort_keys=True, default=_canonical)
+            _atomic_write(meta_path, lambda handle: handle.write(text.encode("utf-8")))
         return npy
 
     def _discard(self, key: str) -> None:
@@ -107,14 +116,25 @@ class EmbeddingCache:
             path.unlink(missing_ok=True)
 
 
-def _atomic_write(target: Path, write: Callable[[BinaryIO], object]) -> None:
+def _atomic_write(target: Path, write: Callable[[BinaryIO], object]) -> tuple[int, str]:
+    """Write a temp file, hash it, then rename it onto `target`; returns (size, sha256) of what
+    was written (the renamed file is never read back: another process may replace it)."""
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        size, digest = Path(tmp).stat().st_size, sha256_file(Path(tmp))
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return size, digest
+
+
+def _touch(path: Path) -> None:
+    try:
+        os.utime(path)
+    except OSError:
+        pass  # a read-only cache is still a cache

@@ -184,7 +184,16 @@ def parse_recipe(text: str, path: str | Path = "<recipe>") -> Recipe:
     )
     _check_depth(where, recipe)
     _check_references(where, recipe)
+    _check_compute(where, recipe)
     return recipe
+
+
+def _check_compute(where: Where, recipe: Recipe) -> None:
+    """What needs no GPU probe to be wrong (`run` checks the device itself before any work)."""
+    device, precision = recipe.compute.device, recipe.compute.precision
+    if precision == "fp16" and not device.startswith(("cuda", "auto")):
+        raise where.error("compute", "precision", precision, f'fp16 runs on CUDA only, not on "{device}"; use bf16 '
+                          "or fp32")
 
 
 def _check_references(where: Where, recipe: Recipe) -> None:

@@ -84,7 +84,8 @@ class ComputeConfig(Params):
                                 "cuda:N or mps (CLI --device wins).", check=device_problem)
     precision: str = param("fp32", "Encoding and training precision: fp32 (the reference), bf16, fp16 (CUDA "
                                    "only) or auto (bf16 on CUDA and on CPUs with native bf16; CLI --precision "
-                                   "wins).", choices=PRECISIONS, paper="fp32")
+                                   "wins).", choices=PRECISIONS,
+                               paper="STAR: fp16 (the official command's --fp16); ADORE: fp32")
 
 
 # The recipe's fixed tables, in the order a recipe is usually written.

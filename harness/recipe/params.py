@@ -38,7 +38,7 @@ class Param:
     required: bool = False
     minimum: float | None = None
     check: Callable[[Any], str | None] | None = None  # returns a problem, or None
-    paper: str | None = None  # the paper's (or official code's) value, where drbench departs from it
+    paper: str | None = None  # the paper's (or official code's) value, where there is one
     refers: tuple[str, ...] | None = None  # names another variant, or one of these built-ins
 
 
@@ -80,7 +80,7 @@ def param(default: Any, help: str, *, choices: tuple[str, ...] | None = None, re
           paper: str | None = None, refers: tuple[str, ...] | None = None) -> Any:
     """A dataclass field that is also a recipe key (see :func:`declared`).
 
-    `paper` names the paper's or the official code's value where drbench's default differs;
+    `paper` names the paper's or the official code's value where there is one;
     `refers` marks a key whose value is another variant's name (or one of these built-ins).
     """
     meta = {"help": help, "choices": choices, "required": required, "minimum": minimum, "check": check,

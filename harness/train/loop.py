@@ -166,7 +166,8 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
     import pickle
 
     try:
-        return torch.load(path, weights_only=True)
+        # map_location: a checkpoint saved on cuda:1 resumes on a machine with one GPU, or none
+        return torch.load(path, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError:
         raise CacheError(f"{path}: refusing to load a checkpoint that holds more than tensors and numbers "
                          f"(unpickling it could run code); delete {path.parent} to train from scratch") from None

@@ -196,10 +196,10 @@ def adore_query_loss(scores: Tensor, relevance: Tensor, weights: Tensor) -> Tens
 
     ``L = sum_{i, j} weights[i, j] * log(1 + exp(-(y_i - y_j))) / (2 * #pairs)``
 
-    i.e. RankNet ``softplus(y_j - y_i)``, as PAPER.md writes it. The official adore/train.py as
-    stored publicly computes ``log(1 + exp(y_i - y_j))`` for these pairs, which looks
-    sign-flipped (it also adds the reversed pairs with the correct sign, so its per-pair cost
-    is minimal at ``y_i = y_j``); we follow the paper's form. Weights are detached (metric changes are
+    i.e. RankNet ``softplus(y_j - y_i)``, as PAPER.md writes it. The official adore/train.py (at
+    its HEAD) scores each such pair and its transpose with this same cost and divides by
+    ``2 * #pairs``: twice this loss, same direction (its first commit had the transpose's sign
+    wrong). drbench keeps the half until the fidelity fixes land. Weights are detached (metric changes are
     constants, LambdaLoss-style). A list with no such pair returns a zero that is still
     connected to ``scores``, so ``backward()`` works on a batch of such lists.
     """
