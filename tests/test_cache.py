@@ -374,3 +374,12 @@ def test_a_killed_training_leaves_nothing_the_next_run_trips_on(tiny_model: Path
     folder = Path(stage_context(text, tmp_path / "cache").ref("inb").query)
     assert sorted(p.name for p in models.iterdir() if p.name != ".damaged") == [folder.name]
     assert not list((models / ".damaged").iterdir())  # the dead folder was claimed there and deleted
+
+
+def test_a_cache_folder_that_is_a_file_stops_the_run_before_any_work(tiny_model: Path, tmp_path: Path) -> None:
+    recipe_file = tmp_path / "recipe.toml"
+    recipe_file.write_text(recipe_text(tmp_path, tiny_model, INBATCH))
+    (tmp_path / "a-file").write_text("")
+    line = _one_line_error(CliRunner().invoke(app, ["run", str(recipe_file), "--cache-dir", str(tmp_path / "a-file")]),
+                           "is a file", "--cache-dir")
+    assert "a-file" in line and not (tmp_path / "drbench.db").exists()

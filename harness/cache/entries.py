@@ -70,8 +70,11 @@ class Entries:
     def workdir(self, key: str, resume: Callable[[Path], bool] = lambda _: False) -> Path:
         """A fresh work folder for this process. The folder of a dead process (or an earlier
         attempt of this one) that `resume` accepts is adopted; other dead ones are removed."""
-        self.root.mkdir(parents=True, exist_ok=True)
         mine = self.root / f"{key}.tmp-{_HOST}-{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise self._unwritable(exc) from None
         adopted = False
         for stale in self.stale(key):
             if not adopted and resume(stale):
@@ -82,8 +85,15 @@ class Entries:
                 except OSError:
                     continue  # another process adopted it first
             self.discard(stale)
-        mine.mkdir(exist_ok=True)
+        try:
+            mine.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise self._unwritable(exc) from None
         return mine
+
+    def _unwritable(self, exc: OSError) -> CacheError:
+        return CacheError(f"cannot write to {self.root}: {exc.strerror or exc}; check the cache folder or pass "
+                          "another --cache-dir")
 
     def discard(self, folder: Path) -> bool:
         """Delete a work folder or a moved-aside entry: claimed first by a rename into

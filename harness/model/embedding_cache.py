@@ -23,6 +23,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from harness.cache.arrays import entry_damage
+from harness.errors import CacheError
 from harness.cache.manifest import sha256_file
 
 _KEY = re.compile(r"^[0-9a-f]{64}$")
@@ -97,6 +98,13 @@ class EmbeddingCache:
         point leaves either no entry or one that :meth:`load` rejects.
         """
         npy, meta_path = self.paths(key)
+        try:
+            return self._save(key, array, meta, npy, meta_path)
+        except OSError as exc:  # a read-only or full cache folder: one line, not a traceback
+            raise CacheError(f"cannot cache embeddings in {npy.parent}: {exc.strerror or exc}; check the cache "
+                             "folder or pass another --cache-dir") from None
+
+    def _save(self, key: str, array: np.ndarray, meta: dict[str, Any], npy: Path, meta_path: Path) -> Path:
         npy.parent.mkdir(parents=True, exist_ok=True)
         # One writer per key at a time (two runs encoding the same corpus): otherwise one's json
         # could end up beside the other's bytes.

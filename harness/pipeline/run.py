@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from rich.console import Console
 import harness
 from harness.data.availability import ensure_available, resolve_mirror
 from harness.data.collection import Collection, load_collection
+from harness.errors import CacheError
 from harness.evaluate.metrics import evaluate
 from harness.model.compute import Compute, resolve_compute
 from harness.pipeline.models import Models
@@ -87,8 +89,8 @@ def run_recipe(recipe: Recipe, options: RunOptions = RunOptions(),
     # Fail on an unavailable collection before anything (the store included) is created.
     for dataset_id in dict.fromkeys((*recipe.data.eval, *filter(None, [recipe.data.train]))):
         ensure_available(dataset_id, mirror)
+    cache_dir = _cache_dir(Path(options.cache_dir or recipe.experiment.cache_dir), console)
     db = open_store(store_path(recipe, options))
-    cache_dir = Path(options.cache_dir or recipe.experiment.cache_dir)
     experiment = _experiment_record(recipe)
     with StageProgress(console) as progress:
         models = Models(recipe, cache_dir, progress, console, mirror, db, experiment.name, compute)
@@ -104,6 +106,22 @@ def run_recipe(recipe: Recipe, options: RunOptions = RunOptions(),
                 else:
                     _dense_runs(ctx, collection, variant)
     return ctx.outcomes
+
+
+def _cache_dir(path: Path, console: Console) -> Path:
+    """The cache folder, checked before any work: a file there, or a folder that cannot be
+    made, stops the run; a read-only one still serves what it holds, after a warning."""
+    if path.exists() and not path.is_dir():
+        raise CacheError(f"cache folder {path} is a file; pass --cache-dir a folder (or set [experiment] cache_dir)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CacheError(f"cannot create cache folder {path}: {exc.strerror or exc}; pass another --cache-dir") \
+            from None
+    if not os.access(path, os.W_OK):
+        console.print(f"warning: cache folder {path} is read-only: cached entries are used, nothing new can be "
+                      "cached", markup=False, highlight=False)
+    return path
 
 
 def _compute(recipe: Recipe, options: RunOptions, console: Console) -> Compute:
