@@ -37,23 +37,12 @@ from harness.store import (
     write_training_log,
 )
 from harness.store import connect
+from test_check import RECIPE  # the gate recipe: bm25 and zero-shot on cranfield
 from test_store import make_experiment, make_run, store_at_version
 
 REPO = Path(__file__).resolve().parent.parent
 NOBODY = 65534
 
-RECIPE = """
-[experiment]
-name = "gate"
-[data]
-eval = ["cranfield"]
-[eval]
-metrics = ["ndcg@10", "mrr@10"]
-[variant.bm25]
-kind = "bm25"
-[variant.zero-shot]
-kind = "zero-shot"
-"""
 EXPECT = """
 recipe = "gate.toml"
 [[expect]]
