@@ -224,3 +224,9 @@ def test_read_side_and_validate_never_import_torch(e2e: EndToEnd, tmp_path: Path
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert done.returncode == 0, done.stderr + done.stdout
     assert done.stdout.strip().endswith("ok")
+
+
+def test_a_filter_that_matches_nothing_says_what_is_stored(e2e: EndToEnd) -> None:
+    result = invoke("leaderboard", "--store", e2e.store, "--collection", "vaswani")
+    assert result.exit_code == 0, result.output
+    assert "no runs match --collection vaswani; stored experiments: e2e; collections: cranfield" in result.stdout

@@ -189,3 +189,13 @@ def test_explain_lists_every_declared_key() -> None:
             assert f"`{param.name}`" in result.output, (table, param.name)
             if param.choices:
                 assert ", ".join(param.choices) in result.output
+
+
+@pytest.mark.parametrize("line, fragment", [
+    ('stemmer = "englsh"', '[variant.bm25] stemmer = "englsh": unknown Snowball stemmer; did you mean "english"?'),
+    ('stopwords = "xx"', '[variant.bm25] stopwords = "xx": not an allowed value'),
+])
+def test_bm25_language_typos_stop_validate_not_a_run(line: str, fragment: str) -> None:
+    with pytest.raises(RecipeError) as err:
+        parse_recipe(HEAD + BM25 + line + "\n", PATH)
+    assert fragment in str(err.value)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -64,8 +64,27 @@ def print_leaderboard(store: str | None, experiment: str | None, collection: str
     """Print the stored results; shared by `leaderboard` and by `run`, which ends with it."""
     from leaderboard import leaderboard_rows, render, rows_as_json
 
-    rows = leaderboard_rows(open_results(store), experiment=experiment, collection=collection)
+    db = open_results(store)
+    rows = leaderboard_rows(db, experiment=experiment, collection=collection)
+    if not rows and (experiment or collection) and format is Format.table:
+        from harness.store import list_runs
+
+        # An empty table is an answer, not an error; but say what the filter missed.
+        out.print(_no_match(experiment, collection, list_runs(db)), markup=False, highlight=False)
+        return
     if format is Format.json:
         print(json.dumps(rows_as_json(rows), indent=2))
     else:
         render(rows, out)
+
+
+def _no_match(experiment: str | None, collection: str | None, runs: list[dict[str, Any]]) -> str:
+    """Name the filter that matched nothing, and what is stored instead."""
+    asked = ", ".join(f"{flag} {value}" for flag, value in (("--experiment", experiment),
+                                                            ("--collection", collection)) if value)
+    if not runs:
+        return f"no runs match {asked}: the store holds none yet; run drbench run RECIPE first"
+    experiments = sorted({r["experiment"] for r in runs})
+    collections = sorted({r["collection"] for r in runs})
+    return (f"no runs match {asked}; stored experiments: {', '.join(experiments)}; "
+            f"collections: {', '.join(collections)}")

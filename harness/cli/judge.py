@@ -119,7 +119,12 @@ def check(expectations: Path = typer.Argument(..., help="Expectations TOML (reci
           mirror: str | None = typer.Option(None, "--mirror", help="Offline ir_datasets mirror, for --run."),
           force: bool = typer.Option(False, "--force", help="With --run: re-run runs already stored."),
           store: str | None = typer.Option(None, "--store", envvar="DRBENCH_STORE",
-                                           help="Results store (default: the recipe's).")
+                                           help="Results store (default: the recipe's)."),
+          cache_dir: str | None = typer.Option(None, "--cache-dir", help="With --run: cache folder (default: "
+                                               "the recipe's)."),
+          device: str | None = typer.Option(None, "--device", help="With --run: as `drbench run --device`."),
+          precision: str | None = typer.Option(None, "--precision", help="With --run: as `drbench run "
+                                               "--precision`.")
           ) -> None:
     """Regression gate: stored metrics against expected values (exit 1 on any FAIL)."""
     from leaderboard.check import check as check_rows, load_expectations, render_check
@@ -130,7 +135,8 @@ def check(expectations: Path = typer.Argument(..., help="Expectations TOML (reci
         if run_first:
             from harness.pipeline import RunOptions, run_recipe  # the only path that imports torch
 
-            run_recipe(expected.recipe, RunOptions(mirror=mirror, force=force, store=path), err)
+            run_recipe(expected.recipe, RunOptions(mirror=mirror, force=force, store=path, cache_dir=cache_dir,
+                                                   device=device, precision=precision), err)
         rows = check_rows(open_results(path), expected)
     except DrbenchError as exc:
         raise fail(exc) from None
