@@ -7,7 +7,7 @@ Under a cache folder (a recipe's `[experiment] cache_dir`):
   mtime of their `manifest.json` is their last use (`Entries.get` touches it). Beside them,
   work folders `<key>.tmp-<host>-<pid>-<hex>/` (legacy `<key>.partial/`) and `.damaged/`.
 * `embeddings/<key[:2]>/<key>.npy` + `<key>.json` (:mod:`harness.model.embedding_cache`); the
-  json's mtime is the last use, which today records the write only (a read does not touch it).
+  json's mtime is the last use (`EmbeddingCache.load` touches it).
 
 Listing hashes nothing. Checking applies the rules loading applies (:func:`~harness.cache.manifest.damage`,
 :func:`~harness.cache.arrays.entry_damage`), but hashes every listed byte afresh, not through the

@@ -152,8 +152,8 @@ def _progress(stack: ExitStack, label: str, items: list[Item]) -> Advance:
 def prune(cache_dir: str | None = CacheDirOpt, recipe: Path | None = RecipeOpt,
           older_than: float | None = typer.Option(
               None, "--older-than", metavar="DAYS", min=0,
-              help="Also entries not used for DAYS days (last use: the manifest's mtime; for embeddings "
-                   "the json's, which a read does not touch yet)."),
+              help="Also entries not used for DAYS days (last use: the mtime of the manifest, or for "
+                   "embeddings the json, touched on every use)."),
           unreferenced: bool = typer.Option(
               False, "--unreferenced",
               help="Also trained models no run in --store uses. Embeddings and mined negatives belong to no "
