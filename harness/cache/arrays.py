@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.cache.manifest import Advance, sha256_file
+from harness.cache.manifest import Advance, file_problem
 
 
 def entry_damage(npy: Path, meta_path: Path, *, fresh: bool = False,
@@ -20,12 +20,8 @@ def entry_damage(npy: Path, meta_path: Path, *, fresh: bool = False,
         size, digest, shape, dtype = meta["size"], meta["sha256"], meta["shape"], meta["dtype"]
     except (OSError, ValueError, KeyError, TypeError):
         return "no readable manifest"
-    if not npy.is_file():
-        return f"{npy.name} missing"
-    if npy.stat().st_size != size:  # free, and catches truncation before hashing
-        return f"{npy.name} size {npy.stat().st_size} != {size}"
-    if sha256_file(npy, fresh=fresh, advance=advance) != digest:
-        return f"{npy.name} sha256 mismatch"
+    if problem := file_problem(npy, size, digest, npy.name, fresh=fresh, advance=advance):
+        return problem
     try:
         header = np.load(npy, mmap_mode="r", allow_pickle=False)
         found = (list(header.shape), header.dtype.str)

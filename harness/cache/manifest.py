@@ -86,15 +86,32 @@ def damage(folder: Path, key: str | None = None, *, fresh: bool = False,
     if key is not None and record.get("key") != key:
         return f"manifest is for key {str(record.get('key'))[:12]}"
     listed = record["files"]
-    for name, meta in listed.items():  # sizes first: free, and catch truncation
-        path = folder / name
-        if not path.is_file():
-            return f"{name} missing"
-        if path.stat().st_size != meta.get("size"):
-            return f"{name} size {path.stat().st_size} != {meta.get('size')}"
+    for name, meta in listed.items():  # every size before any hash: free, and catches truncation
+        if problem := size_problem(folder / name, meta.get("size"), name):
+            return problem
     for name, meta in listed.items():
-        if sha256_file(folder / name, fresh=fresh, advance=advance) != meta.get("sha256"):
-            return f"{name} sha256 mismatch"
+        if problem := file_problem(folder / name, meta.get("size"), meta.get("sha256"), name,
+                                   fresh=fresh, advance=advance):
+            return problem
+    return None
+
+
+def size_problem(path: Path, size: Any, name: str) -> str | None:
+    """`name missing` or `name size X != Y`, or None when `path` has the recorded size."""
+    if not path.is_file():
+        return f"{name} missing"
+    if path.stat().st_size != size:
+        return f"{name} size {path.stat().st_size} != {size}"
+    return None
+
+
+def file_problem(path: Path, size: Any, digest: Any, name: str, *, fresh: bool = False,
+                 advance: Advance | None = None) -> str | None:
+    """The one rule every cached file is checked by: its size (free), then its sha256."""
+    if problem := size_problem(path, size, name):
+        return problem
+    if sha256_file(path, fresh=fresh, advance=advance) != digest:
+        return f"{name} sha256 mismatch"
     return None
 
 
@@ -115,13 +132,7 @@ def file_damage(path: Path) -> str | None:
         record = json.loads(file_record(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return "no readable manifest"
-    if not path.is_file():
-        return f"{path.name} missing"
-    if path.stat().st_size != record.get("size"):
-        return f"{path.name} size {path.stat().st_size} != {record.get('size')}"
-    if sha256_file(path) != record.get("sha256"):
-        return f"{path.name} sha256 mismatch"
-    return None
+    return file_problem(path, record.get("size"), record.get("sha256"), path.name)
 
 
 def write_json_atomic(path: Path, record: Any) -> None:

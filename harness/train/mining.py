@@ -12,10 +12,11 @@ from typing import Any
 import numpy as np
 
 from harness.data.collection import Collection
+from harness.kinds.bm25 import BM25Params
 from harness.train.data import TrainData
 
-# The BM25 that mines negatives: bm25s' defaults as the `bm25` kind has them.
-BM25_MINER = {"k1": 1.2, "b": 0.75, "method": "lucene", "stemmer": "english", "stopwords": "en"}
+# The BM25 that mines negatives: the `bm25` kind's defaults, declared once there.
+BM25_MINER = BM25Params().as_dict()
 
 
 def mining_depth(depth: int, data: TrainData) -> int:
