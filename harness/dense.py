@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ import numpy as np
 from rich.console import Console
 
 from harness.data.collection import Collection
+from harness.errors import CacheError
 from harness.model.compute import Compute
 from harness.progress import StageProgress
 from harness.recipe.model import ModelConfig, Recipe
@@ -102,12 +104,15 @@ class DenseModel:
                 spec.path, pooling=s.pooling, normalize=s.normalize, batch_size=s.batch_size,
                 max_length=s.doc_max_length if side == "doc" else s.query_max_length,
                 prefix=s.doc_prefix if side == "doc" else s.query_prefix, allow_pickle=self.allow_pickle,
-                device=self.compute.device, precision=self.compute.precision)
+                device=self.compute.device, precision=self.compute.precision, world=self.compute.world)
         return self._encoders[side]
 
     def encode_corpus(self, collection: Collection, cache_dir: Path, progress: StageProgress,
                       console: Console) -> tuple[np.ndarray, float]:
-        """Corpus embeddings, from the cache when an intact entry matches; (vectors, seconds)."""
+        """Corpus embeddings, from the cache when an intact entry matches; (vectors, seconds).
+
+        With several processes rank 0 checks the cache (and alone writes to it); on a miss every
+        rank encodes its batches and all get the whole matrix."""
         from harness.model.embedding_cache import EmbeddingCache
 
         cache = EmbeddingCache(cache_dir / "embeddings", log=console.log)
@@ -115,17 +120,27 @@ class DenseModel:
         key = cache.key(model=self.spec.fingerprint, docs=collection.docs_id, doc_count=len(collection.doc_ids),
                         max_length=s.doc_max_length, pooling=s.pooling, normalize=s.normalize,
                         prefix=s.doc_prefix, text_format=TEXT_FORMAT, **self.compute.key_parts())
-        cached = cache.load(key)
-        if cached is not None and cached.shape[0] == len(collection.doc_ids):
+        world = self.compute.world
+        cached = cache.load(key) if world.main else None
+        if world.decide(lambda: cached is not None and cached.shape[0] == len(collection.doc_ids)):
+            cached = cached if world.main else cache.load(key)
+            if cached is None:
+                raise CacheError(f"process {world.rank} cannot read the corpus embeddings that process 0 found in "
+                                 f"{cache.root}; on several machines, put --cache-dir on a shared filesystem")
             console.log(f"corpus embeddings of {collection.docs_id} from cache ({cached.shape[0]:,} x {cached.shape[1]})")
             return cached, 0.0
+        encoder = self._encoder("doc")
+        shape = (len(collection.doc_ids), encoder.dim)
+        # Rank 0 encodes straight into the cache file (memory-mapped), published when complete.
+        target = (cache.writer(key, shape, {"model": self.name, "docs": collection.docs_id}) if world.main
+                  else contextlib.nullcontext(np.empty(shape, dtype=np.float32)))
         start = time.perf_counter()
-        with progress.task(f"encoding {collection.docs_id}", len(collection.doc_ids), "docs") as advance:
-            vectors = self._encoder("doc").encode(collection.doc_texts, progress=advance)
+        with target as vectors, progress.task(f"encoding {collection.docs_id}", shape[0], "docs") as advance:
+            encoder.encode(collection.doc_texts, progress=advance, out=vectors)
         seconds = time.perf_counter() - start
         console.log(f"encoded {len(vectors):,} documents in {seconds:.1f}s "
                     f"({len(vectors) / max(seconds, 1e-9):.1f} docs/s)")
-        cache.save(key, vectors, {"model": self.name, "docs": collection.docs_id})
+        vectors.flags.writeable = False  # as a cached entry is served: read-only
         return vectors, seconds
 
     def encode_queries(self, texts: list[str], advance: Callable[[int], None]) -> np.ndarray:
@@ -145,7 +160,7 @@ class DenseModel:
         with progress.task(f"{label}: indexing {factory}", len(doc_vectors), "docs") as advance:
             built = build_index(factory, doc_vectors, seed=recipe.experiment.seed,
                                 train_sample=recipe.eval.index_train_sample, nprobe=recipe.eval.nprobe,
-                                progress=advance)
+                                progress=advance, gpu=self.compute.faiss_gpu)
         with progress.task(f"{label}: searching {factory}", len(query_ids), "queries") as advance:
             scores, ids, seconds = search(built, query_vectors, recipe.eval.depth,
                                           batch_size=recipe.eval.search_batch_size, progress=advance)

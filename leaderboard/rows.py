@@ -21,17 +21,18 @@ class LeaderboardRow:
     run_id: int | None = None
     index_stats: dict[str, float] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
-    compute: dict[str, str] | None = None  # None: a sparse run, or a dense one stored before v4
+    compute: dict[str, Any] | None = None  # None: a sparse run, or a dense one stored before v4
 
     @property
-    def ran_on(self) -> dict[str, str | None]:
-        """{"device", "precision"} of a dense run (None for BM25). Dense runs stored before
-        devices existed (no `compute`) all ran in fp32 on the CPU."""
+    def ran_on(self) -> dict[str, Any]:
+        """{"device", "precision", "processes"} of a dense run (None for BM25). Dense runs
+        stored before devices existed (no `compute`) all ran in fp32 on the CPU, in one process."""
         if self.compute:
-            return {"device": self.compute["device"], "precision": self.compute["precision"]}
+            return {"device": self.compute["device"], "precision": self.compute["precision"],
+                    "processes": self.compute.get("processes", 1)}
         if self.index == SPARSE_INDEX:
-            return {"device": None, "precision": None}
-        return {"device": "cpu", "precision": "fp32"}
+            return {"device": None, "precision": None, "processes": None}
+        return {"device": "cpu", "precision": "fp32", "processes": 1}
 
     @property
     def trained_on(self) -> str | None:

@@ -77,7 +77,8 @@ def collection_table(collection: str, rows: list[LeaderboardRow]) -> Table:
             cells.append(_seconds(row.timings.get("train")))
         cells.append(_eval_time(row))
         ran_on = row.ran_on
-        cells.append(f"{ran_on['precision']} {ran_on['device']}" if ran_on["device"] else "-")
+        processes = f" x{ran_on['processes']}" if (ran_on["processes"] or 1) > 1 else ""
+        cells.append(f"{ran_on['precision']} {ran_on['device']}{processes}" if ran_on["device"] else "-")
         table.add_row(*cells)
     return table
 

@@ -51,8 +51,9 @@ def _vocab() -> list[str]:
 
 
 def build_tiny_bert(folder: Path, *, pooling: str = "mean", normalize: bool = True,
-                    max_seq_length: int = 32, seed: int = 0) -> Path:
-    """Write a random-weight 2-layer BERT in sentence-transformers layout to `folder`."""
+                    max_seq_length: int = 32, seed: int = 0, dropout: float = 0.1) -> Path:
+    """Write a random-weight 2-layer BERT in sentence-transformers layout to `folder` (`dropout`:
+    BERT's default 0.1; 0 makes training deterministic across process counts)."""
     import torch
     from transformers import BertConfig, BertModel, BertTokenizer
 
@@ -62,7 +63,8 @@ def build_tiny_bert(folder: Path, *, pooling: str = "mean", normalize: bool = Tr
     tokenizer = BertTokenizer(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
     tokenizer.save_pretrained(folder)
     config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
+                        hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
     torch.manual_seed(seed)
     BertModel(config).save_pretrained(folder)
     modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},

@@ -184,3 +184,7 @@ def test_validate_catches_fp16_off_cuda_without_probing_for_a_gpu() -> None:
     with pytest.raises(RecipeError, match=r'x.toml \[compute\] precision = "fp16": fp16 runs on CUDA only'):
         parse_recipe(text, "x.toml")
     parse_recipe(text.replace('"cpu"', '"auto"'), "x.toml")  # auto may find a GPU: `run` decides
+
+
+def test_faiss_goes_to_the_run_gpu_only() -> None:
+    assert [Compute(d).faiss_gpu for d in ("cpu", "cuda:0", "cuda:3", "mps")] == [None, 0, 3, None]

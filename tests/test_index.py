@@ -117,3 +117,57 @@ def test_unreachable_documents_come_back_as_minus_one(vectors: np.ndarray,
     _, ids, _ = search(built, queries, 1000)
     assert ids.shape == (len(queries), 1000)
     assert (ids == -1).any() and ids.max() < 1000
+
+
+# --- GPU placement (exercised with a stand-in faiss: no GPU is needed) -------------------------
+
+class GpuFaiss:
+    """Real faiss, claiming `gpus` GPUs; `index_cpu_to_gpu` records the move and keeps the CPU
+    index (so search still works), refusing factories listed in `refuse` as faiss-gpu does."""
+
+    def __init__(self, gpus: int, refuse: tuple[str, ...] = ()):
+        import faiss
+
+        self._faiss, self.gpus, self.refuse, self.moved = faiss, gpus, refuse, []
+
+    def __getattr__(self, name: str):
+        return getattr(self._faiss, name)
+
+    def get_num_gpus(self) -> int:
+        return self.gpus
+
+    def StandardGpuResources(self) -> object:  # noqa: N802 - faiss's name
+        return object()
+
+    def index_cpu_to_gpu(self, resources: object, device: int, index):
+        kind = type(self._faiss.downcast_index(index)).__name__
+        if kind in self.refuse:
+            raise RuntimeError(f"Error in ... : This index type is not implemented on GPU ({kind})")
+        self.moved.append((device, kind))
+        return index
+
+    def index_gpu_to_cpu(self, index):
+        return index
+
+
+@pytest.mark.parametrize("gpus, asked, moved", [(2, 1, [(1, "IndexFlat")]), (0, 0, []), (1, None, [])])
+def test_a_cuda_run_builds_on_its_gpu_where_faiss_has_one(monkeypatch: pytest.MonkeyPatch, vectors: np.ndarray,
+                                                         queries: np.ndarray, gpus: int, asked, moved) -> None:
+    from harness.index import faiss_index
+
+    fake = GpuFaiss(gpus)
+    monkeypatch.setattr(faiss_index, "_faiss", lambda: fake)
+    built = build_index("Flat", vectors, seed=0, gpu=asked)
+    assert fake.moved == moved and built.gpu == (asked if moved else None)
+    assert code_size(built) == DIM * 4 and search(built, queries, 5)[1].shape == (20, 5)
+
+
+def test_an_index_type_without_a_gpu_version_stays_on_the_cpu(monkeypatch: pytest.MonkeyPatch,
+                                                              vectors: np.ndarray, capfd) -> None:
+    from harness.index import faiss_index
+
+    fake = GpuFaiss(1, refuse=("IndexPQ",))
+    monkeypatch.setattr(faiss_index, "_faiss", lambda: fake)
+    built = build_index("PQ4", vectors, seed=0, gpu=0)
+    assert built.gpu is None and built.ntotal == len(vectors) and fake.moved == []
+    assert "no GPU version of 'PQ4'" in capfd.readouterr().err

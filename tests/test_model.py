@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -251,6 +252,49 @@ def test_cache_rejects_bad_meta(stored, damage: str) -> None:
     # a .npy without its json may be a writer between the two files: a miss, left alone (a save
     # replaces it; `drbench cache prune` removes it when it is old); damaged ones are deleted
     assert npy.exists() == (damage == "no-json")
+
+
+def test_cache_serves_a_read_only_memory_map(stored) -> None:
+    cache, key, array = stored
+    loaded = cache.load(key)
+    assert isinstance(loaded, np.memmap) and not loaded.flags.writeable  # mapped, not copied into memory
+    np.testing.assert_array_equal(loaded, array)
+
+
+def test_writer_publishes_what_was_filled_and_bytes_match_save(tmp_path: Path, stored) -> None:
+    saved_cache, saved_key, array = stored
+    cache = EmbeddingCache(tmp_path / "streamed")
+    key = cache.key(model="f", docs="d")
+    with cache.writer(key, array.shape, {"model": "f", "docs": "d"}) as out:
+        assert isinstance(out, np.memmap) and cache.load(key) is None  # not visible while being filled
+        out[:] = array
+    np.testing.assert_array_equal(cache.load(key), array)
+    # the same bytes as np.save writes, so entries made either way are interchangeable
+    assert cache.paths(key)[0].read_bytes() == saved_cache.paths(saved_key)[0].read_bytes()
+    assert not list(cache.paths(key)[0].parent.glob(".*.tmp"))
+
+
+def test_writer_leaves_nothing_when_encoding_fails(tmp_path: Path) -> None:
+    cache = EmbeddingCache(tmp_path)
+    key = cache.key(model="f")
+    with pytest.raises(KeyboardInterrupt):
+        with cache.writer(key, (3, 4), {}) as out:
+            out[0] = 1.0
+            raise KeyboardInterrupt
+    npy, meta = cache.paths(key)
+    assert cache.load(key) is None and not npy.exists() and not meta.exists()
+    assert not list(npy.parent.glob(".*.tmp"))
+
+
+def test_writer_where_the_cache_cannot_be_written_encodes_in_memory_and_says_so(tmp_path: Path) -> None:
+    blocked = tmp_path / "a-file"  # a cache root that is a file: no folder can be made, even by root
+    blocked.write_text("")
+    said: list[str] = []
+    cache = EmbeddingCache(blocked, log=said.append)
+    with cache.writer(cache.key(model="f"), (2, 2), {}) as out:
+        out[:] = 1.0
+    assert not isinstance(out, np.memmap) and out.sum() == 4.0
+    assert len(said) == 1 and "these vectors are not cached" in said[0]
 
 
 def test_cache_rejects_non_hex_key(tmp_path: Path) -> None:

@@ -54,18 +54,79 @@ def run(recipe: Path = typer.Argument(..., help="Recipe file."),
         device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps "
                                           "(default: the recipe's compute device, else auto)."),
         precision: str | None = typer.Option(None, "--precision", help="fp32, bf16, fp16 or auto "
-                                             "(default: the recipe's compute precision, else fp32).")) -> None:
+                                             "(default: the recipe's compute precision, else fp32)."),
+        nproc: int = typer.Option(1, "--nproc", help="Processes to run on this machine through torchrun (gloo on "
+                                  "the CPU, one GPU each on CUDA); for several machines run torchrun yourself "
+                                  "(README).")) -> None:
     """Train and evaluate every variant of RECIPE, store the results, print the leaderboard."""
     from harness.pipeline import RunOptions, run_recipe, store_path  # imports torch: only here
     from harness.recipe import load_recipe
+    from harness.world import RankError, World
 
+    world = World.from_env()
     try:
         parsed = load_recipe(recipe)
         options = RunOptions(mirror=mirror, force=force, store=store, cache_dir=cache_dir, device=device,
                              precision=precision)
+        if nproc != 1 and world.size == 1:
+            _launch(nproc, parsed, options, [str(recipe)] + _passed_on(options))
+            return
         run_recipe(parsed, options, err)
-        print_leaderboard(str(store_path(parsed, options)), parsed.experiment.name, None, Format.table)
+        if world.main:
+            print_leaderboard(str(store_path(parsed, options)), parsed.experiment.name, None, Format.table)
+    except RankError:
+        raise typer.Exit(2) from None  # rank 0 hit it and prints it; one line, not one per process
     except DrbenchError as exc:
-        raise fail(exc) from None
+        raise fail(f"process {world.rank}: {exc}" if world.size > 1 and not world.main else exc) from None
     except KeyboardInterrupt:
         raise fail(INTERRUPTED, 130) from None
+
+
+def _passed_on(options: object) -> list[str]:
+    """The command-line options the launched processes get (everything but --nproc)."""
+    flags = {"mirror": "--mirror", "store": "--store", "cache_dir": "--cache-dir", "device": "--device",
+             "precision": "--precision"}
+    args = [x for name, flag in flags.items() if (value := getattr(options, name)) is not None for x in (flag, value)]
+    return args + (["--force"] if getattr(options, "force") else [])
+
+
+def _launch(nproc: int, recipe: object, options: object, args: list[str]) -> None:
+    """Run `drbench run ARGS` as `nproc` processes with torchrun's own launcher (standalone:
+    one machine, a free port), after checking what can be checked here: a bad --nproc, device or
+    precision stops before any process starts."""
+    import logging
+    import os
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser, run as torchrun
+
+    from harness.model.compute import resolve_compute
+    from harness.recipe.checks import check_processes
+    from harness.world import World
+
+    if nproc < 1:
+        raise fail(f"--nproc {nproc}: give at least 1 process")
+    device = options.device or recipe.compute.device  # type: ignore[attr-defined]
+    precision = options.precision or recipe.compute.precision  # type: ignore[attr-defined]
+    try:
+        resolve_compute(device, precision, world=World(0, nproc, 0, nproc), device_label=f"--nproc {nproc} with "
+                        f"device {device}", precision_label=f"precision {precision}")
+        check_processes(recipe, nproc)  # type: ignore[arg-type]
+    except DrbenchError as exc:
+        raise fail(exc) from None
+    # The launcher's own INFO/WARNING lines (rendezvous, "closing signal SIGTERM") would bury the
+    # one line a failing process printed.
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.ERROR)
+    # torchrun gives each process 1 thread (with a warning) unless told; share the cores out instead.
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    launch = get_args_parser().parse_args(["--standalone", f"--nproc-per-node={nproc}", "-m", "harness", "run",
+                                           *args])
+    try:
+        torchrun(launch)
+    except ChildFailedError as exc:
+        rank, failure = exc.get_first_failure()
+        if failure.exitcode == 2:
+            raise typer.Exit(2) from None  # a drbench error: the process printed its one line
+        code = failure.exitcode if failure.exitcode in (1, 130) else 1
+        raise fail(f"process {rank} of {nproc} stopped (exit {failure.exitcode}); the run stopped on every "
+                   "process, completed runs are stored", code) from None

@@ -1,6 +1,8 @@
 """Build, train and search faiss indexes described by factory strings (inner product).
 
-The only module in drbench that imports faiss.
+The only module in drbench that imports faiss. With `gpu=N` (a run on CUDA) an index is built
+and searched on GPU N when the installed faiss has GPUs (`faiss.get_num_gpus()`, faiss-gpu), and
+on the CPU otherwise, or for index types faiss has no GPU version of (PQ without IVF, HNSW).
 """
 
 from __future__ import annotations
@@ -66,14 +68,18 @@ class BuiltIndex:
     index: Any
     build_seconds: float
     ntotal: int
+    gpu: int | None = None  # the GPU the index lives on, if any
+    resources: Any = None  # faiss's GPU resources, kept alive as long as the index
 
 
 def build_index(factory: str, vectors: np.ndarray, *, seed: int, train_sample: int = 0, nprobe: int = 16,
-                progress: Callable[[int], None] | None = None) -> BuiltIndex:
-    """Build `factory` over `vectors` (float32, one row per document).
+                progress: Callable[[int], None] | None = None, gpu: int | None = None) -> BuiltIndex:
+    """Build `factory` over `vectors` (float32, one row per document; a memory map is read in
+    chunks, never copied whole).
 
     Compressed indexes are trained on the whole corpus or, with `train_sample > 0`, on a
-    seeded sample of it, so the same seed gives the same codes.
+    seeded sample of it, so the same seed gives the same codes. `gpu`: build on that GPU where
+    faiss can (see the module docstring).
     """
     faiss = _faiss()
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -83,6 +89,9 @@ def build_index(factory: str, vectors: np.ndarray, *, seed: int, train_sample: i
     except RuntimeError:
         check_factory(factory, vectors.shape[1])
         raise
+    resources = None
+    if gpu is not None:
+        index, resources = _to_gpu(faiss, index, gpu, factory)
     if not index.is_trained:
         sample = vectors
         if 0 < train_sample < len(vectors):
@@ -105,7 +114,25 @@ def build_index(factory: str, vectors: np.ndarray, *, seed: int, train_sample: i
             progress(len(chunk))
     if "IVF" in factory:
         faiss.ParameterSpace().set_index_parameter(index, "nprobe", nprobe)
-    return BuiltIndex(factory, index, time.perf_counter() - start, index.ntotal)
+    return BuiltIndex(factory, index, time.perf_counter() - start, index.ntotal,
+                      gpu if resources is not None else None, resources)
+
+
+def _to_gpu(faiss: Any, index: Any, gpu: int, factory: str) -> tuple[Any, Any]:
+    """(`index` on GPU `gpu`, its resources), or (`index`, None) where that cannot be."""
+    if not hasattr(faiss, "StandardGpuResources") or faiss.get_num_gpus() <= gpu:
+        return index, None  # faiss-cpu, or fewer GPUs than asked: the CPU index is the answer
+    resources = faiss.StandardGpuResources()
+    try:
+        return faiss.index_cpu_to_gpu(resources, gpu, index), resources
+    except RuntimeError as exc:
+        print(f"faiss: no GPU version of {factory!r} ({_reason(exc)}); it runs on the CPU", file=sys.stderr)
+        return index, None
+
+
+def _on_cpu(built: BuiltIndex) -> Any:
+    """The index itself, or a CPU copy of a GPU index (to read codes and vectors back)."""
+    return built.index if built.gpu is None else _faiss().index_gpu_to_cpu(built.index)
 
 
 @contextlib.contextmanager
@@ -177,7 +204,7 @@ def search(built: BuiltIndex, queries: np.ndarray, k: int, *, batch_size: int = 
 def code_size(built: BuiltIndex) -> int:
     """Bytes per stored vector (the code size faiss keeps per document)."""
     faiss = _faiss()
-    index = faiss.downcast_index(built.index)
+    index = faiss.downcast_index(_on_cpu(built))
     if isinstance(index, faiss.IndexPreTransform):
         index = faiss.downcast_index(index.index)
     return int(getattr(index, "code_size", index.d * 4))
@@ -187,7 +214,7 @@ def stored_vectors(built: BuiltIndex) -> np.ndarray:
     """The document vectors the index actually scores with: the originals for Flat/HNSW, the
     decoded codes for PQ/OPQ/IVF-PQ. Compression-aware ADORE scores against exactly these."""
     faiss = _faiss()
-    index = faiss.downcast_index(built.index)
+    index = faiss.downcast_index(_on_cpu(built))
     inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexPreTransform) else index
     if hasattr(inner, "make_direct_map"):
         inner.make_direct_map()  # IVF indexes cannot reconstruct without it

@@ -15,12 +15,13 @@ Torch is imported only to look for a GPU, and only when the recipe asks for one 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 from harness.errors import RecipeError
 from harness.recipe.model import PRECISIONS, device_problem
+from harness.world import ONE, World
 
 _DTYPES = {"bf16": "bfloat16", "fp16": "float16"}
 
@@ -36,10 +37,13 @@ def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
 
 @dataclass(frozen=True)
 class Compute:
-    """A resolved device (`cpu`, `cuda:0`, `mps`) and precision (`fp32`, `bf16`, `fp16`)."""
+    """A resolved device (`cpu`, `cuda:0`, `mps`) and precision (`fp32`, `bf16`, `fp16`), and the
+    processes the run is split over (:class:`~harness.world.World`; not part of any key: N
+    processes compute what one does, see the README's "Several processes")."""
 
     device: str = "cpu"
     precision: str = "fp32"
+    world: World = field(default=ONE, compare=False)
 
     @property
     def device_type(self) -> str:
@@ -57,9 +61,17 @@ class Compute:
         """
         return {} if self.is_reference else {"device": self.device_type, "precision": self.precision}
 
-    def record(self) -> dict[str, str]:
-        """What a stored run says it ran on."""
-        return {"device": self.device, "precision": self.precision}
+    def record(self) -> dict[str, Any]:
+        """What a stored run says it ran on (`processes` only when there were several)."""
+        record: dict[str, Any] = {"device": self.device, "precision": self.precision}
+        if self.world.size > 1:
+            record["processes"] = self.world.size
+        return record
+
+    @property
+    def faiss_gpu(self) -> int | None:
+        """The GPU faiss indexes go on (used where the installed faiss has GPUs), or None."""
+        return int(self.device.partition(":")[2] or 0) if self.device_type == "cuda" else None
 
     @property
     def scales_gradients(self) -> bool:
@@ -79,12 +91,13 @@ class Compute:
 
 
 def resolve_compute(device: str, precision: str, *, device_label: str | None = None,
-                    precision_label: str | None = None, warn: Any = None) -> Compute:
+                    precision_label: str | None = None, warn: Any = None, world: World = ONE) -> Compute:
     """Turn a device and a precision (from a recipe or the command line) into a :class:`Compute`.
 
     Raises a one-line RecipeError for a device that is not there or a precision the device
     cannot run, naming it by its label (`recipes/x.toml [compute] device = "cuda"`, `--device
-    cuda`); calls `warn(line)` for a combination that works but slowly.
+    cuda`); calls `warn(line)` for a combination that works but slowly. In a `world` of several
+    processes, CUDA means one GPU per local rank (`cuda:<LOCAL_RANK>`).
     """
     device_label = device_label or f'[compute] device = "{device}"'
     precision_label = precision_label or f'[compute] precision = "{precision}"'
@@ -92,7 +105,7 @@ def resolve_compute(device: str, precision: str, *, device_label: str | None = N
         raise RecipeError(f"{device_label}: {problem}")
     if precision not in PRECISIONS:
         raise RecipeError(f"{precision_label}: unknown precision; use one of {', '.join(PRECISIONS)}")
-    resolved = _resolve_device(device, device_label)
+    resolved = _resolve_device(device, device_label, world)
     kind = resolved.split(":")[0]
     if precision == "auto":
         precision = _auto_precision(resolved)
@@ -102,25 +115,38 @@ def resolve_compute(device: str, precision: str, *, device_label: str | None = N
     if precision == "bf16" and kind == "cpu" and not cpu_has_native_bf16() and warn is not None:
         warn(f"warning: {precision_label}: this CPU has no native bf16 (AVX512-BF16 or AMX), so bf16 runs "
              "emulated, slower than fp32")
-    return Compute(resolved, precision)
+    return Compute(resolved, precision, world)
 
 
-def _resolve_device(device: str, label: str) -> str:
+def _resolve_device(device: str, label: str, world: World = ONE) -> str:
     if device == "cpu":
         return "cpu"
     import torch
 
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if device == "auto":
-        return "cuda:0" if torch.cuda.is_available() else "cpu"
+        device = "cuda" if count else "cpu"
+        if device == "cpu":
+            return device
     if device == "mps":
+        if world.size > 1:
+            raise RecipeError(f"{label}: an Apple GPU runs one process; drop --nproc or use cpu")
         if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
             raise RecipeError(f'{label}: torch sees no Apple GPU here; use "cpu" or "auto"')
         return "mps"
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    index = int(device.partition(":")[2] or 0)
+    _, colon, named = device.partition(":")
+    if world.size > 1 and colon:
+        raise RecipeError(f'{label}: names one GPU, but this run has {world.size} processes; use "cuda" (one GPU '
+                          "per local rank)")
+    index = world.local_rank if world.size > 1 else int(named or 0)
+    if world.size > 1 and world.local_size > count:
+        seen = f"{count} GPU(s)" if count else "no GPU (or a CPU-only torch build)"
+        raise RecipeError(f"{label}: {world.local_size} processes on this machine need one GPU each, but torch sees "
+                          f"{seen}; use at most {count} processes, or device cpu")
     if index >= count:
         seen = f"{count} GPU(s)" if count else "no GPU (or a CPU-only torch build)"
-        raise RecipeError(f'{label}: torch sees {seen}; use "cpu" or "auto"')
+        wanted = f"process {world.local_rank} of this machine needs GPU {index}, but " if world.size > 1 else ""
+        raise RecipeError(f'{label}: {wanted}torch sees {seen}; use "cpu" or "auto"')
     return f"cuda:{index}"
 
 

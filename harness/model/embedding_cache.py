@@ -5,17 +5,23 @@ the .npy bytes, shape, dtype, created_at, and the caller's meta: what produced i
 entry is used only when its json exists and matches the .npy exactly (size first, then the
 hash, computed once per process); anything else is logged, deleted and recomputed, never
 trusted.
+
+Matrices are memory-mapped both ways: an encoder writes rows straight into the file being
+made (:meth:`EmbeddingCache.writer`), and :meth:`EmbeddingCache.load` maps it read-only, so a
+corpus's vectors are in the page cache once, never copied into the process as well (8.8M
+MS MARCO passages at 384 dims are 13.6 GB).
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path, PurePath
 from typing import Any, BinaryIO
@@ -71,7 +77,8 @@ class EmbeddingCache:
         return folder / f"{key}.npy", folder / f"{key}.json"
 
     def load(self, key: str) -> np.ndarray | None:
-        """The cached array, or None when absent or damaged (damaged files are deleted)."""
+        """The cached array, memory-mapped read-only, or None when absent or damaged (damaged
+        files are deleted)."""
         npy, meta_path = self.paths(key)
         if not meta_path.is_file():
             # Absent, or a writer between its .npy and its json (save writes the json last): a
@@ -80,7 +87,7 @@ class EmbeddingCache:
         reason = entry_damage(npy, meta_path)
         if reason is None:
             try:
-                array = np.load(npy, allow_pickle=False)
+                array = np.load(npy, mmap_mode="r", allow_pickle=False)
             except (OSError, ValueError):
                 reason = f"{npy.name} unreadable"
             else:
@@ -104,6 +111,48 @@ class EmbeddingCache:
             raise CacheError(f"cannot cache embeddings in {npy.parent}: {exc.strerror or exc}; check the cache "
                              "folder or pass another --cache-dir") from None
 
+    @contextlib.contextmanager
+    def writer(self, key: str, shape: tuple[int, int], meta: dict[str, Any]) -> Iterator[np.ndarray]:
+        """A float32 ``shape`` matrix to fill, memory-mapped onto a temp file in the cache; when
+        the block ends without an error it becomes the entry `key` (hashed, renamed, then its json
+        written, as :meth:`save` does); on an error it is deleted.
+
+        A cache folder that cannot be written yields an in-memory matrix instead, and says so.
+        """
+        npy, meta_path = self.paths(key)
+        try:
+            npy.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=npy.parent, prefix=f".{npy.name}.", suffix=".tmp")
+            os.close(fd)
+        except OSError as exc:
+            self.log(f"cache: cannot write in {npy.parent} ({exc.strerror or exc}); these vectors are not cached")
+            yield np.empty(shape, dtype=np.float32)
+            return
+        try:
+            array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+            yield array
+            array.flush()
+            del array
+            self._publish(key, Path(tmp), shape, meta)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    def _publish(self, key: str, tmp: Path, shape: tuple[int, int], meta: dict[str, Any]) -> None:
+        """Make the filled temp file `tmp` the entry `key`: hash it, rename it, write its json last."""
+        npy, meta_path = self.paths(key)
+        try:
+            with open(npy.parent / f".{key}.lock", "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                meta_path.unlink(missing_ok=True)  # an old json must never vouch for new bytes
+                with open(tmp, "rb+") as handle:
+                    os.fsync(handle.fileno())
+                size, digest = tmp.stat().st_size, sha256_file(tmp)
+                os.replace(tmp, npy)
+                self._write_manifest(key, meta_path, shape, np.dtype(np.float32), size, digest, meta)
+        except OSError as exc:
+            raise CacheError(f"cannot cache embeddings in {npy.parent}: {exc.strerror or exc}; check the cache "
+                             "folder or pass another --cache-dir") from None
+
     def _save(self, key: str, array: np.ndarray, meta: dict[str, Any], npy: Path, meta_path: Path) -> Path:
         npy.parent.mkdir(parents=True, exist_ok=True)
         # One writer per key at a time (two runs encoding the same corpus): otherwise one's json
@@ -112,12 +161,16 @@ class EmbeddingCache:
             fcntl.flock(lock, fcntl.LOCK_EX)
             meta_path.unlink(missing_ok=True)  # an old json must never vouch for new bytes
             size, digest = _atomic_write(npy, lambda handle: np.save(handle, array, allow_pickle=False))
-            record = {"key": key, "shape": list(array.shape), "dtype": array.dtype.str, "size": size,
-                      "sha256": digest, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                      "meta": meta}
-            text = json.dumps(record, indent=2, sort_keys=True, default=_canonical)
-            _atomic_write(meta_path, lambda handle: handle.write(text.encode("utf-8")))
+            self._write_manifest(key, meta_path, array.shape, array.dtype, size, digest, meta)
         return npy
+
+    @staticmethod
+    def _write_manifest(key: str, meta_path: Path, shape: tuple[int, ...], dtype: np.dtype, size: int, digest: str,
+                        meta: dict[str, Any]) -> None:
+        record = {"key": key, "shape": list(shape), "dtype": dtype.str, "size": size, "sha256": digest,
+                  "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "meta": meta}
+        text = json.dumps(record, indent=2, sort_keys=True, default=_canonical)
+        _atomic_write(meta_path, lambda handle: handle.write(text.encode("utf-8")))
 
     def _discard(self, key: str) -> None:
         for path in self.paths(key):

@@ -2,6 +2,11 @@
 
 :func:`pool` and :func:`embed_batch` are pure torch and keep gradients, so a trainer can reuse
 them on :attr:`Encoder.model`; :meth:`Encoder.encode` is the no-grad, batched, numpy path.
+
+In a run of several processes (:class:`~harness.world.World`), both split their work by rows
+and gather it, so every process gets every vector: :meth:`Encoder.encode` deals whole batches
+round-robin (each batch is the one a single process would encode, so the vectors are
+bit-identical), and :meth:`Encoder.embed` encodes this rank's share of a training batch.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import torch.nn.functional as F
 from harness.errors import ModelError
 from harness.model.compute import Compute
 from harness.model.spec import POOLINGS, ModelSpec
+from harness.world import ONE, World
 
 
 def pool(last_hidden_state: torch.Tensor, attention_mask: torch.Tensor,
@@ -42,6 +48,18 @@ def pool(last_hidden_state: torch.Tensor, attention_mask: torch.Tensor,
     raise ModelError(f"pooling '{pooling}' is not supported; use one of {', '.join(POOLINGS)}")
 
 
+class Pooled(torch.nn.Module):
+    """`model` plus pooling as one module whose output is the pooled vectors only: what
+    DistributedDataParallel wraps in training, so it sees exactly the weights the vectors use."""
+
+    def __init__(self, model: torch.nn.Module, *, pooling: str, normalize: bool):
+        super().__init__()
+        self.model, self.pooling, self.normalize = model, pooling, normalize
+
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return embed_batch(self.model, batch, pooling=self.pooling, normalize=self.normalize)
+
+
 def embed_batch(model: torch.nn.Module, batch: Mapping[str, torch.Tensor], *, pooling: str,
                 normalize: bool) -> torch.Tensor:
     """Run `model` on a tokenized batch and return pooled (optionally unit-length) vectors.
@@ -63,7 +81,8 @@ class Encoder:
 
     def __init__(self, path: str | Path, *, pooling: str, normalize: bool,
                  max_length: int | None, batch_size: int = 64, device: str = "cpu",
-                 prefix: str = "", allow_pickle: bool = False, precision: str = "fp32") -> None:
+                 prefix: str = "", allow_pickle: bool = False, precision: str = "fp32",
+                 world: World = ONE) -> None:
         if pooling not in POOLINGS:
             raise ModelError(f"pooling '{pooling}' is not supported; "
                              f"use one of {', '.join(POOLINGS)}")
@@ -77,6 +96,9 @@ class Encoder:
         self.compute = Compute(device, precision)  # encode() runs under its autocast; trainers wrap embed()
         self.prefix = prefix
         self.tokenizer, self.model = _load(self.path, self.device, allow_pickle)
+        self.world = world
+        # What embed() calls; a multi-process trainer swaps in its DistributedDataParallel wrapper.
+        self.pooled: torch.nn.Module = Pooled(self.model, pooling=pooling, normalize=normalize)
         self.max_length = max_length or _model_limit(self.tokenizer, self.model)
         self.dim = _hidden_size(self.model)
 
@@ -87,31 +109,55 @@ class Encoder:
                    max_length=spec.max_seq_length, **kwargs)  # type: ignore[arg-type]
 
     def encode(self, texts: Sequence[str], *, max_length: int | None = None,
-               progress: Callable[[int], None] | None = None) -> np.ndarray:
+               progress: Callable[[int], None] | None = None, out: np.ndarray | None = None) -> np.ndarray:
         """Encode `texts` into a float32 array ``(len(texts), dim)``, rows in input order.
 
         Texts are sorted by length, longest first, so each batch pads to a similar length (and
         an out-of-memory error shows up on the first batch, not the last). `progress` is called
-        with the number of texts done after each batch.
+        with the number of texts done after each batch. `out`: the array to fill and return (a
+        memory-mapped cache file), instead of a new one.
         """
         limit = max_length or self.max_length
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+        batches = [order[start:start + self.batch_size] for start in range(0, len(order), self.batch_size)]
+        world = self.world
+        if out is None:
+            out = np.empty((len(texts), self.dim), dtype=np.float32)
+        elif out.shape != (len(texts), self.dim):
+            raise ValueError(f"out has shape {out.shape}; encoding needs {(len(texts), self.dim)}")
+        mine: list[int] = []
         with torch.inference_mode(), self.compute.autocast():
-            for start in range(0, len(order), self.batch_size):
-                rows = order[start:start + self.batch_size]
-                vectors = self.embed([texts[i] for i in rows], max_length=limit)
-                out[rows] = vectors.float().cpu().numpy()
+            # Round r: rank k encodes batch r * size + k (a world of one: every batch in turn).
+            for first in range(0, len(batches), world.size):
+                round_ = batches[first:first + world.size]
+                if world.rank < len(round_):
+                    rows = round_[world.rank]
+                    out[rows] = self._embed([texts[i] for i in rows], max_length=limit).float().cpu().numpy()
+                    mine.extend(rows)
                 if progress is not None:
-                    progress(len(rows))
-        return out
+                    progress(sum(len(rows) for rows in round_))
+        return world.assemble(out, np.asarray(mine, dtype=np.int64))
 
     def embed(self, texts: Sequence[str], *, max_length: int | None = None,
               prefix: str | None = None) -> torch.Tensor:
         """One batch of texts to pooled vectors, with gradients unless the caller disables them
-        (the trainers call this; `prefix` overrides the encoder's own, e.g. query vs document)."""
-        batch = self.tokenize(texts, max_length=max_length, prefix=prefix)
-        return embed_batch(self.model, batch, pooling=self.pooling, normalize=self.normalize)
+        (the trainers call this; `prefix` overrides the encoder's own, e.g. query vs document).
+
+        With several processes, each encodes its :meth:`~harness.world.World.share` of `texts`
+        and gets back all rows as float32, with gradients through its own (the batch is the
+        global batch: N processes at batch B train what one process does at batch B).
+        """
+        if self.world.size == 1:
+            return self._embed(texts, max_length=max_length, prefix=prefix)
+        lo, hi = self.world.share(len(texts))
+        if lo == hi:
+            raise ModelError(f"{len(texts)} texts cannot be split over {self.world.size} processes; use a batch of "
+                             "at least as many queries as processes")
+        return self.world.gather_rows(self._embed(texts[lo:hi], max_length=max_length, prefix=prefix), len(texts))
+
+    def _embed(self, texts: Sequence[str], *, max_length: int | None = None,
+               prefix: str | None = None) -> torch.Tensor:
+        return self.pooled(self.tokenize(texts, max_length=max_length, prefix=prefix))
 
     def tokenize(self, texts: Sequence[str], *, max_length: int | None = None,
                  prefix: str | None = None) -> dict[str, torch.Tensor]:

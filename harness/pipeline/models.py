@@ -3,6 +3,9 @@
 For a strategy it resolves what the strategy :meth:`~harness.train.strategy.Strategy.needs`
 (the init model, mined negatives, frozen documents), looks its artifact up in the cache, runs
 the training stage only on a miss, publishes the result and stores the training log.
+
+With several processes, rank 0 looks up and publishes (:meth:`~harness.world.World.decide`
+hands the others its answers); training and encoding are the collective parts.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ class Models:
         if self._train is None:
             dataset_id = str(self.recipe.data.train)
             with self.progress.spinner(f"loading {dataset_id}"):
-                self._train = load_collection(dataset_id, self.mirror)
+                self._train = self.compute.world.first(lambda: load_collection(dataset_id, self.mirror))
         return self._train
 
     def ref(self, name: str) -> ModelRef:
@@ -85,7 +88,8 @@ class Models:
         data = TrainData.from_collection(collection)
         negatives, negatives_key = self._negatives(needs, data, collection) if needs.negatives else (None, None)
         inputs = TrainInputs(data, init.settings, self.recipe.experiment.seed, self.recipe.eval.nprobe, negatives,
-                             doc_vectors=self._corpus(documents, collection) if documents else None)
+                             doc_vectors=self._corpus(documents, collection) if documents else None,
+                             faiss_gpu=self.compute.faiss_gpu)
         key = self._training_key(strategy, variant, inputs, collection, init, documents, negatives_key)
         folder, meta, log = self._train_or_reuse(variant, strategy, key, inputs, init, documents)
         if self.db is not None and self.experiment is not None:
@@ -115,8 +119,9 @@ class Models:
         from harness.train.loop import checkpoint_damage
         from harness.train.trainer import train_into
 
+        world = self.compute.world
         models = Entries(self.cache_dir / "models", self.console.log)
-        folder = models.get(key)
+        folder = world.decide(lambda: models.get(key))
         if folder is not None:
             self.console.log(f"{variant.name}: trained model from cache ({folder})")
             return folder, read_meta(folder), read_log(folder)
@@ -127,7 +132,7 @@ class Models:
                 self.console.log(f"cache: checkpoint in {work.name} is damaged ({reason}); training from scratch")
             return reason is None
 
-        work = models.workdir(key, resume=resumable)
+        work = world.decide(lambda: models.workdir(key, resume=resumable))
         # The query tower is the whole model for shared-tower strategies.
         log, seconds = train_into(work, strategy, variant.params, inputs, init.query_spec.path, self.progress,
                                   self.console, variant.name, compute=self.compute,
@@ -135,12 +140,17 @@ class Models:
         meta = {"key": key, "kind": variant.kind, "variant": variant.name, "params": variant.params.as_dict(),
                 "init": init.record, "train": self.recipe.data.train, "steps": len(log), "train_seconds": seconds,
                 "pairs_with": documents.record if documents else None}
-        write_meta(work, meta)
-        folder, ours = models.publish(key, work, produced_by={"what": "trained model", "kind": variant.kind,
-                                                              "variant": variant.name})
-        if not ours:
-            self.console.log(f"{variant.name}: another process published {folder.name} first; using it")
-            meta, log = read_meta(folder), read_log(folder)
+
+        def publish() -> tuple[Path, dict[str, Any], list[dict[str, Any]]]:
+            write_meta(work, meta)
+            folder, ours = models.publish(key, work, produced_by={"what": "trained model", "kind": variant.kind,
+                                                                  "variant": variant.name})
+            if not ours:
+                self.console.log(f"{variant.name}: another process published {folder.name} first; using it")
+                return folder, read_meta(folder), read_log(folder)
+            return folder, meta, log
+
+        folder, meta, log = world.decide(publish)
         last = log[-1] if log else {}
         self.console.log(f"{variant.name}: trained {len(log)} steps in {seconds:.0f}s"
                          + (f", final loss {last['loss']:.4f}" if last else ""))
@@ -163,21 +173,28 @@ class Models:
         key = artifact_key(what="negatives", source=mining.miner_identity(None if model is None else model.identity),
                            depth=depth, data=collection.archive_digests, queries=collection.dataset_id)
         entries = Entries(self.cache_dir / "negatives", self.console.log)
-        cached = entries.get(key)
+        world = self.compute.world
+        cached = world.decide(lambda: entries.get(key))
         if cached is not None:
             return read_negatives(cached), key
         room = mining.mining_depth(depth, data)
-        if model is None:
-            ranked = mining.bm25_ranking(data, collection, room)
-        else:
+        if model is not None:  # encoding is collective: every rank takes part
             doc_vectors, _ = model.encode_corpus(collection, self.cache_dir, self.progress, self.console)
             with self.progress.task(f"mining negatives with {source}", len(data.query_ids), "queries") as advance:
                 query_vectors = model.encode_queries([data.queries[q] for q in data.query_ids], advance)
-            ranked = mining.dense_ranking(doc_vectors, query_vectors, data, room, self.recipe.experiment.seed)
-        negatives = mining.hard_negatives(ranked, depth, data)
-        work = entries.workdir(key)
-        write_negatives(work, negatives)
-        entries.publish(key, work, produced_by={"what": "mined negatives", "source": source, "depth": depth})
-        self.console.log(f"mined {depth} hard negatives per query from {source} "
-                         f"({len(negatives)} training queries)")
-        return negatives, key
+
+        def mine() -> dict[str, np.ndarray]:
+            if model is None:
+                ranked = mining.bm25_ranking(data, collection, room)
+            else:
+                ranked = mining.dense_ranking(doc_vectors, query_vectors, data, room, self.recipe.experiment.seed,
+                                              gpu=self.compute.faiss_gpu)
+            negatives = mining.hard_negatives(ranked, depth, data)
+            work = entries.workdir(key)
+            write_negatives(work, negatives)
+            entries.publish(key, work, produced_by={"what": "mined negatives", "source": source, "depth": depth})
+            self.console.log(f"mined {depth} hard negatives per query from {source} "
+                             f"({len(negatives)} training queries)")
+            return negatives
+
+        return world.decide(mine), key

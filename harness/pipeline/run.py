@@ -2,6 +2,9 @@
 
 Each (variant, collection, index) run is written to the store in one transaction once it is
 complete; a run whose stored `run_key` matches is skipped unless `force`.
+
+Under torchrun every rank runs this: all take part in encoding and training, rank 0 alone opens
+the store, searches, evaluates, writes and prints (:mod:`harness.world`).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +27,12 @@ from harness.evaluate.metrics import evaluate
 from harness.model.compute import Compute, resolve_compute
 from harness.pipeline.models import Models
 from harness.progress import StageProgress
-from harness.recipe.checks import check_resources
+from harness.recipe.checks import check_processes, check_resources
 from harness.recipe.model import Recipe, Variant
 from harness.registry import kind
 from harness.store import (SPARSE_INDEX, ExperimentRecord, RunRecord, completed_run_key, environment, git_commit,
                            open_store, package_versions, utc_now, write_run)
+from harness.world import World
 
 
 
@@ -74,6 +78,10 @@ class _Context:
     def progress(self) -> StageProgress:
         return self.models.progress
 
+    @property
+    def world(self) -> World:
+        return self.models.compute.world
+
 
 def store_path(recipe: Recipe, options: RunOptions) -> Path:
     return Path(options.store or recipe.experiment.store)
@@ -81,23 +89,28 @@ def store_path(recipe: Recipe, options: RunOptions) -> Path:
 
 def run_recipe(recipe: Recipe, options: RunOptions = RunOptions(),
                console: Console | None = None) -> list[Outcome]:
-    """Run every variant of `recipe` on every evaluation collection and index."""
-    console = console or Console(stderr=True)
+    """Run every variant of `recipe` on every evaluation collection and index (as one rank of
+    several when torchrun started this process)."""
+    world = World.from_env()
+    console = (console or Console(stderr=True)) if world.main else Console(quiet=True)
     check_resources(recipe)
-    compute = _compute(recipe, options, console)
+    compute = _compute(recipe, options, console, world)
+    world = world.join(compute.device)
+    compute = replace(compute, world=world)
+    world.decide(lambda: check_processes(recipe, world.size))  # one line from rank 0, not one per process
     mirror = resolve_mirror(options.mirror, recipe.data.mirror)
     # Fail on an unavailable collection before anything (the store included) is created.
     for dataset_id in dict.fromkeys((*recipe.data.eval, *filter(None, [recipe.data.train]))):
-        ensure_available(dataset_id, mirror)
+        world.first(lambda: ensure_available(dataset_id, mirror))
     cache_dir = _cache_dir(Path(options.cache_dir or recipe.experiment.cache_dir), console)
-    db = open_store(store_path(recipe, options))
+    db = open_store(store_path(recipe, options)) if world.main else None
     experiment = _experiment_record(recipe)
     with StageProgress(console) as progress:
         models = Models(recipe, cache_dir, progress, console, mirror, db, experiment.name, compute)
         ctx = _Context(recipe, options, models, db, experiment)
         for dataset_id in recipe.data.eval:
             with progress.spinner(f"loading {dataset_id}"):
-                collection = load_collection(dataset_id, mirror)
+                collection = world.first(lambda: load_collection(dataset_id, mirror))
             console.log(f"{dataset_id}: {len(collection.doc_ids):,} documents, "
                         f"{len(collection.queries):,} judged queries")
             for variant in recipe.variants:
@@ -105,6 +118,7 @@ def run_recipe(recipe: Recipe, options: RunOptions = RunOptions(),
                     _sparse_run(ctx, collection, variant)
                 else:
                     _dense_runs(ctx, collection, variant)
+    world.leave()
     return ctx.outcomes
 
 
@@ -124,14 +138,15 @@ def _cache_dir(path: Path, console: Console) -> Path:
     return path
 
 
-def _compute(recipe: Recipe, options: RunOptions, console: Console) -> Compute:
+def _compute(recipe: Recipe, options: RunOptions, console: Console, world: World) -> Compute:
     """The device and precision of this run: the command line's, else the recipe's."""
     device, precision = options.device or recipe.compute.device, options.precision or recipe.compute.precision
     where = f"{recipe.path} [compute]"
     return resolve_compute(
         device, precision, warn=lambda line: console.print(line, markup=False, highlight=False),
         device_label=f"--device {device}" if options.device else f'{where} device = "{device}"',
-        precision_label=f"--precision {precision}" if options.precision else f'{where} precision = "{precision}"')
+        precision_label=f"--precision {precision}" if options.precision else f'{where} precision = "{precision}"',
+        world=world)
 
 
 def _experiment_record(recipe: Recipe) -> ExperimentRecord:
@@ -165,8 +180,11 @@ def _data_record(collection: Collection) -> dict[str, Any]:
 
 
 def _is_done(ctx: _Context, variant: Variant, collection: Collection, index: str, key: str) -> bool:
-    stored = completed_run_key(ctx.db, ctx.recipe.experiment.name, variant.name, collection.dataset_id, index)
-    if stored == key and not ctx.options.force:
+    """Whether the store holds this run already (rank 0 reads the store; every rank gets its answer)."""
+    def stored() -> str | None:
+        return completed_run_key(ctx.db, ctx.recipe.experiment.name, variant.name, collection.dataset_id, index)
+
+    if ctx.world.decide(stored) == key and not ctx.options.force:
         ctx.console.log(f"[dim]skip {variant.name} / {collection.dataset_id} / {index}: "
                         "already in the store (--force re-runs)[/dim]")
         ctx.outcomes.append(Outcome(variant.name, collection.dataset_id, index, "skipped"))
@@ -176,8 +194,8 @@ def _is_done(ctx: _Context, variant: Variant, collection: Collection, index: str
 
 def _sparse_run(ctx: _Context, collection: Collection, variant: Variant) -> None:
     key = _run_key(ctx.recipe, variant, collection, SPARSE_INDEX, None)
-    if _is_done(ctx, variant, collection, SPARSE_INDEX, key):
-        return
+    if _is_done(ctx, variant, collection, SPARSE_INDEX, key) or not ctx.world.main:
+        return  # sparse ranking is rank 0's alone: nothing in it is split across processes
     started = utc_now()
     start = time.perf_counter()
     with ctx.progress.task(f"{variant.name}: {variant.kind} search", len(collection.queries)) as advance:
@@ -201,10 +219,13 @@ def _dense_runs(ctx: _Context, collection: Collection, variant: Variant) -> None
     with ctx.progress.task(f"{variant.name}: encoding queries", len(query_ids)) as advance:
         query_vectors = model.encode_queries([collection.queries[q] for q in query_ids], advance)
     query_seconds = time.perf_counter() - start
+    if not ctx.world.main:
+        return  # the encodings were collective; searching, evaluating and storing are rank 0's
     # The exact top-k compressed indexes are measured against: for every run of a recipe that
     # lists one, Flat included, so its runs carry the same stats whichever were pending.
     indexes = ctx.recipe.eval.indexes
-    exact = _exact_top(doc_vectors, query_vectors) if any(f != "Flat" for f in indexes) else None
+    exact = (_exact_top(doc_vectors, query_vectors, ctx.models.compute.faiss_gpu)
+             if any(f != "Flat" for f in indexes) else None)
     for factory in pending:
         key = _run_key(ctx.recipe, variant, collection, factory, model.identity)
         results, timings, stats = model.search(factory, doc_vectors, query_vectors, query_ids, collection,
@@ -215,11 +236,11 @@ def _dense_runs(ctx: _Context, collection: Collection, variant: Variant) -> None
         _finish(ctx, collection, variant, factory, key, model.record, results, timings, started, stats)
 
 
-def _exact_top(doc_vectors: Any, query_vectors: Any, k: int = 100) -> Any:
+def _exact_top(doc_vectors: Any, query_vectors: Any, gpu: int | None = None, k: int = 100) -> Any:
     """Exact inner-product top-k ids, the reference compressed indexes are measured against."""
     from harness.index.faiss_index import build_index, search
 
-    return search(build_index("Flat", doc_vectors, seed=0), query_vectors, k)[1]
+    return search(build_index("Flat", doc_vectors, seed=0, gpu=gpu), query_vectors, k)[1]
 
 
 def _finish(ctx: _Context, collection: Collection, variant: Variant, index: str, key: str,

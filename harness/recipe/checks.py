@@ -31,6 +31,18 @@ def check_resources(recipe: Recipe) -> None:
             _check_index(recipe, where, factory, dim, n_docs)
 
 
+def check_processes(recipe: Recipe, processes: int) -> None:
+    """Raise RecipeError when a trained variant's batch cannot be split over `processes`
+    (every process encodes its share of each global batch)."""
+    from harness.registry import kind
+
+    for variant in recipe.variants:
+        batch = getattr(variant.params, "batch_size", None)
+        if kind(variant.kind).trains and batch is not None and batch < processes:
+            raise RecipeError(f"{recipe.path} [variant.{variant.name}] batch_size = {batch} cannot be split over "
+                              f"{processes} processes; use a batch_size of at least {processes}, or fewer processes")
+
+
 def _min_docs(recipe: Recipe) -> int | None:
     """The smallest corpus an index will be built over (from ir_datasets metadata; no loading)."""
     from harness.data.collection import docs_count

@@ -40,10 +40,11 @@ class FrozenIndex:
     vectors: torch.Tensor
 
 
-def frozen_index(factory: str, doc_vectors: np.ndarray, seed: int, nprobe: int = 16) -> FrozenIndex:
+def frozen_index(factory: str, doc_vectors: np.ndarray, seed: int, nprobe: int = 16,
+                 gpu: int | None = None) -> FrozenIndex:
     from harness.index.faiss_index import build_index, stored_vectors
 
-    built = build_index(factory, doc_vectors, seed=seed, nprobe=nprobe)
+    built = build_index(factory, doc_vectors, seed=seed, nprobe=nprobe, gpu=gpu)
     return FrozenIndex(built, torch.from_numpy(stored_vectors(built)))
 
 

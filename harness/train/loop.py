@@ -4,10 +4,19 @@ gradient accumulation and clipping, resumable checkpoints, a training log, progr
 Determinism: the data order of epoch e comes from `rng([seed, e])`, every micro-batch samples
 with `rng([seed, step, micro])` and reseeds torch (dropout) from the same numbers. A run
 resumed from a checkpoint therefore replays exactly what an uninterrupted run would do.
+
+Several processes: every rank draws the same global micro-batch (the data order does not depend
+on their number), encodes its share of it and gathers the rest (:meth:`Encoder.embed`), so each
+computes the whole batch's loss. Its backward pass gives the gradient through its own rows;
+DistributedDataParallel averages those over the N ranks, so the loss is scaled by N first and
+the update is the one a single process makes at the same global batch. Dropout draws its masks
+per rank (rank r > 0 reseeds with `2, r` appended), so with dropout N processes train the same
+objective with different noise; without it, the same numbers up to float rounding.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -96,11 +105,13 @@ class _Optimiser:
 
 def train(model: torch.nn.Module, params: TrainParams, query_ids: tuple[str, ...], seed: int, step_fn: StepFn,
           workdir: Path, progress: StageProgress, label: str,
-          compute: Compute = Compute()) -> tuple[list[dict[str, Any]], float]:
+          compute: Compute = Compute(), replica: Any = None) -> tuple[list[dict[str, Any]], float]:
     """Run (or resume) the loop; returns (training log, seconds spent in this call and before).
 
     Forward passes run under `compute`'s autocast (losses and scores stay fp32, see
-    :mod:`harness.train.losses`); fp16 on CUDA scales the loss against underflow.
+    :mod:`harness.train.losses`); fp16 on CUDA scales the loss against underflow. `replica`:
+    the DistributedDataParallel module the step's forward passes go through, when
+    `compute.world` has several processes (rank 0 alone writes checkpoints).
     """
     schedule = plan(len(query_ids), params)
     optimizer, scheduler = optimizer_for(model, params, schedule.total_steps)
@@ -119,26 +130,35 @@ def train(model: torch.nn.Module, params: TrainParams, query_ids: tuple[str, ...
     with progress.task(f"{label}: training", schedule.total_steps, "steps") as advance:
         advance(start_step)
         for step in range(start_step, schedule.total_steps):
-            info = _one_step(model, optim, params, schedule, query_ids, seed, step, step_fn, compute)
+            info = _one_step(model, optim, params, schedule, query_ids, seed, step, step_fn, compute, replica)
             log.append({"step": step + 1, **info})
             advance(1, f"loss {info['loss']:.4f}")
-            if (step + 1) % params.checkpoint_every == 0 and step + 1 < schedule.total_steps:
+            if (step + 1) % params.checkpoint_every == 0 and step + 1 < schedule.total_steps and compute.world.main:
                 _save(checkpoint, model, optim, step + 1, log, seconds_before + time.perf_counter() - started)
     model.eval()
     return log, seconds_before + time.perf_counter() - started
 
 
 def _one_step(model: torch.nn.Module, optim: _Optimiser, params: TrainParams, schedule: Schedule,
-              query_ids: tuple[str, ...], seed: int, step: int, step_fn: StepFn, compute: Compute) -> dict[str, Any]:
+              query_ids: tuple[str, ...], seed: int, step: int, step_fn: StepFn, compute: Compute,
+              replica: Any = None) -> dict[str, Any]:
     totals: dict[str, float] = {}
     lr = optim.scheduler.get_last_lr()[0]
+    world = compute.world
     for micro in range(schedule.grad_accum):
         index = step * schedule.grad_accum + micro
-        torch.manual_seed(int(np.random.default_rng([seed, step, micro]).integers(2**62)))
-        with compute.autocast():
-            loss, info = step_fn(micro_batch(query_ids, schedule, seed, index),
-                                 np.random.default_rng([seed, step, micro, 1]))
-        optim.scaler.scale(loss / schedule.grad_accum).backward()
+        torch.manual_seed(int(np.random.default_rng([seed, step, micro, *([2, world.rank] if world.rank else [])])
+                              .integers(2**62)))
+        last = micro == schedule.grad_accum - 1
+        # DDP all-reduces gradients on the last micro-batch only, as one process accumulates them
+        syncing = contextlib.nullcontext() if last or replica is None or world.size == 1 else replica.no_sync()
+        with syncing:
+            with compute.autocast():
+                loss, info = step_fn(micro_batch(query_ids, schedule, seed, index),
+                                     np.random.default_rng([seed, step, micro, 1]))
+            # Every rank's loss is the whole batch's; DDP averages gradients, so scale by N to sum them.
+            objective = loss * world.size if world.size > 1 else loss
+            optim.scaler.scale(objective / schedule.grad_accum).backward()
         for key, value in {"loss": float(loss.detach()), **info}.items():
             totals[key] = totals.get(key, 0.0) + value / schedule.grad_accum
     if params.grad_clip > 0:

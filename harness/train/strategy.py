@@ -90,6 +90,7 @@ class TrainInputs:
     nprobe: int
     negatives: dict[str, np.ndarray] | None = None
     doc_vectors: Callable[[], np.ndarray] | None = None  # the frozen corpus, encoded on first call
+    faiss_gpu: int | None = None  # the GPU a frozen index may live on (a CUDA run with faiss-gpu)
 
 
 class MissingInputError(ValueError):

@@ -2,6 +2,10 @@
 
 It reads no cache and publishes nothing: the pipeline decides whether to train (cache keys)
 and publishes the folder once this returns. A checkpoint already in the folder is resumed.
+
+With several processes every rank runs this on the same folder (rank 0 chose it): each holds a
+replica of the encoder under DistributedDataParallel, and rank 0 alone writes checkpoints, the
+model and the log.
 """
 
 from __future__ import annotations
@@ -26,18 +30,22 @@ def train_into(workdir: Path, strategy: Strategy, params: TrainParams, inputs: T
     from harness.model.encoder import Encoder
     from harness.train.loop import CHECKPOINT, train
 
+    world = compute.world
     settings = inputs.settings
     encoder = Encoder(source, pooling=settings.pooling, normalize=settings.normalize, max_length=None,
-                      allow_pickle=allow_pickle, device=compute.device, precision=compute.precision)
+                      allow_pickle=allow_pickle, device=compute.device, precision=compute.precision, world=world)
     workdir.mkdir(parents=True, exist_ok=True)
     checkpoint = workdir / CHECKPOINT
     if checkpoint.is_file():
         console.log(f"{label}: resuming from {checkpoint}")
+    encoder.pooled = replica = world.replicate(encoder.pooled)  # the module itself in one process
     step = strategy.step(encoder, params, inputs)
     log, seconds = train(encoder.model, params, inputs.data.query_ids, inputs.seed, step, workdir, progress, label,
-                         compute=compute)
-    save_encoder(encoder.model, encoder.tokenizer, source, workdir, max_seq_length=None)
-    write_log(workdir, log)
-    for done in (checkpoint, file_record(checkpoint)):  # a finished model resumes nothing
-        done.unlink(missing_ok=True)
+                         compute=compute, replica=replica)
+    if world.main:
+        save_encoder(encoder.model, encoder.tokenizer, source, workdir, max_seq_length=None)
+        write_log(workdir, log)
+        for done in (checkpoint, file_record(checkpoint)):  # a finished model resumes nothing
+            done.unlink(missing_ok=True)
+    world.barrier()  # nobody reads the folder before rank 0 has written it
     return log, seconds

@@ -65,7 +65,7 @@ class Adore(Strategy):
 
         if inputs.doc_vectors is None:
             raise MissingInputError(f"{self.name} trains against frozen document vectors, but none were given")
-        index = frozen_index(params.train_index, inputs.doc_vectors(), inputs.seed, inputs.nprobe)
+        index = frozen_index(params.train_index, inputs.doc_vectors(), inputs.seed, inputs.nprobe, inputs.faiss_gpu)
         return live_retrieval_step(encoder, params, inputs.data, index, inputs.settings)
 
     def key_parts(self, params: QueryTowerParams,  # type: ignore[override]
