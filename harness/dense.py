@@ -112,7 +112,8 @@ class DenseModel:
         """Corpus embeddings, from the cache when an intact entry matches; (vectors, seconds).
 
         With several processes rank 0 checks the cache (and alone writes to it); on a miss every
-        rank encodes its batches and all get the whole matrix."""
+        rank encodes its share of the batches, and all get the whole matrix (a read-only memory
+        map of the cache file)."""
         from harness.model.embedding_cache import EmbeddingCache
 
         cache = EmbeddingCache(cache_dir / "embeddings", log=console.log)
@@ -136,11 +137,22 @@ class DenseModel:
                   else contextlib.nullcontext(np.empty(shape, dtype=np.float32)))
         start = time.perf_counter()
         with target as vectors, progress.task(f"encoding {collection.docs_id}", shape[0], "docs") as advance:
-            encoder.encode(collection.doc_texts, progress=advance, out=vectors)
+            # Rows gather into rank 0's cache file; the other ranks map that file once it is
+            # published, so one machine holds one copy however many processes it runs. A cache
+            # that cannot be written gathers every row into every process instead.
+            to_file = world.decide(lambda: isinstance(vectors, np.memmap))
+            encoder.encode(collection.doc_texts, progress=advance, out=vectors, everyone=not to_file)
+        world.barrier()  # rank 0 has published the file
+        if to_file and not world.main:
+            vectors = cache.load(key)
+            if vectors is None:
+                raise CacheError(f"process {world.rank} cannot read the corpus embeddings process 0 wrote to "
+                                 f"{cache.root}; on several machines, put --cache-dir on a shared filesystem")
         seconds = time.perf_counter() - start
         console.log(f"encoded {len(vectors):,} documents in {seconds:.1f}s "
                     f"({len(vectors) / max(seconds, 1e-9):.1f} docs/s)")
-        vectors.flags.writeable = False  # as a cached entry is served: read-only
+        if vectors.flags.writeable:
+            vectors.flags.writeable = False  # as a cached entry is served: read-only
         return vectors, seconds
 
     def encode_queries(self, texts: list[str], advance: Callable[[int], None]) -> np.ndarray:

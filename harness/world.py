@@ -168,9 +168,12 @@ class World:
         pieces = [local if r == self.rank else parts[r][:sizes[r]] for r in range(self.size)]
         return torch.cat(pieces)
 
-    def assemble(self, out: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """Fill `out` ``(n, dim)``, of which this rank computed `rows`, with every other rank's
-        rows; returns `out` (untouched in a world of one)."""
+    def assemble(self, out: np.ndarray, rows: np.ndarray, *, everyone: bool = True,
+                 chunk: int = 65536) -> np.ndarray:
+        """Fill `out` ``(n, dim)``, of which this rank computed `rows`, with the other ranks'
+        rows, `chunk` rows per rank and collective (so no second full-size copy is made); on
+        every rank, or with `everyone=False` on rank 0 only. Returns `out` (untouched in a world
+        of one)."""
         if self.size == 1:
             return out
         import torch
@@ -178,18 +181,27 @@ class World:
 
         counts: list[Any] = [None] * self.size
         dist.all_gather_object(counts, len(rows))
-        most = max(counts)
-        padded_rows = torch.full((most,), -1, dtype=torch.int64, device=self.device)
-        padded_rows[:len(rows)] = torch.from_numpy(np.asarray(rows, dtype=np.int64))
-        padded = torch.zeros((most, out.shape[1]), dtype=torch.float32, device=self.device)
-        padded[:len(rows)] = torch.from_numpy(np.ascontiguousarray(out[rows], dtype=np.float32))
-        all_rows = [torch.empty_like(padded_rows) for _ in range(self.size)]
-        all_vectors = [torch.empty_like(padded) for _ in range(self.size)]
-        dist.all_gather(all_rows, padded_rows)
-        dist.all_gather(all_vectors, padded)
-        for r, count in enumerate(counts):
-            if r != self.rank:
-                out[all_rows[r][:count].cpu().numpy()] = all_vectors[r][:count].cpu().numpy()
+        receives = everyone or self.main
+        for start in range(0, max(counts), chunk):
+            size = min(chunk, max(counts) - start)
+            mine = np.asarray(rows[start:start + size], dtype=np.int64)
+            padded_rows = torch.full((size,), -1, dtype=torch.int64, device=self.device)
+            padded_rows[:len(mine)] = torch.from_numpy(mine)
+            padded = torch.zeros((size, out.shape[1]), dtype=torch.float32, device=self.device)
+            padded[:len(mine)] = torch.from_numpy(np.ascontiguousarray(out[mine], dtype=np.float32))
+            all_rows = [torch.empty_like(padded_rows) for _ in range(self.size)] if receives else None
+            all_vectors = [torch.empty_like(padded) for _ in range(self.size)] if receives else None
+            if everyone:
+                dist.all_gather(all_rows, padded_rows)
+                dist.all_gather(all_vectors, padded)
+            else:
+                dist.gather(padded_rows, all_rows, dst=0)
+                dist.gather(padded, all_vectors, dst=0)
+            if receives:
+                for r in range(self.size):
+                    if r != self.rank:
+                        got = min(size, max(0, counts[r] - start))
+                        out[all_rows[r][:got].cpu().numpy()] = all_vectors[r][:got].cpu().numpy()
         return out
 
     def replicate(self, module: Any) -> Any:

@@ -222,3 +222,37 @@ def test_each_local_rank_gets_its_own_gpu(monkeypatch: pytest.MonkeyPatch) -> No
     assert [resolve_compute("cuda", "fp32", world=World(r, 4, r % 2, 2)).device for r in range(4)] == [
         "cuda:0", "cuda:1", "cuda:0", "cuda:1"]
     assert resolve_compute("auto", "fp32", world=World(1, 2, 1, 2)).device == "cuda:1"
+
+
+def _assemble_in(rank: int, port: int, folder: str) -> None:
+    """One of two gloo processes: each computed every other row of a 7 x 2 matrix."""
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    world = World(rank, 2, rank, 2)
+    full = np.arange(14, dtype=np.float32).reshape(7, 2)
+    rows = np.arange(rank, 7, 2)
+    for everyone in (True, False):
+        out = np.zeros_like(full)
+        out[rows] = full[rows]
+        world.assemble(out, rows, everyone=everyone, chunk=2)  # unequal shares (4 and 3), several chunks
+        np.save(Path(folder) / f"{rank}-{everyone}.npy", out)
+    dist.destroy_process_group()
+
+
+def test_assemble_gathers_unequal_shares_in_chunks(tmp_path: Path) -> None:
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    mp.spawn(_assemble_in, args=(port, str(tmp_path)), nprocs=2)
+    full = np.arange(14, dtype=np.float32).reshape(7, 2)
+    for rank in (0, 1):
+        np.testing.assert_array_equal(np.load(tmp_path / f"{rank}-True.npy"), full)
+    np.testing.assert_array_equal(np.load(tmp_path / "0-False.npy"), full)  # rank 0 only
+    partial = np.load(tmp_path / "1-False.npy")
+    assert (partial[1::2] == full[1::2]).all() and not partial[0::2].any()

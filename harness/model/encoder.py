@@ -109,13 +109,15 @@ class Encoder:
                    max_length=spec.max_seq_length, **kwargs)  # type: ignore[arg-type]
 
     def encode(self, texts: Sequence[str], *, max_length: int | None = None,
-               progress: Callable[[int], None] | None = None, out: np.ndarray | None = None) -> np.ndarray:
+               progress: Callable[[int], None] | None = None, out: np.ndarray | None = None,
+               everyone: bool = True) -> np.ndarray:
         """Encode `texts` into a float32 array ``(len(texts), dim)``, rows in input order.
 
         Texts are sorted by length, longest first, so each batch pads to a similar length (and
         an out-of-memory error shows up on the first batch, not the last). `progress` is called
         with the number of texts done after each batch. `out`: the array to fill and return (a
-        memory-mapped cache file), instead of a new one.
+        memory-mapped cache file), instead of a new one. With several processes every one gets
+        all rows, or with `everyone=False` only rank 0 (the others' `out` holds their own rows).
         """
         limit = max_length or self.max_length
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
@@ -136,7 +138,7 @@ class Encoder:
                     mine.extend(rows)
                 if progress is not None:
                     progress(sum(len(rows) for rows in round_))
-        return world.assemble(out, np.asarray(mine, dtype=np.int64))
+        return world.assemble(out, np.asarray(mine, dtype=np.int64), everyone=everyone)
 
     def embed(self, texts: Sequence[str], *, max_length: int | None = None,
               prefix: str | None = None) -> torch.Tensor:
