@@ -52,8 +52,11 @@ def fisher_randomization_p(control: np.ndarray, treatment: np.ndarray, permutati
     """Fisher's (approximate) randomization test, as ranx computes it, but reproducible.
 
     Each permutation swaps the two systems' scores on every query with probability 1/2 (a
-    random sign flip of the per-query difference); p is the fraction of permutations whose
-    |mean difference| is at least the observed one (Smucker et al., CIKM 2007). ranx's own
+    random sign flip of the per-query difference); p is (k + 1) / (B + 1), where k of the B
+    permutations have a |mean difference| at least the observed one (Smucker et al., CIKM 2007).
+    The +1s count the observed assignment as one of the permutations (Phipson & Smyth 2010): a
+    sampled permutation p-value is then never 0, so Holm's correction of it stays honest (ranx
+    and drbench before it returned k / B, which is 0 for a large effect). ranx's own
     ``fisher_randomization_test`` draws inside numba's parallel threads, whose generators its
     ``random_seed`` does not reach, so its p-value changes from call to call; this one is a
     function of (scores, permutations, seed).
@@ -70,7 +73,7 @@ def fisher_randomization_p(control: np.ndarray, treatment: np.ndarray, permutati
         # The same relative slack ranx's float comparison effectively has, so a permutation
         # that reproduces the observed split is counted despite summation-order rounding.
         hits += int((np.abs(signs @ diff) / diff.size >= observed - 1e-12).sum())
-    return hits / permutations
+    return (hits + 1) / (permutations + 1)
 
 
 def adjust_p_values(p_values: list[float], method: str = "holm") -> list[float]:

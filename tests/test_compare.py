@@ -90,6 +90,14 @@ def test_fisher_close_to_exact_enumeration_and_to_ranx() -> None:
     assert ranx_p == pytest.approx(exact, abs=0.05)
 
 
+def test_fisher_p_is_never_zero_so_holm_stays_honest() -> None:
+    rng = np.random.default_rng(0)
+    control = rng.uniform(0, 0.5, 200)
+    treatment = control + 0.2  # every permutation's |mean difference| is below the observed one
+    assert fisher_randomization_p(control, treatment, 999, seed=1) == 1 / 1000  # (0 + 1) / (999 + 1)
+    assert adjust_p_values([1 / 1000, 0.5], "holm")[0] == 2 / 1000
+
+
 def test_fisher_is_seeded() -> None:
     control, treatment = BASE, BASE + np.tile([0.03, -0.02], 12)
     first = fisher_randomization_p(control, treatment, 500, seed=7)
