@@ -84,6 +84,8 @@ ERRORS = [
                  "[eval] depth = 50", ["recall@100", "depth >= 100"], id="depth-below-cutoff"),
     pytest.param(HEAD + "[eval]\ndepth = 0\n" + BM25, "[eval] depth = 0", ["must be >= 1"],
                  id="below-minimum"),
+    pytest.param('[experiment]\nname = "x"\nseed = -5\n[data]\neval = ["cranfield"]\n' + BM25,
+                 "[experiment] seed = -5", ["must be >= 0"], id="negative-seed"),
     pytest.param(HEAD + "[eval]\nindexes = []\n" + BM25, "[eval] indexes", ["must not be empty"],
                  id="empty-list"),
     pytest.param(HEAD, "[variant]", ["declare at least one [variant.NAME]"], id="no-variants"),

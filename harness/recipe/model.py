@@ -18,7 +18,8 @@ from harness.recipe.params import RANX_METRICS, Params, metrics_problem, param
 @dataclass(frozen=True)
 class ExperimentConfig(Params):
     name: str = param(None, "Experiment name; results of re-runs replace its rows.", required=True)
-    seed: int = param(42, "Seed for everything random (index training, sampling, training).")
+    seed: int = param(42, "Seed for everything random (index training, sampling, training); a non-negative "
+                            "integer.", minimum=0)
     store: str = param("drbench.db", "SQLite results store, relative to the working directory.")
     cache_dir: str = param(".drbench_cache", "Where corpus embeddings and artifacts are cached.")
     description: str = param("", "Free text shown by `drbench ls`.")
