@@ -1,6 +1,11 @@
 """`kind = "random"` (Rand-Neg): in-batch pairs plus N corpus documents drawn uniformly per
 query, every query scored against all of the batch's random documents: STAR's loss with
-random documents in place of hard ones, as the official code trains its warm-up model."""
+random documents in place of hard ones.
+
+This is not the official code's form: DRhard's `randneg_train` scores each query against the
+random documents only, with no in-batch pairs, and its warm-up model is ANCE's downloaded
+checkpoint, not a random-negative run. drbench keeps the in-batch pairs so that `random` and
+`star` differ only in where the extra negatives come from."""
 
 from __future__ import annotations
 
