@@ -2,8 +2,9 @@
 query, every query scored against all of the batch's random documents: STAR's loss with
 random documents in place of hard ones.
 
-This is not the official code's form: DRhard's `randneg_train` scores each query against the
-random documents only, with no in-batch pairs, and its warm-up model is ANCE's downloaded
+This is not the official code's form: DRhard's `randneg_train` (model.py, checked at 15e2235)
+scores each query against every random document of the batch and against no other query's
+positive (no in-batch pairs), and its warm-up model is ANCE's downloaded
 checkpoint, not a random-negative run. drbench keeps the in-batch pairs so that `random` and
 `star` differ only in where the extra negatives come from."""
 
