@@ -242,6 +242,22 @@ def test_load_cranfield(mirror: Path) -> None:
     assert record[:2] == (CRAN, load_manifest()[CRAN]["sha256"]) and record.source != "download"
 
 
+def test_document_texts_stream_until_read_by_row(mirror: Path) -> None:
+    c = load_collection("cranfield", mirror)
+    chunks = list(c.doc_texts.chunks(500))  # type: ignore[attr-defined]
+    assert [len(x) for x in chunks] == [500, 500, 400] and not c.doc_texts.loaded  # type: ignore[attr-defined]
+    assert [t for chunk in chunks for t in chunk] == list(c.doc_texts)  # the same texts, in corpus order
+    assert c.doc_texts[1399] == chunks[-1][-1] and c.doc_texts.loaded  # type: ignore[attr-defined]
+
+
+def test_a_corpus_changed_under_a_run_is_one_line() -> None:
+    from harness.data.doc_texts import DocTexts
+
+    texts = DocTexts("toy", 3, lambda: iter(["a", "b"]))
+    with pytest.raises(DataError, match="'toy' yielded 2 documents, but 3 when it was loaded"):
+        list(texts)
+
+
 def test_load_scifact_test(mirror: Path, capfd: pytest.CaptureFixture[str]) -> None:
     c = load_collection("beir/scifact/test", mirror)
     assert (len(c.doc_ids), len(c.queries), sum(map(len, c.qrels.values()))) == (5183, 300, 339)

@@ -160,6 +160,14 @@ def test_encode_keeps_input_order(encoder: Encoder) -> None:
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
 
+def test_encoding_in_chunks_keeps_rows_in_place(encoder: Encoder) -> None:
+    texts = [f"document {i} " + "word " * (i % 7) for i in range(23)]
+    whole = encoder.encode(texts)
+    np.testing.assert_array_equal(encoder.encode(texts, chunk=100), whole)  # one chunk: the same batches
+    # several chunks (the last short): other batches, so other padding, the same vectors up to rounding
+    np.testing.assert_allclose(encoder.encode(texts, chunk=5), whole, atol=1e-5)
+
+
 def test_batches_are_length_sorted(encoder: Encoder, monkeypatch: pytest.MonkeyPatch) -> None:
     texts, batches = _texts(16, seed=1), []
     real = encoder.tokenize

@@ -292,3 +292,21 @@ def test_missing_collection_offline_fails_fast(mirror: Path, tiny_model: Path, t
     assert isinstance(result.exception, SystemExit)  # no traceback
     [message] = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert "'antique/test' is not cached" in message and "--mirror" in message
+
+
+def test_a_dense_evaluation_streams_the_corpus_texts(tmp_path: Path, mirror: Path, tiny_model: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Encoding reads the texts in chunks; nothing in a zero-shot run reads them by row, so they are
+    never all held at once (what lets MS MARCO's 8.8M passages through)."""
+    from harness.data.doc_texts import DocTexts
+
+    def by_row(self, index):
+        raise AssertionError("a text was read by row")
+
+    monkeypatch.setattr(DocTexts, "__getitem__", by_row)
+    recipe = write_recipe(tmp_path, tiny_model)
+    text = recipe.read_text()
+    recipe.write_text(text[:text.index("[variant.bm25]")] + '[variant.zero-shot]\nkind = "zero-shot"\n')
+    outcomes, _ = run(recipe, mirror)
+    assert {(o.variant, o.index, o.status) for o in outcomes} == {("zero-shot", "Flat", "done"),
+                                                                 ("zero-shot", "PQ8", "done")}

@@ -1,4 +1,5 @@
-"""A test collection in memory: doc ids and texts, queries and positive qrels.
+"""A test collection: doc ids, queries and positive qrels in memory; document texts read from
+ir_datasets when first needed (:class:`~harness.data.doc_texts.DocTexts`).
 
 Loaded once through the ir_datasets API, after ``ensure_available`` has made sure the archives
 are on disk, and handed to the model and evaluation stages as one frozen object.
@@ -11,13 +12,14 @@ import difflib
 import logging
 import os
 import types
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.data.availability import (ArchiveRecord, cached_sha256, check_dataset_id,
                                        ensure_available)
+from harness.data.doc_texts import DocTexts
 from harness.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -33,14 +35,15 @@ class Collection:
 
     ``docs_id`` is the id of the corpus (``ir_datasets.docs_parent_id``), so splits that share a
     corpus (beir/scifact/train and /test) share it and can share a document index.
-    ``doc_ids`` and ``doc_texts`` are parallel and empty when loaded with ``with_docs=False``.
+    ``doc_ids`` and ``doc_texts`` are parallel and empty when loaded with ``with_docs=False``;
+    ``doc_texts`` streams from ir_datasets until something reads a text by row.
     ``queries`` holds exactly the queries that have a key in ``qrels``.
     """
 
     dataset_id: str
     docs_id: str
     doc_ids: tuple[str, ...]
-    doc_texts: tuple[str, ...]
+    doc_texts: Sequence[str]
     queries: dict[str, str]
     qrels: dict[str, dict[str, int]]
     archives: tuple[ArchiveRecord, ...]
@@ -69,7 +72,7 @@ def load_collection(dataset_id: str, mirror: Path | None = None, *,
             _require(dataset, dataset_id, with_docs)
             qrels = _positive_qrels(dataset, dataset_id)
             queries = _queries(dataset, qrels, dataset_id)
-            docs = [(d.doc_id, doc_text(d)) for d in dataset.docs_iter()] if with_docs else []
+            doc_ids = tuple(d.doc_id for d in dataset.docs_iter()) if with_docs else ()
     except DataError:
         raise
     except Exception as exc:  # the CLI prints DataError as one line; keep the cause chained
@@ -80,12 +83,21 @@ def load_collection(dataset_id: str, mirror: Path | None = None, *,
     return Collection(
         dataset_id=dataset_id,
         docs_id=ir_datasets.docs_parent_id(dataset_id),
-        doc_ids=tuple(doc_id for doc_id, _ in docs),
-        doc_texts=tuple(text for _, text in docs),
+        doc_ids=doc_ids,
+        doc_texts=DocTexts(dataset_id, len(doc_ids), lambda: _texts(dataset_id)),
         queries=queries,
         qrels=qrels,
         archives=tuple(_fill_digests(records)),
     )
+
+
+def _texts(dataset_id: str) -> Iterator[str]:
+    """The texts drbench encodes, in corpus order, read afresh (see :func:`doc_text`)."""
+    import ir_datasets
+
+    with quiet_ir_datasets():
+        for doc in ir_datasets.load(dataset_id).docs_iter():
+            yield doc_text(doc)
 
 
 def docs_count(dataset_id: str) -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from harness.data.collection import Collection
@@ -14,7 +15,7 @@ class TrainData:
     query_ids: tuple[str, ...]
     queries: dict[str, str]
     positives: dict[str, tuple[int, ...]]
-    doc_texts: tuple[str, ...]
+    doc_texts: Sequence[str]  # read into memory on the first access by row (see harness.data.doc_texts)
     relevance: dict[str, dict[int, int]] = field(default_factory=dict)  # graded, for delta-nDCG
 
     @classmethod
