@@ -256,3 +256,19 @@ def test_assemble_gathers_unequal_shares_in_chunks(tmp_path: Path) -> None:
     np.testing.assert_array_equal(np.load(tmp_path / "0-False.npy"), full)  # rank 0 only
     partial = np.load(tmp_path / "1-False.npy")
     assert (partial[1::2] == full[1::2]).all() and not partial[0::2].any()
+
+
+@pytest.mark.parametrize("device, backend", [("cpu", "gloo"), ("cuda:1", "nccl")])
+def test_processes_join_over_gloo_on_the_cpu_and_nccl_on_cuda(monkeypatch: pytest.MonkeyPatch, device: str,
+                                                              backend: str) -> None:
+    import torch.distributed as dist
+
+    joined: list[tuple] = []
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda name, timeout: joined.append((name, timeout)))
+    monkeypatch.setattr(torch.cuda, "set_device", lambda d: joined.append(("set_device", str(d))))
+    world = World(1, 2, 1, 2).join(device)
+    assert world.device == device and joined[-1][0] == backend
+    assert joined[-1][1].total_seconds() >= 3600  # rank 0 may search an index alone for a long while
+    assert (("set_device", device) in joined) == (backend == "nccl")
+    assert World().join(device) == World()  # a world of one joins nothing

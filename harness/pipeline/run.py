@@ -24,6 +24,7 @@ from harness.data.availability import ensure_available, resolve_mirror
 from harness.data.collection import Collection, load_collection
 from harness.errors import CacheError
 from harness.evaluate.metrics import evaluate
+from harness.evaluate.ties import trec_order
 from harness.model.compute import Compute, resolve_compute
 from harness.pipeline.models import Models
 from harness.progress import StageProgress
@@ -247,6 +248,7 @@ def _finish(ctx: _Context, collection: Collection, variant: Variant, index: str,
             model: dict[str, Any] | None, results: dict[str, list[tuple[str, float]]],
             timings: dict[str, float], started: str, stats: dict[str, float] | None = None) -> None:
     start = time.perf_counter()
+    results = {query_id: trec_order(ranked) for query_id, ranked in results.items()}  # what trec_eval ranks
     evaluation = evaluate(collection.qrels, results, ctx.recipe.eval.metrics)
     timings["evaluate"] = time.perf_counter() - start
     record = RunRecord(
