@@ -15,6 +15,7 @@ from harness.recipe.checks import check_resources
 from harness.recipe.explain import sections
 
 PATH = "recipes/t.toml"
+REPO = Path(__file__).resolve().parent.parent
 HEAD = '[experiment]\nname = "x"\n[data]\neval = ["cranfield"]\n'
 BM25 = '[variant.bm25]\nkind = "bm25"\n'
 
@@ -201,3 +202,35 @@ def test_bm25_language_typos_stop_validate_not_a_run(line: str, fragment: str) -
     with pytest.raises(RecipeError) as err:
         parse_recipe(HEAD + BM25 + line + "\n", PATH)
     assert fragment in str(err.value)
+
+
+TRAIN = ('[experiment]\nname = "x"\n[data]\ntrain = "cranfield"\neval = ["cranfield"]\n'
+         '[train]\nlr = 3e-5\nscale = 20.0\nepochs = 2\n'
+         '[variant.star]\nkind = "star"\n[variant.adore]\nkind = "adore"\nlr = 1e-6\n[variant.bm25]\nkind = "bm25"\n')
+
+
+def test_train_table_gives_trained_variants_defaults_they_can_override() -> None:
+    recipe = parse_recipe(TRAIN, PATH)
+    star, adore, bm25 = recipe.variants
+    assert (star.params.lr, star.params.scale, star.params.epochs) == (3e-5, 20.0, 2)
+    assert (adore.params.lr, adore.params.scale) == (1e-6, 20.0)  # its own lr wins
+    assert adore.params.warmup_steps == 10 and adore.params.metric_cut == 10  # neither sets it: the kind's default
+    assert not hasattr(bm25.params, "lr")  # kinds that do not train ignore [train]
+
+
+@pytest.mark.parametrize("table, where, fragment", [
+    ("[train]\nlr = -1e-5\n", "[train] lr = -1e-05", "must be >= 0"),
+    ("[train]\ninit = \"base\"\n", "[train] init", "unknown key"),
+    ("[train]\nwarmup_step = 3\n", "[train] warmup_step", 'did you mean "warmup_steps"'),
+])
+def test_train_table_is_checked_as_its_own_table(table: str, where: str, fragment: str) -> None:
+    message = _error(HEAD + table + BM25)
+    assert message.startswith(f"{PATH} {where}") and fragment in message, message
+
+
+def test_shipped_recipes_share_their_training_defaults_through_train() -> None:
+    recipe = load_recipe(REPO / "recipes" / "star_adore.toml")
+    trained = {v.name: v.params for v in recipe.variants if hasattr(v.params, "lr")}
+    assert {n: (p.lr, p.epochs, p.warmup_steps, p.scale) for n, p in trained.items()} == {
+        "inbatch": (2e-5, 1, 3, 20.0), "random": (2e-5, 1, 3, 20.0), "static": (2e-5, 1, 3, 20.0),
+        "star": (2e-5, 1, 3, 20.0), "adore": (1e-5, 3, 8, 20.0), "star+adore": (1e-5, 3, 8, 20.0)}

@@ -4,7 +4,7 @@ tables' dataclasses and every registered kind's parameters."""
 from __future__ import annotations
 
 from harness.recipe import params as P
-from harness.recipe.loader import variant_keys
+from harness.recipe.loader import train_keys, variant_keys
 from harness.recipe.model import TABLES
 
 
@@ -12,7 +12,7 @@ def _default(param: P.Param, header: str) -> str:
     if param.required:
         return "required"
     if param.default is None:
-        return "(from model)" if header == "[model]" else "(unset)"
+        return {"[model]": "(from model)", "[train]": "(the kind's)"}.get(header, "(unset)")
     if isinstance(param.default, str):
         return f'"{param.default}"'
     if isinstance(param.default, bool):
@@ -27,6 +27,7 @@ def sections() -> list[tuple[str, tuple[P.Param, ...]]]:
     from harness.registry import kinds
 
     out = [(f"[{name}]", P.declared(cls)) for name, cls in TABLES.items()]
+    out.append(("[train]", train_keys()))
     out.append(("[variant.NAME] (every kind)", variant_keys()))
     out += [(f'[variant.NAME] kind = "{name}"', P.declared(k.Params)) for name, k in kinds().items()]
     return out
@@ -37,6 +38,8 @@ def explain_markdown() -> str:
     from harness.registry import kinds
 
     helps = {f'[variant.NAME] kind = "{name}"': k.help for name, k in kinds().items()}
+    helps["[train]"] = ("Defaults shared by every trained variant; a key a variant sets itself wins, and a key "
+                        "neither sets keeps the kind's default. Kinds that do not train ignore it.")
     lines: list[str] = []
     for header, decls in sections():
         lines += [f"#### `{header}`", ""]

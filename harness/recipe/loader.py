@@ -124,7 +124,25 @@ def variant_keys() -> tuple[P.Param, ...]:
             P.Param("description", "str", "", "Free text shown next to the variant."))
 
 
-def _parse_variants(where: Where, raw: Any) -> tuple[Variant, ...]:
+def train_keys() -> tuple[P.Param, ...]:
+    """Keys `[train]` takes: those every trained kind shares (but `init`, which names a model),
+    each unset unless given, when the kind's own default applies."""
+    from dataclasses import replace
+
+    from harness.train.strategy import TrainParams  # torch-free declarations
+
+    return tuple(replace(p, default=None, help=f"Default for every trained variant: {p.help}")
+                 for p in P.declared(TrainParams) if p.name != "init")
+
+
+def _parse_train(where: Where, raw: Any) -> dict[str, Any]:
+    """The `[train]` keys given, checked like a variant's (only those given: the rest stay each kind's)."""
+    checked = parse_table(where, "train", raw, train_keys())
+    return {key: checked[key] for key in raw}
+
+
+def _parse_variants(where: Where, raw: Any, train: dict[str, Any] | None = None) -> tuple[Variant, ...]:
+    """Each [variant.NAME]; a trained kind takes `train`'s values ([train]) for keys it does not set."""
     from harness.registry import kinds as registered
 
     if not isinstance(raw, dict) or not raw:
@@ -146,7 +164,8 @@ def _parse_variants(where: Where, raw: Any) -> tuple[Variant, ...]:
         if kind not in declared:
             raise where.error(label, "kind", kind, "unknown variant kind", kinds)
         params_class = declared[kind].Params
-        values = parse_table(where, label, {k: v for k, v in table.items() if k != "kind"},
+        shared = {k: v for k, v in (train or {}).items() if declared[kind].trains}
+        values = parse_table(where, label, {**shared, **{k: v for k, v in table.items() if k != "kind"}},
                              variant_keys()[1:] + P.declared(params_class))
         description = values.pop("description")
         variants.append(Variant(name, kind, description, params_class(**values)))
@@ -168,7 +187,7 @@ def parse_recipe(text: str, path: str | Path = "<recipe>") -> Recipe:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"{path}: invalid TOML: {exc}") from None
-    tables = tuple(TABLES) + ("variant",)
+    tables = tuple(TABLES) + ("train", "variant")
     for key in raw:
         if key not in tables:
             raise where.error(key, None, None, "unknown table", tables)
@@ -179,7 +198,7 @@ def parse_recipe(text: str, path: str | Path = "<recipe>") -> Recipe:
         model=ModelConfig(**parsed["model"]),
         data=DataConfig(**parsed["data"]),
         eval=EvalConfig(**parsed["eval"]),
-        variants=_parse_variants(where, raw.get("variant")),
+        variants=_parse_variants(where, raw.get("variant"), _parse_train(where, raw.get("train", {}))),
         compute=ComputeConfig(**parsed["compute"]),
     )
     _check_depth(where, recipe)
