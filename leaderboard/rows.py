@@ -35,6 +35,11 @@ class LeaderboardRow:
         return {"device": "cpu", "precision": "fp32", "processes": 1}
 
     @property
+    def faiss(self) -> str | None:
+        """The faiss release and SIMD level a dense run searched with (None before drbench stored it)."""
+        return (self.compute or {}).get("faiss")
+
+    @property
     def trained_on(self) -> str | None:
         """The index an ADORE query encoder was trained against (None for other kinds)."""
         return self.params.get("train_index")  # only kinds that train against an index have one
@@ -44,7 +49,7 @@ class LeaderboardRow:
         return {"experiment": self.experiment, "variant": self.variant, "kind": self.kind,
                 "collection": self.collection, "index": self.index, "metrics": self.metrics,
                 "n_queries": self.n_queries, "timings": self.timings, "index_stats": self.index_stats,
-                "trained_on_index": self.trained_on, "run_id": self.run_id, **self.ran_on}
+                "trained_on_index": self.trained_on, "run_id": self.run_id, "faiss": self.faiss, **self.ran_on}
 
 
 def leaderboard_rows(db: Any, experiment: str | None = None,

@@ -25,6 +25,14 @@ def _eval_time(row: LeaderboardRow) -> str:
     return _seconds(sum(row.timings.get(k, 0.0) for k in stages)) if row.timings else "-"
 
 
+def _index_name(row: LeaderboardRow) -> str:
+    """The index, with the faiss release beside a compressed one: its codebooks (k-means) can
+    differ between releases, so its numbers are only comparable within one."""
+    if row.faiss and row.index_stats and row.index != "Flat":
+        return f"{row.index} (faiss {row.faiss.split()[0]})"
+    return row.index
+
+
 def _index_cells(row: LeaderboardRow) -> list[str]:
     stats = row.index_stats
     if not stats:
@@ -62,7 +70,7 @@ def collection_table(collection: str, rows: list[LeaderboardRow]) -> Table:
     best = {m: max((row.metrics[m] for row in rows if m in row.metrics), default=None) for m in metrics}
     for row in rows:
         cells = [row.experiment] if several else []
-        cells += [row.variant] + ([row.trained_on or ""] if adore else []) + [row.index]
+        cells += [row.variant] + ([row.trained_on or ""] if adore else []) + [_index_name(row)]
         for metric in metrics:
             value = row.metrics.get(metric)
             if value is None:

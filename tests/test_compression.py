@@ -59,6 +59,17 @@ def test_leaderboard_shows_index_costs(runs: dict) -> None:
     assert pq["index_stats"]["bytes_per_doc"] == 8 and pq["trained_on_index"] is None
 
 
+def test_compressed_results_name_the_faiss_release_they_came_from(runs: dict) -> None:
+    import faiss
+
+    rows = json.loads(CliRunner().invoke(app, ["leaderboard", "--store", str(runs["_store"]), "--format",
+                                                "json"]).output)
+    assert {r["faiss"].split()[0] for r in rows if r["index"] != "bm25"} == {faiss.__version__}
+    table = CliRunner().invoke(app, ["leaderboard", "--store", str(runs["_store"])], terminal_width=250).output
+    assert f"PQ8 (faiss {faiss.__version__})" in table  # beside the compressed index, where it matters
+    assert "Flat (faiss" not in table
+
+
 def test_leaderboard_names_the_index_adore_trained_on(tmp_path: Path) -> None:
     from harness.store import ExperimentRecord, RunRecord, write_run
 

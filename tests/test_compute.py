@@ -160,7 +160,7 @@ def test_bf16_runs_beside_fp32_with_its_own_keys_and_label(tiny_model: Path, tmp
 
     db = open_store(tmp_path / "drbench.db")
     [run] = list_runs(db)[-1:]
-    assert run["compute"] == {"device": "cpu", "precision": "bf16"}
+    assert {k: run["compute"][k] for k in ("device", "precision")} == {"device": "cpu", "precision": "bf16"}
     rows = [row.as_dict() for row in leaderboard_rows(db, experiment="mixed")]
     assert {(r["variant"], r["precision"], r["device"]) for r in rows} == {("zs", "bf16", "cpu"),
                                                                            ("inb", "bf16", "cpu")}

@@ -29,6 +29,18 @@ def _faiss() -> Any:
     return faiss
 
 
+def faiss_build() -> str:
+    """The faiss release and the SIMD level it runs with (`1.15.1 AVX512_VPOPCNT`): stored with
+    every dense run, since compressed indexes' codebooks can differ between faiss releases."""
+    faiss = _faiss()
+    config = getattr(faiss, "SIMDConfig", None)  # faiss >= 1.12 dispatches SIMD at run time
+    if config is not None and hasattr(config, "get_level_name"):
+        level = config.get_level_name()
+    else:
+        level = " ".join(o for o in faiss.get_compile_options().split() if o not in ("OPTIMIZE", "DD")) or "generic"
+    return f"{faiss.__version__} {level}"
+
+
 def check_factory(factory: str, dim: int, n_docs: int | None = None) -> None:
     """Raise IndexBuildError if `factory` cannot index `n_docs` `dim`-dimensional vectors.
 

@@ -25,6 +25,7 @@ from harness.data.collection import Collection, load_collection
 from harness.errors import CacheError
 from harness.evaluate.metrics import evaluate
 from harness.evaluate.ties import trec_order
+from harness.index.faiss_index import faiss_build
 from harness.model.compute import Compute, resolve_compute
 from harness.pipeline.models import Models
 from harness.progress import StageProgress
@@ -256,7 +257,7 @@ def _finish(ctx: _Context, collection: Collection, variant: Variant, index: str,
         collection=collection.dataset_id, index_factory=index, run_key=key, model=model,
         params={"kind": variant.kind, **variant.params.as_dict()}, data=_data_record(collection),
         timings=timings, index_stats=stats or {}, n_docs=len(collection.doc_ids),
-        compute=None if model is None else ctx.models.compute.record(),
+        compute=None if model is None else {**ctx.models.compute.record(), "faiss": faiss_build()},
         depth=ctx.recipe.eval.depth,
         started_at=started, finished_at=utc_now(), metrics=evaluation.metrics,
         query_metrics=evaluation.query_metrics, results=results)
