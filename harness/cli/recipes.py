@@ -7,11 +7,16 @@ only `run` reaches the pipeline, and only inside the command.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from harness.cli.common import INTERRUPTED, Format, err, fail, out, print_leaderboard
 from harness.errors import DrbenchError
+
+if TYPE_CHECKING:
+    from harness.pipeline import RunOptions
+    from harness.recipe.model import Recipe
 
 
 def validate(recipe: Path | None = typer.Argument(None, help="Recipe file to check."),
@@ -82,15 +87,15 @@ def run(recipe: Path = typer.Argument(..., help="Recipe file."),
         raise fail(INTERRUPTED, 130) from None
 
 
-def _passed_on(options: object) -> list[str]:
+def _passed_on(options: RunOptions) -> list[str]:
     """The command-line options the launched processes get (everything but --nproc)."""
     flags = {"mirror": "--mirror", "store": "--store", "cache_dir": "--cache-dir", "device": "--device",
              "precision": "--precision"}
     args = [x for name, flag in flags.items() if (value := getattr(options, name)) is not None for x in (flag, value)]
-    return args + (["--force"] if getattr(options, "force") else [])
+    return args + (["--force"] if options.force else [])
 
 
-def _launch(nproc: int, recipe: object, options: object, args: list[str]) -> None:
+def _launch(nproc: int, recipe: Recipe, options: RunOptions, args: list[str]) -> None:
     """Run `drbench run ARGS` as `nproc` processes with torchrun's own launcher (standalone:
     one machine, a free port), after checking what can be checked here: a bad --nproc, device or
     precision stops before any process starts."""
@@ -106,12 +111,12 @@ def _launch(nproc: int, recipe: object, options: object, args: list[str]) -> Non
 
     if nproc < 1:
         raise fail(f"--nproc {nproc}: give at least 1 process")
-    device = options.device or recipe.compute.device  # type: ignore[attr-defined]
-    precision = options.precision or recipe.compute.precision  # type: ignore[attr-defined]
+    device = options.device or recipe.compute.device
+    precision = options.precision or recipe.compute.precision
     try:
         resolve_compute(device, precision, world=World(0, nproc, 0, nproc), device_label=f"--nproc {nproc} with "
                         f"device {device}", precision_label=f"precision {precision}")
-        check_processes(recipe, nproc)  # type: ignore[arg-type]
+        check_processes(recipe, nproc)
     except DrbenchError as exc:
         raise fail(exc) from None
     # The launcher's own INFO/WARNING lines (rendezvous, "closing signal SIGTERM") would bury the
