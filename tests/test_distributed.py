@@ -82,7 +82,7 @@ def write_recipe(folder: Path, model: Path, batch: int = 7) -> Path:
 
 def drbench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "PYTHONPATH": str(REPO)})
+                          timeout=600, env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "250"})
 
 
 @pytest.fixture(scope="module")
@@ -272,3 +272,38 @@ def test_processes_join_over_gloo_on_the_cpu_and_nccl_on_cuda(monkeypatch: pytes
     assert joined[-1][1].total_seconds() >= 3600  # rank 0 may search an index alone for a long while
     assert (("set_device", device) in joined) == (backend == "nccl")
     assert World().join(device) == World()  # a world of one joins nothing
+
+
+def test_two_processes_resume_from_a_checkpoint(tmp_path: Path, mirror: Path, no_dropout_model: Path,
+                                                runs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    import harness.train.loop as loop
+
+    recipe = write_recipe(tmp_path, no_dropout_model)  # STAR: 4 steps, a checkpoint after step 2
+    real = loop._one_step
+
+    def stopped_after_the_checkpoint(model, optim, params, schedule, query_ids, seed, step, *rest, **kwargs):
+        if step == 2:
+            raise KeyboardInterrupt  # as a Ctrl-C during step 3
+        return real(model, optim, params, schedule, query_ids, seed, step, *rest, **kwargs)
+
+    monkeypatch.setattr(loop, "_one_step", stopped_after_the_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        run_recipe(load_recipe(recipe), RunOptions(mirror=str(mirror)), Console(file=io.StringIO()))
+    monkeypatch.undo()
+    [work] = (tmp_path / "cache" / "models").glob("*.tmp-*")
+    assert (work / "checkpoint.pt").is_file()
+    # As if the interrupted run's process had exited: only a dead process's work is adopted.
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    key, rest = work.name.split(".tmp-", 1)
+    host_pid, token = rest.rsplit("-", 1)
+    work.rename(work.with_name(f"{key}.tmp-{host_pid.rsplit('-', 1)[0]}-{ended.pid}-{token}"))
+
+    done = drbench("run", str(recipe), "--mirror", str(mirror), "--nproc", "2", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "star: resuming from" in done.stderr, done.stderr[-6000:]
+    resumed, uninterrupted = _trained(tmp_path)["star"], _trained(runs[1])["star"]
+    assert resumed.name == uninterrupted.name
+    left, right = load_file(uninterrupted / "model.safetensors"), load_file(resumed / "model.safetensors")
+    for name in left:
+        torch.testing.assert_close(right[name], left[name], rtol=1e-4, atol=1e-5)
