@@ -396,7 +396,7 @@ def run_section(name: str, args: argparse.Namespace) -> dict[str, Any]:
     elif name == "train":
         data = {f"{m}/{p}": _child(["train", m, p], args) for m in MODELS for p in ("fp32", "bf16")}
     elif name == "faiss":
-        data = {str(MODELS[m]["dim"]): _child(["faiss", str(MODELS[m]["dim"])], args) for m in MODELS}
+        data = {str(dim): _child(["faiss", str(dim)], args) for dim in args.faiss_dims}
     else:
         data = _child([name], args)
     state["loadavg_end"] = os.getloadavg()
@@ -572,6 +572,7 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=3, help="timed steps after one warm-up")
     parser.add_argument("--faiss-sizes", type=int, nargs="+", default=[100_000, 300_000])
     parser.add_argument("--faiss-queries", type=int, default=256)
+    parser.add_argument("--faiss-dims", type=int, nargs="+", default=[384, 768])
     parser.add_argument("--opq-train-sample", type=int, default=10_000,
                         help="vectors OPQ is trained on (faiss itself caps OPQ and PQ training at 65,536)")
     parser.add_argument("--store-queries", type=int, default=500)
