@@ -5,7 +5,10 @@ Needs only faiss + numpy, so it runs in a bare venv per faiss-cpu version:
 
 --mode drbench   copies harness/index/faiss_index.py's build_index exactly (index_factory, inner
                  product, _seed_clustering, train on every vector, add in 16384-row chunks).
---mode explicit  the same, plus every training parameter whose default a faiss release changed
+--mode pinned    the same, but index.train runs with one OpenMP thread and
+                 faiss.cvar.distance_compute_blas_threshold = 0 (both restored afterwards): the
+                 change RESULTS.md recommends for drbench's build_index.
+--mode explicit  the same as drbench, plus every training parameter whose default a faiss release changed
                  set explicitly (see RESULTS.md): OPQ niter/niter_pq/niter_pq_0/max_train_points,
                  PQ cp.niter/max_points_per_centroid/min_points_per_centroid.
 Writes OUTDIR/<faiss version>-<mode>-<factory>.npz: ids, scores (top depth), codes (the index's
@@ -15,6 +18,7 @@ stored bytes), opq_A (the learned rotation) and centroids (PQ codebooks).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -62,12 +66,32 @@ def _explicit(index):
             cp.niter, cp.max_points_per_centroid, cp.min_points_per_centroid = 25, 256, 39
 
 
+@contextlib.contextmanager
+def deterministic_training():
+    """One OpenMP thread (the official >= 1.14 wheels' OpenBLAS is OpenMP-threaded, and faiss's
+    OPQ QR/SVD are only bit-reproducible single-threaded) and k-means assignment through BLAS in
+    every faiss release (1.14.2's #5022 switched n*d < 128000, i.e. SciFact's PQ sub-spaces, to
+    the sequential SIMD path). Both restored afterwards, so searching is untouched."""
+    threads, threshold = faiss.omp_get_max_threads(), faiss.cvar.distance_compute_blas_threshold
+    faiss.omp_set_num_threads(1)
+    faiss.cvar.distance_compute_blas_threshold = 0
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(threads)
+        faiss.cvar.distance_compute_blas_threshold = threshold
+
+
 def build(factory, vectors, seed, mode):
     index = faiss.index_factory(vectors.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
     if mode == "explicit":
         _explicit(index)
     _seed_clustering(index, seed)
-    index.train(vectors)
+    if mode == "pinned":
+        with deterministic_training():
+            index.train(vectors)
+    else:
+        index.train(vectors)
     for start in range(0, len(vectors), _ADD_CHUNK):
         index.add(vectors[start:start + _ADD_CHUNK])
     return index
@@ -80,7 +104,7 @@ def describe(index):
         if isinstance(sub, faiss.OPQMatrix):
             out["opq"] = {k: getattr(sub, k) for k in ("niter", "niter_pq", "niter_pq_0", "max_train_points")
                           if hasattr(sub, k)}
-            out["opq"]["pq_is_shared"] = sub.pq is not None
+            out["opq"]["pq_is_shared"] = sub.pq is not None  # False: OPQ trains its own PQ (seed 1234)
         if isinstance(sub, faiss.IndexPQ):
             cp = sub.pq.cp
             out["pq_cp"] = {k: getattr(cp, k) for k in ("niter", "nredo", "seed", "max_points_per_centroid",
@@ -95,27 +119,38 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("inputs", type=Path)
     ap.add_argument("out", type=Path)
-    ap.add_argument("--mode", default="drbench", choices=("drbench", "explicit"))
+    ap.add_argument("--mode", default="drbench", choices=("drbench", "explicit", "pinned"))
     ap.add_argument("--seed", type=int, default=13)  # recipes/compression.toml [experiment] seed
     ap.add_argument("--depth", type=int, default=1000)  # recipes/compression.toml [eval] depth
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--factories", default=",".join(f.replace(",", "_") for f in FACTORIES),
+                    help="comma-separated, with _ for the factory's own commas (OPQ48_PQ48,PQ48)")
+    ap.add_argument("--blas-threshold", type=int, default=None,
+                    help="set faiss.cvar.distance_compute_blas_threshold (0: k-means always assigns with BLAS, "
+                         "in every faiss version; faiss >= 1.14.2 compares it with n*d instead of n, #5022)")
+    ap.add_argument("--tag", default="", help="appended to the mode in file names (e.g. a BLAS core type)")
     args = ap.parse_args()
     if args.threads:
         faiss.omp_set_num_threads(args.threads)
+    if args.blas_threshold is not None:
+        faiss.cvar.distance_compute_blas_threshold = args.blas_threshold
     docs = np.ascontiguousarray(np.load(args.inputs / "docs.npy"), dtype=np.float32)
     queries = np.ascontiguousarray(np.load(args.inputs / "queries.npy"), dtype=np.float32)
     args.out.mkdir(parents=True, exist_ok=True)
-    for factory in FACTORIES:
+    for factory in [f.replace("_", ",") for f in args.factories.split(",")]:
         t = time.perf_counter()
         index = build(factory, docs, args.seed, args.mode)
         scores, ids = index.search(queries, min(args.depth, index.ntotal))
         pre = faiss.downcast_index(index)
-        inner = faiss.downcast_index(pre.index)
-        opq = faiss.downcast_VectorTransform(pre.chain.at(0))
+        if isinstance(pre, faiss.IndexPreTransform):
+            inner = faiss.downcast_index(pre.index)
+            opq_a = faiss.vector_to_array(faiss.downcast_VectorTransform(pre.chain.at(0)).A)
+        else:
+            inner, opq_a = pre, np.zeros(1, dtype=np.float32)
         codes = faiss.vector_to_array(inner.codes).reshape(index.ntotal, -1)
-        name = f"{faiss.__version__}-{args.mode}-{factory.replace(',', '_')}"
+        name = f"{faiss.__version__}-{args.mode}{args.tag}-{factory.replace(',', '_')}"
         np.savez_compressed(args.out / f"{name}.npz", ids=ids, scores=scores, codes=codes,
-                            opq_A=faiss.vector_to_array(opq.A),
+                            opq_A=opq_a,
                             centroids=faiss.vector_to_array(inner.pq.centroids))
         (args.out / f"{name}.json").write_text(json.dumps(
             {"faiss": faiss.__version__, "numpy": np.__version__, "mode": args.mode, "factory": factory,
