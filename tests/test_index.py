@@ -171,20 +171,3 @@ def test_an_index_type_without_a_gpu_version_stays_on_the_cpu(monkeypatch: pytes
     built = build_index("PQ4", vectors, seed=0, gpu=0)
     assert built.gpu is None and built.ntotal == len(vectors) and fake.moved == []
     assert "no GPU version of 'PQ4'" in capfd.readouterr().err
-
-
-def test_compressed_codebooks_do_not_depend_on_the_thread_count(vectors: np.ndarray) -> None:
-    import faiss
-
-    from harness.index.faiss_index import stored_vectors
-
-    before = faiss.omp_get_max_threads()
-    built = []
-    try:
-        for threads in (1, 2):
-            faiss.omp_set_num_threads(threads)
-            built.append(stored_vectors(build_index("OPQ4,PQ4x4", vectors, seed=0)))
-            assert faiss.omp_get_max_threads() == threads  # restored after training
-    finally:
-        faiss.omp_set_num_threads(before)
-    np.testing.assert_array_equal(built[0], built[1])

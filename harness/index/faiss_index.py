@@ -111,7 +111,7 @@ def build_index(factory: str, vectors: np.ndarray, *, seed: int, train_sample: i
             sample = vectors[np.sort(rows)]
         _seed_clustering(faiss, index, seed)
         try:
-            with _captured_stderr() as notes, _reproducible_training(faiss):
+            with _captured_stderr() as notes:
                 index.train(sample)
         except RuntimeError as exc:
             raise IndexBuildError(f"cannot train index {factory!r} on {len(sample)} vectors: "
@@ -145,29 +145,6 @@ def _to_gpu(faiss: Any, index: Any, gpu: int, factory: str) -> tuple[Any, Any]:
 def _on_cpu(built: BuiltIndex) -> Any:
     """The index itself, or a CPU copy of a GPU index (to read codes and vectors back)."""
     return built.index if built.gpu is None else _faiss().index_gpu_to_cpu(built.index)
-
-
-@contextlib.contextmanager
-def _reproducible_training(faiss: Any) -> Any:
-    """Train codebooks on one thread, with every k-means distance computed through BLAS.
-
-    OPQ's rotation (QR/SVD through the wheel's BLAS) and k-means' BLAS distances round
-    differently with the thread count and between the OpenBLAS builds faiss-cpu wheels bundle:
-    on SciFact, zero-shot nDCG@10 on OPQ48,PQ48 ranged 0.6231-0.6435 over thread counts on
-    faiss 1.15.1 and moved between releases (benchmarks/faiss_versions/RESULTS.md; faiss 1.14.2
-    moved small k-means distances off BLAS, so the threshold is set to 0). With both pinned,
-    faiss 1.10.0-1.15.1 train identical codes at any process thread count (and faster:
-    OPQ48 training 60 s -> 14 s there). Adding and searching keep every thread.
-    """
-    threads = faiss.omp_get_max_threads()
-    threshold = faiss.cvar.distance_compute_blas_threshold
-    faiss.omp_set_num_threads(1)
-    faiss.cvar.distance_compute_blas_threshold = 0
-    try:
-        yield
-    finally:
-        faiss.cvar.distance_compute_blas_threshold = threshold
-        faiss.omp_set_num_threads(threads)
 
 
 @contextlib.contextmanager
