@@ -18,6 +18,8 @@ Five measurement sections, each run in child processes of its own so that peak R
 3. faiss    ``build_index`` / ``search`` / ``code_size`` for Flat and OPQ48,PQ48 at 384 and 768
             dims on synthetic unit vectors, at 100,000 and 300,000 documents, depth 1000 (and 200,
             about the STAR mining depth; best of 3 passes of 256 queries), faiss's default threads;
+            and Flat again at the largest n in 1,024-query batches (faiss switches to BLAS only
+            when queries x dim reaches its distance_compute_blas_threshold);
 4. store    ``write_run`` of one synthetic 500-query x depth-1000 run into a fresh SQLite store,
             without and with per-query metrics (3 metrics);
 5. memory   tracemalloc of the Python objects drbench holds per document / per result row, and
@@ -28,7 +30,7 @@ script records ``os.getloadavg()`` and the cores other processes kept busy over 
 (/proc/stat; the 1-minute load average still includes this script's own previous section), and
 waits 20 s (at most 3 times) while the load is above 1.5 with someone else busy.
 
-    .venv/bin/python benchmarks/bench_scale.py                  # 20-25 minutes on 2 cores
+    .venv/bin/python benchmarks/bench_scale.py                  # ~13 min on 2 quiet cores, 23 on busy ones
     .venv/bin/python benchmarks/bench_scale.py --sections store memory
 """
 
@@ -197,13 +199,12 @@ def child_faiss(dim: int, args: argparse.Namespace) -> dict[str, Any]:
     rng = np.random.default_rng(dim)
     vectors = rng.standard_normal((max(sizes), dim), dtype=np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    queries = rng.standard_normal((args.faiss_queries, dim), dtype=np.float32)
-    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    many = rng.standard_normal((max(args.faiss_queries, 1024), dim), dtype=np.float32)
+    many /= np.linalg.norm(many, axis=1, keepdims=True)
+    queries = many[:args.faiss_queries]
     out: dict[str, Any] = {"threads": faiss.omp_get_max_threads(), "indexes": {}}
-    for factory in ("Flat", "OPQ48,PQ48"):
-        marks: list[float] = []
-        built = build_index(factory, vectors[:sizes[0]], seed=0, train_sample=args.opq_train_sample,
-                            progress=lambda _n: marks.append(time.perf_counter()))
+    for factory in args.faiss_indexes:
+        built = build_index(factory, vectors[:sizes[0]], seed=0, train_sample=args.opq_train_sample)
         rec: dict[str, Any] = {"code_size": code_size(built), "build_seconds": built.build_seconds,
                                "first_n": sizes[0], "search": {}}
         added, add_seconds = sizes[0], 0.0
@@ -218,6 +219,11 @@ def child_faiss(dim: int, args: argparse.Namespace) -> dict[str, Any]:
                 added = n
             for k in (1000, MINING_DEPTH):  # best of 3: OpenMP threads suffer most from a busy machine
                 rec["search"][f"{n}@{k}"] = min(search(built, queries, k)[2] for _ in range(3)) / len(queries)
+        # faiss-cpu >= 1.14 computes Flat scores through BLAS only when queries x dim reaches
+        # distance_compute_blas_threshold (128,000): drbench's 256-query batches at 384 dims do not.
+        rec["blas_threshold"] = int(faiss.cvar.distance_compute_blas_threshold)
+        rec["search_batch_1024"] = min(search(built, many[:1024], 1000, batch_size=1024)[2]
+                                       for _ in range(3)) / 1024
         out["indexes"][factory] = rec
     out["train_sample"] = args.opq_train_sample
     return out
@@ -375,7 +381,7 @@ def _child(argv: list[str], args: argparse.Namespace) -> dict[str, Any]:
            "--bert-docs", str(args.bert_docs), "--queries", str(args.queries),
            "--train-steps", str(args.train_steps), "--opq-train-sample", str(args.opq_train_sample),
            "--faiss-queries", str(args.faiss_queries), "--store-queries", str(args.store_queries),
-           "--faiss-sizes", *map(str, args.faiss_sizes)]
+           "--faiss-indexes", *args.faiss_indexes, "--faiss-sizes", *map(str, args.faiss_sizes)]
     print(f"  running {' '.join(argv)} ...", file=sys.stderr, flush=True)
     start = time.perf_counter()
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=os.environ.copy())
@@ -512,6 +518,16 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> None:
                       f"| {1e9 * b:.2f} | {_fmt_bytes(rec['code_size'] * MSMARCO_DOCS)} "
                       f"| {_fmt_time(add_us * 1e-6 * MSMARCO_DOCS)} | {_fmt_time(at_full * MSMARCO_DEV)} "
                       f"| {_fmt_time(mine_full * MSMARCO_TRAIN)} |")
+    if "faiss" in results:
+        print(f"\nSame index at {args.faiss_sizes[-1]:,} docs, depth 1000, 1,024 queries in one batch "
+              "(faiss uses BLAS only when queries x dim >= distance_compute_blas_threshold):\n")
+        print(f"| dim | index | blas threshold | ms/query, 1,024-query batches | vs {args.faiss_queries}-query batches |")
+        print("|---|---|---:|---:|---:|")
+        for dim, r in results["faiss"]["data"].items():
+            for factory, rec in r["indexes"].items():
+                default = rec["search"][f"{args.faiss_sizes[-1]}@1000"]
+                print(f"| {dim} | {factory} | {rec['blas_threshold']:,} | {1e3 * rec['search_batch_1024']:.2f} "
+                      f"| {default / rec['search_batch_1024']:.2f}x faster |")
     if "store" in results:
         r = results["store"]["data"]
         print(f"\n## Store (write_run, {r['queries']} queries x depth {r['depth']} = {r['rows']:,} rows)\n")
@@ -572,6 +588,7 @@ def main() -> None:
     parser.add_argument("--faiss-sizes", type=int, nargs="+", default=[100_000, 300_000])
     parser.add_argument("--faiss-queries", type=int, default=256)
     parser.add_argument("--faiss-dims", type=int, nargs="+", default=[384, 768])
+    parser.add_argument("--faiss-indexes", nargs="+", default=["Flat", "OPQ48,PQ48"])
     parser.add_argument("--opq-train-sample", type=int, default=10_000,
                         help="vectors OPQ is trained on (faiss itself caps OPQ and PQ training at 65,536)")
     parser.add_argument("--store-queries", type=int, default=500)
