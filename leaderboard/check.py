@@ -14,6 +14,9 @@ produce, one row per (variant, collection, index, metric)::
     value = 0.3314
     tolerance = 0.005                # optional, this row only
 
+A trained variant of a recipe with several seeds is checked on its mean over them (every seed's
+run must be stored); `seed = N` in a row checks that seed's run alone.
+
 Each row is OK (equal within EXACT), OKish (within its tolerance) or FAIL (outside it, or not
 stored). Malformed files raise a one-line RecipeError naming file, table, key and value.
 """
@@ -29,11 +32,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from harness.errors import RecipeError, StoreError
-from harness.recipe import Recipe, load_recipe
+from harness.errors import RecipeError
+from harness.recipe import Recipe, load_recipe, variant_seeds
 from harness.recipe.loader import parse_table, Where
 from harness.recipe.params import Param
-from harness.store import SPARSE_INDEX, find_run, run_metrics
+from harness.store import SPARSE_INDEX, list_runs, run_metrics
 
 EXACT = 1e-4  # metrics printed to 4 decimals: a difference below this is "the same number"
 STATUSES = ("OK", "OKish", "FAIL")
@@ -49,6 +52,8 @@ ROW = (
     Param("metric", "str", None, "ranx metric name, one of the recipe's [eval] metrics.", required=True),
     Param("value", "float", None, "Expected value.", required=True),
     Param("tolerance", "float", None, "This row's tolerance (default: the file's).", minimum=0.0),
+    Param("seed", "int", None, "Check this seed's run alone (default: the mean over the seeds the recipe runs "
+                               "the variant with).", minimum=0),
     Param("note", "str", "", "Free text, e.g. where the number comes from."),
 )
 
@@ -61,6 +66,7 @@ class Expectation:
     metric: str
     value: float
     tolerance: float
+    seeds: tuple[int, ...] = ()  # the runs whose mean is checked; (): the variant's one stored run
 
 
 @dataclass(frozen=True)
@@ -103,14 +109,23 @@ def load_expectations(path: str | Path) -> Expectations:
         raise where.error("expect", None, None, "declare at least one [[expect]] table "
                           "(variant, collection, index, metric, value)")
     rows: list[Expectation] = []
-    seen: dict[tuple[str, str, str, str], str] = {}
+    seen: dict[tuple[Any, ...], str] = {}
     for number, table in enumerate(rows_raw, start=1):
         label = f"expect.{number}"
         values = parse_table(where, label, table, ROW)
         _check_against_recipe(where, label, values, recipe)
+        seeds = variant_seeds(recipe, recipe.variant(values["variant"]))
+        if values["seed"] is not None:
+            if values["seed"] not in seeds:
+                raise where.error(label, "seed", values["seed"], f"variant {values['variant']!r} does not run with "
+                                  "this seed", [str(s) for s in seeds])
+            seeds = (values["seed"],)
+        elif len(seeds) == 1:
+            seeds = ()  # one seed: whichever run is stored (BM25 and zero-shot do not depend on it)
         row = Expectation(values["variant"], values["collection"], values["index"], values["metric"],
-                          values["value"], top["tolerance"] if values["tolerance"] is None else values["tolerance"])
-        identity = (row.variant, row.collection, row.index, row.metric)
+                          values["value"], top["tolerance"] if values["tolerance"] is None else values["tolerance"],
+                          seeds)
+        identity = (row.variant, row.collection, row.index, row.metric, row.seeds)
         if identity in seen:
             raise where.error(label, None, None, f"repeats [{seen[identity]}] (same variant, collection, "
                               "index and metric); keep one")
@@ -139,17 +154,26 @@ def _check_against_recipe(where: Where, label: str, values: dict[str, Any], reci
 
 
 def check(db: Any, expectations: Expectations) -> list[CheckRow]:
-    """Each expected row against the stored run of the recipe's experiment."""
+    """Each expected row against the stored runs of the recipe's experiment (the mean over its seeds)."""
     experiment = expectations.recipe.experiment.name
     out: list[CheckRow] = []
     for row in expectations.rows:
-        try:
-            run = find_run(db, row.variant, row.collection, index_factory=row.index, experiment=experiment)
-            actual = run_metrics(db, [run["id"]])[run["id"]].get(row.metric)
-        except StoreError:
-            actual = None
+        actual = _stored_mean(db, experiment, row)
         out.append(CheckRow(row, actual, status(actual, row.value, row.tolerance)))
     return out
+
+
+def _stored_mean(db: Any, experiment: str, row: Expectation) -> float | None:
+    """The row's metric, averaged over the runs of its seeds; None unless every one is stored."""
+    runs = {run["seed"]: run["id"] for run in list_runs(db, experiment, row.collection)
+            if run["variant"] == row.variant and run["index_factory"] == row.index}
+    if row.seeds and not all(seed in runs for seed in row.seeds):
+        return None
+    ids = [runs[seed] for seed in row.seeds] if row.seeds else list(runs.values())[:1]
+    if not ids:
+        return None
+    values = [run_metrics(db, ids)[i].get(row.metric) for i in ids]
+    return None if any(v is None for v in values) else sum(values) / len(values)
 
 
 def status(actual: float | None, expected: float, tolerance: float) -> str:

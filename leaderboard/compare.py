@@ -20,8 +20,10 @@ from dataclasses import asdict, dataclass, field
 from itertools import combinations
 from typing import Any
 
+import numpy as np
+
 from leaderboard.errors import CompareError, unknown
-from leaderboard.select import System, common_metrics, paired_scores, select_systems
+from leaderboard.select import System, common_metrics, seed_scores, select_systems
 from leaderboard.stats import (CORRECTION_NAMES, CORRECTIONS, TEST_NAMES, TESTS, adjust_p_values,
                                bootstrap_ci, paired_p_value, wins_ties_losses)
 
@@ -82,6 +84,13 @@ class Comparison:
     p_value: float
     p_adjusted: float
     significant: bool
+    seeds_agree: int = 1  # seed pairs whose mean difference has the sign of `diff` (see `seed_pairs`)
+    seed_pairs: int = 1
+
+    @property
+    def agreement(self) -> str:
+        """`2/3`: how many seed pairs agree with the sign of the difference of the means."""
+        return f"{self.seeds_agree}/{self.seed_pairs}"
 
     @property
     def marker(self) -> str:
@@ -110,8 +119,17 @@ class CompareResult:
     comparisons: list[Comparison] = field(default_factory=list)
 
     @property
+    def several_seeds(self) -> bool:
+        """Whether any compared system has runs of more than one seed."""
+        return any(len(s.seeds) > 1 for g in self.groups for s in g.systems)
+
+    @property
     def legend(self) -> str:
-        return self.settings.legend(len(self.comparisons))
+        legend = self.settings.legend(len(self.comparisons))
+        if self.several_seeds:
+            legend += ("; a system of several seeds is scored per query by the mean over its seeds; seeds: seed "
+                       "pairs whose difference has the sign of diff (paired by seed where both have several)")
+        return legend
 
     def beats(self, collection: str, label: str, metric: str) -> list[str]:
         """Letters of the systems `label` is significantly better than (after correction)."""
@@ -132,7 +150,7 @@ class CompareResult:
             "collections": [{"collection": g.collection, "n_queries": g.n_queries, "systems": [
                 {"key": g.keys[s.run_id], "label": s.label, "experiment": s.experiment,
                  "variant": s.variant, "index": s.index, "run_id": s.run_id,
-                 "means": g.means[s.run_id]} for s in g.systems]} for g in self.groups],
+                 "seeds": list(s.seeds), "run_ids": list(s.run_ids), "means": g.means[s.run_id]} for s in g.systems]} for g in self.groups],
             "comparisons": [asdict(c) | {"marker": c.marker} for c in self.comparisons],
         }
 
@@ -150,12 +168,14 @@ def compare_runs(db: Any, settings: CompareSettings, *, experiments: list[str] |
         means: dict[int, dict[str, float]] = {s.run_id: {} for s in systems}
         n_queries = 0
         for metric in metrics:
-            query_ids, scores = paired_scores(db, systems, metric)
+            query_ids, per_seed = seed_scores(db, systems, metric)
+            scores = {run_id: np.mean(arrays, axis=0) for run_id, arrays in per_seed.items()}
             n_queries = len(query_ids)
             for s in systems:
                 means[s.run_id][metric] = float(scores[s.run_id].mean())
             for reference, system in pairs[name]:
-                raw.append(_measure(settings, name, metric, reference, system, keys, scores))
+                raw.append(_measure(settings, name, metric, reference, system, keys, scores)
+                           | _agreement(reference, system, per_seed))
         groups.append(Group(name, n_queries, systems, keys, means))
     adjusted = adjust_p_values([r["p_value"] for r in raw], settings.correction)
     comparisons = [Comparison(**r, p_adjusted=p, significant=p <= settings.alpha)
@@ -175,6 +195,23 @@ def _measure(settings: CompareSettings, collection: str, metric: str, reference:
                 wins=wins, ties=ties, losses=losses,
                 p_value=paired_p_value(ref, sys_, settings.test, permutations=settings.permutations,
                                        seed=settings.seed))
+
+
+def _agreement(reference: System, system: System, per_seed: dict[int, list[Any]]) -> dict[str, int]:
+    """How many seed pairs agree with the sign of the difference of the seed means.
+
+    Two multi-seed systems pair by seed where they share seeds (a strategy against another trained
+    with the same seed); otherwise every seed of one meets every seed of the other, so a trained
+    variant's seeds each meet BM25's single run.
+    """
+    ref_seeds, sys_seeds = reference.seeds or (None,), system.seeds or (None,)
+    ref_means = dict(zip(ref_seeds, (float(a.mean()) for a in per_seed[reference.run_id])))
+    sys_means = dict(zip(sys_seeds, (float(a.mean()) for a in per_seed[system.run_id])))
+    shared = [s for s in sys_seeds if s in ref_means] if len(ref_seeds) > 1 and len(sys_seeds) > 1 else []
+    pairs = [(sys_means[s], ref_means[s]) for s in shared] or [
+        (a, b) for a in sys_means.values() for b in ref_means.values()]
+    diff = np.sign(np.mean(list(sys_means.values())) - np.mean(list(ref_means.values())))
+    return {"seeds_agree": int(sum(np.sign(a - b) == diff for a, b in pairs)), "seed_pairs": len(pairs)}
 
 
 def _pairs(selected: dict[str, list[System]], baseline: str | None) -> dict[str, list[tuple[System, System]]]:

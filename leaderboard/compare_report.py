@@ -29,7 +29,7 @@ def render_table(result: CompareResult, console: Console) -> None:
         console.print(_summary_table(result, group))
         rows = [c for c in result.comparisons if c.collection == group.collection]
         if rows:
-            console.print(_detail_table(rows, _floor(result)))
+            console.print(_detail_table(rows, _floor(result), result.several_seeds))
     console.print(f"[dim]{result.legend}[/dim]", highlight=False, soft_wrap=True)
 
 
@@ -54,11 +54,14 @@ def _summary_table(result: CompareResult, group: Group) -> Table:
     table = Table(title=f"{group.collection}  ({group.n_queries} queries)", title_justify="left")
     table.add_column("", style="dim")
     table.add_column("system", style="bold")
+    seeds = result.several_seeds
+    if seeds:
+        table.add_column("seeds", justify="right")
     for metric in result.metrics:
         table.add_column(metric, justify="left")
     best = {m: max(group.means[s.run_id][m] for s in group.systems) for m in result.metrics}
     for system in group.systems:
-        cells = [group.keys[system.run_id], system.label]
+        cells = [group.keys[system.run_id], system.label] + ([str(len(system.seeds) or 1)] if seeds else [])
         for metric in result.metrics:
             value, beats = _value(result, group, system.label, system.run_id, metric)
             text = f"{value:.4f}{''.join(beats).translate(_SUPERSCRIPT)}"
@@ -67,17 +70,19 @@ def _summary_table(result: CompareResult, group: Group) -> Table:
     return table
 
 
-def _detail_table(rows: list[Comparison], floor: float) -> Table:
+def _detail_table(rows: list[Comparison], floor: float, seeds: bool = False) -> Table:
     table = Table(title="comparisons (diff = system - reference)", title_justify="left")
-    for name, justify in (("metric", "left"), ("system", "left"), ("vs", "left"), ("diff", "right"),
-                          ("95% CI", "right"), ("W/T/L", "right"), ("p", "right"),
-                          ("p adj", "right"), ("", "center")):
+    columns = [("metric", "left"), ("system", "left"), ("vs", "left"), ("diff", "right"), ("95% CI", "right"),
+               ("W/T/L", "right")] + ([("seeds", "right")] if seeds else []) + [
+               ("p", "right"), ("p adj", "right"), ("", "center")]
+    for name, justify in columns:
         table.add_column(name, justify=justify)
     for c in rows:
         colour = "green" if c.marker == "▲" else "red" if c.marker == "▼" else None
         marker = f"[{colour}]{c.marker}[/{colour}]" if colour else ""
         table.add_row(c.metric, c.system, c.reference, f"{c.diff:+.4f}", f"[{c.ci_low:+.4f}, {c.ci_high:+.4f}]",
-                      f"{c.wins}/{c.ties}/{c.losses}", _p(c.p_value, floor), _p(c.p_adjusted, floor), marker)
+                      f"{c.wins}/{c.ties}/{c.losses}", *([c.agreement] if seeds else []), _p(c.p_value, floor),
+                      _p(c.p_adjusted, floor), marker)
     return table
 
 
@@ -115,12 +120,14 @@ def to_markdown(result: CompareResult) -> str:
             lines.append(f"| {group.keys[system.run_id]} | {_md(system.label)} | " + " | ".join(cells) + " |")
         rows = [c for c in result.comparisons if c.collection == group.collection]
         if rows:
-            lines += ["", "| metric | system | vs | diff | 95% CI | W/T/L | p | p adj | |",
-                      "|---|---|---|---:|---:|---:|---:|---:|:---:|"]
+            seeds = result.several_seeds
+            lines += ["", "| metric | system | vs | diff | 95% CI | W/T/L | " + ("seeds | " if seeds else "")
+                      + "p | p adj | |", "|---|---|---|---:|---:|---:|" + ("---:|" if seeds else "") + "---:|---:|:---:|"]
             floor = _floor(result)
             lines += [f"| {c.metric} | {_md(c.system)} | {_md(c.reference)} | {c.diff:+.4f} | "
                       f"[{c.ci_low:+.4f}, {c.ci_high:+.4f}] | {c.wins}/{c.ties}/{c.losses} | "
-                      f"{_p(c.p_value, floor)} | {_p(c.p_adjusted, floor)} | {c.marker} |" for c in rows]
+                      + (f"{c.agreement} | " if seeds else "")
+                      + f"{_p(c.p_value, floor)} | {_p(c.p_adjusted, floor)} | {c.marker} |" for c in rows]
         lines.append("")
     lines.append(f"*{result.legend}*")
     return "\n".join(lines) + "\n"

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.store import query_metrics, training_log
-from leaderboard.select import System, common_metrics, select_systems
+from harness.store import training_log, training_seeds
+from leaderboard.select import System, common_metrics, seed_scores, select_systems
 from leaderboard.stats import bootstrap_ci
 
 _CURVE_KEYS = ("loss", "train_mrr@10")  # ADORE logs train_mrr@10 next to the loss
@@ -35,14 +35,20 @@ def plot_store(db: Any, out_dir: Path, *, experiments: list[str] | None = None,
     for experiment in dict.fromkeys(s.experiment for systems in groups.values() for s in systems):
         variants = list(dict.fromkeys(s.variant for systems in groups.values() for s in systems
                                       if s.experiment == experiment))
-        logs = {v: rows for v in variants if (rows := training_log(db, experiment, v))}
+        logs = {}
+        for variant in variants:
+            seeds = training_seeds(db, experiment, variant)
+            for seed in seeds:
+                label = variant if len(seeds) == 1 else f"{variant} (seed {seed})"
+                if rows := training_log(db, experiment, variant, seed):
+                    logs[label] = rows
         if logs:
             written.append(training_curves(logs, out_dir / f"{_slug(experiment)}-training.png", experiment))
         else:
             skipped.append(f"{experiment}: no training log stored; skipped the training curves")
     for name, systems in groups.items():
-        values = {s.run_id: {m: np.array(list(query_metrics(db, s.run_id, m).values()), dtype=np.float64)
-                             for m in chosen} for s in systems}
+        per_seed = {m: seed_scores(db, systems, m)[1] for m in chosen}
+        values = {s.run_id: {m: per_seed[m][s.run_id] for m in chosen} for s in systems}
         written.append(metric_bars(systems, values, chosen, out_dir / f"{_slug(name)}-metrics.png",
                                    name, bootstrap, seed))
         sized = [s for s in systems if "bytes_per_doc" in s.index_stats]
@@ -83,19 +89,31 @@ def training_curves(logs: dict[str, list[dict[str, Any]]], path: Path, title: st
     return path
 
 
-def metric_bars(systems: list[System], values: dict[int, dict[str, np.ndarray]], metrics: list[str],
+def metric_bars(systems: list[System], values: dict[int, dict[str, list[np.ndarray]]], metrics: list[str],
                 path: Path, title: str, bootstrap: int = 1000, seed: int = 42) -> Path:
-    """Grouped bars: one group per metric, one bar per system, 95% bootstrap CI of the mean."""
+    """Grouped bars: one group per metric, one bar per system, 95% bootstrap CI of the mean.
+
+    `values[run_id][metric]` holds one per-query array per seed of the system: the bar is the mean
+    over seeds of the per-query scores, and a system of several seeds shows each seed's mean as a
+    black dot (the seed spread)."""
     figure, axes = _figure(size=(max(6.0, 1.0 + len(metrics) * (0.5 + 0.35 * len(systems))), 4.0))
     ax = axes[0][0]
     width = 0.8 / len(systems)
     x = np.arange(len(metrics))
+    spread = False
     for i, system in enumerate(systems):
-        means = np.array([values[system.run_id][m].mean() for m in metrics])
-        cis = np.array([bootstrap_ci(values[system.run_id][m], bootstrap, seed) for m in metrics])
+        per_query = {m: np.mean(values[system.run_id][m], axis=0) for m in metrics}
+        means = np.array([per_query[m].mean() for m in metrics])
+        cis = np.array([bootstrap_ci(per_query[m], bootstrap, seed) for m in metrics])
         errors = np.abs(np.vstack([means - cis[:, 0], cis[:, 1] - means]))
-        ax.bar(x + (i - (len(systems) - 1) / 2) * width, means, width, yerr=errors, capsize=3,
-               label=system.label)
+        where = x + (i - (len(systems) - 1) / 2) * width
+        ax.bar(where, means, width, yerr=errors, capsize=3, label=system.label)
+        for j, metric in enumerate(metrics):
+            if len(values[system.run_id][metric]) > 1:
+                seeds = [a.mean() for a in values[system.run_id][metric]]
+                ax.scatter([where[j]] * len(seeds), seeds, s=9, color="black", zorder=3,
+                           label=None if spread else "one seed's mean")
+                spread = True
     ax.set_xticks(x, metrics)
     ax.set_ylim(0, 1)
     ax.set_ylabel("mean over queries (95% CI)")

@@ -1,8 +1,10 @@
-"""Leaderboard rows: one per stored (experiment, variant, collection, index) run."""
+"""Leaderboard rows: one per (experiment, variant, collection, index), its metrics the mean over
+the seeds stored for it, with their standard deviation (or one row per seed run, `per_seed`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import statistics
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from harness.store import SPARSE_INDEX, list_experiments, list_runs, run_metrics
@@ -22,6 +24,9 @@ class LeaderboardRow:
     index_stats: dict[str, float] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     compute: dict[str, Any] | None = None  # None: a sparse run, or a dense one stored before v4
+    seeds: tuple[int, ...] = ()  # the seeds behind the row, ascending
+    sd: dict[str, float] = field(default_factory=dict)  # metric -> sample sd over seeds (0.0 for one)
+    run_ids: tuple[int, ...] = ()  # the runs behind the row, in seed order
 
     @property
     def ran_on(self) -> dict[str, Any]:
@@ -49,12 +54,41 @@ class LeaderboardRow:
         return {"experiment": self.experiment, "variant": self.variant, "kind": self.kind,
                 "collection": self.collection, "index": self.index, "metrics": self.metrics,
                 "n_queries": self.n_queries, "timings": self.timings, "index_stats": self.index_stats,
-                "trained_on_index": self.trained_on, "run_id": self.run_id, "faiss": self.faiss, **self.ran_on}
+                "trained_on_index": self.trained_on, "run_id": self.run_id, "faiss": self.faiss, **self.ran_on,
+                "seeds": list(self.seeds), "sd": self.sd, "run_ids": list(self.run_ids)}
 
 
-def leaderboard_rows(db: Any, experiment: str | None = None,
-                     collection: str | None = None) -> list[LeaderboardRow]:
-    """Every stored run (filtered), in run order, with its aggregate metrics."""
+def leaderboard_rows(db: Any, experiment: str | None = None, collection: str | None = None,
+                     per_seed: bool = False) -> list[LeaderboardRow]:
+    """One row per (experiment, variant, collection, index) (filtered), its metrics the mean over
+    its seeds; with `per_seed`, one row per stored run."""
+    rows = _run_rows(db, experiment, collection)
+    return rows if per_seed else _over_seeds(rows)
+
+
+def _over_seeds(rows: list[LeaderboardRow]) -> list[LeaderboardRow]:
+    """Rows of one (experiment, variant, collection, index) merged: mean metrics and timings,
+    sample standard deviations, the seeds and runs behind them; the first row's other fields."""
+    groups: dict[tuple[str, str, str, str], list[LeaderboardRow]] = {}
+    for row in rows:
+        groups.setdefault((row.experiment, row.variant, row.collection, row.index), []).append(row)
+    return [_merged(group) for group in groups.values()]
+
+
+def _merged(group: list[LeaderboardRow]) -> LeaderboardRow:
+    if len(group) == 1:
+        return group[0]
+    first = group[0]
+    metrics = {m: [row.metrics[m] for row in group if row.metrics.get(m) is not None] for m in first.metrics}
+    timings = {k: statistics.fmean(row.timings[k] for row in group if k in row.timings) for k in first.timings}
+    return replace(first, metrics={m: statistics.fmean(v) for m, v in metrics.items() if v},
+                   sd={m: statistics.stdev(v) if len(v) > 1 else 0.0 for m, v in metrics.items() if v},
+                   timings=timings, seeds=tuple(s for row in group for s in row.seeds),
+                   run_ids=tuple(i for row in group for i in row.run_ids))
+
+
+def _run_rows(db: Any, experiment: str | None, collection: str | None) -> list[LeaderboardRow]:
+    """Every stored run (filtered), in recipe index order, then store order (seeds ascending)."""
     runs = list_runs(db, experiment=experiment, collection=collection)
     metrics = run_metrics(db, [run["id"] for run in runs])
     order = _recipe_order(db)
@@ -71,7 +105,8 @@ def leaderboard_rows(db: Any, experiment: str | None = None,
                            metrics=metrics.get(run["id"], {}), n_queries=run.get("n_queries"),
                            timings=run.get("timings") or {}, run_id=run["id"],
                            index_stats=run.get("index_stats") or {}, params=run.get("params") or {},
-                           compute=run.get("compute"))
+                           compute=run.get("compute"), seeds=() if run.get("seed") is None else (run["seed"],),
+                           sd={m: 0.0 for m in metrics.get(run["id"], {})}, run_ids=(run["id"],))
             for run in runs]
 
 

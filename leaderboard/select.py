@@ -1,7 +1,9 @@
 """Pick stored runs to compare or plot, and read their per-query scores as paired arrays.
 
-A *system* is one stored run: (experiment, variant, index) on one collection. Systems are
-only ever compared within a collection, on the queries every one of them was scored on.
+A *system* is (experiment, variant, index) on one collection: one stored run, or one per seed
+when its recipe listed several. A system's per-query score is the mean over its seeds, the
+standard way to pair multi-seed systems. Systems are only ever compared within a collection, on
+the queries every one of them was scored on.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from leaderboard.errors import CompareError, unknown
 
 @dataclass(frozen=True)
 class System:
-    """One stored run, with the label tables and plots show for it."""
+    """The stored runs of one (experiment, variant, index, collection), one per seed, with the
+    label tables and plots show for it. `run_id` (its first seed's run) identifies it."""
 
     run_id: int
     experiment: str
@@ -28,6 +31,8 @@ class System:
     metrics: dict[str, float] = field(default_factory=dict)
     timings: dict[str, Any] = field(default_factory=dict)
     index_stats: dict[str, Any] = field(default_factory=dict)
+    seeds: tuple[int, ...] = ()
+    run_ids: tuple[int, ...] = ()  # one per seed, in `seeds` order
 
     def matches(self, name: str) -> bool:
         """Whether `name` (`variant`, `experiment/variant`, optionally `@index`) names this run."""
@@ -69,23 +74,30 @@ def select_systems(db: Any, experiments: list[str] | None = None, collection: st
     runs.sort(key=lambda r: r["id"])
     metrics = run_metrics(db, [r["id"] for r in runs])
     several = len({r["experiment"] for r in runs}) > 1
-    by_collection: dict[str, list[dict[str, Any]]] = {}
+    by_collection: dict[str, dict[tuple[str, str, str], list[dict[str, Any]]]] = {}
     for run in runs:
-        by_collection.setdefault(run["collection"], []).append(run)
-    return {name: [_system(r, chosen, several, metrics.get(r["id"], {})) for r in chosen]
+        system = (run["experiment"], run["variant"], run["index_factory"])
+        by_collection.setdefault(run["collection"], {}).setdefault(system, []).append(run)
+    return {name: [_system(seeded, list(chosen), several, metrics) for seeded in chosen.values()]
             for name, chosen in by_collection.items()}
 
 
-def _system(run: dict[str, Any], chosen: list[dict[str, Any]], several_experiments: bool,
-            metrics: dict[str, float]) -> System:
+def _system(seeded: list[dict[str, Any]], chosen: list[tuple[str, str, str]], several_experiments: bool,
+            metrics: dict[int, dict[str, float]]) -> System:
+    seeded = sorted(seeded, key=lambda r: (r.get("seed") is None, r.get("seed") or 0))
+    run = seeded[0]
     label = f"{run['experiment']}/{run['variant']}" if several_experiments else run["variant"]
-    same = [r for r in chosen if (r["experiment"], r["variant"]) == (run["experiment"], run["variant"])]
-    if len(same) > 1:
+    if sum((e, v) == (run["experiment"], run["variant"]) for e, v, _ in chosen) > 1:
         label += f" [{run['index_factory']}]"
+    per_seed = [metrics.get(r["id"], {}) for r in seeded]
+    mean = {m: float(np.mean([values[m] for values in per_seed])) for m in per_seed[0]
+            if all(values.get(m) is not None for values in per_seed)}
     return System(run_id=run["id"], experiment=run["experiment"], variant=run["variant"],
                   index=run["index_factory"], collection=run["collection"], label=label,
-                  metrics=metrics, timings=run.get("timings") or {},
-                  index_stats=run.get("index_stats") or {})
+                  metrics=mean, timings=run.get("timings") or {},
+                  index_stats=run.get("index_stats") or {},
+                  seeds=tuple(r["seed"] for r in seeded if r.get("seed") is not None),
+                  run_ids=tuple(r["id"] for r in seeded))
 
 
 def common_metrics(groups: dict[str, list[System]], wanted: list[str] | None) -> list[str]:
@@ -103,22 +115,30 @@ def common_metrics(groups: dict[str, list[System]], wanted: list[str] | None) ->
 
 
 def paired_scores(db: Any, systems: list[System], metric: str) -> tuple[list[str], dict[int, np.ndarray]]:
-    """(query ids, {run_id: per-query values in that order}) for one metric of one collection.
+    """(query ids, {system run_id: per-query values in that order, each the mean over the
+    system's seeds}) for one metric of one collection (see :func:`seed_scores`)."""
+    query_ids, per_seed = seed_scores(db, systems, metric)
+    return query_ids, {run_id: np.mean(arrays, axis=0) for run_id, arrays in per_seed.items()}
+
+
+def seed_scores(db: Any, systems: list[System], metric: str) -> tuple[list[str], dict[int, list[np.ndarray]]]:
+    """(query ids, {system run_id: [per-query values of each seed's run, in `seeds` order]}).
 
     Every run must hold a value for the same queries: a test on unpaired queries would compare
     unlike with unlike, so a mismatch is an error rather than silently intersected.
     """
-    per_run = {s.run_id: query_metrics(db, s.run_id, metric) for s in systems}
+    per_run = {run_id: query_metrics(db, run_id, metric) for s in systems for run_id in (s.run_ids or (s.run_id,))}
     first = systems[0]
     query_ids = sorted(per_run[first.run_id])
     reference = set(query_ids)
-    for system in systems[1:]:
-        other = set(per_run[system.run_id])
-        if other != reference:
-            raise CompareError(
-                f"{system.label} and {first.label} on {system.collection} were scored on different "
-                f"queries ({len(other - reference)} only in the first, {len(reference - other)} only in "
-                f"the second) for {metric}; re-run them with the same qrels")
-    arrays = {run_id: np.array([values[q] if values[q] is not None else 0.0 for q in query_ids],
-                               dtype=np.float64) for run_id, values in per_run.items()}
-    return query_ids, arrays
+    for system in systems:
+        for run_id in system.run_ids or (system.run_id,):
+            other = set(per_run[run_id])
+            if other != reference:
+                raise CompareError(
+                    f"{system.label} and {first.label} on {system.collection} were scored on different "
+                    f"queries ({len(other - reference)} only in the first, {len(reference - other)} only in "
+                    f"the second) for {metric}; re-run them with the same qrels")
+    return query_ids, {s.run_id: [np.array([v if (v := per_run[run_id][q]) is not None else 0.0 for q in query_ids],
+                                           dtype=np.float64) for run_id in (s.run_ids or (s.run_id,))]
+                       for s in systems}

@@ -42,16 +42,36 @@ def _index_cells(row: LeaderboardRow) -> list[str]:
             "-" if recall is None else f"{recall:.3f}"]
 
 
-def collection_table(collection: str, rows: list[LeaderboardRow]) -> Table:
-    """The table for one collection; the best value of each metric is bold and starred."""
+def _metric_cell(row: LeaderboardRow, metric: str, best: float | None) -> str:
+    """`0.6421 ±0.0031` (mean ± sd over seeds) or `0.6421`; the best mean bold and starred."""
+    value = row.metrics.get(metric)
+    if value is None:
+        return "-"
+    spread = f" ±{row.sd.get(metric, 0.0):.4f}" if len(row.seeds) > 1 else ""
+    if best is not None and value >= best - 1e-12:
+        return f"[bold green]{value:.4f}*[/bold green]{spread}"
+    return f"{value:.4f} {spread}"
+
+
+def collection_table(collection: str, rows: list[LeaderboardRow], per_seed: bool = False) -> Table:
+    """The table for one collection; the best value (mean over seeds) of each metric is bold and
+    starred. Rows of several seeds show ± their sample standard deviation and how many seeds;
+    `per_seed` rows (one per seed run) show their seed."""
     metrics = _metric_order(rows)
     several = len({row.experiment for row in rows}) > 1
     n_queries = max((row.n_queries or 0 for row in rows), default=0)
+    caption = "* best per column" + ("; ± sample standard deviation over seeds" if any(
+        len(row.seeds) > 1 for row in rows) and not per_seed else "")
     table = Table(title=f"{collection}  ({n_queries} queries)", title_justify="left",
-                  caption="* best per column", caption_justify="left")
+                  caption=caption, caption_justify="left")
     if several:
         table.add_column("experiment")
     table.add_column("variant", style="bold")
+    if per_seed:
+        table.add_column("seed", justify="right")
+    multi = not per_seed and any(len(row.seeds) > 1 for row in rows)
+    if multi:
+        table.add_column("seeds", justify="right")
     adore = any(row.trained_on for row in rows)
     if adore:
         table.add_column("trained on")
@@ -70,15 +90,13 @@ def collection_table(collection: str, rows: list[LeaderboardRow]) -> Table:
     best = {m: max((row.metrics[m] for row in rows if m in row.metrics), default=None) for m in metrics}
     for row in rows:
         cells = [row.experiment] if several else []
-        cells += [row.variant] + ([row.trained_on or ""] if adore else []) + [_index_name(row)]
-        for metric in metrics:
-            value = row.metrics.get(metric)
-            if value is None:
-                cells.append("-")
-            elif best[metric] is not None and value >= best[metric] - 1e-12:
-                cells.append(f"[bold green]{value:.4f}*[/bold green]")
-            else:
-                cells.append(f"{value:.4f} ")
+        cells += [row.variant]
+        if per_seed:
+            cells.append(", ".join(map(str, row.seeds)) or "-")
+        if multi:
+            cells.append(str(len(row.seeds)))
+        cells += ([row.trained_on or ""] if adore else []) + [_index_name(row)]
+        cells += [_metric_cell(row, metric, best[metric]) for metric in metrics]
         if indexes:
             cells += _index_cells(row)
         if trained:
@@ -91,8 +109,9 @@ def collection_table(collection: str, rows: list[LeaderboardRow]) -> Table:
     return table
 
 
-def render(rows: list[LeaderboardRow], console: Console | None = None) -> None:
-    """Print one table per collection (collections in first-seen order)."""
+def render(rows: list[LeaderboardRow], console: Console | None = None, per_seed: bool = False) -> None:
+    """Print one table per collection (collections in first-seen order); `per_seed`: the rows are
+    one per seed run (`leaderboard_rows(per_seed=True)`)."""
     console = console or Console()
     if not rows:
         console.print("no results stored yet: run `drbench run RECIPE` first")
@@ -109,4 +128,4 @@ def render(rows: list[LeaderboardRow], console: Console | None = None) -> None:
 
     ordered = sorted(rows, key=rank)
     for collection, group in groupby(ordered, key=lambda row: row.collection):
-        console.print(collection_table(collection, list(group)))
+        console.print(collection_table(collection, list(group), per_seed))

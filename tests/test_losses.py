@@ -125,29 +125,29 @@ def test_adore_metric_weights_delta_mrr():
 
 def test_adore_query_loss_relevant_in_list():
     # y = [2, 1, 0], relevant at position 1, g = [1, 1/2, 1/3]
-    # pair (1,0): w=1/2, sp(y0-y1)=sp(1) ; pair (1,2): w=1/6, sp(y2-y1)=sp(-1) ; 2 pairs -> /4
+    # pair (1,0): w=1/2, sp(y0-y1)=sp(1) ; pair (1,2): w=1/6, sp(y2-y1)=sp(-1) ; 2 pairs -> /2
     y = t([2, 1, 0]).requires_grad_()
     rel = t([0, 1, 0])
     loss = adore_query_loss(y, rel, adore_metric_weights(3, None))
-    assert loss.item() == pytest.approx((0.5 * sp(1) + sp(-1) / 6) / 4, rel=1e-6)
+    assert loss.item() == pytest.approx((0.5 * sp(1) + sp(-1) / 6) / 2, rel=1e-6)
     loss.backward()
-    # d/dy1 = -(1/2 sigmoid(1) + 1/6 sigmoid(-1)) / 4 < 0: pushes the relevant score up
-    assert y.grad[1].item() == pytest.approx(-(0.5 * sigmoid(1) + sigmoid(-1) / 6) / 4, rel=1e-5)
+    # d/dy1 = -(1/2 sigmoid(1) + 1/6 sigmoid(-1)) / 2 < 0: pushes the relevant score up
+    assert y.grad[1].item() == pytest.approx(-(0.5 * sigmoid(1) + sigmoid(-1) / 6) / 2, rel=1e-5)
     assert y.grad[1].item() < 0 < y.grad[0].item()
 
 
 def test_adore_appended_positive_beyond_cut_and_batch_mean():
     # retrieved [3, 2, 1] all non-relevant, positive appended at position 3 with y=0; cut 2
-    # g = [1, 1/2, 0, 0]: (3,0) w=1 sp(3) ; (3,1) w=1/2 sp(2) ; (3,2) w=0 ; 3 pairs -> /6
+    # g = [1, 1/2, 0, 0]: (3,0) w=1 sp(3) ; (3,1) w=1/2 sp(2) ; (3,2) w=0 ; 3 pairs -> /3
     y = t([3, 2, 1, 0]).requires_grad_()
     rel = t([0, 0, 0, 1])
-    appended = (sp(3) + 0.5 * sp(2)) / 6
+    appended = (sp(3) + 0.5 * sp(2)) / 3
     loss = adore_query_loss(y, rel, adore_metric_weights(4, 2))
     assert loss.item() == pytest.approx(appended, rel=1e-6)
     loss.backward()
     assert y.grad[3].item() < 0
     # batch: mean of this list and the 3-doc list above (cut 2 leaves its weights 1/2 and 1/2)
-    first = (0.5 * sp(1) + 0.5 * sp(-1)) / 4
+    first = (0.5 * sp(1) + 0.5 * sp(-1)) / 2
     batch = adore_batch_loss([t([2, 1, 0]), t([3, 2, 1, 0])], [t([0, 1, 0]), rel], metric_cut=2)
     assert batch.item() == pytest.approx((first + appended) / 2, rel=1e-6)
 
@@ -161,11 +161,45 @@ def test_adore_ndcg_weights_graded():
     assert w[0, 2].item() == pytest.approx(1 * 1 / idcg, rel=1e-6)
     assert w[1, 2].item() == pytest.approx(2 * d1 / idcg, rel=1e-6)
     assert torch.allclose(w, w.T) and torch.all(w.diagonal() == 0)
-    # equal scores: every pair costs log 2; pairs (0,1), (2,0), (2,1) -> /6
+    # equal scores: every pair costs log 2; pairs (0,1), (2,0), (2,1) -> /3
     loss = adore_batch_loss([t([0, 0, 0])], [t([1, 0, 2])], metric_cut=2, weighting="ndcg")
-    expected = math.log(2) * (w[0, 1].item() + w[0, 2].item() + w[1, 2].item()) / 6
+    expected = math.log(2) * (w[0, 1].item() + w[0, 2].item() + w[1, 2].item()) / 3
     assert loss.item() == pytest.approx(expected, rel=1e-6)
     assert torch.all(adore_ndcg_weights(t([0, 0]), None) == 0)
+
+
+def official_adore_loss(y_pred: torch.Tensor, target_labels: np.ndarray, metric_cut: int) -> torch.Tensor:
+    """One query's loss as DRhard's adore/train.py computes it at its HEAD (15e2235), lines
+    194-220, transcribed: both pair directions, each with the RankNet cost, over 2 * #pos pairs."""
+    target_labels = target_labels.reshape(-1, 1)
+    rel_diff = target_labels - target_labels.T
+    pos_pairs = torch.FloatTensor((rel_diff > 0).astype(np.float32))
+    neg_pairs = torch.FloatTensor((rel_diff < 0).astype(np.float32))
+    num_pairs = 2 * pos_pairs.sum()
+    y_pred = y_pred.view(-1, 1)
+    c_pos = torch.log(1 + torch.exp(-(y_pred - y_pred.t())))
+    c_neg = torch.log(1 + torch.exp(y_pred - y_pred.t()))
+    arr = 1 / torch.arange(1, 1 + len(y_pred)).float()
+    arr[metric_cut:] = 0
+    weights = torch.abs(arr.view(-1, 1) - arr.view(1, -1))
+    return torch.sum((pos_pairs * c_pos + neg_pairs * c_neg) * weights) / num_pairs
+
+
+@pytest.mark.parametrize("cut", [3, 10, 200])
+def test_adore_loss_and_gradient_equal_the_official_code(cut: int) -> None:
+    rng = np.random.default_rng(cut)
+    for _ in range(5):
+        n = 30
+        labels = (rng.random(n) < 0.15).astype(np.int32)
+        labels[rng.integers(n)] = 1  # at least one relevant document
+        scores = torch.tensor(rng.normal(size=n) * 3, dtype=torch.float32)
+        ours_y, theirs_y = scores.clone().requires_grad_(), scores.clone().requires_grad_()
+        ours = adore_batch_loss([ours_y], [torch.tensor(labels)], metric_cut=cut)
+        theirs = official_adore_loss(theirs_y, labels, cut)
+        ours.backward()
+        theirs.backward()
+        assert ours.item() == pytest.approx(theirs.item(), rel=1e-5)
+        assert torch.allclose(ours_y.grad, theirs_y.grad, rtol=1e-4, atol=1e-8)
 
 
 @pytest.mark.parametrize("relevance", [[0, 0, 0], [1, 1, 1]])

@@ -159,8 +159,8 @@ def test_write_run_round_trip(db):
     [exp] = list_experiments(db)
     assert exp["packages"] == {"numpy": "2.0"} and exp["git_dirty"] is False
     assert exp["finished_at"] == run.finished_at
-    assert completed_run_key(db, "exp", "star", "beir/scifact/test", "Flat") == "k1"
-    assert completed_run_key(db, "exp", "star", "beir/scifact/test", "PQ48") is None
+    assert completed_run_key(db, "exp", "star", "beir/scifact/test", "Flat", 0) == "k1"
+    assert completed_run_key(db, "exp", "star", "beir/scifact/test", "PQ48", 0) is None
 
 
 def test_query_metrics_unknown_metric(db):
@@ -182,7 +182,7 @@ def test_rewrite_replaces_and_leaves_no_orphans(db):
     assert exp["started_at"] == "2024-01-01T00:00:00+00:00"  # the original start is kept
     assert exp["finished_at"] == "2024-02-02T00:00:00+00:00"
     assert exp["recipe_text"] == "[y]\n" and exp["git_commit"] == "def456"
-    assert completed_run_key(db, "exp", "star", "beir/scifact/test", "Flat") == "k2"
+    assert completed_run_key(db, "exp", "star", "beir/scifact/test", "Flat", 0) == "k2"
     for table in ("metrics", "query_metrics", "results"):
         assert db.execute(f"SELECT count(*) FROM {table} WHERE run_id = ?",
                           [first]).fetchone()[0] == 0
@@ -223,7 +223,7 @@ def test_failure_after_run_insert_keeps_previous_run(db, monkeypatch):
     assert counts(db) == before
     assert [r["id"] for r in list_runs(db)] == [old_id]
     assert list_experiments(db)[0]["git_commit"] == "abc123"
-    assert completed_run_key(db, "exp", "star", "beir/scifact/test", "Flat") == "k1"
+    assert completed_run_key(db, "exp", "star", "beir/scifact/test", "Flat", 0) == "k1"
 
 
 def test_write_inside_caller_transaction_joins_it(db):
@@ -270,7 +270,7 @@ def test_sigkill_mid_transaction_leaves_previous_state(tmp_path):
     assert counts(store) == {"experiments": 1, "runs": 1, "metrics": 2, "query_metrics": 3,
                              "results": 15}
     assert list_experiments(store)[0]["git_commit"] == "abc123"
-    assert completed_run_key(store, "exp", "star", "beir/scifact/test", "Flat") == "committed"
+    assert completed_run_key(store, "exp", "star", "beir/scifact/test", "Flat", 0) == "committed"
     assert store.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     store.close()
 
@@ -290,8 +290,8 @@ def links(db, variant: str = "star", experiment: str = "exp") -> list[int | None
 
 
 def test_a_run_links_its_variants_training_log(db):
-    write_training_log(db, "exp", "star", LOG)
-    write_training_log(db, "exp", "adore", LOG)
+    write_training_log(db, "exp", "star", LOG, seed=0)
+    write_training_log(db, "exp", "adore", LOG, seed=0)
     assert links(db) == [None] * 3
     first = write_run(db, make_experiment(), make_run(model=M1, index_factory="Flat"))
     assert links(db) == [first] * 3
@@ -303,7 +303,7 @@ def test_a_run_links_its_variants_training_log(db):
 
 
 def test_replacing_the_linked_run_passes_the_link_on(db):
-    write_training_log(db, "exp", "star", LOG)
+    write_training_log(db, "exp", "star", LOG, seed=0)
     flat = write_run(db, make_experiment(), make_run(model=M1, index_factory="Flat"))
     pq = write_run(db, make_experiment(), make_run(model=M1, index_factory="PQ48"))
     assert links(db) == [flat] * 3
@@ -313,13 +313,13 @@ def test_replacing_the_linked_run_passes_the_link_on(db):
 
 
 def test_a_rewritten_log_keeps_its_link_unless_it_changed(db):
-    write_training_log(db, "exp", "star", LOG)
+    write_training_log(db, "exp", "star", LOG, seed=0)
     run = write_run(db, make_experiment(), make_run(model=M1))
     # A re-run reuses the cached model, rewrites the same log and skips every stored run.
-    write_training_log(db, "exp", "star", [dict(row) for row in LOG])
+    write_training_log(db, "exp", "star", [dict(row) for row in LOG], seed=0)
     assert links(db) == [run] * 3
     # A retrained model: its log is new and no stored run has evaluated it yet.
-    write_training_log(db, "exp", "star", LOG[:2])
+    write_training_log(db, "exp", "star", LOG[:2], seed=0)
     assert links(db) == [None] * 2
     # Its first run links it, not the older run of the previous model still stored.
     retrained = write_run(db, make_experiment(), make_run(model=M2, collection="cranfield"))
@@ -327,7 +327,7 @@ def test_a_rewritten_log_keeps_its_link_unless_it_changed(db):
 
 
 def test_failed_run_write_leaves_the_log_unlinked(db, monkeypatch):
-    write_training_log(db, "exp", "star", LOG)
+    write_training_log(db, "exp", "star", LOG, seed=0)
 
     def explode(*args):
         raise sqlite3.OperationalError("disk I/O error (simulated)")
@@ -341,7 +341,8 @@ def test_failed_run_write_leaves_the_log_unlinked(db, monkeypatch):
 def test_migration_links_training_logs_of_an_older_store(tmp_path):
     path = tmp_path / "v2.db"
     old = store_at_version(path, 2)
-    old.execute("ALTER TABLE runs ADD COLUMN compute TEXT")  # today's writer needs v4's column ...
+    old.execute("ALTER TABLE runs ADD COLUMN compute TEXT")  # today's writer needs v4's and v5's columns ...
+    old.execute("ALTER TABLE training_log ADD COLUMN seed INTEGER")
     # An older drbench wrote runs and logs but never linked them; the latest run of star
     # evaluated M2 (the model its log, rewritten at every resolution, describes).
     stale = write_run(old, make_experiment(), make_run(model=M1, collection="vaswani"))
@@ -350,9 +351,11 @@ def test_migration_links_training_logs_of_an_older_store(tmp_path):
     write_run(old, make_experiment(), make_run(variant="bm25", model=None, index_factory="bm25"))
     other = write_run(old, make_experiment("exp2"), make_run("exp2", model=M1))
     for experiment, variant in (("exp", "star"), ("exp", "adore"), ("exp2", "star")):
-        write_training_log(old, experiment, variant, LOG)
+        old.conn.executemany("INSERT INTO training_log (experiment, variant, step, loss, lr) VALUES (?, ?, ?, ?, ?)",
+                             [(experiment, variant, r["step"], r["loss"], r["lr"]) for r in LOG])
     old.conn.execute("UPDATE training_log SET run_id = NULL")  # ... and links logs; a v2 drbench did neither
     old.execute("ALTER TABLE runs DROP COLUMN compute")
+    old.execute("ALTER TABLE training_log DROP COLUMN seed")
     old.conn.commit()
     assert links(old) == links(old, "adore") == links(old, "star", "exp2") == [None] * 3
     old.close()

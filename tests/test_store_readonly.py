@@ -78,7 +78,8 @@ def build_store(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "drbench.db"
     db = open_store(path)
-    write_training_log(db, "gate", "zero-shot", [{"step": s, "loss": 1.0 / s, "lr": 1e-5} for s in range(1, 4)])
+    write_training_log(db, "gate", "zero-shot", [{"step": s, "loss": 1.0 / s, "lr": 1e-5} for s in range(1, 4)],
+                       seed=0)
     for variant, index, value in (("bm25", "bm25", 0.4), ("zero-shot", "Flat", 0.5), ("zero-shot", "PQ8", 0.45)):
         write_run(db, make_experiment("gate"), gate_run(variant, index, value))
     db.close()

@@ -20,10 +20,12 @@ if TYPE_CHECKING:
 def leaderboard(store: str | None = StoreOpt,
                 experiment: str | None = typer.Option(None, "--experiment", "-e", help="Only this experiment."),
                 collection: str | None = typer.Option(None, "--collection", "-c", help="Only this collection."),
-                format: Format = typer.Option(Format.table, "--format", help="table or json.")) -> None:
+                format: Format = typer.Option(Format.table, "--format", help="table or json."),
+                seeds: bool = typer.Option(False, "--seeds", help="One row per seed instead of the mean and "
+                                                                  "standard deviation over seeds.")) -> None:
     """Print stored results: one table per collection, best value per metric marked."""
     try:
-        print_leaderboard(store, experiment, collection, format)
+        print_leaderboard(store, experiment, collection, format, per_seed=seeds)
     except DrbenchError as exc:
         raise fail(exc) from None
 
@@ -60,10 +62,10 @@ def _runs_table(runs: list[dict[str, Any]]) -> Table:
     from rich.table import Table
 
     table = Table(title="runs")
-    for column in ("id", "experiment", "variant", "kind", "collection", "index", "queries", "finished"):
+    for column in ("id", "experiment", "variant", "seed", "kind", "collection", "index", "queries", "finished"):
         table.add_column(column)
     for r in runs:
-        table.add_row(str(r["id"]), r["experiment"], r["variant"], r["kind"], r["collection"],
+        table.add_row(str(r["id"]), r["experiment"], r["variant"], str(r.get("seed")), r["kind"], r["collection"],
                       r["index_factory"], str(r.get("n_queries")), r.get("finished_at") or "-")
     return table
 
@@ -73,6 +75,7 @@ def export_run(variant: str = typer.Argument(..., help="Variant name."),
                output: Path = typer.Option(..., "--output", "-o", help="TREC run file to write."),
                index: str | None = typer.Option(None, "--index", help="Index factory string (if several)."),
                experiment: str | None = typer.Option(None, "--experiment", "-e", help="Experiment (if several)."),
+               seed: int | None = typer.Option(None, "--seed", help="Seed of the run (if several)."),
                tag: str | None = typer.Option(None, "--tag", help="Run tag (default: the variant name)."),
                store: str | None = StoreOpt) -> None:
     """Write a stored run as a TREC run file (qid Q0 docid rank score tag)."""
@@ -80,7 +83,7 @@ def export_run(variant: str = typer.Argument(..., help="Variant name."),
 
     try:
         db = open_results(store)
-        found = find_run(db, variant, collection, index_factory=index, experiment=experiment)
+        found = find_run(db, variant, collection, index_factory=index, experiment=experiment, seed=seed)
         results = run_results(db, found["id"])
         # TREC run files split on whitespace, so a tag must be one token
         write_trec_run(results, output, tag or variant.replace(" ", "_"))

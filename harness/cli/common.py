@@ -60,12 +60,12 @@ def open_results(store: str | None) -> Database:
 
 
 def print_leaderboard(store: str | None, experiment: str | None, collection: str | None,
-                      format: Format) -> None:
+                      format: Format, per_seed: bool = False) -> None:
     """Print the stored results; shared by `leaderboard` and by `run`, which ends with it."""
     from leaderboard import leaderboard_rows, render, rows_as_json
 
     db = open_results(store)
-    rows = leaderboard_rows(db, experiment=experiment, collection=collection)
+    rows = leaderboard_rows(db, experiment=experiment, collection=collection, per_seed=per_seed)
     if not rows and (experiment or collection) and format is Format.table:
         from harness.store import list_runs
 
@@ -75,7 +75,7 @@ def print_leaderboard(store: str | None, experiment: str | None, collection: str
     if format is Format.json:
         print(json.dumps(rows_as_json(rows), indent=2))
     else:
-        render(rows, out)
+        render(rows, out, per_seed=per_seed)
 
 
 def _no_match(experiment: str | None, collection: str | None, runs: list[dict[str, Any]]) -> str:

@@ -42,10 +42,13 @@ def validate(recipe: Path | None = typer.Argument(None, help="Recipe file to che
             check_resources(parsed)
     except DrbenchError as exc:
         raise fail(exc) from None
+    from harness.recipe import run_count
+
     kinds = ", ".join(f"{v.name} ({v.kind})" for v in parsed.variants)
+    seeds = f", trained with seeds {', '.join(map(str, parsed.seeds))}" if len(parsed.seeds) > 1 else ""
     out.print(f"{recipe}: ok — {len(parsed.variants)} variants [{kinds}] x "
-              f"{len(parsed.data.eval)} collections x {len(parsed.eval.indexes)} indexes", highlight=False,
-              markup=False, soft_wrap=True)
+              f"{len(parsed.data.eval)} collections x {len(parsed.eval.indexes)} indexes{seeds}: "
+              f"{run_count(parsed)} runs", highlight=False, markup=False, soft_wrap=True)
 
 
 def run(recipe: Path = typer.Argument(..., help="Recipe file."),

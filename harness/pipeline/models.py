@@ -41,15 +41,25 @@ class Models:
         self.compute = compute
         self._refs: dict[str, ModelRef] = {}
         self._dense: dict[tuple[str, str], DenseModel] = {}
-        self._train: Collection | None = None
+        self._loaded: dict[str, Collection] = {}
+
+    def seeded(self, seed: int) -> Models:
+        """The models of the recipe's run with `seed`: trained variants train with it, while opened
+        encoders and loaded collections are shared with this one (no seed changes them)."""
+        if seed == self.recipe.experiment.seed:
+            return self
+        other = Models(self.recipe.with_seed(seed), self.cache_dir, self.progress, self.console, self.mirror,
+                       self.db, self.experiment, self.compute)
+        other._dense, other._loaded = self._dense, self._loaded
+        return other
 
     def train_collection(self) -> Collection:
         """The recipe's training split, loaded once (the loader requires it for trained kinds)."""
-        if self._train is None:
-            dataset_id = str(self.recipe.data.train)
+        dataset_id = str(self.recipe.data.train)
+        if dataset_id not in self._loaded:
             with self.progress.spinner(f"loading {dataset_id}"):
-                self._train = self.compute.world.first(lambda: load_collection(dataset_id, self.mirror))
-        return self._train
+                self._loaded[dataset_id] = self.compute.world.first(lambda: load_collection(dataset_id, self.mirror))
+        return self._loaded[dataset_id]
 
     def ref(self, name: str) -> ModelRef:
         """The encoders behind `base` or a dense variant's name, training it on first use."""
@@ -95,7 +105,7 @@ class Models:
         if self.db is not None and self.experiment is not None:
             from harness.store import write_training_log
 
-            write_training_log(self.db, self.experiment, variant.name, log)
+            write_training_log(self.db, self.experiment, variant.name, log, seed=self.recipe.experiment.seed)
         trained = {"key": key, "kind": variant.kind, "steps": meta["steps"], "train_seconds": meta["train_seconds"]}
         if documents is None:
             return ModelRef.shared(str(folder), trained=trained)

@@ -30,6 +30,7 @@ from harness.model.compute import Compute, resolve_compute
 from harness.pipeline.models import Models
 from harness.progress import StageProgress
 from harness.recipe.checks import check_processes, check_resources
+from harness.recipe.expand import variant_seeds
 from harness.recipe.model import Recipe, Variant
 from harness.registry import kind
 from harness.store import (SPARSE_INDEX, ExperimentRecord, RunRecord, completed_run_key, environment, git_commit,
@@ -56,6 +57,7 @@ class Outcome:
     collection: str
     index: str
     status: str  # "done" or "skipped"
+    seed: int | None = None
     run_id: int | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
@@ -75,6 +77,15 @@ class _Context:
     @property
     def console(self) -> Console:
         return self.models.console
+
+    def seeded(self, seed: int) -> _Context:
+        """This run as the variant runs of `seed` see it (the same outcomes list)."""
+        return replace(self, recipe=self.recipe.with_seed(seed), models=self.models.seeded(seed))
+
+    def label(self, variant: Variant) -> str:
+        """`star`, or `star (seed 14)` when the recipe has several seeds and the variant trains."""
+        several = len(self.recipe.seeds) > 1 and kind(variant.kind).trains
+        return f"{variant.name} (seed {self.recipe.experiment.seed})" if several else variant.name
 
     @property
     def progress(self) -> StageProgress:
@@ -118,8 +129,9 @@ def run_recipe(recipe: Recipe, options: RunOptions = RunOptions(),
             for variant in recipe.variants:
                 if kind(variant.kind).family == "sparse":
                     _sparse_run(ctx, collection, variant)
-                else:
-                    _dense_runs(ctx, collection, variant)
+                    continue
+                for seed in variant_seeds(recipe, variant):
+                    _dense_runs(ctx.seeded(seed), collection, variant)
     world.leave()
     return ctx.outcomes
 
@@ -183,13 +195,16 @@ def _data_record(collection: Collection) -> dict[str, Any]:
 
 def _is_done(ctx: _Context, variant: Variant, collection: Collection, index: str, key: str) -> bool:
     """Whether the store holds this run already (rank 0 reads the store; every rank gets its answer)."""
+    seed = ctx.recipe.experiment.seed
+
     def stored() -> str | None:
-        return completed_run_key(ctx.db, ctx.recipe.experiment.name, variant.name, collection.dataset_id, index)
+        return completed_run_key(ctx.db, ctx.recipe.experiment.name, variant.name, collection.dataset_id, index,
+                                 seed)
 
     if ctx.world.decide(stored) == key and not ctx.options.force:
-        ctx.console.log(f"[dim]skip {variant.name} / {collection.dataset_id} / {index}: "
+        ctx.console.log(f"[dim]skip {ctx.label(variant)} / {collection.dataset_id} / {index}: "
                         "already in the store (--force re-runs)[/dim]")
-        ctx.outcomes.append(Outcome(variant.name, collection.dataset_id, index, "skipped"))
+        ctx.outcomes.append(Outcome(variant.name, collection.dataset_id, index, "skipped", seed))
         return True
     return False
 
@@ -258,11 +273,11 @@ def _finish(ctx: _Context, collection: Collection, variant: Variant, index: str,
         params={"kind": variant.kind, **variant.params.as_dict()}, data=_data_record(collection),
         timings=timings, index_stats=stats or {}, n_docs=len(collection.doc_ids),
         compute=None if model is None else {**ctx.models.compute.record(), "faiss": faiss_build()},
-        depth=ctx.recipe.eval.depth,
+        depth=ctx.recipe.eval.depth, seed=ctx.recipe.experiment.seed,
         started_at=started, finished_at=utc_now(), metrics=evaluation.metrics,
         query_metrics=evaluation.query_metrics, results=results)
     run_id = write_run(ctx.db, ctx.experiment, record)
     shown = ", ".join(f"{m} {v:.4f}" for m, v in evaluation.metrics.items())
-    ctx.console.log(f"[green]done[/green] {variant.name} / {collection.dataset_id} / {index}: {shown}")
-    ctx.outcomes.append(Outcome(variant.name, collection.dataset_id, index, "done", run_id,
-                                evaluation.metrics, timings))
+    ctx.console.log(f"[green]done[/green] {ctx.label(variant)} / {collection.dataset_id} / {index}: {shown}")
+    ctx.outcomes.append(Outcome(variant.name, collection.dataset_id, index, "done", ctx.recipe.experiment.seed,
+                                run_id, evaluation.metrics, timings))

@@ -65,6 +65,17 @@ def _check_type(where: Where, table: str, param: P.Param, value: Any) -> Any:
             dup = next(v for v in value if value.count(v) > 1)
             raise where.error(table, param.name, value, f"duplicate entry {dup!r}")
         return tuple(value)
+    if param.kind == "list[int]":
+        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise where.error(table, param.name, value, "expected a list of integers")
+        if not value:
+            raise where.error(table, param.name, value, "must not be empty")
+        if param.minimum is not None and (low := min(value)) < param.minimum:
+            raise where.error(table, param.name, value, f"{low} is below the minimum {param.minimum:g}")
+        if len(set(value)) != len(value):
+            dup = next(v for v in value if value.count(v) > 1)
+            raise where.error(table, param.name, value, f"{dup} is listed twice; seeds must be distinct")
+        return tuple(value)
     types = _PY_TYPES[param.kind]
     if isinstance(value, bool) and bool not in types or not isinstance(value, types):
         raise where.error(table, param.name, value, f"expected {param.kind}, got {type(value).__name__}")
@@ -192,6 +203,7 @@ def parse_recipe(text: str, path: str | Path = "<recipe>") -> Recipe:
         if key not in tables:
             raise where.error(key, None, None, "unknown table", tables)
     parsed = {name: parse_table(where, name, raw.get(name, {}), P.declared(cls)) for name, cls in TABLES.items()}
+    _one_seed_key(where, raw.get("experiment", {}), parsed["experiment"])
     recipe = Recipe(
         path=Path(path), text=text,
         experiment=ExperimentConfig(**parsed["experiment"]),
@@ -205,6 +217,15 @@ def parse_recipe(text: str, path: str | Path = "<recipe>") -> Recipe:
     _check_references(where, recipe)
     _check_compute(where, recipe)
     return recipe
+
+
+def _one_seed_key(where: Where, raw: dict[str, Any], experiment: dict[str, Any]) -> None:
+    """`seed` or `seeds`, not both; with `seeds`, `seed` is the first of them (what runs no seed
+    changes, BM25 and zero-shot, run with)."""
+    if "seed" in raw and "seeds" in raw:
+        raise where.error("experiment", "seeds", raw["seeds"], "give seed or seeds, not both; drop seed")
+    if experiment["seeds"]:
+        experiment["seed"] = experiment["seeds"][0]
 
 
 def _check_compute(where: Where, recipe: Recipe) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness.recipe.params import RANX_METRICS, Params, metrics_problem, param
@@ -20,6 +20,10 @@ class ExperimentConfig(Params):
     name: str = param(None, "Experiment name; results of re-runs replace its rows.", required=True)
     seed: int = param(42, "Seed for everything random (index training, sampling, training); a non-negative "
                             "integer.", minimum=0)
+    seeds: tuple[int, ...] | None = param(None, "Several seeds instead of `seed`, e.g. [13, 14, 15]: every trained "
+                                                "variant trains and is evaluated once per seed (the leaderboard "
+                                                "shows the mean and sd); BM25 and zero-shot run once, with the "
+                                                "first.", minimum=0)
     store: str = param("drbench.db", "SQLite results store, relative to the working directory.")
     cache_dir: str = param(".drbench_cache", "Where corpus embeddings and artifacts are cached.")
     description: str = param("", "Free text shown by `drbench ls`.")
@@ -123,6 +127,15 @@ class Recipe:
     eval: EvalConfig
     variants: tuple[Variant, ...]
     compute: ComputeConfig = ComputeConfig()
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """The seeds trained variants run with (`[experiment] seeds`, else the one `seed`)."""
+        return self.experiment.seeds or (self.experiment.seed,)
+
+    def with_seed(self, seed: int) -> "Recipe":
+        """This recipe as one run of `seed` sees it: `experiment.seed` is that seed."""
+        return replace(self, experiment=replace(self.experiment, seed=seed))
 
     @property
     def hash(self) -> str:

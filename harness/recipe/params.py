@@ -28,7 +28,7 @@ _METRIC_RE = re.compile(r"^(?P<name>[a-z_-]+?)(?:@(?P<k>[1-9][0-9]*))?$")
 
 @dataclass(frozen=True)
 class Param:
-    """One recipe key. `kind` is the TOML type: str, int, float, bool, list[str]."""
+    """One recipe key. `kind` is the TOML type: str, int, float, bool, list[str], list[int]."""
 
     name: str
     kind: str
@@ -89,7 +89,8 @@ def param(default: Any, help: str, *, choices: tuple[str, ...] | None = None, re
 
 
 # Python annotation -> recipe (TOML) type name.
-_KINDS = {str: "str", int: "int", float: "float", bool: "bool", tuple[str, ...]: "list[str]"}
+_KINDS = {str: "str", int: "int", float: "float", bool: "bool", tuple[str, ...]: "list[str]",
+          tuple[int, ...]: "list[int]"}
 
 
 def _kind(annotation: Any) -> str:

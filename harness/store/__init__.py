@@ -21,7 +21,7 @@ from harness.store.db import (
     write_run,
     write_trec_run,
 )
-from harness.store.training import training_log, write_training_log
+from harness.store.training import training_log, training_seeds, write_training_log
 from harness.store.provenance import (
     environment,
     git_commit,
@@ -44,6 +44,6 @@ __all__ = [
     "MIGRATIONS", "READABLE_FROM", "SCHEMA_VERSION", "SPARSE_INDEX", "ExperimentRecord", "RunRecord", "completed_run_key",
     "environment", "find_run", "git_commit", "list_experiments", "list_runs", "migrate",
     "open_memory_store", "open_store", "open_store_readonly", "package_versions", "query_metrics", "run_metrics",
-    "run_results", "schema_version", "sha256_text", "training_log", "utc_now", "write_run",
+    "run_results", "schema_version", "sha256_text", "training_log", "training_seeds", "utc_now", "write_run",
     "write_training_log", "write_trec_run",
 ]

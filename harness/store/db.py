@@ -11,6 +11,7 @@ import sqlite3
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ def _transaction(db: Database) -> Iterator[None]:
 def write_run(db: Database, experiment: ExperimentRecord, run: RunRecord) -> int:
     """Store a finished run and its experiment's provenance atomically; return the run id.
 
-    Replaces a stored run with the same (experiment, variant, collection, index_factory).
+    Replaces a stored run with the same (experiment, variant, collection, index_factory, seed).
     Links the variant's unlinked training-log rows to a run of this model (see
     `_link_training_log`). Either every row lands or none does. Called inside an open
     transaction, it joins it.
@@ -52,6 +53,8 @@ def write_run(db: Database, experiment: ExperimentRecord, run: RunRecord) -> int
     if run.experiment != experiment.name:
         raise StoreError(f"run {run.variant!r} belongs to experiment {run.experiment!r}, "
                          f"not {experiment.name!r}; pass the run's own ExperimentRecord")
+    if run.seed is None:
+        run = replace(run, seed=experiment.seed if experiment.seed is not None else 0)
     try:
         with _transaction(db):
             _upsert_experiment(db, experiment, run.finished_at)
@@ -85,8 +88,8 @@ def _upsert_experiment(db: Database, exp: ExperimentRecord, finished_at: str) ->
 def _delete_run(db: Database, run: RunRecord) -> None:
     old = db.conn.execute(
         "SELECT id FROM runs WHERE experiment = ? AND variant = ? AND collection = ? "
-        "AND index_factory = ?",
-        (run.experiment, run.variant, run.collection, run.index_factory)).fetchone()
+        "AND index_factory = ? AND seed = ?",
+        (run.experiment, run.variant, run.collection, run.index_factory, run.seed)).fetchone()
     if old is None:
         return
     # Explicit deletes, not only ON DELETE CASCADE: a connection opened without
@@ -105,7 +108,7 @@ def _insert_run(db: Database, exp: ExperimentRecord, run: RunRecord) -> int:
                index_stats, compute, n_queries, n_docs, depth, started_at, finished_at)
            VALUES (?, ?, ?, ?, ?, ?, 'complete', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         (run.experiment, run.variant, run.kind, run.collection, run.index_factory,
-         run.run_key, exp.recipe_hash, exp.git_commit, exp.seed, _dumps(run.model),
+         run.run_key, exp.recipe_hash, exp.git_commit, run.seed, _dumps(run.model),
          _dumps(run.params), _dumps(run.data), _dumps(run.timings), _dumps(run.index_stats),
          _dumps(run.compute), run.n_queries, run.n_docs, run.depth, run.started_at, run.finished_at))
     return int(cursor.lastrowid)
@@ -127,7 +130,8 @@ def _insert_children(db: Database, run_id: int, run: RunRecord) -> None:
 
 
 def _link_training_log(db: Database, run: RunRecord) -> None:
-    """Link the variant's training-log rows that have no run to the first stored run of this model.
+    """Link the variant's training-log rows that have no run to the first stored run of this model
+    (the log of the run's seed).
 
     A trained model is usually evaluated in several runs (collections x indexes) that share one
     log, so `training_log.run_id` names the earliest stored run of the (experiment, variant) whose
@@ -140,8 +144,9 @@ def _link_training_log(db: Database, run: RunRecord) -> None:
     # `IS`, not `=`: a run without a model (BM25) has model NULL.
     db.conn.execute(
         "UPDATE training_log SET run_id = (SELECT min(id) FROM runs WHERE experiment = ?1 "
-        "AND variant = ?2 AND model IS ?3) WHERE experiment = ?1 AND variant = ?2 AND run_id IS NULL",
-        (run.experiment, run.variant, _dumps(run.model)))
+        "AND variant = ?2 AND model IS ?3 AND seed = ?4) "
+        "WHERE experiment = ?1 AND variant = ?2 AND seed = ?4 AND run_id IS NULL",
+        (run.experiment, run.variant, _dumps(run.model), run.seed))
 
 
 def _real(value: Any) -> float | None:
@@ -154,12 +159,12 @@ def _dumps(value: Any) -> str | None:
 
 
 def completed_run_key(db: Database, experiment: str, variant: str, collection: str,
-                      index_factory: str) -> str | None:
+                      index_factory: str, seed: int) -> str | None:
     """The run_key of the stored complete run with this identity, or None."""
     row = db.conn.execute(
         "SELECT run_key FROM runs WHERE experiment = ? AND variant = ? AND collection = ? "
-        "AND index_factory = ? AND status = 'complete'",
-        (experiment, variant, collection, index_factory)).fetchone()
+        "AND index_factory = ? AND seed = ? AND status = 'complete'",
+        (experiment, variant, collection, index_factory, seed)).fetchone()
     return None if row is None else row[0]
 
 
@@ -178,13 +183,13 @@ def list_runs(db: Database, experiment: str | None = None,
     return _select_runs(db, experiment=experiment, collection=collection)
 
 
-def _select_runs(db: Database, **equal: str | None) -> list[dict[str, Any]]:
+def _select_runs(db: Database, **equal: str | int | None) -> list[dict[str, Any]]:
     """Runs whose columns equal the given values (None: any), JSON decoded."""
     given = {k: v for k, v in equal.items() if v is not None}
     where = " AND ".join(f"{k} = ?" for k in given)
     rows = list(db.query(
         f"SELECT * FROM runs {'WHERE ' + where if where else ''} "
-        "ORDER BY experiment, variant, collection, index_factory", list(given.values())))
+        "ORDER BY experiment, variant, collection, index_factory, seed", list(given.values())))
     for row in rows:
         for key in _RUN_JSON:
             row[key] = _loads(row.get(key))  # get: a read-only store may predate a column
@@ -235,10 +240,10 @@ def run_results(db: Database, run_id: int) -> dict[str, list[tuple[str, float]]]
 
 
 def find_run(db: Database, variant: str, collection: str, index_factory: str | None = None,
-             experiment: str | None = None) -> dict[str, Any]:
+             experiment: str | None = None, seed: int | None = None) -> dict[str, Any]:
     """The one stored run matching the arguments; StoreError when none or several match."""
     candidates = _select_runs(db, variant=variant, collection=collection,
-                              index_factory=index_factory, experiment=experiment)
+                              index_factory=index_factory, experiment=experiment, seed=seed)
     what = f"variant {variant!r} on {collection!r}"
     if not candidates:
         others = sorted({r["variant"] for r in list_runs(db, experiment, collection)})
@@ -252,8 +257,11 @@ def find_run(db: Database, variant: str, collection: str, index_factory: str | N
     if len(experiments) > 1:
         raise StoreError(f"{what} is ambiguous: experiments {', '.join(experiments)}; "
                          "pass --experiment")
-    indexes = sorted(r["index_factory"] for r in candidates)
-    raise StoreError(f"{what} is ambiguous: indexes {', '.join(indexes)}; pass --index")
+    indexes = sorted({r["index_factory"] for r in candidates})
+    if len(indexes) > 1:
+        raise StoreError(f"{what} is ambiguous: indexes {', '.join(indexes)}; pass --index")
+    seeds = sorted(r["seed"] for r in candidates)
+    raise StoreError(f"{what} is ambiguous: seeds {', '.join(map(str, seeds))}; pass --seed")
 
 
 def write_trec_run(results: dict[str, list[tuple[str, float]]], path: str | Path,

@@ -127,14 +127,30 @@ def _v4_run_compute(db: Database) -> None:
     db.execute("ALTER TABLE runs ADD COLUMN compute TEXT")
 
 
+def _v5_seeds(db: Database) -> None:
+    # A recipe may list several seeds: a run is one (experiment, variant, collection, index, seed),
+    # and a training log belongs to one seed's model. Every run stored so far has its experiment's
+    # single seed; a log row gets it too, the seed the model it describes was trained with.
+    db.execute("UPDATE runs SET seed = (SELECT seed FROM experiments WHERE name = runs.experiment) "
+               "WHERE seed IS NULL")
+    db.execute("UPDATE runs SET seed = 0 WHERE seed IS NULL")  # NULLs would be distinct in the index
+    db.execute("DROP INDEX runs_identity")
+    db.execute("CREATE UNIQUE INDEX runs_identity ON runs (experiment, variant, collection, index_factory, seed)")
+    db.execute("ALTER TABLE training_log ADD COLUMN seed INTEGER")
+    db.execute("UPDATE training_log SET seed = (SELECT seed FROM experiments WHERE name = training_log.experiment)")
+    db.execute("DROP INDEX training_log_variant")
+    db.execute("CREATE INDEX training_log_variant ON training_log (experiment, variant, seed, step)")
+
+
 MIGRATIONS: list[Callable[[Database], None]] = [_v1_initial_tables, _v2_index_stats, _v3_link_training_logs,
-                                                _v4_run_compute]
+                                                _v4_run_compute, _v5_seeds]
 SCHEMA_VERSION = len(MIGRATIONS)
 SPARSE_INDEX = "bm25"  # the index column of runs that use no faiss index (BM25)
 # The oldest version the read functions (list_runs, the leaderboard, compare, plot, check) work on
 # unchanged, so a read-only store at this version or later is read without migrating it. v2 added
 # runs.index_stats, which they read; v3 only fills training_log.run_id, which they do not; v4's
-# runs.compute is read with a default where the column is missing. A migration that adds
+# runs.compute is read with a default where the column is missing; v5's training_log.seed likewise
+# (a log without it is its experiment's one seed). A migration that adds
 # something they read must raise this to its own version.
 READABLE_FROM = 2
 
@@ -189,7 +205,7 @@ class ExperimentRecord:
     packages: dict[str, str | None]
     python: str
     platform: str
-    seed: int | None
+    seed: int | None  # the first of the recipe's seeds
     started_at: str
 
 
@@ -212,6 +228,7 @@ class RunRecord:
     n_docs: int | None
     started_at: str
     finished_at: str
+    seed: int | None = None  # what its training and index codebooks were seeded with (None: the experiment's)
     params: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)

@@ -194,13 +194,14 @@ def adore_query_loss(scores: Tensor, relevance: Tensor, weights: Tensor) -> Tens
     positives the caller appended when none was retrieved. For every ordered pair (i, j) with
     ``relevance_i > relevance_j`` (i relevant, j not, for binary qrels):
 
-    ``L = sum_{i, j} weights[i, j] * log(1 + exp(-(y_i - y_j))) / (2 * #pairs)``
+    ``L = sum_{i, j} weights[i, j] * log(1 + exp(-(y_i - y_j))) / #pairs``
 
-    i.e. RankNet ``softplus(y_j - y_i)``, as PAPER.md writes it. The official adore/train.py (at
-    its HEAD) scores each such pair and its transpose with this same cost and divides by
-    ``2 * #pairs``: twice this loss, same direction (its first commit had the transpose's sign
-    wrong). drbench keeps the half until the fidelity fixes land. Weights are detached (metric changes are
-    constants, LambdaLoss-style). A list with no such pair returns a zero that is still
+    i.e. RankNet ``softplus(y_j - y_i)``, as PAPER.md writes it. This is the official
+    adore/train.py's loss at its HEAD: it scores each such pair (``pos_pairs * C_pos``) and its
+    transpose (``neg_pairs * C_neg``, the same RankNet cost seen from the other side) and divides
+    by ``2 * #pairs``, which equals the sum over one direction divided by ``#pairs``. (drbench before
+    ADORE's `loss_version` 2 divided the one direction by ``2 * #pairs``: exactly half this loss and its
+    gradient.) Weights are detached (metric changes are constants, LambdaLoss-style). A list with no such pair returns a zero that is still
     connected to ``scores``, so ``backward()`` works on a batch of such lists.
     """
     if scores.dim() != 1 or relevance.shape != scores.shape or weights.shape != (scores.numel(),) * 2:
@@ -215,7 +216,7 @@ def adore_query_loss(scores: Tensor, relevance: Tensor, weights: Tensor) -> Tens
     cost = F.softplus(y.unsqueeze(0) - y.unsqueeze(1))  # [i, j] = softplus(y_j - y_i)
     weighted = torch.where(pairs, cost * weights.detach().to(device=y.device, dtype=torch.float32),
                            torch.zeros_like(cost))
-    return weighted.sum() / (2 * num_pairs)
+    return weighted.sum() / num_pairs
 
 
 def adore_batch_loss(list_scores: list[Tensor], list_relevance: list[Tensor],

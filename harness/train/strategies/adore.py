@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from harness.model.encoder import Encoder
 
 WEIGHTINGS = ("mrr", "ndcg")
+LOSS_VERSION = 2  # of adore_query_loss; part of every ADORE cache key
 
 
 @dataclass(frozen=True)
@@ -30,8 +31,10 @@ class QueryTowerParams(TrainParams):
     doc_max_length: int = like(TrainParams, "doc_max_length", paper=None,
                                help="Unused: documents keep their frozen vectors.")
     top_k: int = param(200, "Documents retrieved per query and step.", minimum=1, paper="200")
-    metric_cut: int = param(10, "1/rank counts up to this rank (MRR@10 is the paper's metric).", minimum=1,
-                            paper="200 in the official MS MARCO passage command, = top_k (PAPER.md)")
+    metric_cut: int = param(200, "1/rank counts up to this rank in the pair weights abs(1/i - 1/j) (10 weighs "
+                                 "only swaps that move MRR@10, the paper's metric).", minimum=1,
+                            paper="200, = top_k, in the official MS MARCO passage command; its argparse "
+                                  "default (None) zeroes every weight")
     weighting: str = param("mrr", "Pair weights: delta-MRR (paper) or delta-nDCG for graded qrels.",
                            choices=WEIGHTINGS, paper="mrr")
     train_index: str = param("Flat", "faiss factory string of the index ADORE trains against "
@@ -70,8 +73,10 @@ class Adore(Strategy):
 
     def key_parts(self, params: QueryTowerParams,  # type: ignore[override]
                   inputs: TrainInputs) -> dict[str, Any]:
-        # An IVF index searches `nprobe` lists, so what training retrieves depends on it.
-        return {"nprobe": inputs.nprobe} if "IVF" in params.train_index else {}
+        # loss_version 2: the official loss, twice what drbench computed before (losses.adore_query_loss),
+        # so no model trained with the half is reused. An IVF index searches `nprobe` lists, so what
+        # training retrieves depends on it.
+        return {"loss_version": LOSS_VERSION} | ({"nprobe": inputs.nprobe} if "IVF" in params.train_index else {})
 
 
 KIND = Adore()

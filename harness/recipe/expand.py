@@ -1,0 +1,30 @@
+"""What a recipe expands to: the seeds each variant runs with, and how many runs that makes."""
+
+from __future__ import annotations
+
+from harness.recipe.model import Recipe, Variant
+
+
+def variant_seeds(recipe: Recipe, variant: Variant) -> tuple[int, ...]:
+    """The seeds a variant runs with: every seed of the recipe for a trained kind, else the first
+    (BM25 and zero-shot rankings do not depend on it).
+
+    >>> from harness.recipe import parse_recipe
+    >>> r = parse_recipe('[experiment]\\nname="x"\\nseeds=[3, 1]\\n[data]\\neval=["cranfield"]\\n'
+    ...                  '[variant.bm25]\\nkind="bm25"\\n')
+    >>> variant_seeds(r, r.variants[0])
+    (3,)
+    """
+    from harness.registry import kind
+
+    return recipe.seeds if kind(variant.kind).trains else (recipe.experiment.seed,)
+
+
+def run_count(recipe: Recipe) -> int:
+    """How many runs (variant x seed x collection x index) the recipe stores."""
+    from harness.registry import kind
+
+    per_collection = sum(len(variant_seeds(recipe, v)) * (1 if kind(v.kind).family == "sparse"
+                                                          else len(recipe.eval.indexes))
+                         for v in recipe.variants)
+    return per_collection * len(recipe.data.eval)
