@@ -214,7 +214,7 @@ def test_train_table_gives_trained_variants_defaults_they_can_override() -> None
     star, adore, bm25 = recipe.variants
     assert (star.params.lr, star.params.scale, star.params.epochs) == (3e-5, 20.0, 2)
     assert (adore.params.lr, adore.params.scale) == (1e-6, 20.0)  # its own lr wins
-    assert adore.params.warmup_steps == 10 and adore.params.metric_cut == 10  # neither sets it: the kind's default
+    assert adore.params.warmup_steps == 10 and adore.params.metric_cut == 200  # neither sets it: the kind's default
     assert not hasattr(bm25.params, "lr")  # kinds that do not train ignore [train]
 
 
