@@ -27,6 +27,15 @@ class LeaderboardRow:
     seeds: tuple[int, ...] = ()  # the seeds behind the row, ascending
     sd: dict[str, float] = field(default_factory=dict)  # metric -> sample sd over seeds (0.0 for one)
     run_ids: tuple[int, ...] = ()  # the runs behind the row, in seed order
+    selection: dict[str, Any] | None = None  # a swept variant: its point chosen on the dev split
+
+    @property
+    def chosen(self) -> str | None:
+        """`lr=2e-05 (dev ndcg@10 0.6712)`: the point a swept variant reports, and why."""
+        if not self.selection:
+            return None
+        point = ",".join(f"{k}={v}" for k, v in self.selection["point"].items())
+        return f"{point} (dev {self.selection['metric']} {self.selection['score']:.4f})"
 
     @property
     def ran_on(self) -> dict[str, Any]:
@@ -55,7 +64,7 @@ class LeaderboardRow:
                 "collection": self.collection, "index": self.index, "metrics": self.metrics,
                 "n_queries": self.n_queries, "timings": self.timings, "index_stats": self.index_stats,
                 "trained_on_index": self.trained_on, "run_id": self.run_id, "faiss": self.faiss, **self.ran_on,
-                "seeds": list(self.seeds), "sd": self.sd, "run_ids": list(self.run_ids)}
+                "seeds": list(self.seeds), "sd": self.sd, "run_ids": list(self.run_ids), "selection": self.selection}
 
 
 def leaderboard_rows(db: Any, experiment: str | None = None, collection: str | None = None,
@@ -106,7 +115,8 @@ def _run_rows(db: Any, experiment: str | None, collection: str | None) -> list[L
                            timings=run.get("timings") or {}, run_id=run["id"],
                            index_stats=run.get("index_stats") or {}, params=run.get("params") or {},
                            compute=run.get("compute"), seeds=() if run.get("seed") is None else (run["seed"],),
-                           sd={m: 0.0 for m in metrics.get(run["id"], {})}, run_ids=(run["id"],))
+                           sd={m: 0.0 for m in metrics.get(run["id"], {})}, run_ids=(run["id"],),
+                           selection=run.get("selection"))
             for run in runs]
 
 

@@ -72,6 +72,9 @@ def collection_table(collection: str, rows: list[LeaderboardRow], per_seed: bool
     multi = not per_seed and any(len(row.seeds) > 1 for row in rows)
     if multi:
         table.add_column("seeds", justify="right")
+    chosen = any(row.chosen for row in rows)
+    if chosen:
+        table.add_column("chosen on dev")
     adore = any(row.trained_on for row in rows)
     if adore:
         table.add_column("trained on")
@@ -95,6 +98,8 @@ def collection_table(collection: str, rows: list[LeaderboardRow], per_seed: bool
             cells.append(", ".join(map(str, row.seeds)) or "-")
         if multi:
             cells.append(str(len(row.seeds)))
+        if chosen:
+            cells.append(row.chosen or "")
         cells += ([row.trained_on or ""] if adore else []) + [_index_name(row)]
         cells += [_metric_cell(row, metric, best[metric]) for metric in metrics]
         if indexes:

@@ -144,7 +144,9 @@ def test_trained_weights_are_allclose(runs: tuple[Path, Path]) -> None:
     for variant in one:
         left, right = load_file(one[variant] / "model.safetensors"), load_file(two[variant] / "model.safetensors")
         for name in left:
-            torch.testing.assert_close(right[name], left[name], rtol=1e-4, atol=1e-5)
+            # atol 5e-5: ADORE's official loss (issue 12) doubled its gradients, and one weight in
+            # 4096 then differed by 1.08e-5 after 4 steps (float summation order of the gathers).
+            torch.testing.assert_close(right[name], left[name], rtol=1e-4, atol=5e-5)
 
 
 def test_sharded_corpus_encoding_is_bit_identical(runs: tuple[Path, Path]) -> None:

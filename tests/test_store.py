@@ -343,6 +343,7 @@ def test_migration_links_training_logs_of_an_older_store(tmp_path):
     old = store_at_version(path, 2)
     old.execute("ALTER TABLE runs ADD COLUMN compute TEXT")  # today's writer needs v4's and v5's columns ...
     old.execute("ALTER TABLE training_log ADD COLUMN seed INTEGER")
+    old.execute("ALTER TABLE runs ADD COLUMN selection TEXT")
     # An older drbench wrote runs and logs but never linked them; the latest run of star
     # evaluated M2 (the model its log, rewritten at every resolution, describes).
     stale = write_run(old, make_experiment(), make_run(model=M1, collection="vaswani"))
@@ -356,6 +357,7 @@ def test_migration_links_training_logs_of_an_older_store(tmp_path):
     old.conn.execute("UPDATE training_log SET run_id = NULL")  # ... and links logs; a v2 drbench did neither
     old.execute("ALTER TABLE runs DROP COLUMN compute")
     old.execute("ALTER TABLE training_log DROP COLUMN seed")
+    old.execute("ALTER TABLE runs DROP COLUMN selection")
     old.conn.commit()
     assert links(old) == links(old, "adore") == links(old, "star", "exp2") == [None] * 3
     old.close()

@@ -10,6 +10,7 @@ hands the others its answers); training and encoding are the collective parts.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,12 @@ from rich.console import Console
 
 from harness.cache.entries import Entries
 from harness.data.collection import Collection, load_collection
+from harness.data.holdout import holdout_ids
 from harness.dense import DenseModel, ModelRef
 from harness.errors import RecipeError
 from harness.model.compute import Compute
 from harness.progress import StageProgress
-from harness.recipe.model import Recipe, Variant
+from harness.recipe.model import Recipe, Variant, holdout_fraction
 from harness.registry import kind
 from harness.train.artifacts import (artifact_key, read_log, read_meta, read_negatives, write_meta,
                                      write_negatives)
@@ -95,12 +97,16 @@ class Models:
                               "and document encoders (ADORE); start shared-tower training from a shared-tower "
                               "model")
         collection = self.train_collection()
-        data = TrainData.from_collection(collection)
-        negatives, negatives_key = self._negatives(needs, data, collection) if needs.negatives else (None, None)
+        full = TrainData.from_collection(collection)
+        # Negatives are mined for every training query, so a cached set serves recipes with and
+        # without a holdout; training leaves the held-out queries out.
+        negatives, negatives_key = self._negatives(needs, full, collection) if needs.negatives else (None, None)
+        data = self._without_holdout(full, collection)
         inputs = TrainInputs(data, init.settings, self.recipe.experiment.seed, self.recipe.eval.nprobe, negatives,
                              doc_vectors=self._corpus(documents, collection) if documents else None,
                              faiss_gpu=self.compute.faiss_gpu)
-        key = self._training_key(strategy, variant, inputs, collection, init, documents, negatives_key)
+        key = self._training_key(strategy, variant, inputs, collection, init, documents, negatives_key,
+                                 holdout_fraction(self.recipe.data.dev))
         folder, meta, log = self._train_or_reuse(variant, strategy, key, inputs, init, documents)
         if self.db is not None and self.experiment is not None:
             from harness.store import write_training_log
@@ -111,12 +117,23 @@ class Models:
             return ModelRef.shared(str(folder), trained=trained)
         return ModelRef(variant.name, query=str(folder), doc=documents.ref.doc, trained=trained)
 
+    def _without_holdout(self, data: TrainData, collection: Collection) -> TrainData:
+        """`data` without the queries `[data] dev = "holdout:F"` holds out (unchanged otherwise)."""
+        fraction = holdout_fraction(self.recipe.data.dev)
+        if fraction is None:
+            return data
+        held = holdout_ids(collection.queries, fraction)
+        return replace(data, query_ids=tuple(q for q in data.query_ids if q not in held))
+
     def _training_key(self, strategy: Strategy, variant: Variant, inputs: TrainInputs, collection: Collection,
-                      init: DenseModel, documents: DenseModel | None, negatives_key: str | None) -> str:
+                      init: DenseModel, documents: DenseModel | None, negatives_key: str | None,
+                      holdout: float | None = None) -> str:
         """Everything the trained model depends on; identities carry fingerprints, not folders."""
         parts: dict[str, Any] = {"kind": strategy.key_name or strategy.name, "params": variant.params.as_dict(),
                                  "init": init.identity, "data": collection.archive_digests,
                                  "train": collection.dataset_id, "seed": inputs.seed}
+        if holdout is not None:  # only then: keys of recipes without a holdout stay as they were
+            parts["holdout"] = holdout
         if documents is None:
             parts.update(negatives=negatives_key, prefixes=[init.settings.query_prefix, init.settings.doc_prefix])
         else:

@@ -22,16 +22,18 @@ from rich.console import Console
 import harness
 from harness.data.availability import ensure_available, resolve_mirror
 from harness.data.collection import Collection, load_collection
+from harness.data.holdout import holdout_collection
 from harness.errors import CacheError
 from harness.evaluate.metrics import evaluate
 from harness.evaluate.ties import trec_order
 from harness.index.faiss_index import faiss_build
 from harness.model.compute import Compute, resolve_compute
 from harness.pipeline.models import Models
+from harness.pipeline.selection import select_points
 from harness.progress import StageProgress
 from harness.recipe.checks import check_processes, check_resources
 from harness.recipe.expand import variant_seeds
-from harness.recipe.model import Recipe, Variant
+from harness.recipe.model import Recipe, Variant, holdout_fraction
 from harness.registry import kind
 from harness.store import (SPARSE_INDEX, ExperimentRecord, RunRecord, completed_run_key, environment, git_commit,
                            open_store, package_versions, utc_now, write_run)
@@ -113,7 +115,8 @@ def run_recipe(recipe: Recipe, options: RunOptions = RunOptions(),
     world.decide(lambda: check_processes(recipe, world.size))  # one line from rank 0, not one per process
     mirror = resolve_mirror(options.mirror, recipe.data.mirror)
     # Fail on an unavailable collection before anything (the store included) is created.
-    for dataset_id in dict.fromkeys((*recipe.data.eval, *filter(None, [recipe.data.train]))):
+    named_dev = [recipe.data.dev] if recipe.data.dev and holdout_fraction(recipe.data.dev) is None else []
+    for dataset_id in dict.fromkeys((*recipe.data.eval, *filter(None, [recipe.data.train]), *named_dev)):
         world.first(lambda: ensure_available(dataset_id, mirror))
     cache_dir = _cache_dir(Path(options.cache_dir or recipe.experiment.cache_dir), console)
     db = open_store(store_path(recipe, options)) if world.main else None
@@ -121,19 +124,70 @@ def run_recipe(recipe: Recipe, options: RunOptions = RunOptions(),
     with StageProgress(console) as progress:
         models = Models(recipe, cache_dir, progress, console, mirror, db, experiment.name, compute)
         ctx = _Context(recipe, options, models, db, experiment)
+        chosen: dict[str, tuple[Variant, dict[str, Any]]] = {}
+        if recipe.data.dev is not None:  # first: selection needs every point's dev score
+            dev = _dev_collection(ctx, mirror)
+            _evaluate(ctx, dev, [Report(v, v.name) for v in recipe.variants])
+            if recipe.selects:
+                chosen = world.decide(lambda: select_points(db, recipe, dev.dataset_id))
+                for name, (point, record) in chosen.items():
+                    console.log(f"{name}: chose {point.name} on {dev.dataset_id} ({record['metric']} "
+                                f"{record['score']:.4f}, best of {len(record['scores'])})")
         for dataset_id in recipe.data.eval:
-            with progress.spinner(f"loading {dataset_id}"):
-                collection = world.first(lambda: load_collection(dataset_id, mirror))
-            console.log(f"{dataset_id}: {len(collection.doc_ids):,} documents, "
-                        f"{len(collection.queries):,} judged queries")
-            for variant in recipe.variants:
-                if kind(variant.kind).family == "sparse":
-                    _sparse_run(ctx, collection, variant)
-                    continue
-                for seed in variant_seeds(recipe, variant):
-                    _dense_runs(ctx.seeded(seed), collection, variant)
+            collection = _load(ctx, dataset_id, mirror)
+            _evaluate(ctx, collection, reported(recipe, chosen))
     world.leave()
     return ctx.outcomes
+
+
+@dataclass(frozen=True)
+class Report:
+    """One variant row of a collection: `variant` as stored, evaluating the model of the recipe
+    variant `model` (a swept variant's chosen point is stored under the variant's own name)."""
+
+    variant: Variant
+    model: str
+    selection: dict[str, Any] | None = None
+
+
+def reported(recipe: Recipe, chosen: dict[str, tuple[Variant, dict[str, Any]]]) -> list[Report]:
+    """What the evaluation splits report: every variant, a selected sweep by its chosen point."""
+    out = []
+    for variant in recipe.variants:
+        if variant.sweep_of is None or not recipe.selects:
+            out.append(Report(variant, variant.name))
+        elif chosen[variant.sweep_of][0].name == variant.name:  # by name: ranks > 0 get rank 0's copy
+            record = chosen[variant.sweep_of][1]
+            out.append(Report(replace(variant, name=variant.sweep_of, sweep_of=None, point=()), variant.name, record))
+    return out
+
+
+def _load(ctx: _Context, dataset_id: str, mirror: Path | None) -> Collection:
+    with ctx.progress.spinner(f"loading {dataset_id}"):
+        collection = ctx.world.first(lambda: load_collection(dataset_id, mirror))
+    ctx.console.log(f"{dataset_id}: {len(collection.doc_ids):,} documents, {len(collection.queries):,} judged "
+                    "queries")
+    return collection
+
+
+def _dev_collection(ctx: _Context, mirror: Path | None) -> Collection:
+    """`[data] dev`: the named split, or the held-out training queries (`holdout:F`)."""
+    dev = str(ctx.recipe.data.dev)
+    fraction = holdout_fraction(dev)
+    if fraction is None:
+        return _load(ctx, dev, mirror)
+    held = holdout_collection(ctx.models.train_collection(), dev, fraction)
+    ctx.console.log(f"{held.dataset_id}: {len(held.queries):,} training queries held out for selection")
+    return held
+
+
+def _evaluate(ctx: _Context, collection: Collection, reports: list[Report]) -> None:
+    for report in reports:
+        if kind(report.variant.kind).family == "sparse":
+            _sparse_run(ctx, collection, report)
+            continue
+        for seed in variant_seeds(ctx.recipe, report.variant):
+            _dense_runs(ctx.seeded(seed), collection, report)
 
 
 def _cache_dir(path: Path, console: Console) -> Path:
@@ -209,7 +263,8 @@ def _is_done(ctx: _Context, variant: Variant, collection: Collection, index: str
     return False
 
 
-def _sparse_run(ctx: _Context, collection: Collection, variant: Variant) -> None:
+def _sparse_run(ctx: _Context, collection: Collection, report: Report) -> None:
+    variant = report.variant
     key = _run_key(ctx.recipe, variant, collection, SPARSE_INDEX, None)
     if _is_done(ctx, variant, collection, SPARSE_INDEX, key) or not ctx.world.main:
         return  # sparse ranking is rank 0's alone: nothing in it is split across processes
@@ -218,11 +273,12 @@ def _sparse_run(ctx: _Context, collection: Collection, variant: Variant) -> None
     with ctx.progress.task(f"{variant.name}: {variant.kind} search", len(collection.queries)) as advance:
         results = kind(variant.kind).rank(collection, variant.params, ctx.recipe.eval.depth, advance)
     timings = {"search": time.perf_counter() - start}
-    _finish(ctx, collection, variant, SPARSE_INDEX, key, None, results, timings, started)
+    _finish(ctx, collection, report, SPARSE_INDEX, key, None, results, timings, started)
 
 
-def _dense_runs(ctx: _Context, collection: Collection, variant: Variant) -> None:
-    ref = ctx.models.ref(variant.name)
+def _dense_runs(ctx: _Context, collection: Collection, report: Report) -> None:
+    variant = report.variant
+    ref = ctx.models.ref(report.model)
     model = ctx.models.dense(ref)
     pending = [f for f in ctx.recipe.eval.indexes
                if not _is_done(ctx, variant, collection, f, _run_key(ctx.recipe, variant, collection, f,
@@ -250,7 +306,7 @@ def _dense_runs(ctx: _Context, collection: Collection, variant: Variant) -> None
         timings.update(encode_docs=doc_seconds, encode_queries=query_seconds)
         if ref.trained:
             timings["train"] = ref.trained.get("train_seconds", 0.0)
-        _finish(ctx, collection, variant, factory, key, model.record, results, timings, started, stats)
+        _finish(ctx, collection, report, factory, key, model.record, results, timings, started, stats)
 
 
 def _exact_top(doc_vectors: Any, query_vectors: Any, gpu: int | None = None, k: int = 100) -> Any:
@@ -260,9 +316,10 @@ def _exact_top(doc_vectors: Any, query_vectors: Any, gpu: int | None = None, k: 
     return search(build_index("Flat", doc_vectors, seed=0, gpu=gpu), query_vectors, k)[1]
 
 
-def _finish(ctx: _Context, collection: Collection, variant: Variant, index: str, key: str,
+def _finish(ctx: _Context, collection: Collection, report: Report, index: str, key: str,
             model: dict[str, Any] | None, results: dict[str, list[tuple[str, float]]],
             timings: dict[str, float], started: str, stats: dict[str, float] | None = None) -> None:
+    variant = report.variant
     start = time.perf_counter()
     results = {query_id: trec_order(ranked) for query_id, ranked in results.items()}  # what trec_eval ranks
     evaluation = evaluate(collection.qrels, results, ctx.recipe.eval.metrics)
@@ -273,7 +330,7 @@ def _finish(ctx: _Context, collection: Collection, variant: Variant, index: str,
         params={"kind": variant.kind, **variant.params.as_dict()}, data=_data_record(collection),
         timings=timings, index_stats=stats or {}, n_docs=len(collection.doc_ids),
         compute=None if model is None else {**ctx.models.compute.record(), "faiss": faiss_build()},
-        depth=ctx.recipe.eval.depth, seed=ctx.recipe.experiment.seed,
+        depth=ctx.recipe.eval.depth, seed=ctx.recipe.experiment.seed, selection=report.selection,
         started_at=started, finished_at=utc_now(), metrics=evaluation.metrics,
         query_metrics=evaluation.query_metrics, results=results)
     run_id = write_run(ctx.db, ctx.experiment, record)

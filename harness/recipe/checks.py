@@ -14,8 +14,12 @@ def check_resources(recipe: Recipe) -> None:
     """Raise RecipeError naming the table and key of the first unusable resource."""
     from harness.data.availability import check_dataset_id
 
+    from harness.recipe.model import holdout_fraction
+
     path = recipe.path
-    for key, ids in (("train", [recipe.data.train] if recipe.data.train else []), ("eval", recipe.data.eval)):
+    dev = [recipe.data.dev] if recipe.data.dev and holdout_fraction(recipe.data.dev) is None else []
+    for key, ids in (("train", [recipe.data.train] if recipe.data.train else []), ("eval", recipe.data.eval),
+                     ("dev", dev)):
         for dataset_id in ids:
             try:
                 check_dataset_id(dataset_id)

@@ -1,4 +1,5 @@
-"""What a recipe expands to: the seeds each variant runs with, and how many runs that makes."""
+"""What a recipe expands to: the seeds each variant runs with, and how many runs that makes
+(sweep points and the dev split included)."""
 
 from __future__ import annotations
 
@@ -21,10 +22,15 @@ def variant_seeds(recipe: Recipe, variant: Variant) -> tuple[int, ...]:
 
 
 def run_count(recipe: Recipe) -> int:
-    """How many runs (variant x seed x collection x index) the recipe stores."""
+    """How many runs (variant or sweep point x seed x collection x index) the recipe stores: on
+    the dev split every point, on each evaluation split one point per sweep when it selects."""
     from harness.registry import kind
 
-    per_collection = sum(len(variant_seeds(recipe, v)) * (1 if kind(v.kind).family == "sparse"
-                                                          else len(recipe.eval.indexes))
-                         for v in recipe.variants)
-    return per_collection * len(recipe.data.eval)
+    def runs(variants: list[Variant]) -> int:
+        return sum(len(variant_seeds(recipe, v)) * (1 if kind(v.kind).family == "sparse" else len(recipe.eval.indexes))
+                   for v in variants)
+
+    every = list(recipe.variants)
+    reported = [v for v in every if not (recipe.selects and v.sweep_of)] + [
+        points[0] for points in recipe.sweeps.values() if recipe.selects]
+    return runs(every) * (recipe.data.dev is not None) + runs(reported) * len(recipe.data.eval)

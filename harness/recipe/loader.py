@@ -176,11 +176,46 @@ def _parse_variants(where: Where, raw: Any, train: dict[str, Any] | None = None)
             raise where.error(label, "kind", kind, "unknown variant kind", kinds)
         params_class = declared[kind].Params
         shared = {k: v for k, v in (train or {}).items() if declared[kind].trains}
-        values = parse_table(where, label, {**shared, **{k: v for k, v in table.items() if k != "kind"}},
-                             variant_keys()[1:] + P.declared(params_class))
-        description = values.pop("description")
-        variants.append(Variant(name, kind, description, params_class(**values)))
+        own = {k: v for k, v in table.items() if k not in ("kind", "sweep")}
+        keys = variant_keys()[1:] + P.declared(params_class)
+        for point in _sweep_points(where, name, kind, table.get("sweep"), own, P.declared(params_class)):
+            values = parse_table(where, label, {**shared, **own, **dict(point)}, keys)
+            description = values.pop("description")
+            label_ = f"{name}[{','.join(f'{k}={_point_value(v)}' for k, v in point)}]" if point else name
+            variants.append(Variant(label_, kind, description, params_class(**values),
+                                    sweep_of=name if point else None, point=point))
     return tuple(variants)
+
+
+def _point_value(value: Any) -> str:
+    """A swept value as a variant name shows it: `2e-05`, `3`, `true`, `mean`."""
+    return _toml(value).strip('"')
+
+
+def _sweep_points(where: Where, name: str, kind: str, sweep: Any, own: dict[str, Any],
+                  decls: tuple[P.Param, ...]) -> list[tuple[tuple[str, Any], ...]]:
+    """The grid of `[variant.NAME.sweep]` (key -> list of values), each point as ((key, value), ...),
+    in the table's key order; [()] (one point, nothing swept) without a sweep."""
+    import itertools
+
+    if sweep is None:
+        return [()]
+    label = f"variant.{name}.sweep"
+    if not isinstance(sweep, dict) or not sweep:
+        raise where.error(label, None, None, "expected a table of key = [values to try], e.g. lr = [1e-5, 2e-5]")
+    known = {p.name: p for p in decls}
+    for key, values in sweep.items():
+        if key not in known:
+            raise where.error(label, key, None, f'not a key kind "{kind}" takes, so it cannot be swept', tuple(known))
+        if key in own:
+            raise where.error(label, key, None, f"also set in [variant.{name}]; keep it in one of the two")
+        if not isinstance(values, list) or not values:
+            raise where.error(label, key, values, "expected a non-empty list of values to try")
+        for value in values:
+            _check_type(where, label, known[key], value)
+        if len({_toml(v) for v in values}) != len(values):
+            raise where.error(label, key, values, "lists a value twice")
+    return [tuple(zip(sweep, combo)) for combo in itertools.product(*sweep.values())]
 
 
 def parse_recipe(text: str, path: str | Path = "<recipe>") -> Recipe:
@@ -216,7 +251,34 @@ def parse_recipe(text: str, path: str | Path = "<recipe>") -> Recipe:
     _check_depth(where, recipe)
     _check_references(where, recipe)
     _check_compute(where, recipe)
+    _check_dev(where, recipe)
     return recipe
+
+
+def _check_dev(where: Where, recipe: Recipe) -> None:
+    """A dev split must exist for selection and must not be an evaluation split."""
+    from harness.recipe.model import holdout_fraction
+
+    data = recipe.data
+    if recipe.selects and data.dev is None:
+        if data.select == "dev":
+            raise where.error("data", "select", "dev", 'needs [data] dev: an ir_datasets dev split, or "holdout:0.1"')
+        raise where.error("data", "dev", None, f"variant {next(iter(recipe.sweeps))!r} is swept and sweeps are "
+                          'selected on a dev split; set dev = "holdout:0.1" (or an ir_datasets dev split), or '
+                          'select = "none" to report every point')
+    if data.dev is None:
+        return
+    if holdout_fraction(data.dev) is None:
+        if data.dev in data.eval:
+            raise where.error("data", "dev", data.dev, "is also an evaluation split; the splits that report "
+                              "results must never choose anything: pick another dev split")
+    else:
+        if data.train is None:
+            raise where.error("data", "dev", data.dev, 'a holdout is taken from the training queries; set train = '
+                              '"<ir_datasets id>"')
+        if data.train in data.eval:
+            raise where.error("data", "dev", data.dev, f"holds out queries of {data.train}, which is also an "
+                              "evaluation split; evaluate on another split")
 
 
 def _one_seed_key(where: Where, raw: dict[str, Any], experiment: dict[str, Any]) -> None:
@@ -253,6 +315,10 @@ def _check_references(where: Where, recipe: Recipe) -> None:
             if builtins is None or value is None or value == "" or value in builtins:
                 continue
             allowed = list(builtins) + [n for n in dense if n != variant.name]
+            if value in recipe.sweeps:
+                raise where.error(f"variant.{variant.name}", ref.name, value, "is swept; name one of its points "
+                                  "(chaining on the dev-selected point is not supported)",
+                                  [v.name for v in recipe.sweeps[value]])
             if value not in allowed:
                 raise where.error(f"variant.{variant.name}", ref.name, value,
                                   "not a built-in or another dense variant of this recipe", allowed)

@@ -11,6 +11,7 @@ import json
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from harness.recipe.params import RANX_METRICS, Params, metrics_problem, param
 
@@ -47,12 +48,42 @@ class ModelConfig(Params):
                                       "Pickle can run code: set it only for models you trust.")
 
 
+HOLDOUT = "holdout:"
+
+
+def holdout_fraction(dev: str | None) -> float | None:
+    """F of `holdout:F`, or None for an ir_datasets id (or no dev split)."""
+    return float(dev[len(HOLDOUT):]) if dev and dev.startswith(HOLDOUT) else None
+
+
+def dev_problem(dev: str) -> str | None:
+    """Why `dev` is not a dev split drbench takes, or None.
+
+    >>> dev_problem("holdout:0.1") is None, dev_problem("holdout:0.7")
+    (True, 'a holdout fraction must be in (0, 0.5], e.g. holdout:0.1')
+    """
+    if not dev.startswith(HOLDOUT):
+        return None
+    try:
+        fraction = float(dev[len(HOLDOUT):])
+    except ValueError:
+        return "write a holdout as holdout:F with a fraction F in (0, 0.5], e.g. holdout:0.1"
+    return None if 0.0 < fraction <= 0.5 else "a holdout fraction must be in (0, 0.5], e.g. holdout:0.1"
+
+
 @dataclass(frozen=True)
 class DataConfig(Params):
     train: str | None = param(None, "ir_datasets id of the training split (used by trained variants).")
     eval: tuple[str, ...] = param(None, "ir_datasets ids of the evaluation splits.", required=True)
     mirror: str | None = param(None, "Offline mirror laid out like IR_DATASETS_HOME, relative to the recipe "
                                      "file (CLI --mirror and $DRBENCH_MIRROR win).")
+    dev: str | None = param(None, "Dev split that sweeps are selected on: an ir_datasets id (e.g. "
+                                  "beir/nfcorpus/dev), or `holdout:F`, a seeded fraction F in (0, 0.5] of the "
+                                  "training queries, removed from training. Every variant is also evaluated on "
+                                  "it; the evaluation splits never choose anything.", check=dev_problem)
+    select: str | None = param(None, "`dev`: report each swept variant's point with the best dev score on the "
+                                     "first metric (the default when a sweep exists); `none`: report every "
+                                     "point.", choices=("dev", "none"))
 
 
 @dataclass(frozen=True)
@@ -111,6 +142,8 @@ class Variant:
     kind: str
     description: str
     params: Params
+    sweep_of: str | None = None  # a point of `[variant.NAME.sweep]`: NAME
+    point: tuple[tuple[str, Any], ...] = ()  # the swept keys and this point's values
 
     def as_json(self) -> str:
         """Canonical JSON of what determines this variant's results (for run keys)."""
@@ -146,3 +179,17 @@ class Recipe:
             if variant.name == name:
                 return variant
         raise KeyError(name)
+
+    @property
+    def sweeps(self) -> dict[str, tuple[Variant, ...]]:
+        """Each swept variant's name -> its points, in grid order."""
+        out: dict[str, list[Variant]] = {}
+        for variant in self.variants:
+            if variant.sweep_of:
+                out.setdefault(variant.sweep_of, []).append(variant)
+        return {name: tuple(points) for name, points in out.items()}
+
+    @property
+    def selects(self) -> bool:
+        """Whether sweeps are reduced to their best point on the dev split."""
+        return (self.data.select or ("dev" if self.sweeps else "none")) == "dev"

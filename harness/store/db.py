@@ -20,7 +20,7 @@ from sqlite_utils import Database
 from harness.errors import StoreError
 from harness.store.schema import ExperimentRecord, RunRecord
 
-_RUN_JSON = ("model", "params", "data", "timings", "index_stats", "compute")
+_RUN_JSON = ("model", "params", "data", "timings", "index_stats", "compute", "selection")
 _CHILD_TABLES = ("metrics", "query_metrics", "results")
 
 
@@ -105,12 +105,13 @@ def _insert_run(db: Database, exp: ExperimentRecord, run: RunRecord) -> int:
     cursor = db.conn.execute(
         """INSERT INTO runs (experiment, variant, kind, collection, index_factory, run_key,
                status, recipe_hash, git_commit, seed, model, params, data, timings,
-               index_stats, compute, n_queries, n_docs, depth, started_at, finished_at)
-           VALUES (?, ?, ?, ?, ?, ?, 'complete', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+               index_stats, compute, selection, n_queries, n_docs, depth, started_at, finished_at)
+           VALUES (?, ?, ?, ?, ?, ?, 'complete', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         (run.experiment, run.variant, run.kind, run.collection, run.index_factory,
          run.run_key, exp.recipe_hash, exp.git_commit, run.seed, _dumps(run.model),
          _dumps(run.params), _dumps(run.data), _dumps(run.timings), _dumps(run.index_stats),
-         _dumps(run.compute), run.n_queries, run.n_docs, run.depth, run.started_at, run.finished_at))
+         _dumps(run.compute), _dumps(run.selection), run.n_queries, run.n_docs, run.depth, run.started_at,
+         run.finished_at))
     return int(cursor.lastrowid)
 
 

@@ -140,6 +140,9 @@ def _v5_seeds(db: Database) -> None:
     db.execute("UPDATE training_log SET seed = (SELECT seed FROM experiments WHERE name = training_log.experiment)")
     db.execute("DROP INDEX training_log_variant")
     db.execute("CREATE INDEX training_log_variant ON training_log (experiment, variant, seed, step)")
+    # A swept variant reported on the evaluation splits by its point with the best dev score:
+    # which point, its dev score and the other points' (JSON); NULL for every other run.
+    db.execute("ALTER TABLE runs ADD COLUMN selection TEXT")
 
 
 MIGRATIONS: list[Callable[[Database], None]] = [_v1_initial_tables, _v2_index_stats, _v3_link_training_logs,
@@ -150,7 +153,7 @@ SPARSE_INDEX = "bm25"  # the index column of runs that use no faiss index (BM25)
 # unchanged, so a read-only store at this version or later is read without migrating it. v2 added
 # runs.index_stats, which they read; v3 only fills training_log.run_id, which they do not; v4's
 # runs.compute is read with a default where the column is missing; v5's training_log.seed likewise
-# (a log without it is its experiment's one seed). A migration that adds
+# (a log without it is its experiment's one seed), and so is v5's runs.selection. A migration that adds
 # something they read must raise this to its own version.
 READABLE_FROM = 2
 
@@ -234,6 +237,7 @@ class RunRecord:
     timings: dict[str, float] = field(default_factory=dict)
     index_stats: dict[str, float] = field(default_factory=dict)
     compute: dict[str, str] | None = None  # {"device", "precision"} of dense runs
+    selection: dict[str, Any] | None = None  # a swept variant's chosen point and the dev scores behind it
     metrics: dict[str, float] = field(default_factory=dict)
     query_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     results: dict[str, list[tuple[str, float]]] = field(default_factory=dict)

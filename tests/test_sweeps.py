@@ -1,0 +1,201 @@
+"""Sweeps selected on a dev split: every point is trained and evaluated on the dev split (a
+holdout of the training queries here), the best dev point is the one the test split reports, and
+the test split chooses nothing.
+
+One recipe (BM25 and STAR, each swept over two values, two seeds) runs once per module on SciFact
+with the tiny model; the tests read its store.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+import statistics
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+import harness.train.trainer as trainer
+from harness.cli import app
+from harness.data.holdout import holdout_ids
+from harness.errors import RecipeError
+from harness.pipeline import RunOptions, run_recipe
+from harness.recipe import load_recipe, parse_recipe, run_count
+
+DEV = "beir/scifact/train[holdout:0.1]"
+RECIPE = """\
+[experiment]
+name = "sweep"
+seeds = [13, 14]
+store = "{folder}/drbench.db"
+cache_dir = "{folder}/cache"
+
+[model]
+base = "{model}"
+batch_size = 256
+
+[data]
+train = "beir/scifact/train"
+eval = ["beir/scifact/test"]
+dev = "holdout:0.1"
+
+[eval]
+metrics = ["ndcg@10", "mrr@10"]
+depth = 100
+
+[variant.bm25]
+kind = "bm25"
+
+[variant.bm25.sweep]
+k1 = [0.5, 1.2]
+
+[variant.star]
+kind = "star"
+max_steps = 2
+batch_size = 8
+warmup_steps = 1
+negatives_depth = 20
+query_max_length = 16
+doc_max_length = 32
+
+[variant.star.sweep]
+lr = [1e-4, 1e-3]
+"""
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory: pytest.TempPathFactory, mirror: Path, tiny_model: Path) -> tuple[Path, list]:
+    folder = tmp_path_factory.mktemp("sweep")
+    recipe = folder / "recipe.toml"
+    recipe.write_text(RECIPE.format(folder=folder, model=tiny_model))
+    trained_on: list[tuple[str, ...]] = []
+    original = trainer.train_into
+
+    def recording(work, strategy, params, inputs, *args, **kwargs):
+        trained_on.append(inputs.data.query_ids)
+        return original(work, strategy, params, inputs, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(trainer, "train_into", recording)
+        run_recipe(load_recipe(recipe), RunOptions(mirror=str(mirror)), Console(file=io.StringIO()))
+    return folder, trained_on
+
+
+def rows(folder: Path, sql: str, *args: object) -> list[tuple]:
+    with closing(sqlite3.connect(folder / "drbench.db")) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+def invoke(*args: object):
+    return CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "250"})
+
+
+def dev_means(folder: Path) -> dict[str, float]:
+    values: dict[str, list[float]] = {}
+    for variant, value in rows(folder, "SELECT variant, value FROM metrics JOIN runs ON runs.id = run_id "
+                                       "WHERE collection = ? AND metric = 'ndcg@10'", DEV):
+        values.setdefault(variant, []).append(value)
+    return {variant: statistics.fmean(v) for variant, v in values.items()}
+
+
+def test_every_point_and_seed_is_evaluated_on_the_dev_split(swept) -> None:
+    folder, _ = swept
+    stored = rows(folder, "SELECT variant, seed FROM runs WHERE collection = ? ORDER BY variant, seed", DEV)
+    assert stored == [("bm25[k1=0.5]", 13), ("bm25[k1=1.2]", 13), ("star[lr=0.0001]", 13), ("star[lr=0.0001]", 14),
+                      ("star[lr=0.001]", 13), ("star[lr=0.001]", 14)]
+    [(queries,)] = rows(folder, "SELECT DISTINCT n_queries FROM runs WHERE collection = ?", DEV)
+    assert queries == round(0.1 * 809)
+
+
+def test_the_test_split_reports_the_best_dev_point_under_the_variants_name(swept) -> None:
+    folder, _ = swept
+    means = dev_means(folder)
+    test = {(v, s): (json.loads(p), json.loads(sel)) for v, s, p, sel in rows(
+        folder, "SELECT variant, seed, params, selection FROM runs WHERE collection = 'beir/scifact/test'")}
+    assert sorted(test) == [("bm25", 13), ("star", 13), ("star", 14)]
+    for name, key in (("bm25", "k1"), ("star", "lr")):
+        points = {v: m for v, m in means.items() if v.startswith(name + "[")}
+        best = max(points, key=points.get)
+        params, selection = test[(name, 13)]
+        assert selection["name"] == best and selection["score"] == pytest.approx(points[best])
+        assert selection["scores"] == pytest.approx(points) and selection["dev"] == DEV
+        assert params[key] == selection["point"][key]  # the test run evaluated the chosen point
+        assert test[(name, 13)][1] == selection
+
+
+def test_training_never_sees_the_held_out_queries(swept) -> None:
+    folder, trained_on = swept
+    held = {q for q, in rows(folder, "SELECT DISTINCT query_id FROM query_metrics JOIN runs ON runs.id = run_id "
+                                     "WHERE collection = ?", DEV)}
+    assert len(held) == 81 and len(trained_on) == 4  # 2 points x 2 seeds
+    for query_ids in trained_on:
+        assert not held & set(query_ids) and len(query_ids) == 809 - 81
+
+
+def test_holdout_is_seeded_and_independent_of_the_recipe_seed() -> None:
+    ids = [f"q{i}" for i in range(100)]
+    assert holdout_ids(ids, 0.1) == holdout_ids(reversed(ids), 0.1) and len(holdout_ids(ids, 0.1)) == 10
+
+
+def test_leaderboard_shows_the_chosen_point_and_its_dev_score(swept) -> None:
+    folder, _ = swept
+    result = invoke("leaderboard", "--store", folder / "drbench.db", "--collection", "beir/scifact/test")
+    assert result.exit_code == 0 and "chosen on dev" in result.output and "(dev ndcg@10 0." in result.output
+    board = json.loads(invoke("leaderboard", "--store", folder / "drbench.db", "--format", "json").output)
+    star = next(r for r in board if r["variant"] == "star" and r["collection"] == "beir/scifact/test")
+    assert star["selection"]["metric"] == "ndcg@10" and star["seeds"] == [13, 14]
+
+
+def test_a_second_run_skips_and_validate_counts_the_runs(swept, mirror: Path) -> None:
+    folder, _ = swept
+    recipe = load_recipe(folder / "recipe.toml")
+    outcomes = run_recipe(recipe, RunOptions(mirror=str(mirror)), Console(file=io.StringIO()))
+    assert {o.status for o in outcomes} == {"skipped"}
+    assert len(outcomes) == run_count(recipe) == len(rows(folder, "SELECT id FROM runs"))
+    result = invoke("validate", folder / "recipe.toml", "--offline")
+    assert "star (star, 2 sweep points)" in result.output and "selected on dev holdout:0.1: 9 runs" in result.output
+
+
+HEAD = ('[experiment]\nname = "x"\n[data]\ntrain = "beir/scifact/train"\neval = ["beir/scifact/test"]\n{data}\n'
+        '[variant.star]\nkind = "star"\n{variant}')
+
+
+@pytest.mark.parametrize("data, variant, fragment", [
+    ('dev = "holdout:0.1"', "[variant.star.sweep]\nlrr = [1e-5]\n",
+     '[variant.star.sweep] lrr: not a key kind "star" takes, so it cannot be swept; did you mean "lr"?'),
+    ('select = "dev"', "", '[data] select = "dev": needs [data] dev'),
+    ("", "[variant.star.sweep]\nlr = [1e-5, 2e-5]\n", "[data] dev: variant 'star' is swept"),
+    ('dev = "holdout:0.6"', "", '[data] dev = "holdout:0.6": a holdout fraction must be in (0, 0.5]'),
+    ('dev = "holdout:0"', "", "a holdout fraction must be in (0, 0.5]"),
+    ('dev = "beir/scifact/test"', "", "is also an evaluation split"),
+    ('dev = "holdout:0.1"', "lr = 1e-5\n[variant.star.sweep]\nlr = [1e-5]\n", "also set in [variant.star]"),
+    ('dev = "holdout:0.1"', "[variant.star.sweep]\nlr = [1e-5, 1e-5]\n", "lists a value twice"),
+    ('dev = "holdout:0.1"', '[variant.star.sweep]\nlr = ["fast"]\n', "expected float, got str"),
+])
+def test_bad_sweeps_and_dev_splits_get_one_line_before_any_work(data: str, variant: str, fragment: str,
+                                                                  tmp_path: Path) -> None:
+    with pytest.raises(RecipeError) as err:
+        parse_recipe(HEAD.format(data=data, variant=variant), "r.toml")
+    assert fragment in str(err.value) and "\n" not in str(err.value)
+    path = tmp_path / "r.toml"
+    path.write_text(HEAD.format(data=data, variant=variant))
+    result = invoke("run", path, "--store", tmp_path / "drbench.db")
+    assert result.exit_code == 2 and fragment in result.output and not (tmp_path / "drbench.db").exists()
+
+
+def test_a_holdout_of_an_evaluation_split_is_refused() -> None:
+    text = HEAD.format(data='dev = "holdout:0.1"', variant="").replace('eval = ["beir/scifact/test"]',
+                                                                     'eval = ["beir/scifact/train"]')
+    with pytest.raises(RecipeError, match="also an evaluation split; evaluate on another split"):
+        parse_recipe(text, "r.toml")
+
+
+def test_chaining_on_a_swept_variant_names_its_points() -> None:
+    text = HEAD.format(data='dev = "holdout:0.1"', variant='[variant.star.sweep]\nlr = [1e-5, 2e-5]\n'
+                       '[variant.ad]\nkind = "adore"\nindex_from = "star"\n')
+    with pytest.raises(RecipeError, match=r"is swept; name one of its points .* \(star\[lr=1e-05\], star\[lr=2e-05\]\)"):
+        parse_recipe(text, "r.toml")
