@@ -150,7 +150,8 @@ class CompareResult:
             "collections": [{"collection": g.collection, "n_queries": g.n_queries, "systems": [
                 {"key": g.keys[s.run_id], "label": s.label, "experiment": s.experiment,
                  "variant": s.variant, "index": s.index, "run_id": s.run_id,
-                 "seeds": list(s.seeds), "run_ids": list(s.run_ids), "means": g.means[s.run_id]} for s in g.systems]} for g in self.groups],
+                 "seeds": list(s.seeds), "run_ids": list(s.run_ids), "means": g.means[s.run_id]}
+                for s in g.systems]} for g in self.groups],
             "comparisons": [asdict(c) | {"marker": c.marker} for c in self.comparisons],
         }
 

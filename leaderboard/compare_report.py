@@ -122,7 +122,8 @@ def to_markdown(result: CompareResult) -> str:
         if rows:
             seeds = result.several_seeds
             lines += ["", "| metric | system | vs | diff | 95% CI | W/T/L | " + ("seeds | " if seeds else "")
-                      + "p | p adj | |", "|---|---|---|---:|---:|---:|" + ("---:|" if seeds else "") + "---:|---:|:---:|"]
+                      + "p | p adj | |",
+                      "|---|---|---|---:|---:|---:|" + ("---:|" if seeds else "") + "---:|---:|:---:|"]
             floor = _floor(result)
             lines += [f"| {c.metric} | {_md(c.system)} | {_md(c.reference)} | {c.diff:+.4f} | "
                       f"[{c.ci_low:+.4f}, {c.ci_high:+.4f}] | {c.wins}/{c.ties}/{c.losses} | "

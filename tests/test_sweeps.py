@@ -2,8 +2,9 @@
 holdout of the training queries here), the best dev point is the one the test split reports, and
 the test split chooses nothing.
 
-One recipe (BM25 and STAR, each swept over two values, two seeds) runs once per module on SciFact
-with the tiny model; the tests read its store.
+One recipe (BM25 and STAR, each swept over two values, and ADORE on whichever STAR point the dev
+split chooses; two seeds) runs once per module on SciFact with the tiny model; the tests read its
+store.
 """
 
 from __future__ import annotations
@@ -64,6 +65,13 @@ doc_max_length = 32
 
 [variant.star.sweep]
 lr = [1e-4, 1e-3]
+
+[variant.adore]
+kind = "adore"
+index_from = "star"
+max_steps = 2
+batch_size = 8
+query_max_length = 16
 """
 
 
@@ -105,8 +113,8 @@ def dev_means(folder: Path) -> dict[str, float]:
 def test_every_point_and_seed_is_evaluated_on_the_dev_split(swept) -> None:
     folder, _ = swept
     stored = rows(folder, "SELECT variant, seed FROM runs WHERE collection = ? ORDER BY variant, seed", DEV)
-    assert stored == [("bm25[k1=0.5]", 13), ("bm25[k1=1.2]", 13), ("star[lr=0.0001]", 13), ("star[lr=0.0001]", 14),
-                      ("star[lr=0.001]", 13), ("star[lr=0.001]", 14)]
+    assert stored == [("adore", 13), ("adore", 14), ("bm25[k1=0.5]", 13), ("bm25[k1=1.2]", 13),
+                      ("star[lr=0.0001]", 13), ("star[lr=0.0001]", 14), ("star[lr=0.001]", 13), ("star[lr=0.001]", 14)]
     [(queries,)] = rows(folder, "SELECT DISTINCT n_queries FROM runs WHERE collection = ?", DEV)
     assert queries == round(0.1 * 809)
 
@@ -114,9 +122,9 @@ def test_every_point_and_seed_is_evaluated_on_the_dev_split(swept) -> None:
 def test_the_test_split_reports_the_best_dev_point_under_the_variants_name(swept) -> None:
     folder, _ = swept
     means = dev_means(folder)
-    test = {(v, s): (json.loads(p), json.loads(sel)) for v, s, p, sel in rows(
+    test = {(v, s): (json.loads(p), json.loads(sel or "null")) for v, s, p, sel in rows(
         folder, "SELECT variant, seed, params, selection FROM runs WHERE collection = 'beir/scifact/test'")}
-    assert sorted(test) == [("bm25", 13), ("star", 13), ("star", 14)]
+    assert sorted(test) == [("adore", 13), ("adore", 14), ("bm25", 13), ("star", 13), ("star", 14)]
     for name, key in (("bm25", "k1"), ("star", "lr")):
         points = {v: m for v, m in means.items() if v.startswith(name + "[")}
         best = max(points, key=points.get)
@@ -131,9 +139,22 @@ def test_training_never_sees_the_held_out_queries(swept) -> None:
     folder, trained_on = swept
     held = {q for q, in rows(folder, "SELECT DISTINCT query_id FROM query_metrics JOIN runs ON runs.id = run_id "
                                      "WHERE collection = ?", DEV)}
-    assert len(held) == 81 and len(trained_on) == 4  # 2 points x 2 seeds
+    assert len(held) == 81 and len(trained_on) == 6  # STAR: 2 points x 2 seeds; ADORE: 2 seeds
     for query_ids in trained_on:
         assert not held & set(query_ids) and len(query_ids) == 809 - 81
+
+
+def test_a_variant_chained_on_a_sweep_trains_on_its_chosen_point(swept) -> None:
+    folder, _ = swept
+    stored = rows(folder, "SELECT variant, collection, seed, model FROM runs WHERE model IS NOT NULL")
+    models = {(v, c, s): json.loads(m) for v, c, s, m in stored}
+    [(selection,)] = rows(folder, "SELECT DISTINCT selection FROM runs WHERE variant = 'star'")
+    chosen = json.loads(selection)["name"]
+    for seed in (13, 14):  # ADORE's frozen documents are the chosen STAR point's, of the same seed
+        point = models[(chosen, DEV, seed)]["fingerprint"]
+        assert models[("adore", DEV, seed)]["fingerprint"] == point
+        assert models[("adore", "beir/scifact/test", seed)]["fingerprint"] == point
+        assert models[("star", "beir/scifact/test", seed)]["fingerprint"] == point
 
 
 def test_holdout_is_seeded_and_independent_of_the_recipe_seed() -> None:
@@ -157,7 +178,7 @@ def test_a_second_run_skips_and_validate_counts_the_runs(swept, mirror: Path) ->
     assert {o.status for o in outcomes} == {"skipped"}
     assert len(outcomes) == run_count(recipe) == len(rows(folder, "SELECT id FROM runs"))
     result = invoke("validate", folder / "recipe.toml", "--offline")
-    assert "star (star, 2 sweep points)" in result.output and "selected on dev holdout:0.1: 9 runs" in result.output
+    assert "star (star, 2 sweep points)" in result.output and "selected on dev holdout:0.1: 13 runs" in result.output
 
 
 HEAD = ('[experiment]\nname = "x"\n[data]\ntrain = "beir/scifact/train"\neval = ["beir/scifact/test"]\n{data}\n'
@@ -194,8 +215,10 @@ def test_a_holdout_of_an_evaluation_split_is_refused() -> None:
         parse_recipe(text, "r.toml")
 
 
-def test_chaining_on_a_swept_variant_names_its_points() -> None:
-    text = HEAD.format(data='dev = "holdout:0.1"', variant='[variant.star.sweep]\nlr = [1e-5, 2e-5]\n'
+def test_chaining_on_a_sweep_that_selects_nothing_names_its_points() -> None:
+    text = HEAD.format(data='select = "none"', variant='[variant.star.sweep]\nlr = [1e-5, 2e-5]\n'
                        '[variant.ad]\nkind = "adore"\nindex_from = "star"\n')
-    with pytest.raises(RecipeError, match=r"is swept; name one of its points .* \(star\[lr=1e-05\], star\[lr=2e-05\]\)"):
+    with pytest.raises(RecipeError, match=r'is swept and select = "none" picks no point; name one of its points '
+                                          r"\(star\[lr=1e-05\], star\[lr=2e-05\]\)"):
         parse_recipe(text, "r.toml")
+    assert parse_recipe(text.replace('select = "none"', 'dev = "holdout:0.1"'), "r.toml").selects

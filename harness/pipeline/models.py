@@ -44,6 +44,11 @@ class Models:
         self._refs: dict[str, ModelRef] = {}
         self._dense: dict[tuple[str, str], DenseModel] = {}
         self._loaded: dict[str, Collection] = {}
+        self._aliases: dict[str, str] = {}  # a swept variant's name -> its point chosen on the dev split
+
+    def alias(self, name: str, point: str) -> None:
+        """From now on `name` (a swept variant) means its chosen `point`, for every seed."""
+        self._aliases[name] = point
 
     def seeded(self, seed: int) -> Models:
         """The models of the recipe's run with `seed`: trained variants train with it, while opened
@@ -52,7 +57,7 @@ class Models:
             return self
         other = Models(self.recipe.with_seed(seed), self.cache_dir, self.progress, self.console, self.mirror,
                        self.db, self.experiment, self.compute)
-        other._dense, other._loaded = self._dense, self._loaded
+        other._dense, other._loaded, other._aliases = self._dense, self._loaded, self._aliases
         return other
 
     def train_collection(self) -> Collection:
@@ -67,6 +72,10 @@ class Models:
         """The encoders behind `base` or a dense variant's name, training it on first use."""
         if name == "base":
             return ModelRef.shared(self.recipe.model.base)
+        name = self._aliases.get(name, name)
+        if name in self.recipe.sweeps:
+            raise RecipeError(f"variant {name!r} is swept and its point is not chosen yet: set [data] dev and "
+                              "select = \"dev\", or name one of its points")
         if name not in self._refs:
             variant = self.recipe.variant(name)
             declared = kind(variant.kind)

@@ -29,10 +29,10 @@ from harness.evaluate.ties import trec_order
 from harness.index.faiss_index import faiss_build
 from harness.model.compute import Compute, resolve_compute
 from harness.pipeline.models import Models
-from harness.pipeline.selection import select_points
+from harness.pipeline.selection import select_point
 from harness.progress import StageProgress
 from harness.recipe.checks import check_processes, check_resources
-from harness.recipe.expand import variant_seeds
+from harness.recipe.expand import dev_order, variant_seeds
 from harness.recipe.model import Recipe, Variant, holdout_fraction
 from harness.registry import kind
 from harness.store import (SPARSE_INDEX, ExperimentRecord, RunRecord, completed_run_key, environment, git_commit,
@@ -124,15 +124,7 @@ def run_recipe(recipe: Recipe, options: RunOptions = RunOptions(),
     with StageProgress(console) as progress:
         models = Models(recipe, cache_dir, progress, console, mirror, db, experiment.name, compute)
         ctx = _Context(recipe, options, models, db, experiment)
-        chosen: dict[str, tuple[Variant, dict[str, Any]]] = {}
-        if recipe.data.dev is not None:  # first: selection needs every point's dev score
-            dev = _dev_collection(ctx, mirror)
-            _evaluate(ctx, dev, [Report(v, v.name) for v in recipe.variants])
-            if recipe.selects:
-                chosen = world.decide(lambda: select_points(db, recipe, dev.dataset_id))
-                for name, (point, record) in chosen.items():
-                    console.log(f"{name}: chose {point.name} on {dev.dataset_id} ({record['metric']} "
-                                f"{record['score']:.4f}, best of {len(record['scores'])})")
+        chosen = _dev_phase(ctx, _dev_collection(ctx, mirror)) if recipe.data.dev is not None else {}
         for dataset_id in recipe.data.eval:
             collection = _load(ctx, dataset_id, mirror)
             _evaluate(ctx, collection, reported(recipe, chosen))
@@ -179,6 +171,23 @@ def _dev_collection(ctx: _Context, mirror: Path | None) -> Collection:
     held = holdout_collection(ctx.models.train_collection(), dev, fraction)
     ctx.console.log(f"{held.dataset_id}: {len(held.queries):,} training queries held out for selection")
     return held
+
+
+def _dev_phase(ctx: _Context, dev: Collection) -> dict[str, tuple[Variant, dict[str, Any]]]:
+    """Evaluate every variant and sweep point on the dev split, first: each sweep's point is
+    chosen as soon as its last point is evaluated, and a variant chained on the sweep trains on it."""
+    recipe, chosen = ctx.recipe, {}
+    order = dev_order(recipe)
+    for position, variant in enumerate(order):
+        _evaluate(ctx, dev, [Report(variant, variant.name)])
+        name = variant.sweep_of
+        if name is None or not recipe.selects or any(v.sweep_of == name for v in order[position + 1:]):
+            continue
+        point, record = chosen[name] = ctx.world.decide(lambda: select_point(ctx.db, recipe, dev.dataset_id, name))
+        ctx.models.alias(name, point.name)
+        ctx.console.log(f"{name}: chose {point.name} on {dev.dataset_id} ({record['metric']} {record['score']:.4f}, "
+                        f"best of {len(record['scores'])} points)")
+    return chosen
 
 
 def _evaluate(ctx: _Context, collection: Collection, reports: list[Report]) -> None:

@@ -16,12 +16,20 @@ from harness.registry import kind
 from harness.store import SPARSE_INDEX, list_runs, run_metrics
 
 
-def select_points(db: Any, recipe: Recipe, dev: str) -> dict[str, tuple[Variant, dict[str, Any]]]:
-    """Swept variant name -> (its chosen point, the selection record stored with its runs)."""
+def select_point(db: Any, recipe: Recipe, dev: str, name: str) -> tuple[Variant, dict[str, Any]]:
+    """The chosen point of the swept variant `name`, and the selection record stored with its runs."""
+    return select_points(db, recipe, dev, [name])[name]
+
+
+def select_points(db: Any, recipe: Recipe, dev: str,
+                  names: list[str] | None = None) -> dict[str, tuple[Variant, dict[str, Any]]]:
+    """Swept variant name (every one, or `names`) -> (its chosen point, its selection record)."""
     metric = recipe.eval.metrics[0]
     stored = list_runs(db, recipe.experiment.name, dev)
     chosen = {}
     for name, points in recipe.sweeps.items():
+        if names is not None and name not in names:
+            continue
         index = SPARSE_INDEX if kind(points[0].kind).family == "sparse" else recipe.eval.indexes[0]
         scores = {point.name: _dev_score(db, stored, point, recipe, index, metric, dev) for point in points}
         best = max(points, key=lambda point: scores[point.name])  # max keeps the first of equals

@@ -21,6 +21,39 @@ def variant_seeds(recipe: Recipe, variant: Variant) -> tuple[int, ...]:
     return recipe.seeds if kind(variant.kind).trains else (recipe.experiment.seed,)
 
 
+def references(recipe: Recipe, variant: Variant) -> list[str]:
+    """The recipe variants `variant` needs trained first (init, index_from, negatives_from...): a
+    swept variant's name stands for every one of its points (its chosen point is one of them)."""
+    from harness.recipe.params import declared
+    from harness.registry import kind
+
+    names = []
+    for ref in declared(kind(variant.kind).Params):
+        value = getattr(variant.params, ref.name)
+        if ref.refers is None or not value or value in ref.refers:
+            continue
+        names += [p.name for p in recipe.sweeps[value]] if value in recipe.sweeps else [value]
+    return names
+
+
+def dev_order(recipe: Recipe) -> list[Variant]:
+    """The variants in recipe order, except that each comes after everything it references, so
+    a sweep's points are all evaluated on the dev split (and one chosen) before a variant chained
+    on it trains."""
+    order: list[Variant] = []
+
+    def visit(variant: Variant) -> None:
+        if variant in order:
+            return
+        for name in references(recipe, variant):
+            visit(recipe.variant(name))
+        order.append(variant)
+
+    for variant in recipe.variants:
+        visit(variant)
+    return order
+
+
 def run_count(recipe: Recipe) -> int:
     """How many runs (variant or sweep point x seed x collection x index) the recipe stores: on
     the dev split every point, on each evaluation split one point per sweep when it selects."""

@@ -316,9 +316,13 @@ def _check_references(where: Where, recipe: Recipe) -> None:
                 continue
             allowed = list(builtins) + [n for n in dense if n != variant.name]
             if value in recipe.sweeps:
-                raise where.error(f"variant.{variant.name}", ref.name, value, "is swept; name one of its points "
-                                  "(chaining on the dev-selected point is not supported)",
-                                  [v.name for v in recipe.sweeps[value]])
+                if not recipe.selects:
+                    raise where.error(f"variant.{variant.name}", ref.name, value, 'is swept and select = "none" '
+                                      "picks no point; name one of its points", [v.name for v in recipe.sweeps[value]])
+                if value == variant.sweep_of:
+                    raise where.error(f"variant.{variant.name}", ref.name, value, "names its own sweep")
+                edges[variant.name] += [v.name for v in recipe.sweeps[value]]  # its chosen point: one of them
+                continue
             if value not in allowed:
                 raise where.error(f"variant.{variant.name}", ref.name, value,
                                   "not a built-in or another dense variant of this recipe", allowed)

@@ -199,10 +199,11 @@ def adore_query_loss(scores: Tensor, relevance: Tensor, weights: Tensor) -> Tens
     i.e. RankNet ``softplus(y_j - y_i)``, as PAPER.md writes it. This is the official
     adore/train.py's loss at its HEAD: it scores each such pair (``pos_pairs * C_pos``) and its
     transpose (``neg_pairs * C_neg``, the same RankNet cost seen from the other side) and divides
-    by ``2 * #pairs``, which equals the sum over one direction divided by ``#pairs``. (drbench before
-    ADORE's `loss_version` 2 divided the one direction by ``2 * #pairs``: exactly half this loss and its
-    gradient.) Weights are detached (metric changes are constants, LambdaLoss-style). A list with no such pair returns a zero that is still
-    connected to ``scores``, so ``backward()`` works on a batch of such lists.
+    by ``2 * #pairs``, which equals the sum over one direction divided by ``#pairs``. (drbench
+    before ADORE's `loss_version` 2 divided the one direction by ``2 * #pairs``: exactly half
+    this loss and its gradient.) Weights are detached (metric changes are constants,
+    LambdaLoss-style). A list with no such pair returns a zero that is still connected to
+    ``scores``, so ``backward()`` works on a batch of such lists.
     """
     if scores.dim() != 1 or relevance.shape != scores.shape or weights.shape != (scores.numel(),) * 2:
         raise ValueError(f"expected scores (n,), relevance (n,), weights (n, n); got {tuple(scores.shape)}, "
