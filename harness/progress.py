@@ -6,6 +6,7 @@ import contextlib
 from typing import Callable, Iterator
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskProgressColumn,
                            TextColumn, TimeElapsedColumn, TimeRemainingColumn)
 
@@ -29,7 +30,7 @@ class StageProgress:
     @contextlib.contextmanager
     def task(self, description: str, total: int, unit: str = "it") -> Iterator[Callable[[int], None]]:
         """Yield an `advance(n)` callback for a stage of `total` items."""
-        task_id = self._progress.add_task(description, total=total, rate="")
+        task_id = self._progress.add_task(escape(description), total=total, rate="")  # names hold [...]
 
         def advance(n: int, note: str = "") -> None:
             self._progress.advance(task_id, n)
@@ -44,6 +45,6 @@ class StageProgress:
     @contextlib.contextmanager
     def spinner(self, description: str) -> Iterator[None]:
         """A stage without a count (loading a collection, training an index)."""
-        task_id = self._progress.add_task(description, total=None, rate="")
+        task_id = self._progress.add_task(escape(description), total=None, rate="")
         yield
         self._progress.update(task_id, total=1, completed=1)

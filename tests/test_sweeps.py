@@ -76,7 +76,7 @@ query_max_length = 16
 
 
 @pytest.fixture(scope="module")
-def swept(tmp_path_factory: pytest.TempPathFactory, mirror: Path, tiny_model: Path) -> tuple[Path, list]:
+def swept(tmp_path_factory: pytest.TempPathFactory, mirror: Path, tiny_model: Path) -> tuple[Path, list, str]:
     folder = tmp_path_factory.mktemp("sweep")
     recipe = folder / "recipe.toml"
     recipe.write_text(RECIPE.format(folder=folder, model=tiny_model))
@@ -87,10 +87,11 @@ def swept(tmp_path_factory: pytest.TempPathFactory, mirror: Path, tiny_model: Pa
         trained_on.append(inputs.data.query_ids)
         return original(work, strategy, params, inputs, *args, **kwargs)
 
+    log = io.StringIO()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(trainer, "train_into", recording)
-        run_recipe(load_recipe(recipe), RunOptions(mirror=str(mirror)), Console(file=io.StringIO()))
-    return folder, trained_on
+        run_recipe(load_recipe(recipe), RunOptions(mirror=str(mirror)), Console(file=log, width=250))
+    return folder, trained_on, log.getvalue()
 
 
 def rows(folder: Path, sql: str, *args: object) -> list[tuple]:
@@ -111,7 +112,7 @@ def dev_means(folder: Path) -> dict[str, float]:
 
 
 def test_every_point_and_seed_is_evaluated_on_the_dev_split(swept) -> None:
-    folder, _ = swept
+    folder, *_ = swept
     stored = rows(folder, "SELECT variant, seed FROM runs WHERE collection = ? ORDER BY variant, seed", DEV)
     assert stored == [("adore", 13), ("adore", 14), ("bm25[k1=0.5]", 13), ("bm25[k1=1.2]", 13),
                       ("star[lr=0.0001]", 13), ("star[lr=0.0001]", 14), ("star[lr=0.001]", 13), ("star[lr=0.001]", 14)]
@@ -120,7 +121,7 @@ def test_every_point_and_seed_is_evaluated_on_the_dev_split(swept) -> None:
 
 
 def test_the_test_split_reports_the_best_dev_point_under_the_variants_name(swept) -> None:
-    folder, _ = swept
+    folder, *_ = swept
     means = dev_means(folder)
     test = {(v, s): (json.loads(p), json.loads(sel or "null")) for v, s, p, sel in rows(
         folder, "SELECT variant, seed, params, selection FROM runs WHERE collection = 'beir/scifact/test'")}
@@ -136,7 +137,7 @@ def test_the_test_split_reports_the_best_dev_point_under_the_variants_name(swept
 
 
 def test_training_never_sees_the_held_out_queries(swept) -> None:
-    folder, trained_on = swept
+    folder, trained_on, _ = swept
     held = {q for q, in rows(folder, "SELECT DISTINCT query_id FROM query_metrics JOIN runs ON runs.id = run_id "
                                      "WHERE collection = ?", DEV)}
     assert len(held) == 81 and len(trained_on) == 6  # STAR: 2 points x 2 seeds; ADORE: 2 seeds
@@ -145,7 +146,7 @@ def test_training_never_sees_the_held_out_queries(swept) -> None:
 
 
 def test_a_variant_chained_on_a_sweep_trains_on_its_chosen_point(swept) -> None:
-    folder, _ = swept
+    folder, *_ = swept
     stored = rows(folder, "SELECT variant, collection, seed, model FROM runs WHERE model IS NOT NULL")
     models = {(v, c, s): json.loads(m) for v, c, s, m in stored}
     [(selection,)] = rows(folder, "SELECT DISTINCT selection FROM runs WHERE variant = 'star'")
@@ -157,13 +158,19 @@ def test_a_variant_chained_on_a_sweep_trains_on_its_chosen_point(swept) -> None:
         assert models[("star", "beir/scifact/test", seed)]["fingerprint"] == point
 
 
+def test_the_log_names_points_and_the_holdout_as_they_are(swept) -> None:
+    *_, log = swept  # rich would read "[lr=0.001]" as a markup tag and drop it
+    assert f"done star[lr=0.001] (seed 14) / {DEV} / Flat" in log
+    assert "star: chose star[lr=" in log and f"{DEV}: 81 training queries held out" in log
+
+
 def test_holdout_is_seeded_and_independent_of_the_recipe_seed() -> None:
     ids = [f"q{i}" for i in range(100)]
     assert holdout_ids(ids, 0.1) == holdout_ids(reversed(ids), 0.1) and len(holdout_ids(ids, 0.1)) == 10
 
 
 def test_leaderboard_shows_the_chosen_point_and_its_dev_score(swept) -> None:
-    folder, _ = swept
+    folder, *_ = swept
     result = invoke("leaderboard", "--store", folder / "drbench.db", "--collection", "beir/scifact/test")
     assert result.exit_code == 0 and "chosen on dev" in result.output and "(dev ndcg@10 0." in result.output
     board = json.loads(invoke("leaderboard", "--store", folder / "drbench.db", "--format", "json").output)
@@ -172,7 +179,7 @@ def test_leaderboard_shows_the_chosen_point_and_its_dev_score(swept) -> None:
 
 
 def test_a_second_run_skips_and_validate_counts_the_runs(swept, mirror: Path) -> None:
-    folder, _ = swept
+    folder, *_ = swept
     recipe = load_recipe(folder / "recipe.toml")
     outcomes = run_recipe(recipe, RunOptions(mirror=str(mirror)), Console(file=io.StringIO()))
     assert {o.status for o in outcomes} == {"skipped"}

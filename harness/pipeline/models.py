@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 
 from harness.cache.entries import Entries
 from harness.data.collection import Collection, load_collection
@@ -159,7 +160,7 @@ class Models:
         models = Entries(self.cache_dir / "models", self.console.log)
         folder = world.decide(lambda: models.get(key))
         if folder is not None:
-            self.console.log(f"{variant.name}: trained model from cache ({folder})")
+            self.console.log(f"{escape(variant.name)}: trained model from cache ({folder})")
             return folder, read_meta(folder), read_log(folder)
 
         def resumable(work: Path) -> bool:
@@ -182,13 +183,13 @@ class Models:
             folder, ours = models.publish(key, work, produced_by={"what": "trained model", "kind": variant.kind,
                                                                   "variant": variant.name})
             if not ours:
-                self.console.log(f"{variant.name}: another process published {folder.name} first; using it")
+                self.console.log(f"{escape(variant.name)}: another process published {folder.name} first; using it")
                 return folder, read_meta(folder), read_log(folder)
             return folder, meta, log
 
         folder, meta, log = world.decide(publish)
         last = log[-1] if log else {}
-        self.console.log(f"{variant.name}: trained {len(log)} steps in {seconds:.0f}s"
+        self.console.log(f"{escape(variant.name)}: trained {len(log)} steps in {seconds:.0f}s"
                          + (f", final loss {last['loss']:.4f}" if last else ""))
         return folder, meta, log
 
@@ -229,7 +230,7 @@ class Models:
             work = entries.workdir(key)
             write_negatives(work, negatives)
             entries.publish(key, work, produced_by={"what": "mined negatives", "source": source, "depth": depth})
-            self.console.log(f"mined {depth} hard negatives per query from {source} "
+            self.console.log(f"mined {depth} hard negatives per query from {escape(source)} "
                              f"({len(negatives)} training queries)")
             return negatives
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 import harness
 from harness.data.availability import ensure_available, resolve_mirror
@@ -157,7 +158,7 @@ def reported(recipe: Recipe, chosen: dict[str, tuple[Variant, dict[str, Any]]]) 
 def _load(ctx: _Context, dataset_id: str, mirror: Path | None) -> Collection:
     with ctx.progress.spinner(f"loading {dataset_id}"):
         collection = ctx.world.first(lambda: load_collection(dataset_id, mirror))
-    ctx.console.log(f"{dataset_id}: {len(collection.doc_ids):,} documents, {len(collection.queries):,} judged "
+    ctx.console.log(f"{escape(dataset_id)}: {len(collection.doc_ids):,} documents, {len(collection.queries):,} judged "
                     "queries")
     return collection
 
@@ -169,7 +170,7 @@ def _dev_collection(ctx: _Context, mirror: Path | None) -> Collection:
     if fraction is None:
         return _load(ctx, dev, mirror)
     held = holdout_collection(ctx.models.train_collection(), dev, fraction)
-    ctx.console.log(f"{held.dataset_id}: {len(held.queries):,} training queries held out for selection")
+    ctx.console.log(f"{escape(held.dataset_id)}: {len(held.queries):,} training queries held out for selection")
     return held
 
 
@@ -185,7 +186,7 @@ def _dev_phase(ctx: _Context, dev: Collection) -> dict[str, tuple[Variant, dict[
             continue
         point, record = chosen[name] = ctx.world.decide(lambda: select_point(ctx.db, recipe, dev.dataset_id, name))
         ctx.models.alias(name, point.name)
-        ctx.console.log(f"{name}: chose {point.name} on {dev.dataset_id} ({record['metric']} {record['score']:.4f}, "
+        ctx.console.log(f"{name}: chose {escape(point.name)} on {escape(dev.dataset_id)} ({record['metric']} {record['score']:.4f}, "
                         f"best of {len(record['scores'])} points)")
     return chosen
 
@@ -265,7 +266,7 @@ def _is_done(ctx: _Context, variant: Variant, collection: Collection, index: str
                                  seed)
 
     if ctx.world.decide(stored) == key and not ctx.options.force:
-        ctx.console.log(f"[dim]skip {ctx.label(variant)} / {collection.dataset_id} / {index}: "
+        ctx.console.log(f"[dim]skip {escape(ctx.label(variant))} / {escape(collection.dataset_id)} / {index}: "
                         "already in the store (--force re-runs)[/dim]")
         ctx.outcomes.append(Outcome(variant.name, collection.dataset_id, index, "skipped", seed))
         return True
@@ -344,6 +345,7 @@ def _finish(ctx: _Context, collection: Collection, report: Report, index: str, k
         query_metrics=evaluation.query_metrics, results=results)
     run_id = write_run(ctx.db, ctx.experiment, record)
     shown = ", ".join(f"{m} {v:.4f}" for m, v in evaluation.metrics.items())
-    ctx.console.log(f"[green]done[/green] {ctx.label(variant)} / {collection.dataset_id} / {index}: {shown}")
+    ctx.console.log(f"[green]done[/green] {escape(ctx.label(variant))} / {escape(collection.dataset_id)} / {index}: "
+                    f"{shown}")
     ctx.outcomes.append(Outcome(variant.name, collection.dataset_id, index, "done", ctx.recipe.experiment.seed,
                                 run_id, evaluation.metrics, timings))

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from harness.model.compute import Compute
 from harness.progress import StageProgress
@@ -37,7 +38,7 @@ def train_into(workdir: Path, strategy: Strategy, params: TrainParams, inputs: T
     workdir.mkdir(parents=True, exist_ok=True)
     checkpoint = workdir / CHECKPOINT
     if checkpoint.is_file():
-        console.log(f"{label}: resuming from {checkpoint}")
+        console.log(f"{escape(label)}: resuming from {checkpoint}")
     encoder.pooled = replica = world.replicate(encoder.pooled)  # the module itself in one process
     step = strategy.step(encoder, params, inputs)
     log, seconds = train(encoder.model, params, inputs.data.query_ids, inputs.seed, step, workdir, progress, label,
