@@ -75,6 +75,52 @@ def test_lr_warms_up_linearly_then_decays_to_zero() -> None:
     assert decayed == {id(model["dense"].weight)}
 
 
+def official_lamb_step(p: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], lr: float, weight_decay: float,
+                       eps: float = 1e-8, betas: tuple[float, float] = (0.9, 0.999)) -> None:
+    """DRhard's lamb.py `Lamb.step` for one tensor, transcribed (its deprecated `add_(scalar,
+    tensor)` calls spelled as today's torch spells them); eps 1e-8 is star/train.py's."""
+    if not state:
+        state.update(step=0, exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
+    state["step"] += 1
+    state["exp_avg"].mul_(betas[0]).add_(grad, alpha=1 - betas[0])
+    state["exp_avg_sq"].mul_(betas[1]).addcmul_(grad, grad, value=1 - betas[1])
+    weight_norm = p.pow(2).sum().sqrt().clamp(0, 10)
+    adam_step = state["exp_avg"] / state["exp_avg_sq"].sqrt().add(eps)
+    if weight_decay != 0:
+        adam_step.add_(p, alpha=weight_decay)
+    adam_norm = adam_step.pow(2).sum().sqrt()
+    trust_ratio = 1 if weight_norm == 0 or adam_norm == 0 else weight_norm / adam_norm
+    p.add_(adam_step * trust_ratio, alpha=-lr)
+
+
+def test_lamb_steps_as_the_official_star_code() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.ModuleDict({"dense": torch.nn.Linear(20, 30), "LayerNorm": torch.nn.LayerNorm(30)})
+    with torch.no_grad():
+        model["dense"].weight.mul_(5)  # a weight norm above 10: the official code clamps it
+    theirs = {name: p.detach().clone() for name, p in model.named_parameters()}
+    optimizer, _ = optimizer_for(model, loop_params(optimizer="lamb", lr=1e-3, weight_decay=0.01,
+                                                       warmup_steps=0), total_steps=10)  # lr stays 1e-3
+    states: dict[str, dict[str, Any]] = {name: {} for name in theirs}
+    for _ in range(5):
+        grads = {name: torch.randn_like(p) for name, p in theirs.items()}
+        for name, p in model.named_parameters():
+            p.grad = grads[name].clone()
+        optimizer.step()
+        for name, p in theirs.items():
+            official_lamb_step(p, grads[name], states[name], 1e-3, 0.01 if name == "dense.weight" else 0.0)
+    for name, p in model.named_parameters():
+        moved = (theirs[name] - p.detach()).abs().max().item()
+        assert moved < 1e-6, name  # pytorch-optimizer adds eps to the trust ratio's denominator
+    assert type(optimizer).__name__ == "Lamb"
+
+
+def test_an_added_key_at_its_default_is_in_no_key() -> None:
+    # `optimizer` came after results existed: at "adamw" it leaves every run and cache key as it was.
+    assert "optimizer" not in loop_params().key_dict() and loop_params().as_dict()["optimizer"] == "adamw"
+    assert loop_params(optimizer="lamb").key_dict()["optimizer"] == "lamb"
+
+
 # --- loop: training and resume ----------------------------------------------------------------
 
 TEXTS = ["the cell", "cells of the", "a cell in cells", "on the and", "to a is", "for with on",

@@ -139,7 +139,7 @@ class Models:
                       init: DenseModel, documents: DenseModel | None, negatives_key: str | None,
                       holdout: float | None = None) -> str:
         """Everything the trained model depends on; identities carry fingerprints, not folders."""
-        parts: dict[str, Any] = {"kind": strategy.key_name or strategy.name, "params": variant.params.as_dict(),
+        parts: dict[str, Any] = {"kind": strategy.key_name or strategy.name, "params": variant.params.key_dict(),
                                  "init": init.identity, "data": collection.archive_digests,
                                  "train": collection.dataset_id, "seed": inputs.seed}
         if holdout is not None:  # only then: keys of recipes without a holdout stay as they were

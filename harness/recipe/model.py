@@ -147,7 +147,7 @@ class Variant:
 
     def as_json(self) -> str:
         """Canonical JSON of what determines this variant's results (for run keys)."""
-        return json.dumps({"kind": self.kind, **self.params.as_dict()}, sort_keys=True)
+        return json.dumps({"kind": self.kind, **self.params.key_dict()}, sort_keys=True)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ class Param:
     check: Callable[[Any], str | None] | None = None  # returns a problem, or None
     paper: str | None = None  # the paper's (or official code's) value, where there is one
     refers: tuple[str, ...] | None = None  # names another variant, or one of these built-ins
+    added: bool = False  # added after results existed: in no key while at its default (Params.key_dict)
 
 
 def metric_problem(metric: str) -> str | None:
@@ -71,20 +72,31 @@ class Params:
     """Base of every frozen parameter dataclass a recipe table or a variant kind declares."""
 
     def as_dict(self) -> dict[str, Any]:
-        """Every key with its value: what run keys, artifact keys and provenance hash."""
+        """Every key with its value: what provenance stores."""
         return asdict(self)  # type: ignore[call-overload]
+
+    def key_dict(self) -> dict[str, Any]:
+        """What run keys and artifact keys hash: every key, but one declared `added` that still has
+        its default, so adding a key keeps every cache entry and stored run valid."""
+        values = self.as_dict()
+        for f in fields(self):  # type: ignore[arg-type]
+            meta = f.metadata.get("drbench", {})
+            if meta.get("added") and values[f.name] == f.default:
+                del values[f.name]
+        return values
 
 
 def param(default: Any, help: str, *, choices: tuple[str, ...] | None = None, required: bool = False,
           minimum: float | None = None, check: Callable[[Any], str | None] | None = None,
-          paper: str | None = None, refers: tuple[str, ...] | None = None) -> Any:
+          paper: str | None = None, refers: tuple[str, ...] | None = None, added: bool = False) -> Any:
     """A dataclass field that is also a recipe key (see :func:`declared`).
 
     `paper` names the paper's or the official code's value where there is one;
-    `refers` marks a key whose value is another variant's name (or one of these built-ins).
+    `refers` marks a key whose value is another variant's name (or one of these built-ins);
+    `added` marks a key added after results existed, left out of keys at its default.
     """
     meta = {"help": help, "choices": choices, "required": required, "minimum": minimum, "check": check,
-            "paper": paper, "refers": refers}
+            "paper": paper, "refers": refers, "added": added}
     return field(default=default, metadata={"drbench": meta})
 
 

@@ -60,8 +60,21 @@ def micro_batch(query_ids: tuple[str, ...], schedule: Schedule, seed: int, index
     return [query_ids[i] for i in rows]
 
 
+def lamb(groups: list[dict[str, Any]], lr: float) -> Any:
+    """LAMB as the official STAR code runs it (DRhard's lamb.py, from cybertronai/pytorch-lamb):
+    Adam moments without bias correction, weight decay added to the Adam step (not decoupled),
+    trust ratio ||w|| (clamped at 10) / ||step||, eps 1e-8 (its --adam_epsilon). pytorch-optimizer's
+    Lamb, set so: `adam_debias=True` keeps it from dividing the step by 1 - beta1^t (it does by
+    default), and it adds eps to the trust ratio's denominator, which the official one does not
+    (tests/test_train_loop.py holds the two within 1e-6 over several steps)."""
+    from pytorch_optimizer import Lamb
+
+    return Lamb(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decouple=False, grad_averaging=True,
+                pre_norm=False, adam=False, adam_debias=True)
+
+
 def optimizer_for(model: torch.nn.Module, params: TrainParams, total_steps: int) -> tuple[Any, Any]:
-    """AdamW (no decay on biases and LayerNorm) with linear warm-up then linear decay to 0."""
+    """AdamW or LAMB (no decay on biases and LayerNorm) with linear warm-up then linear decay to 0."""
     # By module type as well as by name: DistilBERT calls its LayerNorms `sa_layer_norm`, T5 `layer_norm`.
     norms = {id(p) for m in model.modules()
              if isinstance(m, torch.nn.LayerNorm) or type(m).__name__.endswith(("LayerNorm", "RMSNorm"))
@@ -71,8 +84,8 @@ def optimizer_for(model: torch.nn.Module, params: TrainParams, total_steps: int)
         if param.requires_grad:
             (no_decay if name.endswith("bias") or "LayerNorm" in name or id(param) in norms
              else decay).append(param)
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": params.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=params.lr)
+    groups = [{"params": decay, "weight_decay": params.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    optimizer = lamb(groups, params.lr) if params.optimizer == "lamb" else torch.optim.AdamW(groups, lr=params.lr)
     warmup = params.warmup_steps
 
     def factor(step: int) -> float:

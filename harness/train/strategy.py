@@ -33,6 +33,9 @@ MODEL_REFS = ("base",)  # what a model reference may name besides another dense 
 NEGATIVE_SOURCES = ("bm25",) + MODEL_REFS  # ... and a hard-negative miner
 
 
+OPTIMIZERS = ("adamw", "lamb")
+
+
 @dataclass(frozen=True)
 class TrainParams(Params):
     """Keys every trained kind takes. Defaults are CPU-friendly; `paper` gives the value of the
@@ -44,9 +47,13 @@ class TrainParams(Params):
     max_steps: int = param(0, "Optimizer steps; 0 means `epochs` worth.", minimum=0)
     batch_size: int = param(32, "Queries per step.", minimum=1, paper="256")
     grad_accum: int = param(1, "Micro-batches accumulated per optimizer step.", minimum=1)
-    lr: float = param(2e-5, "AdamW peak learning rate.", minimum=0.0, paper="1e-4 with LAMB")
+    optimizer: str = param("adamw", "adamw (torch), or lamb: the official STAR code's LAMB (pytorch-optimizer's "
+                                    "Lamb set as DRhard's lamb.py: no bias correction, weight norm clamped at "
+                                    "10, weight decay added to the Adam step).", choices=OPTIMIZERS,
+                           paper="lamb (official star/train.py's default); adamw for ADORE", added=True)
+    lr: float = param(2e-5, "Peak learning rate.", minimum=0.0, paper="1e-4 with LAMB")
     warmup_steps: int = param(10, "Linear warm-up steps, then linear decay to 0.", minimum=0)
-    weight_decay: float = param(0.01, "AdamW weight decay (biases and LayerNorm excluded).", minimum=0.0)
+    weight_decay: float = param(0.01, "Weight decay (biases and LayerNorm excluded).", minimum=0.0)
     grad_clip: float = param(1.0, "Max gradient norm; 0 disables.", minimum=0.0, paper="1.0")
     query_max_length: int = param(32, "Training query tokens.", minimum=1, paper="24")
     doc_max_length: int = param(128, "Training document tokens.", minimum=1, paper="120")
