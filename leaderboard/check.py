@@ -4,7 +4,8 @@ An expectations file names a recipe (relative to itself) and the values its runs
 produce, one row per (variant, collection, index, metric)::
 
     recipe = "smoke.toml"
-    tolerance = 0.01                 # default for every row
+    tolerance = 0.01                 # default for every row on Flat or BM25
+    compressed_tolerance = 0.02      # default for rows on other indexes (faiss codebooks vary by release)
 
     [[expect]]
     variant = "bm25"
@@ -44,6 +45,11 @@ STATUSES = ("OK", "OKish", "FAIL")
 TOP = (
     Param("recipe", "str", None, "Recipe whose results are checked, relative to this file.", required=True),
     Param("tolerance", "float", 0.01, "Largest |stored - expected| still accepted (OKish).", minimum=0.0),
+    Param("compressed_tolerance", "float", 0.02, "Tolerance of rows on an index other than Flat (PQ, OPQ, IVF, "
+                                                  "HNSW): faiss releases train different codebooks (nDCG@10 moved "
+                                                  "by up to 0.019 between faiss-cpu 1.10 and 1.15.1 on SciFact, "
+                                                  "benchmarks/faiss_versions). A row's own tolerance wins.",
+          minimum=0.0),
 )
 ROW = (
     Param("variant", "str", None, "Variant name in the recipe.", required=True),
@@ -122,9 +128,9 @@ def load_expectations(path: str | Path) -> Expectations:
             seeds = (values["seed"],)
         elif len(seeds) == 1:
             seeds = ()  # one seed: whichever run is stored (BM25 and zero-shot do not depend on it)
+        default = top["tolerance"] if values["index"] in ("Flat", SPARSE_INDEX) else top["compressed_tolerance"]
         row = Expectation(values["variant"], values["collection"], values["index"], values["metric"],
-                          values["value"], top["tolerance"] if values["tolerance"] is None else values["tolerance"],
-                          seeds)
+                          values["value"], default if values["tolerance"] is None else values["tolerance"], seeds)
         identity = (row.variant, row.collection, row.index, row.metric, row.seeds)
         if identity in seen:
             raise where.error(label, None, None, f"repeats [{seen[identity]}] (same variant, collection, "

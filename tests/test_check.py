@@ -132,6 +132,23 @@ def test_missing_run_fails(setup, tmp_path: Path) -> None:
     assert statuses(result.output) == ["OK", "OK", "FAIL"] and "missing" in result.output
 
 
+def test_rows_on_a_compressed_index_get_the_compressed_tolerance(tmp_path: Path) -> None:
+    from leaderboard.check import load_expectations
+
+    (tmp_path / "gate.toml").write_text(RECIPE.replace('metrics = ["ndcg@10", "mrr@10"]',
+                                                       'metrics = ["ndcg@10", "mrr@10"]\nindexes = ["Flat", "PQ8"]'))
+    row = ('[[expect]]\nvariant = "zero-shot"\ncollection = "cranfield"\nindex = "{index}"\nmetric = "ndcg@10"\n'
+           'value = 0.4\n')
+    expect = tmp_path / "gate.expect.toml"
+    expect.write_text('recipe = "gate.toml"\ntolerance = 0.01\n' + row.format(index="Flat") + row.format(index="PQ8")
+                      + row.format(index="PQ8").replace("ndcg@10", "mrr@10") + "tolerance = 0.005\n")
+    flat, pq, own = load_expectations(expect).rows
+    assert (flat.tolerance, pq.tolerance, own.tolerance) == (0.01, 0.02, 0.005)  # a row's own wins
+    expect.write_text(expect.read_text().replace("tolerance = 0.01\n", "tolerance = 0.01\ncompressed_tolerance = 0.03\n",
+                                                 1))
+    assert load_expectations(expect).rows[1].tolerance == 0.03
+
+
 def test_status_boundaries() -> None:
     assert status(0.30009, 0.3, 0.01) == "OK"
     assert status(0.3002, 0.3, 0.01) == "OKish"
