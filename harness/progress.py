@@ -1,8 +1,15 @@
-"""Rich progress for long stages: one bar per stage, with counts, rate and time left."""
+"""Progress of long stages: rich bars on a terminal, plain lines without one.
+
+Without a terminal (output going to a log file, in CI, under a cluster scheduler) rich would
+draw its bars only at the end, so each stage prints a line when it starts, a line with done/total,
+rate and time left every `PLAIN_INTERVAL` seconds or 10% (whichever comes first), and a line
+when it ends. The rate is one figure throughout: items done over the time since the stage began.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Callable, Iterator
 
 from rich.console import Console
@@ -10,41 +17,103 @@ from rich.markup import escape
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskProgressColumn,
                            TextColumn, TimeElapsedColumn, TimeRemainingColumn)
 
+PLAIN_INTERVAL = 30.0  # seconds between plain progress lines of one stage (and one per 10%)
+
+
+def clock_time(seconds: float) -> str:
+    """`1:02:03`, `4:05`: a duration as a clock shows it.
+
+    >>> clock_time(3723.4), clock_time(245), clock_time(0.4)
+    ('1:02:03', '4:05', '0:00')
+    """
+    whole = int(round(seconds))
+    hours, rest = divmod(whole, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def _rate(value: float, unit: str) -> str:
+    return f"{value:,.2f} {unit}/s" if value < 10 else f"{value:,.0f} {unit}/s"
+
 
 class StageProgress:
-    """A rich Progress that stages open tasks on; finished bars stay visible as a log."""
+    """Stages open tasks on it: rich bars (finished bars stay visible as a log) on a terminal,
+    plain lines otherwise (`plain` forces either; `clock` and `interval` are for tests)."""
 
-    def __init__(self, console: Console):
-        self._progress = Progress(
+    def __init__(self, console: Console, *, plain: bool | None = None, clock: Callable[[], float] = time.monotonic,
+                 interval: float = PLAIN_INTERVAL):
+        self._console = console
+        self._plain = not console.is_terminal if plain is None else plain
+        self._clock, self._interval = clock, interval
+        self._progress = None if self._plain else Progress(
             SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TaskProgressColumn(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
             TimeRemainingColumn(), console=console, transient=False)
 
     def __enter__(self) -> StageProgress:
-        self._progress.__enter__()
+        if self._progress is not None:
+            self._progress.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._progress.__exit__(*exc)
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+
+    def _line(self, text: str) -> None:
+        self._console.log(text, markup=False, highlight=False)
 
     @contextlib.contextmanager
     def task(self, description: str, total: int, unit: str = "it") -> Iterator[Callable[[int], None]]:
-        """Yield an `advance(n)` callback for a stage of `total` items."""
-        task_id = self._progress.add_task(escape(description), total=total, rate="")  # names hold [...]
+        """Yield an `advance(n, note="")` callback for a stage of `total` items."""
+        if self._progress is None:
+            with self._plain_task(description, total, unit) as advance:
+                yield advance
+            return
+        progress = self._progress
+        task_id = progress.add_task(escape(description), total=total, rate="")  # names hold [...]
 
         def advance(n: int, note: str = "") -> None:
-            self._progress.advance(task_id, n)
-            task = self._progress.tasks[task_id]
-            rate = f"{task.speed:,.2f} {unit}/s" if task.speed and task.speed < 10 else (
-                f"{task.speed:,.0f} {unit}/s" if task.speed else "")
-            self._progress.update(task_id, rate=" ".join(x for x in (note, rate) if x))
+            progress.advance(task_id, n)
+            speed = progress.tasks[task_id].speed
+            progress.update(task_id, rate=" ".join(x for x in (note, _rate(speed, unit) if speed else "") if x))
 
         yield advance
-        self._progress.update(task_id, completed=total)
+        progress.update(task_id, completed=total)
+
+    @contextlib.contextmanager
+    def _plain_task(self, description: str, total: int, unit: str) -> Iterator[Callable[[int], None]]:
+        start = last = self._clock()
+        state = {"done": 0, "last": last, "tenth": 0, "note": ""}
+        self._line(f"{description}: {total:,} {unit}")
+
+        def advance(n: int, note: str = "") -> None:
+            state["done"] += n
+            state["note"] = note or state["note"]
+            now, done = self._clock(), state["done"]
+            tenth = done * 10 // total if total else 0
+            if done >= total or (now - state["last"] < self._interval and tenth <= state["tenth"]):
+                return
+            state["last"], state["tenth"] = now, tenth
+            rate = done / (now - start) if now > start else 0.0
+            left = f", {clock_time((total - done) / rate)} left" if rate else ""
+            note_ = f", {state['note']}" if state["note"] else ""
+            self._line(f"{description}: {done:,}/{total:,} {unit} ({100 * done / total:.0f}%), "
+                       f"{_rate(rate, unit)}{left}{note_}")
+
+        yield advance
+        seconds = self._clock() - start
+        rate = f" ({_rate(state['done'] / seconds, unit)})" if seconds > 0 else ""
+        note = f", {state['note']}" if state["note"] else ""
+        self._line(f"{description}: done, {state['done']:,} {unit} in {clock_time(seconds)}{rate}{note}")
 
     @contextlib.contextmanager
     def spinner(self, description: str) -> Iterator[None]:
         """A stage without a count (loading a collection, training an index)."""
+        if self._progress is None:
+            start = self._clock()
+            self._line(f"{description} ...")
+            yield
+            self._line(f"{description}: done in {clock_time(self._clock() - start)}")
+            return
         task_id = self._progress.add_task(escape(description), total=None, rate="")
         yield
         self._progress.update(task_id, total=1, completed=1)

@@ -162,6 +162,8 @@ def test_the_log_names_points_and_the_holdout_as_they_are(swept) -> None:
     *_, log = swept  # rich would read "[lr=0.001]" as a markup tag and drop it
     assert f"done star[lr=0.001] (seed 14) / {DEV} / Flat" in log
     assert "star: chose star[lr=" in log and f"{DEV}: 81 training queries held out" in log
+    # Not a terminal: every stage prints plain lines (issue 13), here its start and its end.
+    assert "star[lr=0.001]: training: 2 steps" in log and "star[lr=0.001]: training: done, 2 steps in" in log
 
 
 def test_holdout_is_seeded_and_independent_of_the_recipe_seed() -> None:

@@ -1,0 +1,73 @@
+"""Progress without a terminal: plain lines at the start, every 30 s or 10%, and at the end."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from harness.progress import StageProgress
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def plain_lines(console: Console) -> list[str]:
+    return [line.strip() for line in console.file.getvalue().splitlines() if line.strip()]
+
+
+def logged(total: int, seconds_per_item: float, unit: str = "docs") -> list[str]:
+    console = Console(file=io.StringIO(), width=200, log_time=False, log_path=False)
+    clock = Clock()
+    with StageProgress(console, clock=clock) as progress:
+        with progress.task("zero-shot: encoding corpus", total, unit) as advance:
+            for _ in range(total):
+                clock.now += seconds_per_item
+                advance(1)
+    return plain_lines(console)
+
+
+def test_without_a_terminal_a_fast_stage_prints_every_tenth() -> None:
+    lines = logged(100, 1.0)
+    assert lines[0] == "zero-shot: encoding corpus: 100 docs"
+    assert lines[1] == "zero-shot: encoding corpus: 10/100 docs (10%), 1.00 docs/s, 1:30 left"
+    assert len(lines) == 11 and lines[9].startswith("zero-shot: encoding corpus: 90/100 docs (90%)")
+    assert lines[-1] == "zero-shot: encoding corpus: done, 100 docs in 1:40 (1.00 docs/s)"
+
+
+def test_without_a_terminal_a_slow_stage_prints_every_30_seconds() -> None:
+    lines = logged(1000, 5.0)
+    assert lines[1] == "zero-shot: encoding corpus: 6/1,000 docs (1%), 0.20 docs/s, 1:22:50 left"
+    assert lines[2].startswith("zero-shot: encoding corpus: 12/1,000 docs (1%)")
+    assert lines[-1] == "zero-shot: encoding corpus: done, 1,000 docs in 1:23:20 (0.20 docs/s)"
+
+
+def test_notes_and_spinners_are_plain_lines_too() -> None:
+    console = Console(file=io.StringIO(), width=200, log_time=False, log_path=False)
+    clock = Clock()
+    with StageProgress(console, clock=clock) as progress:
+        with progress.spinner("loading star[lr=2e-05]"):
+            clock.now += 3
+        with progress.task("star: training", 2, "steps") as advance:
+            clock.now += 40
+            advance(1, "loss 0.7000")
+            clock.now += 40
+            advance(1, "loss 0.6000")
+    assert plain_lines(console) == [
+        "loading star[lr=2e-05] ...", "loading star[lr=2e-05]: done in 0:03", "star: training: 2 steps",
+        "star: training: 1/2 steps (50%), 0.03 steps/s, 0:40 left, loss 0.7000",
+        "star: training: done, 2 steps in 1:20 (0.03 steps/s), loss 0.6000"]
+
+
+def test_on_a_terminal_rich_draws_bars_instead() -> None:
+    console = Console(file=io.StringIO(), width=200, force_terminal=True)
+    with StageProgress(console) as progress:
+        with progress.task("zero-shot: encoding corpus", 10, "docs") as advance:
+            advance(10)
+    text = console.file.getvalue()
+    assert "10/10" in text and "docs:" not in text
