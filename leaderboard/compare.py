@@ -54,13 +54,17 @@ class CompareSettings:
             if getattr(self, name) < 1:
                 raise CompareError(f"--{name} {getattr(self, name)} must be at least 1, e.g. 1000")
 
-    def legend(self, family: int) -> str:
-        """One line saying what the markers mean, e.g. for a table caption."""
+    def legend(self, family: int, letters: bool = True) -> str:
+        """One line saying what the markers mean, e.g. for a table caption; `letters`: whether
+        any value carries a superscript letter."""
         test = TEST_NAMES[self.test] + (f" ({self.permutations} permutations, seed {self.seed})"
                                         if self.test == "fisher" else "")
+        letter = ("a superscript letter: significantly better than that system" if letters
+                  else "no system is significantly better than another")
         return (f"{test}, two-sided; {CORRECTION_NAMES[self.correction]} over {family} comparisons; "
-                f"alpha = {self.alpha:g}; a superscript letter: significantly better than that system; "
-                f"diff CI: 95% paired bootstrap ({self.bootstrap} resamples, seed {self.seed})")
+                f"alpha = {self.alpha:g}; sig: ▲ significantly better, ▼ worse than the reference; {letter}; "
+                f"diff CI: 95% paired bootstrap ({self.bootstrap} resamples, seed {self.seed}), a different "
+                f"procedure from the test, so an interval that excludes 0 can sit beside p > alpha")
 
 
 @dataclass(frozen=True)
@@ -125,7 +129,7 @@ class CompareResult:
 
     @property
     def legend(self) -> str:
-        legend = self.settings.legend(len(self.comparisons))
+        legend = self.settings.legend(len(self.comparisons), any(c.significant and c.diff for c in self.comparisons))
         if self.several_seeds:
             legend += ("; a system of several seeds is scored per query by the mean over its seeds; seeds: seed "
                        "pairs whose difference has the sign of diff (paired by seed where both have several)")

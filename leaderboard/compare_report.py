@@ -74,7 +74,7 @@ def _detail_table(rows: list[Comparison], floor: float, seeds: bool = False) -> 
     table = Table(title="comparisons (diff = system - reference)", title_justify="left")
     columns = [("metric", "left"), ("system", "left"), ("vs", "left"), ("diff", "right"), ("95% CI", "right"),
                ("W/T/L", "right")] + ([("seeds", "right")] if seeds else []) + [
-               ("p", "right"), ("p adj", "right"), ("", "center")]
+               ("p", "right"), ("p adj", "right"), ("sig", "center")]
     for name, justify in columns:
         table.add_column(name, justify=justify)
     for c in rows:
@@ -122,7 +122,7 @@ def to_markdown(result: CompareResult) -> str:
         if rows:
             seeds = result.several_seeds
             lines += ["", "| metric | system | vs | diff | 95% CI | W/T/L | " + ("seeds | " if seeds else "")
-                      + "p | p adj | |",
+                      + "p | p adj | sig |",
                       "|---|---|---|---:|---:|---:|" + ("---:|" if seeds else "") + "---:|---:|:---:|"]
             floor = _floor(result)
             lines += [f"| {c.metric} | {_md(c.system)} | {_md(c.reference)} | {c.diff:+.4f} | "

@@ -7,7 +7,8 @@ import statistics
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from harness.store import SPARSE_INDEX, list_experiments, list_runs, run_metrics
+from harness.store import SPARSE_INDEX, list_runs, run_metrics
+from leaderboard.order import ordered, recipe_order
 
 
 @dataclass(frozen=True)
@@ -100,8 +101,8 @@ def _run_rows(db: Any, experiment: str | None, collection: str | None) -> list[L
     """Every stored run (filtered), in recipe index order, then store order (seeds ascending)."""
     runs = list_runs(db, experiment=experiment, collection=collection)
     metrics = run_metrics(db, [run["id"] for run in runs])
-    order = _recipe_order(db)
-    metrics = {run["id"]: _ordered(metrics.get(run["id"], {}), order.get(run["experiment"], {}).get("metrics", ()))
+    order = recipe_order(db)
+    metrics = {run["id"]: ordered(metrics.get(run["id"], {}), order.get(run["experiment"], {}).get("metrics", ()))
                for run in runs}
 
     def position(run: dict[str, Any]) -> int:
@@ -118,27 +119,6 @@ def _run_rows(db: Any, experiment: str | None, collection: str | None) -> list[L
                            sd={m: 0.0 for m in metrics.get(run["id"], {})}, run_ids=(run["id"],),
                            selection=run.get("selection"))
             for run in runs]
-
-
-def _recipe_order(db: Any) -> dict[str, dict[str, tuple[str, ...]]]:
-    """Each experiment's `[eval] metrics` and `indexes` in the order its recipe lists them (the
-    store keeps them unordered); the leaderboard shows, groups and ranks in that order."""
-    import tomllib
-
-    order = {}
-    for exp in list_experiments(db):
-        try:
-            table = tomllib.loads(exp.get("recipe_text") or "").get("eval", {})
-            order[exp["name"]] = {"metrics": tuple(table.get("metrics", ())),
-                                  "indexes": tuple(table.get("indexes", ("Flat",)))}
-        except (tomllib.TOMLDecodeError, AttributeError):
-            continue
-    return order
-
-
-def _ordered(values: dict[str, float], order: tuple[str, ...]) -> dict[str, float]:
-    known = [m for m in order if m in values]
-    return {m: values[m] for m in known + sorted(set(values) - set(known))}
 
 
 def rows_as_json(rows: list[LeaderboardRow]) -> list[dict[str, Any]]:

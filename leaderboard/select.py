@@ -15,6 +15,7 @@ import numpy as np
 
 from harness.store import list_runs, query_metrics, run_metrics
 from leaderboard.errors import CompareError, unknown
+from leaderboard.order import ordered, recipe_order
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,10 @@ def select_systems(db: Any, experiments: list[str] | None = None, collection: st
         runs = [r for r in runs if r["index_factory"] in indexes]
     # Run ids grow in the order a recipe runs its variants: the closest thing to recipe order.
     runs.sort(key=lambda r: r["id"])
-    metrics = run_metrics(db, [r["id"] for r in runs])
+    order = recipe_order(db)
+    metrics = {run_id: values for run_id, values in run_metrics(db, [r["id"] for r in runs]).items()}
+    metrics = {r["id"]: ordered(metrics.get(r["id"], {}), order.get(r["experiment"], {}).get("metrics", ()))
+               for r in runs}
     several = len({r["experiment"] for r in runs}) > 1
     by_collection: dict[str, dict[tuple[str, str, str], list[dict[str, Any]]]] = {}
     for run in runs:

@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy.stats import ttest_rel
+from rich.console import Console
 from typer.testing import CliRunner
 
 from harness.cli import app
 from harness.store import ExperimentRecord, RunRecord, open_memory_store, open_store, write_run
 from leaderboard.compare import CompareSettings, compare_runs
-from leaderboard.compare_report import format_result, latex_escape
+from leaderboard.compare_report import format_result, latex_escape, render_table
 from leaderboard.errors import CompareError
 from leaderboard.stats import (adjust_p_values, bootstrap_ci, fisher_randomization_p, paired_p_value,
                                wins_ties_losses)
@@ -29,9 +30,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def add_run(db, experiment: str, variant: str, scores: dict[str, list[float]], *,
-            collection: str = "toy", index: str = "Flat") -> int:
+            collection: str = "toy", index: str = "Flat", recipe_text: str = "") -> int:
     """Store a run whose per-query values are `scores[metric]` for queries q0, q1, ..."""
-    record = ExperimentRecord(name=experiment, recipe_path=None, recipe_text="", recipe_hash="h",
+    record = ExperimentRecord(name=experiment, recipe_path=None, recipe_text=recipe_text, recipe_hash="h",
                               git_commit=None, git_dirty=False, packages={}, python="3.11", platform="test",
                               seed=1, started_at="2024-01-01T00:00:00+00:00")
     run = RunRecord(experiment=experiment, variant=variant, kind="zero-shot", collection=collection,
@@ -167,6 +168,32 @@ def test_baseline_comparison_marks_the_clearly_better_variant() -> None:
     noisy = best["noisy", "ndcg@10"]
     assert not noisy.significant and noisy.marker == ""
     assert noisy.p_adjusted == pytest.approx(min(1.0, noisy.p_value * 3))  # Holm, largest of 4 p-values
+
+
+def test_metrics_follow_the_recipe_order_as_the_leaderboard_does() -> None:
+    db = open_memory_store()
+    text = '[eval]\nmetrics = ["ndcg@10", "mrr@10"]\n'
+    add_run(db, "exp", "zero-shot", {"ndcg@10": BASE, "mrr@10": BASE}, recipe_text=text)
+    jitter = np.tile([0.01, -0.01], 12)  # a constant difference would make the t statistic degenerate
+    add_run(db, "exp", "better", {"ndcg@10": BASE + 0.1 + jitter, "mrr@10": BASE + 0.1}, recipe_text=text)
+    assert compare_runs(db, CompareSettings(baseline="zero-shot", metrics=("ndcg@10",))).metrics == ["ndcg@10"]
+    assert compare_runs(db, CompareSettings(baseline="zero-shot", test="fisher")).metrics == ["ndcg@10", "mrr@10"]
+
+
+def test_the_legend_names_superscripts_only_when_one_is_shown() -> None:
+    db = open_memory_store()
+    populate(db)
+    shown = compare_runs(db, CompareSettings(baseline="zero-shot"))
+    assert "a superscript letter: significantly better than that system" in shown.legend
+    table = io.StringIO()
+    render_table(shown, Console(file=table, width=200))
+    assert " sig " in table.getvalue() and "| sig |" in format_result(shown, "markdown")  # the marker column
+    assert "a different procedure from the test" in shown.legend
+    db = open_memory_store()
+    add_run(db, "exp", "zero-shot", {"ndcg@10": BASE})
+    add_run(db, "exp", "noisy", {"ndcg@10": BASE + np.tile([0.05, -0.05, 0.02, -0.02], 6)})
+    none = compare_runs(db, CompareSettings(baseline="zero-shot"))
+    assert "superscript" not in none.legend and "no system is significantly better than another" in none.legend
 
 
 def test_all_pairs_beats_counts_both_sides_of_a_comparison() -> None:
