@@ -60,6 +60,12 @@ def test_help_lists_every_command() -> None:
         assert command in result.output
 
 
+@pytest.mark.parametrize("command", [[], ["run"], ["leaderboard"], ["cache", "verify"]])
+def test_help_shows_no_value_after_a_flag(command: list[str]) -> None:
+    result = invoke(*command, "--help")  # typer alone prints `--help <bool>`, as if it took a value
+    assert result.exit_code == 0 and "--help" in result.output and "<bool>" not in result.output
+
+
 # --- validate and run on bad recipes --------------------------------------------------------
 
 def _recipe(folder: Path, tiny_model: Path, change: tuple[str, str] | None) -> Path:

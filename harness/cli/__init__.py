@@ -31,7 +31,25 @@ GROUPS: tuple[tuple[str, typer.Typer], ...] = (
 )
 
 
+def _flags_take_no_value() -> None:
+    """typer (0.2x, with click 8.2+) shows `<bool>` after every flag, `--help <bool>` included, as
+    if it took a value: show nothing after a flag, as click itself does. Left alone if a typer
+    release renames the method."""
+    from typer.core import TyperOption
+
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None or getattr(shown, "drbench", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: object) -> str | None:
+        return None if self.is_flag and self.metavar is None else shown(self, ctx)
+
+    display_type_rich.drbench = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
 def _build_app() -> typer.Typer:
+    _flags_take_no_value()
     app = typer.Typer(help="Train, evaluate and compare dense retrievers from TOML recipes.",
                       no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
     for name, callback in COMMANDS:
