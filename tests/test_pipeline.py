@@ -27,7 +27,8 @@ import harness.pipeline.run as pipeline_run
 from harness.cli import app
 from harness.data import availability
 from harness.pipeline import Outcome, RunOptions, run_recipe
-from harness.recipe import load_recipe
+from harness.errors import RecipeError
+from harness.recipe import load_recipe, parse_recipe
 from harness.store import db as store_db
 
 DEPTH = 100
@@ -275,6 +276,21 @@ def test_sigkill_mid_run_then_resume(e2e: EndToEnd, mirror: Path, tmp_path: Path
     outcomes, _ = run(e2e.recipe, mirror, store=str(store), cache_dir=str(e2e.cache))
     assert {(o.variant, o.status) for o in outcomes} == {("bm25", "skipped"), ("zero-shot", "done")}
     assert set(assert_only_complete_runs(store)) == RUNS
+
+
+def test_store_depth_keeps_fewer_documents_and_the_same_metrics(e2e: EndToEnd, mirror: Path, tmp_path: Path) -> None:
+    text = e2e.recipe.read_text().replace("depth = 100", "depth = 100\nstore_depth = 10")
+    recipe = tmp_path / "shallow.toml"
+    recipe.write_text(text.split("[variant.zero-shot]")[0])  # BM25 only: seconds
+    run(recipe, mirror, store=str(tmp_path / "shallow.db"))
+    shallow, full = read_store(tmp_path / "shallow.db"), read_store(e2e.store)
+    bm25 = shallow[("bm25", "bm25")]
+    assert bm25["metrics"] == full[("bm25", "bm25")]["metrics"]  # recall@100 too: computed at depth 100
+    assert bm25["query_metrics"] == full[("bm25", "bm25")]["query_metrics"]
+    assert max(rank for *_, rank, _ in bm25["results"]) == 10 and len(bm25["results"]) < len(
+        full[("bm25", "bm25")]["results"])
+    with pytest.raises(RecipeError, match=r"\[eval\] store_depth = 200: deeper than depth = 100"):
+        parse_recipe(text.replace("store_depth = 10", "store_depth = 200"), "r.toml")
 
 
 # --- a collection that cannot be had --------------------------------------------------------

@@ -249,6 +249,8 @@ def _run_key(recipe: Recipe, variant: Variant, collection: Collection, index: st
     }
     if "IVF" in index:
         parts["nprobe"] = recipe.eval.nprobe
+    if recipe.eval.store_depth is not None:  # only then: runs stored before it keep their keys
+        parts["store_depth"] = recipe.eval.store_depth
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
@@ -332,8 +334,10 @@ def _finish(ctx: _Context, collection: Collection, report: Report, index: str, k
     variant = report.variant
     start = time.perf_counter()
     results = {query_id: trec_order(ranked) for query_id, ranked in results.items()}  # what trec_eval ranks
-    evaluation = evaluate(collection.qrels, results, ctx.recipe.eval.metrics)
+    evaluation = evaluate(collection.qrels, results, ctx.recipe.eval.metrics)  # at full depth
     timings["evaluate"] = time.perf_counter() - start
+    if (keep := ctx.recipe.eval.store_depth) is not None:
+        results = {query_id: ranked[:keep] for query_id, ranked in results.items()}
     record = RunRecord(
         experiment=ctx.recipe.experiment.name, variant=variant.name, kind=variant.kind,
         collection=collection.dataset_id, index_factory=index, run_key=key, model=model,

@@ -343,6 +343,10 @@ def _find_cycle(name: str, edges: dict[str, list[str]], path: list[str]) -> list
 
 
 def _check_depth(where: Where, recipe: Recipe) -> None:
+    store_depth = recipe.eval.store_depth
+    if store_depth is not None and store_depth > recipe.eval.depth:
+        raise where.error("eval", "store_depth", store_depth, f"deeper than depth = {recipe.eval.depth}; "
+                          "store at most what is retrieved")
     cutoffs = [(m, P.metric_cutoff(m)) for m in recipe.eval.metrics]
     for metric, k in cutoffs:
         if k is not None and k > recipe.eval.depth:

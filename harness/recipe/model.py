@@ -94,6 +94,10 @@ class EvalConfig(Params):
                                      "ranx metric names (" + ", ".join(RANX_METRICS) + ", with @k).",
                                      check=metrics_problem)
     depth: int = param(1000, "Documents retrieved per query; must cover every metric's @k.", minimum=1)
+    store_depth: int | None = param(None, "Documents stored per query (default: depth). Metrics are computed "
+                                          "at full depth either way; a TREC file export-run writes then holds "
+                                          "only these. The store keeps about 37 bytes per stored document.",
+                                    minimum=1)
     search_batch_size: int = param(256, "Queries per faiss search call.", minimum=1)
     nprobe: int = param(16, "Inverted lists an IVF index visits per query.", minimum=1)
     index_train_sample: int = param(0, "Vectors sampled (seeded) to train a compressed index; 0 uses the "
