@@ -149,6 +149,35 @@ def test_rows_on_a_compressed_index_get_the_compressed_tolerance(tmp_path: Path)
     assert load_expectations(expect).rows[1].tolerance == 0.03
 
 
+def test_junit_and_markdown_report_every_row(setup, tmp_path: Path) -> None:
+    from junitparser import Failure, JUnitXml
+
+    setup(bm25=0.3)
+    expect = tmp_path / "gate.expect.toml"
+    expect.write_text(ROWS.format(bm25=0.25))  # the first row fails: 0.3 stored, 0.25 expected, tolerance 0.01
+    report = tmp_path / "check.xml"
+    result = CliRunner().invoke(app, ["check", str(expect), "--store", str(setup.store), "--junit", str(report),
+                                      "--format", "markdown"])
+    assert result.exit_code == 1
+    assert "| bm25 | cranfield | bm25 | ndcg@10 | 0.2500 | 0.3000 | +0.0500 | 0.01 | **FAIL** |" in result.stdout
+    assert result.stdout.rstrip().endswith("2 OK, 0 OKish, 1 FAIL")
+    suite = next(iter(JUnitXml.fromfile(str(report))))
+    cases = {case.name: case for case in suite}
+    assert suite.tests == 3 and suite.failures == 1 and set(cases) == {"bm25 ndcg@10", "bm25 mrr@10",
+                                                                        "zero-shot ndcg@10"}
+    [failure] = [r for r in cases["bm25 ndcg@10"].result if isinstance(r, Failure)]
+    assert failure.message == "expected 0.250000, stored 0.300000, tolerance 0.01, diff +0.050000: FAIL"
+    assert cases["zero-shot ndcg@10"].classname == "cranfield.Flat" and cases["zero-shot ndcg@10"].is_passed
+
+
+def test_an_unwritable_junit_file_is_one_line_before_any_work(setup, tmp_path: Path) -> None:
+    setup()
+    expect = tmp_path / "gate.expect.toml"
+    result = CliRunner().invoke(app, ["check", str(expect), "--store", str(setup.store), "--junit",
+                                      str(tmp_path / "no" / "such" / "check.xml")])
+    assert result.exit_code == 2 and "--junit" in result.output and "cannot write there" in result.output
+
+
 def test_status_boundaries() -> None:
     assert status(0.30009, 0.3, 0.01) == "OK"
     assert status(0.3002, 0.3, 0.01) == "OKish"

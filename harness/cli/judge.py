@@ -5,6 +5,7 @@ They import torch only on `check --run`; everything else reads SQLite.
 
 from __future__ import annotations
 
+import os
 from enum import Enum
 from pathlib import Path
 
@@ -24,6 +25,13 @@ class CompareFormat(str, Enum):
     latex = "latex"
     csv = "csv"
     json = "json"
+
+
+class CheckFormat(str, Enum):
+    """How `check` prints its rows: a terminal table, or markdown for a CI job summary."""
+
+    table = "table"
+    markdown = "markdown"
 
 
 class StatTest(str, Enum):
@@ -124,11 +132,18 @@ def check(expectations: Path = typer.Argument(..., help="Expectations TOML (reci
                                                "the recipe's)."),
           device: str | None = typer.Option(None, "--device", help="With --run: as `drbench run --device`."),
           precision: str | None = typer.Option(None, "--precision", help="With --run: as `drbench run "
-                                               "--precision`.")
+                                               "--precision`."),
+          format: CheckFormat = typer.Option(CheckFormat.table, "--format",
+                                             help="table, or markdown (e.g. for $GITHUB_STEP_SUMMARY)."),
+          junit: Path | None = typer.Option(None, "--junit", help="Also write JUnit XML to FILE: one test case "
+                                            "per expected value, FAIL rows as failures.")
           ) -> None:
     """Regression gate: stored metrics against expected values (exit 1 on any FAIL)."""
     from leaderboard.check import check as check_rows, load_expectations, render_check
+    from leaderboard.check_report import to_junit, to_markdown, write_atomically
 
+    if junit is not None and (junit.is_dir() or not junit.parent.is_dir() or not os.access(junit.parent, os.W_OK)):
+        raise fail(f"--junit {junit}: cannot write there; give a file in a writable folder")
     try:
         expected = load_expectations(expectations)
         path = store or expected.recipe.experiment.store
@@ -142,7 +157,13 @@ def check(expectations: Path = typer.Argument(..., help="Expectations TOML (reci
         raise fail(exc) from None
     except KeyboardInterrupt:
         raise fail(INTERRUPTED, 130) from None
-    render_check(rows, out)
+    if format is CheckFormat.markdown:
+        print(to_markdown(rows), end="")
+    else:
+        render_check(rows, out)
+    if junit is not None:
+        write_atomically(to_junit(rows, f"drbench check {expectations.name}"), junit)
+        err.print(f"wrote {junit}", highlight=False)
     # exit 1, not 2: a FAIL is a regression in the numbers, not a usage or config error
     if any(row.status == "FAIL" for row in rows):
         raise typer.Exit(1)
