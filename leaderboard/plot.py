@@ -70,8 +70,10 @@ def _figure(rows: int = 1, cols: int = 1, size: tuple[float, float] = (7.0, 4.0)
 
 
 def training_curves(logs: dict[str, list[dict[str, Any]]], path: Path, title: str) -> Path:
-    """Loss (and ADORE's train_mrr@10 where logged) against optimizer step, one line per variant."""
-    keys = [k for k in _CURVE_KEYS if any(row.get(k) is not None for rows in logs.values() for row in rows)]
+    """Loss (and ADORE's train_mrr@10, and the dev scores of `eval_every`, where logged) against
+    optimizer step, one line per variant."""
+    logged = dict.fromkeys(k for rows in logs.values() for row in rows for k in row if k.startswith("dev_"))
+    keys = [k for k in (*_CURVE_KEYS, *logged) if any(row.get(k) is not None for rows in logs.values() for row in rows)]
     figure, axes = _figure(1, len(keys), (5.5 * len(keys), 4.0))
     for ax, key in zip(axes[0], keys):
         for variant, rows in logs.items():

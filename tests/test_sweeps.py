@@ -69,9 +69,11 @@ lr = [1e-4, 1e-3]
 [variant.adore]
 kind = "adore"
 index_from = "star"
-max_steps = 2
+max_steps = 3
 batch_size = 8
 query_max_length = 16
+eval_every = 1
+keep = "best"
 """
 
 
@@ -166,6 +168,21 @@ def test_the_log_names_points_and_the_holdout_as_they_are(swept) -> None:
     assert "star[lr=0.001]: training: 2 steps" in log and "star[lr=0.001]: training: done, 2 steps in" in log
 
 
+def test_eval_every_logs_dev_scores_and_keep_best_keeps_that_step(swept) -> None:
+    folder, *_ = swept
+    for seed in (13, 14):
+        log = [(step, json.loads(extra)) for step, extra in rows(
+            folder, "SELECT step, extra FROM training_log WHERE variant = 'adore' AND seed = ? ORDER BY step", seed)]
+        assert [step for step, _ in log] == [1, 2, 3] and all("dev_ndcg@10" in extra for _, extra in log)
+        scores = {step: extra["dev_ndcg@10"] for step, extra in log}
+        kept = log[-1][1]["kept_step"]
+        assert scores[kept] == max(scores.values()) and kept == min(s for s in scores if scores[s] == scores[kept])
+        # The kept model is the one evaluated: its dev run scores what training logged for that step.
+        [(stored,)] = rows(folder, "SELECT value FROM metrics JOIN runs ON runs.id = run_id WHERE variant = 'adore' "
+                                   "AND seed = ? AND collection = ? AND metric = 'ndcg@10'", seed, DEV)
+        assert stored == pytest.approx(scores[kept], abs=1e-6)
+
+
 def test_holdout_is_seeded_and_independent_of_the_recipe_seed() -> None:
     ids = [f"q{i}" for i in range(100)]
     assert holdout_ids(ids, 0.1) == holdout_ids(reversed(ids), 0.1) and len(holdout_ids(ids, 0.1)) == 10
@@ -205,6 +222,9 @@ HEAD = ('[experiment]\nname = "x"\n[data]\ntrain = "beir/scifact/train"\neval = 
     ('dev = "holdout:0.1"', "lr = 1e-5\n[variant.star.sweep]\nlr = [1e-5]\n", "also set in [variant.star]"),
     ('dev = "holdout:0.1"', "[variant.star.sweep]\nlr = [1e-5, 1e-5]\n", "lists a value twice"),
     ('dev = "holdout:0.1"', '[variant.star.sweep]\nlr = ["fast"]\n', "expected float, got str"),
+    ("", "eval_every = 5\n", "[variant.star] eval_every = 5: scores on the dev split; set [data] dev"),
+    ('dev = "holdout:0.1"', 'keep = "best"\n', '[variant.star] keep = "best": keeps the step with the best dev '
+                                               "score; set eval_every = N too"),
 ])
 def test_bad_sweeps_and_dev_splits_get_one_line_before_any_work(data: str, variant: str, fragment: str,
                                                                   tmp_path: Path) -> None:

@@ -177,6 +177,37 @@ def test_resume_after_interruption_matches_uninterrupted(tiny_model: Path, tmp_p
     assert_same_weights(state(model), whole)
 
 
+def test_keep_best_survives_a_resume_and_keeps_that_steps_weights(tiny_model: Path, tmp_path: Path) -> None:
+    params = loop_params(batch_size=3, max_steps=5, checkpoint_every=2, eval_every=1, keep="best")
+    progress = StageProgress(quiet_console())
+    dev = {1: 0.2, 2: 0.5, 3: 0.4, 4: 0.5, 5: 0.3}  # best at step 2 (step 4 only ties it)
+
+    def scored(model: torch.nn.Module, at: dict[int, dict[str, torch.Tensor]]) -> Callable[[], dict[str, float]]:
+        def score() -> dict[str, float]:
+            step = len(at) + 1
+            at[step] = state(model)
+            return {"dev_ndcg@10": dev[step], "dev_mrr@10": 1.0 - dev[step]}
+        return score
+
+    model, tok = load_tiny(tiny_model)
+    weights: dict[int, dict[str, torch.Tensor]] = {}
+    log, _ = train(model, params, QUERY_IDS, 11, toy_step(model, tok, []), tmp_path / "whole", progress, "x",
+                   score=scored(model, weights))
+    assert [row["dev_ndcg@10"] for row in log] == list(dev.values()) and log[-1]["kept_step"] == 2
+    assert_same_weights(state(model), weights[2])  # the step-2 model, not the last
+
+    model, tok = load_tiny(tiny_model)
+    with pytest.raises(Interrupted):  # dies in step 4; the checkpoint after step 2 holds the best so far
+        train(model, params, QUERY_IDS, 11, toy_step(model, tok, [], fail_at=4), tmp_path / "cut", progress, "x",
+              score=scored(model, {}))
+    model, tok = load_tiny(tiny_model)
+    resumed: dict[int, dict[str, torch.Tensor]] = {1: {}, 2: {}}  # steps 1 and 2 were scored before the cut
+    resumed_log, _ = train(model, params, QUERY_IDS, 11, toy_step(model, tok, []), tmp_path / "cut", progress, "x",
+                           score=scored(model, resumed))
+    assert resumed_log == log
+    assert_same_weights(state(model), weights[2])
+
+
 def test_training_log_records_lr_schedule_and_checkpoints(tiny_model: Path, tmp_path: Path) -> None:
     params = loop_params(batch_size=4, max_steps=4, warmup_steps=2, lr=1e-3, checkpoint_every=1)
     model, tok = load_tiny(tiny_model)

@@ -46,6 +46,8 @@ class Models:
         self._dense: dict[tuple[str, str], DenseModel] = {}
         self._loaded: dict[str, Collection] = {}
         self._aliases: dict[str, str] = {}  # a swept variant's name -> its point chosen on the dev split
+        self._seeded: dict[int, Models] = {}  # the same run's models of other seeds
+        self.dev: Collection | None = None  # [data] dev, set once loaded: what eval_every scores on
 
     def alias(self, name: str, point: str) -> None:
         """From now on `name` (a swept variant) means its chosen `point`, for every seed."""
@@ -56,10 +58,14 @@ class Models:
         encoders and loaded collections are shared with this one (no seed changes them)."""
         if seed == self.recipe.experiment.seed:
             return self
-        other = Models(self.recipe.with_seed(seed), self.cache_dir, self.progress, self.console, self.mirror,
-                       self.db, self.experiment, self.compute)
-        other._dense, other._loaded, other._aliases = self._dense, self._loaded, self._aliases
-        return other
+        if seed not in self._seeded:
+            other = Models(self.recipe.with_seed(seed), self.cache_dir, self.progress, self.console, self.mirror,
+                           self.db, self.experiment, self.compute)
+            other._dense, other._loaded, other._aliases, other._seeded = (self._dense, self._loaded, self._aliases,
+                                                                          self._seeded)
+            self._seeded[seed] = other
+        self._seeded[seed].dev = self.dev
+        return self._seeded[seed]
 
     def train_collection(self) -> Collection:
         """The recipe's training split, loaded once (the loader requires it for trained kinds)."""
@@ -114,7 +120,7 @@ class Models:
         data = self._without_holdout(full, collection)
         inputs = TrainInputs(data, init.settings, self.recipe.experiment.seed, self.recipe.eval.nprobe, negatives,
                              doc_vectors=self._corpus(documents, collection) if documents else None,
-                             faiss_gpu=self.compute.faiss_gpu)
+                             faiss_gpu=self.compute.faiss_gpu, dev_score=self._dev_score(variant, init, documents))
         key = self._training_key(strategy, variant, inputs, collection, init, documents, negatives_key,
                                  holdout_fraction(self.recipe.data.dev))
         folder, meta, log = self._train_or_reuse(variant, strategy, key, inputs, init, documents)
@@ -126,6 +132,15 @@ class Models:
         if documents is None:
             return ModelRef.shared(str(folder), trained=trained)
         return ModelRef(variant.name, query=str(folder), doc=documents.ref.doc, trained=trained)
+
+    def _dev_score(self, variant: Variant, init: DenseModel, documents: DenseModel | None) -> Any:
+        """What scores the model in training on the dev split (`eval_every`), or None."""
+        if not getattr(variant.params, "eval_every", 0) or self.dev is None:
+            return None
+        from harness.pipeline.dev_scores import dev_scorer
+
+        return dev_scorer(self.dev, init.settings, self.recipe.eval.metrics, self.recipe.eval.depth,
+                          frozen_docs=self._corpus(documents, self.dev) if documents else None)
 
     def _without_holdout(self, data: TrainData, collection: Collection) -> TrainData:
         """`data` without the queries `[data] dev = "holdout:F"` holds out (unchanged otherwise)."""

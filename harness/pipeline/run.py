@@ -178,6 +178,7 @@ def _dev_phase(ctx: _Context, dev: Collection) -> dict[str, tuple[Variant, dict[
     """Evaluate every variant and sweep point on the dev split, first: each sweep's point is
     chosen as soon as its last point is evaluated, and a variant chained on the sweep trains on it."""
     recipe, chosen = ctx.recipe, {}
+    ctx.models.dev = dev  # what eval_every scores models on while they train
     order = dev_order(recipe)
     for position, variant in enumerate(order):
         _evaluate(ctx, dev, [Report(variant, variant.name)])

@@ -260,6 +260,14 @@ def _check_dev(where: Where, recipe: Recipe) -> None:
     from harness.recipe.model import holdout_fraction
 
     data = recipe.data
+    for variant in recipe.variants:
+        every, keep = getattr(variant.params, "eval_every", 0), getattr(variant.params, "keep", "last")
+        if every and data.dev is None:
+            raise where.error(f"variant.{variant.sweep_of or variant.name}", "eval_every", every,
+                              'scores on the dev split; set [data] dev = "holdout:0.1" (or an ir_datasets dev split)')
+        if keep == "best" and not every:
+            raise where.error(f"variant.{variant.sweep_of or variant.name}", "keep", keep,
+                              "keeps the step with the best dev score; set eval_every = N too")
     if recipe.selects and data.dev is None:
         if data.select == "dev":
             raise where.error("data", "select", "dev", 'needs [data] dev: an ir_datasets dev split, or "holdout:0.1"')

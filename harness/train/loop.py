@@ -22,7 +22,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -118,13 +118,18 @@ class _Optimiser:
 
 def train(model: torch.nn.Module, params: TrainParams, query_ids: tuple[str, ...], seed: int, step_fn: StepFn,
           workdir: Path, progress: StageProgress, label: str,
-          compute: Compute = Compute(), replica: Any = None) -> tuple[list[dict[str, Any]], float]:
+          compute: Compute = Compute(), replica: Any = None,
+          score: Callable[[], dict[str, float]] | None = None) -> tuple[list[dict[str, Any]], float]:
     """Run (or resume) the loop; returns (training log, seconds spent in this call and before).
 
     Forward passes run under `compute`'s autocast (losses and scores stay fp32, see
     :mod:`harness.train.losses`); fp16 on CUDA scales the loss against underflow. `replica`:
     the DistributedDataParallel module the step's forward passes go through, when
-    `compute.world` has several processes (rank 0 alone writes checkpoints).
+    `compute.world` has several processes (rank 0 alone writes checkpoints). `score`: the dev
+    scores of the model as it is now, taken every `params.eval_every` steps and after the last
+    (in eval mode, no gradients; nothing it does touches the seeded sampling, so the weights
+    trained are the same with and without it); with `params.keep == "best"` the weights of the
+    best first score are the ones left in `model`, and the last log row names their step.
     """
     schedule = plan(len(query_ids), params)
     optimizer, scheduler = optimizer_for(model, params, schedule.total_steps)
@@ -133,23 +138,47 @@ def train(model: torch.nn.Module, params: TrainParams, query_ids: tuple[str, ...
     checkpoint = workdir / CHECKPOINT
     log: list[dict[str, Any]] = []
     start_step, seconds_before = 0, 0.0
+    best: dict[str, Any] | None = None  # {"step", "score", "model"} of the best dev score so far (keep = "best")
     if checkpoint.is_file():
         state = _load_checkpoint(checkpoint)
         model.load_state_dict(state["model"])
         optim.load(state)
         start_step, log, seconds_before = state["step"], state["log"], state["seconds"]
+        best = state.get("best")
     model.train()
     started = time.perf_counter()
-    with progress.task(f"{label}: training", schedule.total_steps, "steps") as advance:
+    total = schedule.total_steps
+    with progress.task(f"{label}: training", total, "steps") as advance:
         advance(start_step)
-        for step in range(start_step, schedule.total_steps):
+        for step in range(start_step, total):
             info = _one_step(model, optim, params, schedule, query_ids, seed, step, step_fn, compute, replica)
             log.append({"step": step + 1, **info})
+            if score is not None and params.eval_every and ((step + 1) % params.eval_every == 0 or step + 1 == total):
+                best = _scored(model, score, log[-1], best, keep=params.keep == "best")
             advance(1, f"loss {info['loss']:.4f}")
-            if (step + 1) % params.checkpoint_every == 0 and step + 1 < schedule.total_steps and compute.world.main:
-                _save(checkpoint, model, optim, step + 1, log, seconds_before + time.perf_counter() - started)
+            if (step + 1) % params.checkpoint_every == 0 and step + 1 < total and compute.world.main:
+                _save(checkpoint, model, optim, step + 1, log, seconds_before + time.perf_counter() - started, best)
+    if best is not None and params.keep == "best":
+        model.load_state_dict(best["model"])
+        log[-1]["kept_step"] = best["step"]
     model.eval()
     return log, seconds_before + time.perf_counter() - started
+
+
+def _scored(model: torch.nn.Module, score: Callable[[], dict[str, float]], row: dict[str, Any],
+            best: dict[str, Any] | None, keep: bool) -> dict[str, Any] | None:
+    """Add the dev scores of the model as it is to the log `row`; return the best so far (with a
+    copy of the weights when `keep`)."""
+    model.eval()
+    with torch.no_grad():
+        values = score()
+    model.train()
+    row.update(values)
+    first = next(iter(values.values()), None)
+    if not keep or first is None or (best is not None and first <= best["score"]):
+        return best
+    return {"step": row["step"], "score": first,
+            "model": {name: tensor.detach().to("cpu", copy=True) for name, tensor in model.state_dict().items()}}
 
 
 def _one_step(model: torch.nn.Module, optim: _Optimiser, params: TrainParams, schedule: Schedule,
@@ -207,9 +236,11 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def _save(path: Path, model: torch.nn.Module, optim: _Optimiser, step: int, log: list[dict[str, Any]],
-          seconds: float) -> None:
+          seconds: float, best: dict[str, Any] | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save({"step": step, "model": model.state_dict(), **optim.state(), "log": log, "seconds": seconds}, tmp)
+    extra = {"best": best} if best is not None else {}  # only then: checkpoints keep their old shape
+    torch.save({"step": step, "model": model.state_dict(), **optim.state(), "log": log, "seconds": seconds, **extra},
+               tmp)
     os.replace(tmp, path)
     write_file_manifest(path, step=step)  # a resume trusts the checkpoint only if this holds

@@ -34,6 +34,7 @@ NEGATIVE_SOURCES = ("bm25",) + MODEL_REFS  # ... and a hard-negative miner
 
 
 OPTIMIZERS = ("adamw", "lamb")
+KEEPS = ("last", "best")
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,11 @@ class TrainParams(Params):
     scale: float = param(1.0, "Scores are scale * q.d (~20 suits normalised encoders like MiniLM).",
                          minimum=0.0, paper="1, raw dot product")
     checkpoint_every: int = param(50, "Save a resumable checkpoint every N optimizer steps.", minimum=1)
+    eval_every: int = param(0, "Score the model on [data] dev every N optimizer steps and after the last (0: "
+                               "never): dev_<metric> in the training log and in `drbench plot`'s curves. A "
+                               "shared-tower model re-encodes the dev corpus each time.", minimum=0, added=True)
+    keep: str = param("last", "last: the model after the last step; best: the one with the best dev score on the "
+                              "recipe's first metric (needs eval_every).", choices=KEEPS, added=True)
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,7 @@ class TrainInputs:
     negatives: dict[str, np.ndarray] | None = None
     doc_vectors: Callable[[], np.ndarray] | None = None  # the frozen corpus, encoded on first call
     faiss_gpu: int | None = None  # the GPU a frozen index may live on (a CUDA run with faiss-gpu)
+    dev_score: Callable[[Any], dict[str, float]] | None = None  # encoder -> {"dev_<metric>": v} (eval_every)
 
 
 class MissingInputError(ValueError):
