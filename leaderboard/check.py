@@ -15,8 +15,10 @@ produce, one row per (variant, collection, index, metric)::
     value = 0.3314
     tolerance = 0.005                # optional, this row only
 
-A trained variant of a recipe with several seeds is checked on its mean over them (every seed's
-run must be stored); `seed = N` in a row checks that seed's run alone.
+A variant is checked on the mean over the seeds the recipe runs it with (every one of those runs
+must be stored; one seed: that seed's run); `seed = N` in a row checks that seed's run alone. A
+swept variant that the recipe selects on its dev split is named as the sweep (`star`), as its
+evaluation runs are stored.
 
 Each row is OK (equal within EXACT), OKish (within its tolerance) or FAIL (outside it, or not
 stored). Malformed files raise a one-line RecipeError naming file, table, key and value.
@@ -34,7 +36,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.errors import RecipeError
-from harness.recipe import Recipe, load_recipe, variant_seeds
+from harness.recipe import Recipe, Variant, load_recipe, variant_seeds
 from harness.recipe.loader import parse_table, Where
 from harness.recipe.params import Param
 from harness.store import SPARSE_INDEX, list_runs, run_metrics
@@ -72,7 +74,7 @@ class Expectation:
     metric: str
     value: float
     tolerance: float
-    seeds: tuple[int, ...] = ()  # the runs whose mean is checked; (): the variant's one stored run
+    seeds: tuple[int, ...] = ()  # the runs whose mean is checked
 
 
 @dataclass(frozen=True)
@@ -119,15 +121,13 @@ def load_expectations(path: str | Path) -> Expectations:
     for number, table in enumerate(rows_raw, start=1):
         label = f"expect.{number}"
         values = parse_table(where, label, table, ROW)
-        _check_against_recipe(where, label, values, recipe)
-        seeds = variant_seeds(recipe, recipe.variant(values["variant"]))
+        variant = _check_against_recipe(where, label, values, recipe)
+        seeds = variant_seeds(recipe, variant)
         if values["seed"] is not None:
             if values["seed"] not in seeds:
                 raise where.error(label, "seed", values["seed"], f"variant {values['variant']!r} does not run with "
                                   "this seed", [str(s) for s in seeds])
             seeds = (values["seed"],)
-        elif len(seeds) == 1:
-            seeds = ()  # one seed: whichever run is stored (BM25 and zero-shot do not depend on it)
         default = top["tolerance"] if values["index"] in ("Flat", SPARSE_INDEX) else top["compressed_tolerance"]
         row = Expectation(values["variant"], values["collection"], values["index"], values["metric"],
                           values["value"], default if values["tolerance"] is None else values["tolerance"], seeds)
@@ -140,9 +140,12 @@ def load_expectations(path: str | Path) -> Expectations:
     return Expectations(path, recipe, tuple(rows))
 
 
-def _check_against_recipe(where: Where, label: str, values: dict[str, Any], recipe: Recipe) -> None:
-    """A row must name something the recipe produces: a typo is a config error, not a FAIL."""
-    variants = {v.name: v for v in recipe.variants}
+def _check_against_recipe(where: Where, label: str, values: dict[str, Any], recipe: Recipe) -> Variant:
+    """A row must name something the recipe produces on its evaluation splits (a typo is a config
+    error, not a FAIL); returns the recipe variant behind it (a selected sweep: its first point)."""
+    variants = {v.name: v for v in recipe.variants if not (recipe.selects and v.sweep_of)}
+    if recipe.selects:  # the evaluation splits store a selected sweep under its own name
+        variants.update({name: points[0] for name, points in recipe.sweeps.items()})
     if values["variant"] not in variants:
         raise where.error(label, "variant", values["variant"], f"not a variant of {recipe.path}",
                           list(variants))
@@ -157,6 +160,7 @@ def _check_against_recipe(where: Where, label: str, values: dict[str, Any], reci
     if values["metric"] not in recipe.eval.metrics:
         raise where.error(label, "metric", values["metric"], f"not a metric of {recipe.path}",
                           list(recipe.eval.metrics))
+    return variants[values["variant"]]
 
 
 def check(db: Any, expectations: Expectations) -> list[CheckRow]:
@@ -173,11 +177,9 @@ def _stored_mean(db: Any, experiment: str, row: Expectation) -> float | None:
     """The row's metric, averaged over the runs of its seeds; None unless every one is stored."""
     runs = {run["seed"]: run["id"] for run in list_runs(db, experiment, row.collection)
             if run["variant"] == row.variant and run["index_factory"] == row.index}
-    if row.seeds and not all(seed in runs for seed in row.seeds):
+    if not row.seeds or not all(seed in runs for seed in row.seeds):
         return None
-    ids = [runs[seed] for seed in row.seeds] if row.seeds else list(runs.values())[:1]
-    if not ids:
-        return None
+    ids = [runs[seed] for seed in row.seeds]
     values = [run_metrics(db, ids)[i].get(row.metric) for i in ids]
     return None if any(v is None for v in values) else sum(values) / len(values)
 

@@ -67,7 +67,7 @@ value = 0.3
 def store_runs(path: Path, runs: dict[tuple[str, str], dict[str, float]]) -> Path:
     db = open_store(path)
     experiment = ExperimentRecord(name="gate", recipe_path=None, recipe_text="", recipe_hash="h", git_commit=None,
-                                  git_dirty=False, packages={}, python="3.11", platform="test", seed=1,
+                                  git_dirty=False, packages={}, python="3.11", platform="test", seed=42,
                                   started_at="t")
     for (variant, index), metrics in runs.items():
         write_run(db, experiment, RunRecord(

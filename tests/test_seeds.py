@@ -140,6 +140,20 @@ def test_a_second_run_skips_every_variant_seed_run(seeded: Path, mirror: Path) -
     assert len(outcomes) == 6 and {o.status for o in outcomes} == {"skipped"}
 
 
+def test_runs_of_seeds_the_recipe_no_longer_lists_are_removed(seeded: Path, tmp_path: Path, mirror: Path,
+                                                               tiny_model: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "fewer"
+    recipe = write_recipe(folder, tiny_model, "seeds = [14]", cache=seeded / "cache")  # seed 14's models are cached
+    shutil.copy(seeded / "drbench.db", folder / "drbench.db")
+    run(recipe, mirror)
+    assert rows(folder, "SELECT DISTINCT seed FROM runs") == [(14,)]  # BM25 and zero-shot now run with 14
+    assert rows(folder, "SELECT DISTINCT seed FROM training_log") == [(14,)]
+    board = json.loads(invoke("leaderboard", "--store", folder / "drbench.db", "--format", "json").output)
+    assert {row["variant"]: row["seeds"] for row in board} == {v: [14] for v in ("bm25", "zero-shot", "star", "adore")}
+
+
 def test_leaderboard_json_has_the_mean_its_seeds_and_their_sd(seeded: Path) -> None:
     result = invoke("leaderboard", "--store", seeded / "drbench.db", "--format", "json")
     assert result.exit_code == 0, result.output

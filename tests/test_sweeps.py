@@ -183,6 +183,19 @@ def test_eval_every_logs_dev_scores_and_keep_best_keeps_that_step(swept) -> None
         assert stored == pytest.approx(scores[kept], abs=1e-6)
 
 
+def test_check_names_a_selected_sweep_as_its_evaluation_runs_are_stored(swept) -> None:
+    folder, *_ = swept
+    [(value,)] = rows(folder, "SELECT avg(value) FROM metrics JOIN runs ON runs.id = run_id WHERE variant = 'star' "
+                              "AND collection = 'beir/scifact/test' AND metric = 'ndcg@10'")
+    expect = folder / "expect.toml"
+    row = '[[expect]]\nvariant = "{}"\ncollection = "beir/scifact/test"\nindex = "Flat"\nmetric = "ndcg@10"\n'
+    expect.write_text('recipe = "recipe.toml"\n' + row.format("star") + f"value = {value!r}\ntolerance = 0.0\n")
+    assert invoke("check", expect).exit_code == 0
+    expect.write_text('recipe = "recipe.toml"\n' + row.format("star[lr=0.001]") + "value = 0.5\n")
+    point = invoke("check", expect)
+    assert point.exit_code == 2 and 'variant = "star[lr=0.001]": not a variant' in point.output
+
+
 def test_holdout_is_seeded_and_independent_of_the_recipe_seed() -> None:
     ids = [f"q{i}" for i in range(100)]
     assert holdout_ids(ids, 0.1) == holdout_ids(reversed(ids), 0.1) and len(holdout_ids(ids, 0.1)) == 10
@@ -222,6 +235,11 @@ HEAD = ('[experiment]\nname = "x"\n[data]\ntrain = "beir/scifact/train"\neval = 
     ('dev = "holdout:0.1"', "lr = 1e-5\n[variant.star.sweep]\nlr = [1e-5]\n", "also set in [variant.star]"),
     ('dev = "holdout:0.1"', "[variant.star.sweep]\nlr = [1e-5, 1e-5]\n", "lists a value twice"),
     ('dev = "holdout:0.1"', '[variant.star.sweep]\nlr = ["fast"]\n', "expected float, got str"),
+    ('dev = "beir/scifact/train"', "", '[data] dev = "beir/scifact/train": is the training split'),
+    ('dev = "holdout:0.1"', 'init = "star"\n[variant.star.sweep]\nlr = [1e-5, 2e-5]\n',
+     '[variant.star] init = "star": names its own sweep'),
+    ('dev = "holdout:0.1"', 'negatives_from = "lex"\n[variant.lex]\nkind = "bm25"\n[variant.lex.sweep]\nk1 = [0.9, 1.2]\n',
+     '[variant.star] negatives_from = "lex": not a built-in or another dense variant'),
     ("", "eval_every = 5\n", "[variant.star] eval_every = 5: scores on the dev split; set [data] dev"),
     ('dev = "holdout:0.1"', 'keep = "best"\n', '[variant.star] keep = "best": keeps the step with the best dev '
                                                "score; set eval_every = N too"),

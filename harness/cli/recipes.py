@@ -47,7 +47,10 @@ def validate(recipe: Path | None = typer.Argument(None, help="Recipe file to che
     named = [v for v in parsed.variants if not v.sweep_of] + [points[0] for points in parsed.sweeps.values()]
     kinds = ", ".join(f"{v.sweep_of or v.name} ({v.kind}" + (f", {len(parsed.sweeps[v.sweep_of])} sweep points"
                                                               if v.sweep_of else "") + ")" for v in named)
-    seeds = f", trained with seeds {', '.join(map(str, parsed.seeds))}" if len(parsed.seeds) > 1 else ""
+    from harness.registry import kind
+
+    trains = any(kind(v.kind).trains for v in parsed.variants)
+    seeds = f", trained with seeds {', '.join(map(str, parsed.seeds))}" if len(parsed.seeds) > 1 and trains else ""
     dev = f", selected on dev {parsed.data.dev}" if parsed.sweeps and parsed.selects else ""
     out.print(f"{recipe}: ok — {len(named)} variants [{kinds}] x "
               f"{len(parsed.data.eval)} collections x {len(parsed.eval.indexes)} indexes{seeds}{dev}: "

@@ -159,6 +159,9 @@ class Models:
                                  "train": collection.dataset_id, "seed": inputs.seed}
         if holdout is not None:  # only then: keys of recipes without a holdout stay as they were
             parts["holdout"] = holdout
+        if getattr(variant.params, "keep", "last") == "best":  # the weights kept depend on what scored them
+            parts["kept_on"] = {"dev": self.recipe.data.dev, "metric": self.recipe.eval.metrics[0],
+                                "depth": self.recipe.eval.depth}
         if documents is None:
             parts.update(negatives=negatives_key, prefixes=[init.settings.query_prefix, init.settings.doc_prefix])
         else:

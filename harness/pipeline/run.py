@@ -36,8 +36,8 @@ from harness.recipe.checks import check_processes, check_resources
 from harness.recipe.expand import dev_order, variant_seeds
 from harness.recipe.model import Recipe, Variant, holdout_fraction
 from harness.registry import kind
-from harness.store import (SPARSE_INDEX, ExperimentRecord, RunRecord, completed_run_key, environment, git_commit,
-                           open_store, package_versions, utc_now, write_run)
+from harness.store import (SPARSE_INDEX, ExperimentRecord, RunRecord, completed_run_key, drop_other_seeds,
+                           environment, git_commit, open_store, package_versions, utc_now, write_run)
 from harness.world import World
 
 
@@ -129,6 +129,8 @@ def run_recipe(recipe: Recipe, options: RunOptions = RunOptions(),
         for dataset_id in recipe.data.eval:
             collection = _load(ctx, dataset_id, mirror)
             _evaluate(ctx, collection, reported(recipe, chosen))
+    if world.main:
+        _drop_other_seeds(ctx)
     world.leave()
     return ctx.outcomes
 
@@ -201,6 +203,17 @@ def _evaluate(ctx: _Context, collection: Collection, reports: list[Report]) -> N
             _dense_runs(ctx.seeded(seed), collection, report)
 
 
+def _drop_other_seeds(ctx: _Context) -> None:
+    """Runs of seeds the recipe no longer lists go (its runs replace them, as a re-run replaces
+    its own), so the leaderboard's means are over the recipe's seeds only. After every run is
+    stored: an interrupted run leaves the old ones until it completes."""
+    recipe = ctx.recipe
+    keep = {v.name: set(variant_seeds(recipe, v)) for v in recipe.variants}
+    keep.update({name: set(variant_seeds(recipe, points[0])) for name, points in recipe.sweeps.items()})
+    if gone := drop_other_seeds(ctx.db, recipe.experiment.name, keep):
+        ctx.console.log(f"removed {gone} stored runs of seeds {recipe.path} no longer lists")
+
+
 def _cache_dir(path: Path, console: Console) -> Path:
     """The cache folder, checked before any work: a file there, or a folder that cannot be
     made, stops the run; a read-only one still serves what it holds, after a warning."""
@@ -239,7 +252,7 @@ def _experiment_record(recipe: Recipe) -> ExperimentRecord:
 
 
 def _run_key(recipe: Recipe, variant: Variant, collection: Collection, index: str,
-             model: dict[str, Any] | None) -> str:
+             model: dict[str, Any] | None, selection: dict[str, Any] | None = None) -> str:
     """Hash of everything that determines a run's numbers; a stored run with the same key is
     reused. The recipe's other variants and its comments are deliberately not part of it."""
     parts = {
@@ -252,6 +265,8 @@ def _run_key(recipe: Recipe, variant: Variant, collection: Collection, index: st
         parts["nprobe"] = recipe.eval.nprobe
     if recipe.eval.store_depth is not None:  # only then: runs stored before it keep their keys
         parts["store_depth"] = recipe.eval.store_depth
+    if selection is not None:  # a sweep's chosen point: a new choice (or new dev scores) re-runs it
+        parts["selection"] = selection
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
@@ -278,7 +293,7 @@ def _is_done(ctx: _Context, variant: Variant, collection: Collection, index: str
 
 def _sparse_run(ctx: _Context, collection: Collection, report: Report) -> None:
     variant = report.variant
-    key = _run_key(ctx.recipe, variant, collection, SPARSE_INDEX, None)
+    key = _run_key(ctx.recipe, variant, collection, SPARSE_INDEX, None, report.selection)
     if _is_done(ctx, variant, collection, SPARSE_INDEX, key) or not ctx.world.main:
         return  # sparse ranking is rank 0's alone: nothing in it is split across processes
     started = utc_now()
@@ -295,7 +310,7 @@ def _dense_runs(ctx: _Context, collection: Collection, report: Report) -> None:
     model = ctx.models.dense(ref)
     pending = [f for f in ctx.recipe.eval.indexes
                if not _is_done(ctx, variant, collection, f, _run_key(ctx.recipe, variant, collection, f,
-                                                                     model.identity))]
+                                                                     model.identity, report.selection))]
     if not pending:
         return
     started = utc_now()
@@ -313,7 +328,7 @@ def _dense_runs(ctx: _Context, collection: Collection, report: Report) -> None:
     exact = (_exact_top(doc_vectors, query_vectors, ctx.models.compute.faiss_gpu)
              if any(f != "Flat" for f in indexes) else None)
     for factory in pending:
-        key = _run_key(ctx.recipe, variant, collection, factory, model.identity)
+        key = _run_key(ctx.recipe, variant, collection, factory, model.identity, report.selection)
         results, timings, stats = model.search(factory, doc_vectors, query_vectors, query_ids, collection,
                                                ctx.recipe, ctx.progress, variant.name, exact)
         timings.update(encode_docs=doc_seconds, encode_queries=query_seconds)

@@ -277,6 +277,9 @@ def _check_dev(where: Where, recipe: Recipe) -> None:
     if data.dev is None:
         return
     if holdout_fraction(data.dev) is None:
+        if data.dev == data.train:
+            raise where.error("data", "dev", data.dev, "is the training split: points would be chosen on the queries "
+                              'they trained on; use dev = "holdout:0.1" (or another split)')
         if data.dev in data.eval:
             raise where.error("data", "dev", data.dev, "is also an evaluation split; the splits that report "
                               "results must never choose anything: pick another dev split")
@@ -318,22 +321,26 @@ def _check_references(where: Where, recipe: Recipe) -> None:
             raise where.error("data", "train", None, f"variant {variant.name!r} ({variant.kind}) trains; "
                               'set train = "<ir_datasets id>"')
         edges[variant.name] = []
+        table = f"variant.{variant.sweep_of or variant.name}"  # a point's keys are its variant's table
         for ref in P.declared(declared.Params):
             value, builtins = getattr(variant.params, ref.name), ref.refers
             if builtins is None or value is None or value == "" or value in builtins:
                 continue
-            allowed = list(builtins) + [n for n in dense if n != variant.name]
-            if value in recipe.sweeps:
+            siblings = {v.name for v in recipe.sweeps.get(variant.sweep_of or "", ())} | {variant.name}
+            swept_dense = [n for n, points in recipe.sweeps.items()
+                           if kind(points[0].kind).family == "dense" and n != variant.sweep_of]
+            allowed = list(builtins) + [n for n in dense if n not in siblings] + swept_dense * recipe.selects
+            if value == variant.sweep_of or value in siblings:
+                raise where.error(table, ref.name, value, "names its own sweep; name another variant", allowed)
+            if value in recipe.sweeps and value in swept_dense:
                 if not recipe.selects:
-                    raise where.error(f"variant.{variant.name}", ref.name, value, 'is swept and select = "none" '
-                                      "picks no point; name one of its points", [v.name for v in recipe.sweeps[value]])
-                if value == variant.sweep_of:
-                    raise where.error(f"variant.{variant.name}", ref.name, value, "names its own sweep")
+                    raise where.error(table, ref.name, value, 'is swept and select = "none" picks no point; name '
+                                      "one of its points", [v.name for v in recipe.sweeps[value]])
                 edges[variant.name] += [v.name for v in recipe.sweeps[value]]  # its chosen point: one of them
                 continue
             if value not in allowed:
-                raise where.error(f"variant.{variant.name}", ref.name, value,
-                                  "not a built-in or another dense variant of this recipe", allowed)
+                raise where.error(table, ref.name, value, "not a built-in or another dense variant of this recipe",
+                                  allowed)
             edges[variant.name].append(value)
     for name in edges:
         if cycle := _find_cycle(name, edges, []):

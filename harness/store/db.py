@@ -101,6 +101,27 @@ def _delete_run(db: Database, run: RunRecord) -> None:
     db.conn.execute("DELETE FROM runs WHERE id = ?", old)
 
 
+def drop_other_seeds(db: Database, experiment: str, keep: dict[str, set[int]]) -> int:
+    """Delete the runs of `experiment` whose variant is in `keep` but whose seed is not in its set
+    (a recipe that changed its seeds replaces the old seeds' runs); return how many went. One
+    transaction; training-log rows of those seeds go with them."""
+    gone = 0
+    with _transaction(db):
+        for variant, seeds in keep.items():
+            marks = ", ".join("?" * len(seeds))
+            ids = [row[0] for row in db.conn.execute(
+                f"SELECT id FROM runs WHERE experiment = ? AND variant = ? AND seed NOT IN ({marks})",
+                (experiment, variant, *sorted(seeds)))]
+            for run_id in ids:
+                for table in _CHILD_TABLES:
+                    db.conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+                db.conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+            db.conn.execute(f"DELETE FROM training_log WHERE experiment = ? AND variant = ? AND seed NOT IN ({marks})",
+                            (experiment, variant, *sorted(seeds)))
+            gone += len(ids)
+    return gone
+
+
 def _insert_run(db: Database, exp: ExperimentRecord, run: RunRecord) -> int:
     cursor = db.conn.execute(
         """INSERT INTO runs (experiment, variant, kind, collection, index_factory, run_key,
