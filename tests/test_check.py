@@ -144,8 +144,8 @@ def test_rows_on_a_compressed_index_get_the_compressed_tolerance(tmp_path: Path)
                       + row.format(index="PQ8").replace("ndcg@10", "mrr@10") + "tolerance = 0.005\n")
     flat, pq, own = load_expectations(expect).rows
     assert (flat.tolerance, pq.tolerance, own.tolerance) == (0.01, 0.02, 0.005)  # a row's own wins
-    expect.write_text(expect.read_text().replace("tolerance = 0.01\n", "tolerance = 0.01\ncompressed_tolerance = 0.03\n",
-                                                 1))
+    text = expect.read_text().replace("tolerance = 0.01\n", "tolerance = 0.01\ncompressed_tolerance = 0.03\n", 1)
+    expect.write_text(text)
     assert load_expectations(expect).rows[1].tolerance == 0.03
 
 

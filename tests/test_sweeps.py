@@ -238,7 +238,8 @@ HEAD = ('[experiment]\nname = "x"\n[data]\ntrain = "beir/scifact/train"\neval = 
     ('dev = "beir/scifact/train"', "", '[data] dev = "beir/scifact/train": is the training split'),
     ('dev = "holdout:0.1"', 'init = "star"\n[variant.star.sweep]\nlr = [1e-5, 2e-5]\n',
      '[variant.star] init = "star": names its own sweep'),
-    ('dev = "holdout:0.1"', 'negatives_from = "lex"\n[variant.lex]\nkind = "bm25"\n[variant.lex.sweep]\nk1 = [0.9, 1.2]\n',
+    ('dev = "holdout:0.1"',
+     'negatives_from = "lex"\n[variant.lex]\nkind = "bm25"\n[variant.lex.sweep]\nk1 = [0.9, 1.2]\n',
      '[variant.star] negatives_from = "lex": not a built-in or another dense variant'),
     ("", "eval_every = 5\n", "[variant.star] eval_every = 5: scores on the dev split; set [data] dev"),
     ('dev = "holdout:0.1"', 'keep = "best"\n', '[variant.star] keep = "best": keeps the step with the best dev '

@@ -189,8 +189,8 @@ def _dev_phase(ctx: _Context, dev: Collection) -> dict[str, tuple[Variant, dict[
             continue
         point, record = chosen[name] = ctx.world.decide(lambda: select_point(ctx.db, recipe, dev.dataset_id, name))
         ctx.models.alias(name, point.name)
-        ctx.console.log(f"{name}: chose {escape(point.name)} on {escape(dev.dataset_id)} ({record['metric']} {record['score']:.4f}, "
-                        f"best of {len(record['scores'])} points)")
+        ctx.console.log(f"{name}: chose {escape(point.name)} on {escape(dev.dataset_id)} ({record['metric']} "
+                        f"{record['score']:.4f}, best of {len(record['scores'])} points)")
     return chosen
 
 

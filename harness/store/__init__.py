@@ -42,7 +42,8 @@ from harness.store.schema import (
 )
 
 __all__ = [
-    "MIGRATIONS", "READABLE_FROM", "SCHEMA_VERSION", "SPARSE_INDEX", "ExperimentRecord", "RunRecord", "completed_run_key", "drop_other_seeds",
+    "MIGRATIONS", "READABLE_FROM", "SCHEMA_VERSION", "SPARSE_INDEX", "ExperimentRecord", "RunRecord",
+    "completed_run_key", "drop_other_seeds",
     "environment", "find_run", "git_commit", "list_experiments", "list_runs", "migrate",
     "open_memory_store", "open_store", "open_store_readonly", "package_versions", "query_metrics", "run_metrics",
     "run_results", "schema_version", "sha256_text", "training_log", "training_seeds", "utc_now", "write_run",
