@@ -180,7 +180,8 @@ def _stored_mean(db: Any, experiment: str, row: Expectation) -> float | None:
     if not row.seeds or not all(seed in runs for seed in row.seeds):
         return None
     ids = [runs[seed] for seed in row.seeds]
-    values = [run_metrics(db, ids)[i].get(row.metric) for i in ids]
+    stored = run_metrics(db, ids)
+    values = [stored[i].get(row.metric) for i in ids]
     return None if any(v is None for v in values) else sum(values) / len(values)
 
 

@@ -7,10 +7,7 @@ Markdown: the table `render_check` prints, for `$GITHUB_STEP_SUMMARY` or a merge
 
 from __future__ import annotations
 
-import os
-import tempfile
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 from leaderboard.check import STATUSES, CheckRow
 
@@ -52,15 +49,3 @@ def to_markdown(rows: list[CheckRow]) -> str:
                      f"{'-' if row.diff is None else f'{row.diff:+.4f}'} | {e.tolerance:g} | {marks[row.status]} |")
     counts = ", ".join(f"{sum(r.status == s for r in rows)} {s}" for s in STATUSES)
     return "\n".join(["### drbench regression check", "", *lines, "", counts]) + "\n"
-
-
-def write_atomically(text: str, path: Path) -> None:
-    """Write `text` to `path` whole or not at all (a temp file in the same folder, renamed)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

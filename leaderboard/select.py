@@ -74,8 +74,8 @@ def select_systems(db: Any, experiments: list[str] | None = None, collection: st
     # Run ids grow in the order a recipe runs its variants: the closest thing to recipe order.
     runs.sort(key=lambda r: r["id"])
     order = recipe_order(db)
-    metrics = {run_id: values for run_id, values in run_metrics(db, [r["id"] for r in runs]).items()}
-    metrics = {r["id"]: ordered(metrics.get(r["id"], {}), order.get(r["experiment"], {}).get("metrics", ()))
+    stored = run_metrics(db, [r["id"] for r in runs])
+    metrics = {r["id"]: ordered(stored.get(r["id"], {}), order.get(r["experiment"], {}).get("metrics", ()))
                for r in runs}
     several = len({r["experiment"] for r in runs}) > 1
     by_collection: dict[str, dict[tuple[str, str, str], list[dict[str, Any]]]] = {}
@@ -116,13 +116,6 @@ def common_metrics(groups: dict[str, list[System]], wanted: list[str] | None) ->
         if metric not in shared:
             raise unknown("metric", metric, shared, "metrics every selected run stores")
     return list(dict.fromkeys(wanted))
-
-
-def paired_scores(db: Any, systems: list[System], metric: str) -> tuple[list[str], dict[int, np.ndarray]]:
-    """(query ids, {system run_id: per-query values in that order, each the mean over the
-    system's seeds}) for one metric of one collection (see :func:`seed_scores`)."""
-    query_ids, per_seed = seed_scores(db, systems, metric)
-    return query_ids, {run_id: np.mean(arrays, axis=0) for run_id, arrays in per_seed.items()}
 
 
 def seed_scores(db: Any, systems: list[System], metric: str) -> tuple[list[str], dict[int, list[np.ndarray]]]:

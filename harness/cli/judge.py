@@ -140,7 +140,8 @@ def check(expectations: Path = typer.Argument(..., help="Expectations TOML (reci
           ) -> None:
     """Regression gate: stored metrics against expected values (exit 1 on any FAIL)."""
     from leaderboard.check import check as check_rows, load_expectations, render_check
-    from leaderboard.check_report import to_junit, to_markdown, write_atomically
+    from harness.store import write_text_atomic
+    from leaderboard.check_report import to_junit, to_markdown
 
     if junit is not None and (junit.is_dir() or not junit.parent.is_dir() or not os.access(junit.parent, os.W_OK)):
         raise fail(f"--junit {junit}: cannot write there; give a file in a writable folder")
@@ -162,7 +163,7 @@ def check(expectations: Path = typer.Argument(..., help="Expectations TOML (reci
     else:
         render_check(rows, out)
     if junit is not None:
-        write_atomically(to_junit(rows, f"drbench check {expectations.name}"), junit)
+        write_text_atomic(junit, [to_junit(rows, f"drbench check {expectations.name}")])
         err.print(f"wrote {junit}", highlight=False)
     # exit 1, not 2: a FAIL is a regression in the numbers, not a usage or config error
     if any(row.status == "FAIL" for row in rows):

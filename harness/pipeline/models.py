@@ -121,8 +121,7 @@ class Models:
         inputs = TrainInputs(data, init.settings, self.recipe.experiment.seed, self.recipe.eval.nprobe, negatives,
                              doc_vectors=self._corpus(documents, collection) if documents else None,
                              faiss_gpu=self.compute.faiss_gpu, dev_score=self._dev_score(variant, init, documents))
-        key = self._training_key(strategy, variant, inputs, collection, init, documents, negatives_key,
-                                 holdout_fraction(self.recipe.data.dev))
+        key = self._training_key(strategy, variant, inputs, collection, init, documents, negatives_key)
         folder, meta, log = self._train_or_reuse(variant, strategy, key, inputs, init, documents)
         if self.db is not None and self.experiment is not None:
             from harness.store import write_training_log
@@ -151,13 +150,12 @@ class Models:
         return replace(data, query_ids=tuple(q for q in data.query_ids if q not in held))
 
     def _training_key(self, strategy: Strategy, variant: Variant, inputs: TrainInputs, collection: Collection,
-                      init: DenseModel, documents: DenseModel | None, negatives_key: str | None,
-                      holdout: float | None = None) -> str:
+                      init: DenseModel, documents: DenseModel | None, negatives_key: str | None) -> str:
         """Everything the trained model depends on; identities carry fingerprints, not folders."""
         parts: dict[str, Any] = {"kind": strategy.key_name or strategy.name, "params": variant.params.key_dict(),
                                  "init": init.identity, "data": collection.archive_digests,
                                  "train": collection.dataset_id, "seed": inputs.seed}
-        if holdout is not None:  # only then: keys of recipes without a holdout stay as they were
+        if (holdout := holdout_fraction(self.recipe.data.dev)) is not None:  # only then: other keys stay as they were
             parts["holdout"] = holdout
         if getattr(variant.params, "keep", "last") == "best":  # the weights kept depend on what scored them
             parts["kept_on"] = {"dev": self.recipe.data.dev, "metric": self.recipe.eval.metrics[0],

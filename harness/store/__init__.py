@@ -20,6 +20,7 @@ from harness.store.db import (
     run_metrics,
     run_results,
     write_run,
+    write_text_atomic,
     write_trec_run,
 )
 from harness.store.training import training_log, training_seeds, write_training_log
@@ -47,5 +48,5 @@ __all__ = [
     "environment", "find_run", "git_commit", "list_experiments", "list_runs", "migrate",
     "open_memory_store", "open_store", "open_store_readonly", "package_versions", "query_metrics", "run_metrics",
     "run_results", "schema_version", "sha256_text", "training_log", "training_seeds", "utc_now", "write_run",
-    "write_training_log", "write_trec_run",
+    "write_training_log", "write_text_atomic", "write_trec_run",
 ]

@@ -90,15 +90,18 @@ def _delete_run(db: Database, run: RunRecord) -> None:
         "SELECT id FROM runs WHERE experiment = ? AND variant = ? AND collection = ? "
         "AND index_factory = ? AND seed = ?",
         (run.experiment, run.variant, run.collection, run.index_factory, run.seed)).fetchone()
-    if old is None:
-        return
+    if old is not None:
+        _delete_run_id(db, old[0])
+
+
+def _delete_run_id(db: Database, run_id: int) -> None:
     # Explicit deletes, not only ON DELETE CASCADE: a connection opened without
     # open_store() has foreign keys off and would leave orphans.
     for table in _CHILD_TABLES:
-        db.conn.execute(f"DELETE FROM {table} WHERE run_id = ?", old)
+        db.conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
     # ON DELETE SET NULL by hand, for the same reason; write_run then links a successor.
-    db.conn.execute("UPDATE training_log SET run_id = NULL WHERE run_id = ?", old)
-    db.conn.execute("DELETE FROM runs WHERE id = ?", old)
+    db.conn.execute("UPDATE training_log SET run_id = NULL WHERE run_id = ?", (run_id,))
+    db.conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
 
 
 def drop_other_seeds(db: Database, experiment: str, keep: dict[str, set[int]]) -> int:
@@ -113,9 +116,7 @@ def drop_other_seeds(db: Database, experiment: str, keep: dict[str, set[int]]) -
                 f"SELECT id FROM runs WHERE experiment = ? AND variant = ? AND seed NOT IN ({marks})",
                 (experiment, variant, *sorted(seeds)))]
             for run_id in ids:
-                for table in _CHILD_TABLES:
-                    db.conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
-                db.conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+                _delete_run_id(db, run_id)
             db.conn.execute(f"DELETE FROM training_log WHERE experiment = ? AND variant = ? AND seed NOT IN ({marks})",
                             (experiment, variant, *sorted(seeds)))
             gone += len(ids)
@@ -293,15 +294,20 @@ def write_trec_run(results: dict[str, list[tuple[str, float]]], path: str | Path
         raise StoreError(f"TREC run tag {tag!r} must be one word without spaces")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Temp file in the same directory, so os.replace is an atomic rename, never a copy.
+    # repr keeps full precision: trec_eval re-sorts by score, so rounding could create ties
+    # and reorder documents.
+    return write_text_atomic(path, (f"{query_id} Q0 {doc_id} {rank} {float(score)!r} {tag}\n"
+                                    for query_id, ranked in results.items()
+                                    for rank, (doc_id, score) in enumerate(ranked, start=1)))
+
+
+def write_text_atomic(path: Path, chunks: Iterable[str]) -> Path:
+    """Write the text `chunks` to `path` whole or not at all: a temp file in the same folder (so
+    the rename is atomic, never a copy), renamed onto `path` once complete."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            for query_id, ranked in results.items():
-                for rank, (doc_id, score) in enumerate(ranked, start=1):
-                    # repr keeps full precision: trec_eval re-sorts by score, so rounding
-                    # could create ties and reorder documents.
-                    out.write(f"{query_id} Q0 {doc_id} {rank} {float(score)!r} {tag}\n")
+            out.writelines(chunks)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

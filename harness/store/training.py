@@ -56,10 +56,11 @@ def training_seeds(db: Database, experiment: str, variant: str) -> list[int | No
 def training_log(db: Database, experiment: str, variant: str, seed: int | None = None) -> list[dict[str, Any]]:
     """The stored log of a variant's model trained with `seed` (None: its lowest seed), in step
     order, with `extra` merged into each row."""
-    seeds = training_seeds(db, experiment, variant)
-    if not seeds:
-        return []
-    seed = seeds[0] if seed is None else seed
+    if seed is None:
+        seeds = training_seeds(db, experiment, variant)
+        if not seeds:
+            return []
+        seed = seeds[0]  # None for a log stored before v5: its experiment's one seed
     where = "WHERE experiment = ? AND variant = ?" + ("" if seed is None else " AND seed = ?")
     rows = db.execute(f"SELECT step, loss, lr, extra FROM training_log {where} ORDER BY step",
                       [experiment, variant, *([] if seed is None else [seed])]).fetchall()
