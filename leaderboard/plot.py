@@ -1,7 +1,9 @@
-"""PNG plots of stored results: training curves, metric bars with CIs, quality vs index size.
+"""Plots of stored results: training curves, metric bars with CIs, quality vs index size.
 
-matplotlib is imported inside the functions that draw (Agg backend, no display), so importing
-this module costs nothing; figures are `matplotlib.figure.Figure` objects, never pyplot state.
+`store_plots` draws every plot a selection of runs allows, as `matplotlib.figure.Figure`
+objects (never pyplot state); `plot_store` writes them as PNGs, and `drbench report` inlines
+them as SVG. matplotlib is imported inside the functions that draw (Agg backend, no display), so
+importing this module costs nothing.
 
 Example::
 
@@ -11,6 +13,7 @@ Example::
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +26,24 @@ from leaderboard.stats import bootstrap_ci
 _CURVE_KEYS = ("loss", "train_mrr@10")  # ADORE logs train_mrr@10 next to the loss
 
 
-def plot_store(db: Any, out_dir: Path, *, experiments: list[str] | None = None,
-               collection: str | None = None, metrics: list[str] | None = None,
-               bootstrap: int = 1000, seed: int = 42) -> tuple[list[Path], list[str]]:
-    """Write every plot the selected runs allow; return (written paths, why others were skipped)."""
+@dataclass(frozen=True)
+class Plot:
+    """One drawn figure: `what` it shows (training, metrics, size) for which experiment or
+    collection (`scope`), and the file stem `plot_store` names it by."""
+
+    what: str
+    scope: str
+    stem: str
+    figure: Any  # matplotlib.figure.Figure
+
+
+def store_plots(db: Any, *, experiments: list[str] | None = None, collection: str | None = None,
+                metrics: list[str] | None = None, bootstrap: int = 1000,
+                seed: int = 42) -> tuple[list[Plot], list[str]]:
+    """Every plot the selected runs allow; return (plots, why others were skipped)."""
     groups = select_systems(db, experiments, collection)
     chosen = common_metrics(groups, metrics)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
+    plots: list[Plot] = []
     skipped: list[str] = []
     for experiment in dict.fromkeys(s.experiment for systems in groups.values() for s in systems):
         variants = list(dict.fromkeys(s.variant for systems in groups.values() for s in systems
@@ -38,24 +51,40 @@ def plot_store(db: Any, out_dir: Path, *, experiments: list[str] | None = None,
         logs = {}
         for variant in variants:
             seeds = training_seeds(db, experiment, variant)
-            for seed in seeds:
-                label = variant if len(seeds) == 1 else f"{variant} (seed {seed})"
-                if rows := training_log(db, experiment, variant, seed):
+            for seed_ in seeds:
+                label = variant if len(seeds) == 1 else f"{variant} (seed {seed_})"
+                if rows := training_log(db, experiment, variant, seed_):
                     logs[label] = rows
         if logs:
-            written.append(training_curves(logs, out_dir / f"{_slug(experiment)}-training.png", experiment))
+            plots.append(Plot("training", experiment, f"{_slug(experiment)}-training",
+                              training_curves(logs, experiment)))
         else:
             skipped.append(f"{experiment}: no training log stored; skipped the training curves")
     for name, systems in groups.items():
         per_seed = {m: seed_scores(db, systems, m)[1] for m in chosen}
         values = {s.run_id: {m: per_seed[m][s.run_id] for m in chosen} for s in systems}
-        written.append(metric_bars(systems, values, chosen, out_dir / f"{_slug(name)}-metrics.png",
-                                   name, bootstrap, seed))
+        plots.append(Plot("metrics", name, f"{_slug(name)}-metrics",
+                          metric_bars(systems, values, chosen, name, bootstrap, seed)))
         sized = [s for s in systems if "bytes_per_doc" in s.index_stats]
         if len({s.index for s in sized}) < 2:
             skipped.append(f"{name}: runs with fewer than two indexes; skipped quality vs bytes per document")
         else:
-            written.append(quality_vs_bytes(sized, chosen, out_dir / f"{_slug(name)}-size.png", name))
+            plots.append(Plot("size", name, f"{_slug(name)}-size", quality_vs_bytes(sized, chosen, name)))
+    return plots, skipped
+
+
+def plot_store(db: Any, out_dir: Path, *, experiments: list[str] | None = None,
+               collection: str | None = None, metrics: list[str] | None = None,
+               bootstrap: int = 1000, seed: int = 42) -> tuple[list[Path], list[str]]:
+    """Write every plot the selected runs allow as PNG; return (written paths, why others were skipped)."""
+    plots, skipped = store_plots(db, experiments=experiments, collection=collection, metrics=metrics,
+                                 bootstrap=bootstrap, seed=seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for plot in plots:
+        path = out_dir / f"{plot.stem}.png"
+        plot.figure.savefig(path, dpi=100)
+        written.append(path)
     return written, skipped
 
 
@@ -69,7 +98,7 @@ def _figure(rows: int = 1, cols: int = 1, size: tuple[float, float] = (7.0, 4.0)
     return figure, figure.subplots(rows, cols, squeeze=False)
 
 
-def training_curves(logs: dict[str, list[dict[str, Any]]], path: Path, title: str) -> Path:
+def training_curves(logs: dict[str, list[dict[str, Any]]], title: str) -> Any:
     """Loss (and ADORE's train_mrr@10, and the dev scores of `eval_every`, where logged) against
     optimizer step, one line per variant."""
     logged = dict.fromkeys(k for rows in logs.values() for row in rows for k in row if k.startswith("dev_"))
@@ -87,12 +116,11 @@ def training_curves(logs: dict[str, list[dict[str, Any]]], path: Path, title: st
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
     figure.suptitle(f"{title}: training")
-    figure.savefig(path, dpi=100)
-    return path
+    return figure
 
 
 def metric_bars(systems: list[System], values: dict[int, dict[str, list[np.ndarray]]], metrics: list[str],
-                path: Path, title: str, bootstrap: int = 1000, seed: int = 42) -> Path:
+                title: str, bootstrap: int = 1000, seed: int = 42) -> Any:
     """Grouped bars: one group per metric, one bar per system, 95% bootstrap CI of the mean.
 
     `values[run_id][metric]` holds one per-query array per seed of the system: the bar is the mean
@@ -122,11 +150,10 @@ def metric_bars(systems: list[System], values: dict[int, dict[str, list[np.ndarr
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize="small", ncols=min(len(systems), 4))
-    figure.savefig(path, dpi=100)
-    return path
+    return figure
 
 
-def quality_vs_bytes(systems: list[System], metrics: list[str], path: Path, title: str) -> Path:
+def quality_vs_bytes(systems: list[System], metrics: list[str], title: str) -> Any:
     """Each metric against bytes per document (log scale), one line per variant across its indexes."""
     figure, axes = _figure(1, len(metrics), (5.0 * len(metrics), 4.0))
     lines: dict[tuple[str, str], list[System]] = {}
@@ -146,8 +173,7 @@ def quality_vs_bytes(systems: list[System], metrics: list[str], path: Path, titl
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
     figure.suptitle(f"{title}: quality vs index size")
-    figure.savefig(path, dpi=100)
-    return path
+    return figure
 
 
 def _slug(name: str) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import typer
 
-from harness.cli import browse, cache, judge, recipes, serve
+from harness.cli import browse, cache, judge, recipes, report, serve
 
 # Names are the documented interface (README, .ci/run); `--help` lists them in this order.
 COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
@@ -24,6 +24,7 @@ COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
     ("compare", judge.compare),
     ("plot", judge.plot),
     ("check", judge.check),
+    ("report", report.report),
     ("serve", serve.serve),
 )
 # Command groups (`drbench cache ls`), listed after the commands.

@@ -17,6 +17,7 @@ from harness.store.db import (
     list_experiments,
     list_runs,
     query_metrics,
+    ranks_of,
     run_metrics,
     run_results,
     write_run,

@@ -252,14 +252,24 @@ def query_metrics(db: Database, run_id: int, metric: str) -> dict[str, float]:
     return dict(rows)
 
 
-def run_results(db: Database, run_id: int) -> dict[str, list[tuple[str, float]]]:
-    """A run's rankings: {query_id: [(doc_id, score)]} in rank order."""
+def run_results(db: Database, run_id: int, depth: int | None = None) -> dict[str, list[tuple[str, float]]]:
+    """A run's rankings: {query_id: [(doc_id, score)]} in rank order (the top `depth` only if given)."""
     out: dict[str, list[tuple[str, float]]] = {}
     for query_id, doc_id, score in db.conn.execute(
-            "SELECT query_id, doc_id, score FROM results WHERE run_id = ? "
-            "ORDER BY query_id, rank", (run_id,)):
+            "SELECT query_id, doc_id, score FROM results WHERE run_id = ? AND rank <= ? "
+            "ORDER BY query_id, rank", (run_id, depth if depth is not None else 2**62)):
         out.setdefault(query_id, []).append((doc_id, score))
     return out
+
+
+def ranks_of(db: Database, run_id: int, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """The rank a run gives each (query_id, doc_id) of `pairs` it ranked: {(query, doc): rank};
+    pairs it did not rank (beyond its stored depth) are absent."""
+    wanted = json.dumps([f"{query_id}\x00{doc_id}" for query_id, doc_id in pairs])
+    return {(query_id, doc_id): rank for query_id, doc_id, rank in db.conn.execute(
+        "SELECT query_id, doc_id, rank FROM results WHERE run_id = ? AND query_id IN "
+        "(SELECT substr(value, 1, instr(value, char(0)) - 1) FROM json_each(?)) "
+        "AND query_id || char(0) || doc_id IN (SELECT value FROM json_each(?))", (run_id, wanted, wanted))}
 
 
 def find_run(db: Database, variant: str, collection: str, index_factory: str | None = None,
@@ -301,6 +311,12 @@ def write_trec_run(results: dict[str, list[tuple[str, float]]], path: str | Path
                                     for rank, (doc_id, score) in enumerate(ranked, start=1)))
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_text_atomic(path: Path, chunks: Iterable[str]) -> Path:
     """Write the text `chunks` to `path` whole or not at all: a temp file in the same folder (so
     the rename is atomic, never a copy), renamed onto `path` once complete."""
@@ -308,6 +324,7 @@ def write_text_atomic(path: Path, chunks: Iterable[str]) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.writelines(chunks)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide a shared report or run file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
