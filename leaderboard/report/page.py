@@ -118,8 +118,8 @@ def _board(board: Board) -> str:
                       if cell.marker else "")
             cells.append(f"<td{attrs}>{escape(cell.text)}{marker}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return (f'<table class="sortable leaderboard">'
-            f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+    return (f'<div class="scroll"><table class="sortable leaderboard">'
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
 
 
 def _comparisons(comparisons: list[Comparison]) -> str:
@@ -135,8 +135,8 @@ def _comparisons(comparisons: list[Comparison]) -> str:
         rows.append("<tr>" + "".join(f'<td data-sort="{escape(str(s))}">{escape(t)}</td>' for t, s in cells)
                     + f'<td data-sort="{escape(c.marker)}">{sig}</td></tr>')
     header = "".join(f"<th>{h}</th>" for h in head)
-    return (f'<table class="sortable compare"><thead><tr>{header}</tr></thead>'
-            f"<tbody>{''.join(rows)}</tbody></table>")
+    return (f'<div class="scroll"><table class="sortable compare"><thead><tr>{header}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table></div>")
 
 
 def _matrix(pairs: CompareResult, metric: str) -> str:
@@ -160,8 +160,8 @@ def _matrix(pairs: CompareResult, metric: str) -> str:
             tds.append(f'<td class="{kind}" title="{escape(title)}">{mark}</td>')
         rows.append(f"<tr><th>{escape(row)}</th>{''.join(tds)}</tr>")
     header = "".join(f"<th>{escape(label)}</th>" for label in labels)
-    return (f'<table class="matrix" data-metric="{escape(metric)}"><caption>{escape(metric)}</caption>'
-            f"<thead><tr><th></th>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+    return (f'<div class="scroll"><table class="matrix" data-metric="{escape(metric)}"><caption>{escape(metric)}'
+            f"</caption><thead><tr><th></th>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
 
 
 def _drill(section: CollectionReport) -> str:

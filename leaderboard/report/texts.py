@@ -44,22 +44,24 @@ def read_texts(collection: str, query_ids: Iterable[str], doc_ids: Iterable[str]
     """The texts and labels of `query_ids`, the titles of `doc_ids` and of every document judged
     relevant to one of the queries, in `collection` (see the module docstring)."""
     from harness.data.availability import ensure_available
+    from harness.data.collection import quiet_ir_datasets
 
     name = dataset_id(collection)
     wanted_queries, wanted_docs = set(query_ids), set(doc_ids)
     try:
-        ensure_available(name, mirror)
-        import ir_datasets
+        with quiet_ir_datasets():
+            ensure_available(name, mirror)
+            import ir_datasets
 
-        dataset = ir_datasets.load(name)
-        queries = {q.query_id: _query_text(q) for q in dataset.queries_iter() if q.query_id in wanted_queries}
-        qrels: dict[str, dict[str, int]] = {}
-        for qrel in dataset.qrels_iter():
-            if qrel.query_id in wanted_queries:
-                qrels.setdefault(qrel.query_id, {})[qrel.doc_id] = int(qrel.relevance)
-        wanted_docs |= {d for judged in qrels.values() for d, grade in judged.items() if grade > 0}
-        docs = dataset.docs_store().get_many(sorted(wanted_docs))
-        titles = {doc_id: _title(doc) for doc_id, doc in docs.items()}
+            dataset = ir_datasets.load(name)
+            queries = {q.query_id: _query_text(q) for q in dataset.queries_iter() if q.query_id in wanted_queries}
+            qrels: dict[str, dict[str, int]] = {}
+            for qrel in dataset.qrels_iter():
+                if qrel.query_id in wanted_queries:
+                    qrels.setdefault(qrel.query_id, {})[qrel.doc_id] = int(qrel.relevance)
+            wanted_docs |= {d for judged in qrels.values() for d, grade in judged.items() if grade > 0}
+            docs = dataset.docs_store().get_many(sorted(wanted_docs))
+            titles = {doc_id: _title(doc) for doc_id, doc in docs.items()}
     except (DrbenchError, KeyError, OSError) as exc:
         return Texts(missing=f"texts and labels of {name} could not be read here ({exc}); pass --mirror "
                              "or set IR_DATASETS_HOME to where the collection is")
