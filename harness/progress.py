@@ -3,7 +3,8 @@
 Without a terminal (output going to a log file, in CI, under a cluster scheduler) rich would
 draw its bars only at the end, so each stage prints a line when it starts, a line with done/total,
 rate and time left every `PLAIN_INTERVAL` seconds or 10% (whichever comes first), and a line
-when it ends. The rate is one figure throughout: items done over the time since the stage began.
+when it ends. The rate is one figure throughout, on a terminal too: items done over the time since
+the stage began.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class StageProgress:
         self._progress = None if self._plain else Progress(
             SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TaskProgressColumn(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
-            TimeRemainingColumn(), console=console, transient=False)
+            TimeRemainingColumn(), console=console, transient=False, get_time=clock)
 
     def __enter__(self) -> StageProgress:
         if self._progress is not None:
@@ -73,7 +74,10 @@ class StageProgress:
 
         def advance(n: int, note: str = "") -> None:
             progress.advance(task_id, n)
-            speed = progress.tasks[task_id].speed
+            task = progress.tasks[task_id]
+            # The rate since the stage began, the figure the plain lines and the closing log line give
+            # (rich's own `speed` is a moving window, which disagreed with them).
+            speed = task.completed / task.elapsed if task.elapsed else None
             progress.update(task_id, rate=" ".join(x for x in (note, _rate(speed, unit) if speed else "") if x))
 
         yield advance

@@ -103,12 +103,19 @@ def store_path(recipe: Recipe, options: RunOptions) -> Path:
     return Path(options.store or recipe.experiment.store)
 
 
+def _log_console() -> Console:
+    """stderr: rich bars on a terminal; in a log file (CI, a cluster job) one unwrapped line per
+    message, without the source file and line rich adds for a terminal."""
+    console = Console(stderr=True)
+    return console if console.is_terminal else Console(stderr=True, log_path=False, soft_wrap=True)
+
+
 def run_recipe(recipe: Recipe, options: RunOptions = RunOptions(),
                console: Console | None = None) -> list[Outcome]:
     """Run every variant of `recipe` on every evaluation collection and index (as one rank of
     several when torchrun started this process)."""
     world = World.from_env()
-    console = (console or Console(stderr=True)) if world.main else Console(quiet=True)
+    console = (console or _log_console()) if world.main else Console(quiet=True)
     check_resources(recipe)
     compute = _compute(recipe, options, console, world)
     world = world.join(compute.device)
