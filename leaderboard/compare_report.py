@@ -12,6 +12,7 @@ import json
 from dataclasses import asdict
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from leaderboard.compare import CompareResult, Comparison, Group
@@ -51,7 +52,8 @@ def _value(result: CompareResult, group: Group, label: str, run_id: int, metric:
 
 
 def _summary_table(result: CompareResult, group: Group) -> Table:
-    table = Table(title=f"{group.collection}  ({group.n_queries} queries)", title_justify="left")
+    # escape: names hold brackets (`star[lr=2e-05]`, `train[holdout:0.1]`) that rich takes for markup
+    table = Table(title=f"{escape(group.collection)}  ({group.n_queries} queries)", title_justify="left")
     table.add_column("", style="dim")
     table.add_column("system", style="bold")
     seeds = result.several_seeds
@@ -61,7 +63,7 @@ def _summary_table(result: CompareResult, group: Group) -> Table:
         table.add_column(metric, justify="left")
     best = {m: max(group.means[s.run_id][m] for s in group.systems) for m in result.metrics}
     for system in group.systems:
-        cells = [group.keys[system.run_id], system.label] + ([str(len(system.seeds) or 1)] if seeds else [])
+        cells = [group.keys[system.run_id], escape(system.label)] + ([str(len(system.seeds) or 1)] if seeds else [])
         for metric in result.metrics:
             value, beats = _value(result, group, system.label, system.run_id, metric)
             text = f"{value:.4f}{''.join(beats).translate(_SUPERSCRIPT)}"
@@ -80,7 +82,8 @@ def _detail_table(rows: list[Comparison], floor: float, seeds: bool = False) -> 
     for c in rows:
         colour = "green" if c.marker == "▲" else "red" if c.marker == "▼" else None
         marker = f"[{colour}]{c.marker}[/{colour}]" if colour else ""
-        table.add_row(c.metric, c.system, c.reference, f"{c.diff:+.4f}", f"[{c.ci_low:+.4f}, {c.ci_high:+.4f}]",
+        table.add_row(c.metric, escape(c.system), escape(c.reference), f"{c.diff:+.4f}",
+                      escape(f"[{c.ci_low:+.4f}, {c.ci_high:+.4f}]"),
                       f"{c.wins}/{c.ties}/{c.losses}", *([c.agreement] if seeds else []), _p(c.p_value, floor),
                       _p(c.p_adjusted, floor), marker)
     return table

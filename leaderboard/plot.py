@@ -35,6 +35,7 @@ class Plot:
     scope: str
     stem: str
     figure: Any  # matplotlib.figure.Figure
+    caption: str = ""  # what it shows, in words (the report prints it under the figure)
 
 
 def store_plots(db: Any, *, experiments: list[str] | None = None, collection: str | None = None,
@@ -48,28 +49,32 @@ def store_plots(db: Any, *, experiments: list[str] | None = None, collection: st
     for experiment in dict.fromkeys(s.experiment for systems in groups.values() for s in systems):
         variants = list(dict.fromkeys(s.variant for systems in groups.values() for s in systems
                                       if s.experiment == experiment))
-        logs = {}
+        logs: dict[str, dict[int | None, list[dict[str, Any]]]] = {}
         for variant in variants:
-            seeds = training_seeds(db, experiment, variant)
-            for seed_ in seeds:
-                label = variant if len(seeds) == 1 else f"{variant} (seed {seed_})"
+            for seed_ in training_seeds(db, experiment, variant):
                 if rows := training_log(db, experiment, variant, seed_):
-                    logs[label] = rows
+                    logs.setdefault(variant, {})[seed_] = rows
         if logs:
+            keys = curve_keys(logs)
             plots.append(Plot("training", experiment, f"{_slug(experiment)}-training",
-                              training_curves(logs, experiment)))
+                              training_curves(logs, experiment),
+                              f"{experiment}: {', '.join(keys)} by optimizer step (train_ keys: on the training "
+                              "batches; dev_ keys: on the dev split), one line per variant and seed"))
         else:
             skipped.append(f"{experiment}: no training log stored; skipped the training curves")
     for name, systems in groups.items():
         per_seed = {m: seed_scores(db, systems, m)[1] for m in chosen}
         values = {s.run_id: {m: per_seed[m][s.run_id] for m in chosen} for s in systems}
+        dots = "; dots: one seed's mean" if any(len(s.seeds) > 1 for s in systems) else ""
         plots.append(Plot("metrics", name, f"{_slug(name)}-metrics",
-                          metric_bars(systems, values, chosen, name, bootstrap, seed)))
+                          metric_bars(systems, values, chosen, name, bootstrap, seed),
+                          f"{name}: mean per metric with 95% bootstrap CIs (queries resampled){dots}"))
         sized = [s for s in systems if "bytes_per_doc" in s.index_stats]
         if len({s.index for s in sized}) < 2:
             skipped.append(f"{name}: runs with fewer than two indexes; skipped quality vs bytes per document")
         else:
-            plots.append(Plot("size", name, f"{_slug(name)}-size", quality_vs_bytes(sized, chosen, name)))
+            plots.append(Plot("size", name, f"{_slug(name)}-size", quality_vs_bytes(sized, chosen, name),
+                              f"{name}: quality against bytes per document, one line per variant"))
     return plots, skipped
 
 
@@ -98,23 +103,40 @@ def _figure(rows: int = 1, cols: int = 1, size: tuple[float, float] = (7.0, 4.0)
     return figure, figure.subplots(rows, cols, squeeze=False)
 
 
-def training_curves(logs: dict[str, list[dict[str, Any]]], title: str) -> Any:
-    """Loss (and ADORE's train_mrr@10, and the dev scores of `eval_every`, where logged) against
-    optimizer step, one line per variant."""
-    logged = dict.fromkeys(k for rows in logs.values() for row in rows for k in row if k.startswith("dev_"))
-    keys = [k for k in (*_CURVE_KEYS, *logged) if any(row.get(k) is not None for rows in logs.values() for row in rows)]
-    figure, axes = _figure(1, len(keys), (5.5 * len(keys), 4.0))
+def curve_keys(logs: dict[str, dict[int | None, list[dict[str, Any]]]]) -> list[str]:
+    """The logged quantities a training plot shows: the loss, ADORE's train_mrr@10, and the dev
+    scores of `eval_every`, where any run logged them."""
+    rows = [row for seeds in logs.values() for runs in seeds.values() for row in runs]
+    logged = dict.fromkeys(k for row in rows for k in row if k.startswith("dev_"))
+    return [k for k in (*_CURVE_KEYS, *logged) if any(row.get(k) is not None for row in rows)]
+
+
+def training_curves(logs: dict[str, dict[int | None, list[dict[str, Any]]]], title: str) -> Any:
+    """`curve_keys` against optimizer step: one colour per variant, one line per seed, and one
+    legend entry per variant, beside the panels (a legend inside hid the curves)."""
+    keys = curve_keys(logs)
+    figure, axes = _figure(1, len(keys), (4.5 * len(keys) + 2.0, 4.0))
+    colours = [f"C{i % 10}" for i in range(len(logs))]
     for ax, key in zip(axes[0], keys):
-        for variant, rows in logs.items():
-            points = [(row["step"], row[key]) for row in rows if row.get(key) is not None]
-            if points:
-                steps, values = zip(*points)
-                ax.plot(steps, values, marker="." if len(points) < 50 else None, label=variant)
+        for colour, (variant, seeds) in zip(colours, logs.items()):
+            for n, rows in enumerate(seeds.values()):
+                points = [(row["step"], row[key]) for row in rows if row.get(key) is not None]
+                if points:
+                    steps, values = zip(*points)
+                    label = None if n else (variant if len(seeds) == 1 else f"{variant} ({len(seeds)} seeds)")
+                    ax.plot(steps, values, marker="." if len(points) < 50 else None, color=colour,
+                            alpha=0.85, label=label)
         ax.set_xlabel("step")
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    for ax in axes[0][1:]:  # a variant missing from the first panel (no loss logged) still gets an entry
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
+    figure.legend(handles, labels, loc="outside right upper", fontsize="small")
     figure.suptitle(f"{title}: training")
     return figure
 

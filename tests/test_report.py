@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.cli import app
-from harness.store import open_store
+from harness.store import ExperimentRecord, RunRecord, open_store, write_run
 from test_pipeline import EndToEnd, end_to_end
 
 runner = CliRunner()
@@ -110,6 +110,16 @@ def test_report_drill_down_covers_the_queries_with_titles_and_labels(report: Pat
     # Cranfield documents have titles, and labels mark the judged documents of the top 10.
     assert all(doc in data["titles"] for top in query["top"] for doc, _, _ in top)
     assert query["judged"] and all(grade > 0 for _, grade, _ in query["judged"])
+    # Every judged document in a system's top 10 has that rank in the judged table.
+    seen = 0
+    for q in data["queries"]:
+        for doc, _, ranks in q["judged"]:
+            for s, top in enumerate(q["top"]):
+                ids = [d for d, _, _ in top]
+                if doc in ids:
+                    assert ranks[s] == ids.index(doc) + 1
+                    seen += 1
+    assert seen
 
 
 def test_report_errors_are_one_line(e2e: EndToEnd, tmp_path: Path) -> None:
@@ -123,9 +133,12 @@ def test_report_errors_are_one_line(e2e: EndToEnd, tmp_path: Path) -> None:
         (["--store", str(e2e.store), "-o", str(tmp_path / "no" / "such" / "r.html")], "does not exist"),
         (["--store", str(e2e.store), "-o", str(tmp_path)], "is a folder"),
         (["--store", str(e2e.store), "-o", "/proc/drbench-report.html"], "cannot write"),
+        (["--store", str(e2e.store), "-o", str(e2e.store)], "the results store itself"),
+        (["--store", str(e2e.store), "-o", "/dev/null"], "not a regular file"),
     ]
     for args, fragment in cases:
         result = runner.invoke(app, ["report", "-o", str(tmp_path / "r.html"), *args])
+        assert e2e.store.read_bytes()[:16] == b"SQLite format 3\x00"  # never overwritten
         assert result.exit_code == 2, (args, result.output)
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error:") and fragment in lines[0], (args, result.output)
@@ -221,5 +234,59 @@ def test_report_in_a_real_browser(report: Path, tmp_path: Path) -> None:
             assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
             assert not errors, errors
             assert requests == [report.as_uri()], requests  # nothing but the file itself
+        finally:
+            browser.close()
+
+
+NASTY = 'x<!--<script>"&'  # a name that would end or swallow the page's inline script if not escaped
+
+
+@pytest.fixture(scope="module")
+def nasty_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two systems on a collection ir_datasets does not know (so no texts), one with a hostile name."""
+    folder = tmp_path_factory.mktemp("nasty")
+    db = open_store(folder / "results.db")
+    experiment = ExperimentRecord(name="odd", recipe_path=None, recipe_text='[eval]\nmetrics = ["ndcg@10"]\n',
+                                  recipe_hash="h", git_commit=None, git_dirty=False, packages={}, python="3.11",
+                                  platform="test", seed=13, started_at="t")
+    for variant, values in (("bm25", (0.2, 0.5)), (NASTY, (0.4, 0.1))):
+        write_run(db, experiment, RunRecord(
+            experiment="odd", variant=variant, kind="bm25" if variant == "bm25" else "zero-shot",
+            collection="toy/not-in-ir-datasets", index_factory="bm25" if variant == "bm25" else "Flat",
+            run_key="k", model=None, depth=3, n_docs=3, started_at="t", finished_at="t", seed=13,
+            metrics={"ndcg@10": sum(values) / 2}, query_metrics={"ndcg@10": {"q1": values[0], "q2": values[1]}},
+            results={q: [("d1", 3.0), ("d2", 2.0), ("d3", 1.0)] for q in ("q1", "q2")}))
+    db.close()
+    path = folder / "report.html"
+    result = runner.invoke(app, ["report", "--store", str(folder / "results.db"), "-o", str(path)])
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def test_report_without_texts_says_why_and_keeps_ids(nasty_report: Path) -> None:
+    text = nasty_report.read_text(encoding="utf-8")
+    data = json.loads(re.search(r'<script type="application/json">(.*?)</script>', text, re.S).group(1))
+    assert data["missing"] and "toy/not-in-ir-datasets" in data["missing"] and not data["judged"]
+    assert data["systems"] == ["bm25", NASTY] and data["queries"][0]["top"][0][0][0] == "d1"
+    assert "<!--" not in text.split("<body>", 1)[1]  # the name is escaped everywhere, JSON included
+
+
+def test_report_with_hostile_names_still_works_in_a_browser(nasty_report: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(nasty_report.as_uri())
+            assert page.locator("section.provenance").count() == 1  # the page after the script survived
+            assert NASTY in page.locator("table.leaderboard").inner_text()
+            page.locator(".drill select").select_option(index=1)
+            assert page.locator(".drill-out .ranking").count() == 2
+            assert NASTY in page.locator(".drill-out").inner_text()
+            assert not errors, errors
         finally:
             browser.close()

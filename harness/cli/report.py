@@ -45,7 +45,7 @@ def report(store: str | None = StoreOpt,
 
     target = output.resolve()
     try:
-        _check_writable(target)
+        _check_writable(target, Path(store or "drbench.db"))
         settings = CompareSettings(test=test.value, correction=correction.value, alpha=alpha,
                                    bootstrap=bootstrap, seed=seed)
         db = open_results(store)
@@ -62,8 +62,12 @@ def report(store: str | None = StoreOpt,
               f"{len(built.experiments)} experiment(s)", highlight=False)
 
 
-def _check_writable(target: Path) -> None:
-    """Fail before any work on an -o that cannot be written."""
+def _check_writable(target: Path, store: Path) -> None:
+    """Fail before any work on an -o that cannot be written, or must not be replaced."""
+    if target.exists() and store.exists() and target.samefile(store):
+        raise DrbenchError(f"-o {target} is the results store itself; pass -o another file, e.g. report.html")
+    if target.exists() and not target.is_file() and not target.is_dir():
+        raise DrbenchError(f"-o {target} is not a regular file (a device, a pipe); pass -o a file to write")
     if target.is_dir():
         raise DrbenchError(f"-o {target} is a folder; pass a file name such as {target / 'report.html'}")
     if not target.parent.is_dir():

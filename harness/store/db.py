@@ -265,11 +265,11 @@ def run_results(db: Database, run_id: int, depth: int | None = None) -> dict[str
 def ranks_of(db: Database, run_id: int, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
     """The rank a run gives each (query_id, doc_id) of `pairs` it ranked: {(query, doc): rank};
     pairs it did not rank (beyond its stored depth) are absent."""
-    wanted = json.dumps([f"{query_id}\x00{doc_id}" for query_id, doc_id in pairs])
+    wanted = json.dumps([[query_id, doc_id] for query_id, doc_id in pairs])
     return {(query_id, doc_id): rank for query_id, doc_id, rank in db.conn.execute(
-        "SELECT query_id, doc_id, rank FROM results WHERE run_id = ? AND query_id IN "
-        "(SELECT substr(value, 1, instr(value, char(0)) - 1) FROM json_each(?)) "
-        "AND query_id || char(0) || doc_id IN (SELECT value FROM json_each(?))", (run_id, wanted, wanted))}
+        "SELECT r.query_id, r.doc_id, r.rank FROM "
+        "(SELECT json_extract(value, '$[0]') AS q, json_extract(value, '$[1]') AS d FROM json_each(?)) AS w "
+        "JOIN results AS r ON r.run_id = ? AND r.query_id = w.q AND r.doc_id = w.d", (wanted, run_id))}
 
 
 def find_run(db: Database, variant: str, collection: str, index_factory: str | None = None,

@@ -60,7 +60,7 @@ def board(collection: str, rows: list[LeaderboardRow], labels: dict[int, str],
                       marks.get(m)) for m in metrics),
             _seconds(row.timings.get("train")),
             _seconds(sum(row.timings.get(k, 0.0) for k in EVAL_STAGES) if row.timings else None),
-            Cell(_precision(row), _precision(row)),
+            Cell(_precision(row), None if row.ran_on["precision"] is None else _precision(row)),
             _bytes(row),
         ))
     return Board(collection, columns, tuple(body))

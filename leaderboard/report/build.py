@@ -75,11 +75,18 @@ def build_report(db: Any, store: str, options: ReportOptions) -> Report:
         raise CompareError(f"unknown baseline {options.baseline!r}; stored variants: {', '.join(names)}")
     rows = [r for r in leaderboard_rows(db, collection=options.collection)
             if experiments is None or r.experiment in experiments]
-    plots, skipped = store_plots(db, experiments=experiments, collection=options.collection,
-                                 bootstrap=options.settings.bootstrap, seed=options.settings.seed)
-    figures = {(p.what, p.scope): _svg(p.figure) for p in plots}
+    figures: dict[tuple[str, str], tuple[str, str]] = {}
+    skipped: list[str] = []
     sections = []
-    for name, systems in groups.items():
+    for name in groups:
+        # Per collection, as `compare -c` selects: the same labels, each collection's own metrics.
+        systems = select_systems(db, experiments, name)[name]
+        plots, missed = store_plots(db, experiments=experiments, collection=name,
+                                    bootstrap=options.settings.bootstrap, seed=options.settings.seed)
+        for plot in plots:
+            if (plot.what, plot.scope) not in figures:  # an experiment's training curves come once
+                figures[(plot.what, plot.scope)] = (plot.caption, _svg(plot.figure))
+        skipped += [m for m in missed if m not in skipped]
         kinds = {r.run_ids[0]: r.kind for r in rows if r.collection == name and r.run_ids}
         sections.append(_collection(db, name, systems, [r for r in rows if r.collection == name], kinds,
                                     options, figures, experiments))
@@ -88,14 +95,13 @@ def build_report(db: Any, store: str, options: ReportOptions) -> Report:
         runs = [r for r in runs if r["experiment"] in experiments]
     if options.collection:
         runs = [r for r in runs if r["collection"] == options.collection]
-    records = [ExperimentReport(p, [(f"{p.experiment}: training loss and dev scores by step", figures[key])]
-                                if (key := ("training", p.experiment)) in figures else [])
+    records = [ExperimentReport(p, [figures[key]] if (key := ("training", p.experiment)) in figures else [])
                for p in provenance(list_experiments(db), runs)]
     return Report(store, utc_now(), options, sections, records, skipped)
 
 
 def _collection(db: Any, name: str, systems: list[System], rows: list[Any], kinds: dict[int, str],
-                options: ReportOptions, figures: dict[tuple[str, str], str],
+                options: ReportOptions, figures: dict[tuple[str, str], tuple[str, str]],
                 experiments: list[str] | None) -> CollectionReport:
     metrics = common_metrics({name: systems}, None)
     scores = {}
@@ -107,15 +113,15 @@ def _collection(db: Any, name: str, systems: list[System], rows: list[Any], kind
     labels = {rid: s.label for s in systems for rid in s.run_ids or (s.run_id,)}
     settings = options.settings
     baseline, versus, note = _baseline(systems, kinds, options.baseline), None, ""
-    if baseline is not None and len(systems) > 1:
+    if baseline is not None and not any(s.matches(baseline) for s in systems):
+        note = f"the baseline {baseline} has no run on {name}"
+    elif baseline is not None and len(systems) > 1:
         try:
             versus = compare_runs(db, _with(settings, baseline, metrics), experiments=experiments, collection=name)
         except CompareError as exc:
             note = str(exc)
     pairs = compare_runs(db, _with(settings, None, metrics), experiments=experiments, collection=name)
-    plots = [(caption, figures[(what, name)]) for what, caption in (
-        ("metrics", "mean per metric with 95% bootstrap CIs; dots: one seed's mean"),
-        ("size", "quality against bytes per document")) if (what, name) in figures]
+    plots = [figures[(what, name)] for what in ("metrics", "size") if (what, name) in figures]
     drill = drill_down(db, systems, scores, lambda qs, ds: read_texts(name, qs, ds, options.mirror), options.queries)
     return CollectionReport(name, len(scores[metrics[0]][0]), metrics, board(name, rows, labels, cis, versus),
                             baseline, versus, pairs, plots, drill, note)

@@ -5,6 +5,7 @@ the page as JSON and the script renders the query picked."""
 from __future__ import annotations
 
 import json
+import shlex
 from html import escape
 from importlib.resources import files
 from typing import Any
@@ -60,7 +61,9 @@ def _collection(section: CollectionReport) -> str:
                  "resampled) and its test against the baseline.</p>")
     if versus is not None:
         parts.append(f'<p class="legend">▲/▼: significantly better/worse than the baseline '
-                     f"<b>{escape(_baseline_label(section))}</b>: {escape(_tests(versus))}.</p>")
+                     f"<b>{escape(_baseline_label(section))}</b>: {escape(_tests(versus))} (the numbers of "
+                     f"<code>drbench compare -c {escape(shlex.quote(section.name))} -b "
+                     f"{escape(shlex.quote(section.baseline or ''))}</code>).</p>")
     elif section.note:
         parts.append(f'<p class="legend warn">no baseline comparison: {escape(section.note)}</p>')
     if versus is not None and versus.comparisons:
@@ -134,7 +137,7 @@ def _comparisons(comparisons: list[Comparison]) -> str:
                  (c.agreement, c.seeds_agree)]
         rows.append("<tr>" + "".join(f'<td data-sort="{escape(str(s))}">{escape(t)}</td>' for t, s in cells)
                     + f'<td data-sort="{escape(c.marker)}">{sig}</td></tr>')
-    header = "".join(f"<th>{h}</th>" for h in head)
+    header = "".join(f'<th class="{"text" if h in ("system", "metric") else "num"}">{h}</th>' for h in head)
     return (f'<div class="scroll"><table class="sortable compare"><thead><tr>{header}</tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table></div>")
 
@@ -170,7 +173,10 @@ def _drill(section: CollectionReport) -> str:
                f"the {drill['covered']:,} of {drill['total']:,} queries where the systems differ most on "
                f"{drill['metrics'][0]} (drbench report --queries N to change)")
     note = (f'<p class="legend warn">{escape(drill["missing"])}</p>' if drill.get("missing") else "")
-    data = json.dumps(drill, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
+    # Inside <script> the HTML parser still sees "</script>" and "<!--": no "<", ">" or "&" may
+    # appear raw in the JSON (\u escapes are the same JSON).
+    data = (json.dumps(drill, ensure_ascii=False, separators=(",", ":"))
+            .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
     return (f'<div class="drill" data-collection="{escape(section.name)}"><h3>Per query</h3>'
             f'<p class="legend">Pick a query to see every system\'s top {drill["top"]} (relevance label, title, '
             f"[doc id, score]) and its per-query metrics. Covers {escape(covered)}, widest spread first; a system "
@@ -199,9 +205,11 @@ def _experiment(experiment: ExperimentReport) -> str:
             f"<h2>{escape(p.experiment)}: provenance</h2>"
             f'<p>Reproduce:</p><pre class="command">{escape(p.command)}</pre>'
             f'<table class="facts">{rows}</table>'
-            f"<h3>Packages</h3><table><thead><tr><th>package</th><th>version</th></tr></thead><tbody>{packages}"
+            '<h3>Packages</h3><table><thead><tr><th class="text">package</th><th class="text">version</th></tr></thead>'
+            f"<tbody>{packages}"
             "</tbody></table>"
-            f"<h3>Data archives</h3><table><thead><tr><th>archive</th><th>sha256</th></tr></thead><tbody>{archives}"
+            '<h3>Data archives</h3><table><thead><tr><th class="text">archive</th><th class="text">sha256</th></tr>'
+            f"</thead><tbody>{archives}"
             "</tbody></table>"
             f"{figures}"
             f"<details><summary>recipe text</summary><pre>{escape(p.recipe_text or '(not stored)')}</pre></details>"

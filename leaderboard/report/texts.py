@@ -63,8 +63,7 @@ def read_texts(collection: str, query_ids: Iterable[str], doc_ids: Iterable[str]
             docs = dataset.docs_store().get_many(sorted(wanted_docs))
             titles = {doc_id: _title(doc) for doc_id, doc in docs.items()}
     except (DrbenchError, KeyError, OSError) as exc:
-        return Texts(missing=f"texts and labels of {name} could not be read here ({exc}); pass --mirror "
-                             "or set IR_DATASETS_HOME to where the collection is")
+        return Texts(missing=f"texts and labels of {name} could not be read here: {exc}")
     return Texts(queries, titles, qrels)
 
 

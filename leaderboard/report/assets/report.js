@@ -2,11 +2,11 @@
 (function () {
   "use strict";
 
-  function sortValue(cell) {
+  // A column sorts as numbers when its header says so (class "num"), else as text.
+  function sortValue(cell, numeric) {
     var raw = cell.getAttribute("data-sort");
     if (raw === null || raw === "") return null;
-    var number = Number(raw);
-    return isNaN(number) ? raw.toLowerCase() : number;
+    return numeric ? Number(raw) : raw.toLowerCase();
   }
 
   function sortBy(table, column, header) {
@@ -14,8 +14,9 @@
     var rows = Array.prototype.slice.call(body.rows);
     var descending = header.getAttribute("aria-sort") !== "descending";
     if (header.getAttribute("aria-sort") === null) descending = header.classList.contains("num");
+    var numeric = header.classList.contains("num");
     rows.sort(function (a, b) {
-      var x = sortValue(a.cells[column]), y = sortValue(b.cells[column]);
+      var x = sortValue(a.cells[column], numeric), y = sortValue(b.cells[column], numeric);
       if (x === null && y === null) return 0;
       if (x === null) return 1;  // missing values last, either way
       if (y === null) return -1;
@@ -30,7 +31,11 @@
   document.querySelectorAll("table.sortable").forEach(function (table) {
     Array.prototype.forEach.call(table.tHead.rows[0].cells, function (header, column) {
       header.title = "sort by " + header.textContent;
+      header.tabIndex = 0;  // reachable and sortable from the keyboard too
       header.addEventListener("click", function () { sortBy(table, column, header); });
+      header.addEventListener("keydown", function (event) {
+        if (event.key === "Enter" || event.key === " ") { event.preventDefault(); sortBy(table, column, header); }
+      });
     });
   });
 
@@ -86,12 +91,13 @@
       card.appendChild(list);
       grid.appendChild(card);
     });
-    out.appendChild(grid);
     if (query.judged.length) {
       out.appendChild(element("h4", {}, "Judged relevant documents: the rank each system gives them"));
       var ranks = element("table", {"class": "judged"});
       var top = ranks.createTHead().insertRow();
-      ["label", "document"].concat(data.systems).forEach(function (name) { top.appendChild(element("th", {}, name)); });
+      ["label", "document"].concat(data.systems).forEach(function (name, i) {
+        top.appendChild(element("th", i < 2 ? {"class": "text"} : {}, name));
+      });
       var rows = ranks.createTBody();
       query.judged.forEach(function (doc) {
         var row = rows.insertRow();
@@ -112,6 +118,8 @@
           query.relevant + ", highest label first"));
       }
     }
+    out.appendChild(element("h4", {}, "Top " + data.top + " of each system"));
+    out.appendChild(grid);
   }
 
   document.querySelectorAll(".drill").forEach(function (drill) {
