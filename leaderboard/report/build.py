@@ -8,7 +8,7 @@ Reads SQLite (and, for the drill-down's texts, the collection through ir_dataset
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -139,8 +139,6 @@ def _baseline(systems: list[System], kinds: dict[int, str], asked: str | None) -
 
 
 def _with(settings: CompareSettings, baseline: str | None, metrics: list[str]) -> CompareSettings:
-    from dataclasses import replace
-
     return replace(settings, baseline=baseline, metrics=tuple(metrics))
 
 
