@@ -63,31 +63,32 @@ class StageProgress:
         self._console.log(text, markup=False, highlight=False)
 
     @contextlib.contextmanager
-    def task(self, description: str, total: int, unit: str = "it") -> Iterator[Callable[[int], None]]:
-        """Yield an `advance(n, note="")` callback for a stage of `total` items."""
+    def task(self, description: str, total: int, unit: str = "it", start: int = 0) -> Iterator[Callable[[int], None]]:
+        """Yield an `advance(n, note="")` callback for a stage of `total` items, `start` of them
+        done before (a resumed training): counted as done, never in the rate."""
         if self._progress is None:
-            with self._plain_task(description, total, unit) as advance:
+            with self._plain_task(description, total, unit, start) as advance:
                 yield advance
             return
         progress = self._progress
-        task_id = progress.add_task(escape(description), total=total, rate="")  # names hold [...]
+        task_id = progress.add_task(escape(description), total=total, completed=start, rate="")  # names hold [...]
 
         def advance(n: int, note: str = "") -> None:
             progress.advance(task_id, n)
             task = progress.tasks[task_id]
             # The rate since the stage began, the figure the plain lines and the closing log line give
             # (rich's own `speed` is a moving window, which disagreed with them).
-            speed = task.completed / task.elapsed if task.elapsed else None
+            speed = (task.completed - start) / task.elapsed if task.elapsed else None
             progress.update(task_id, rate=" ".join(x for x in (note, _rate(speed, unit) if speed else "") if x))
 
         yield advance
         progress.update(task_id, completed=total)
 
     @contextlib.contextmanager
-    def _plain_task(self, description: str, total: int, unit: str) -> Iterator[Callable[[int], None]]:
+    def _plain_task(self, description: str, total: int, unit: str, resumed: int) -> Iterator[Callable[[int], None]]:
         start = last = self._clock()
-        state = {"done": 0, "last": last, "tenth": 0, "note": ""}
-        self._line(f"{description}: {total:,} {unit}")
+        state = {"done": resumed, "last": last, "tenth": resumed * 10 // total if total else 0, "note": ""}
+        self._line(f"{description}: {total:,} {unit}" + (f", resuming after {resumed:,}" if resumed else ""))
 
         def advance(n: int, note: str = "") -> None:
             state["done"] += n
@@ -97,7 +98,7 @@ class StageProgress:
             if done >= total or (now - state["last"] < self._interval and tenth <= state["tenth"]):
                 return
             state["last"], state["tenth"] = now, tenth
-            rate = done / (now - start) if now > start else 0.0
+            rate = (done - resumed) / (now - start) if now > start else 0.0
             left = f", {clock_time((total - done) / rate)} left" if rate else ""
             note_ = f", {state['note']}" if state["note"] else ""
             self._line(f"{description}: {done:,}/{total:,} {unit} ({100 * done / total:.0f}%), "
@@ -105,9 +106,10 @@ class StageProgress:
 
         yield advance
         seconds = self._clock() - start
-        rate = f" ({_rate(state['done'] / seconds, unit)})" if seconds > 0 else ""
+        fresh = state["done"] - resumed
+        rate = f" ({_rate(fresh / seconds, unit)})" if seconds > 0 else ""
         note = f", {state['note']}" if state["note"] else ""
-        self._line(f"{description}: done, {state['done']:,} {unit} in {clock_time(seconds)}{rate}{note}")
+        self._line(f"{description}: done, {fresh:,} {unit} in {clock_time(seconds)}{rate}{note}")
 
     @contextlib.contextmanager
     def spinner(self, description: str) -> Iterator[None]:

@@ -86,3 +86,17 @@ def test_on_a_terminal_the_bar_rate_is_the_rate_since_the_stage_began() -> None:
             advance(40)  # ... then 40 in one second: a window would say 40 docs/s
             rate = progress._progress.tasks[0].fields["rate"]
     assert rate == "0.98 docs/s"  # 50 docs in 51 s
+
+
+def test_a_resumed_stage_counts_earlier_steps_as_done_but_not_in_the_rate() -> None:
+    console = Console(file=io.StringIO(), width=200, log_time=False, log_path=False)
+    clock = Clock()
+    with StageProgress(console, clock=clock) as progress:
+        with progress.task("star: training", 100, "steps", start=60) as advance:
+            for _ in range(40):
+                clock.now += 2.0
+                advance(1)
+    lines = plain_lines(console)
+    assert lines[0] == "star: training: 100 steps, resuming after 60"
+    assert lines[1] == "star: training: 70/100 steps (70%), 0.50 steps/s, 1:00 left"
+    assert lines[-1] == "star: training: done, 40 steps in 1:20 (0.50 steps/s)"

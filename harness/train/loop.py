@@ -148,8 +148,7 @@ def train(model: torch.nn.Module, params: TrainParams, query_ids: tuple[str, ...
     model.train()
     started = time.perf_counter()
     total = schedule.total_steps
-    with progress.task(f"{label}: training", total, "steps") as advance:
-        advance(start_step)
+    with progress.task(f"{label}: training", total, "steps", start=start_step) as advance:
         for step in range(start_step, total):
             info = _one_step(model, optim, params, schedule, query_ids, seed, step, step_fn, compute, replica)
             log.append({"step": step + 1, **info})
