@@ -44,7 +44,8 @@ def validate(recipe: Path | None = typer.Argument(None, help="Recipe file to che
         raise fail(exc) from None
     from harness.recipe import run_count
 
-    named = [v for v in parsed.variants if not v.sweep_of] + [points[0] for points in parsed.sweeps.values()]
+    # In recipe order: a swept variant where it is declared, once, by its first point.
+    named = [v for v in parsed.variants if not v.sweep_of or v is parsed.sweeps[v.sweep_of][0]]
     kinds = ", ".join(f"{v.sweep_of or v.name} ({v.kind}" + (f", {len(parsed.sweeps[v.sweep_of])} sweep points"
                                                               if v.sweep_of else "") + ")" for v in named)
     from harness.registry import kind
