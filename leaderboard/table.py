@@ -5,6 +5,7 @@ from __future__ import annotations
 from itertools import groupby
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from leaderboard.rows import LeaderboardRow
@@ -62,7 +63,8 @@ def collection_table(collection: str, rows: list[LeaderboardRow], per_seed: bool
     n_queries = max((row.n_queries or 0 for row in rows), default=0)
     caption = "* best per column" + ("; ± sample standard deviation over seeds" if any(
         len(row.seeds) > 1 for row in rows) and not per_seed else "")
-    table = Table(title=f"{collection}  ({n_queries} queries)", title_justify="left",
+    # escape: names hold brackets (`adore[lr=2e-05]`, `train[holdout:0.1]`) that rich takes for markup
+    table = Table(title=f"{escape(collection)}  ({n_queries} queries)", title_justify="left",
                   caption=caption, caption_justify="left")
     if several:
         table.add_column("experiment")
@@ -92,15 +94,15 @@ def collection_table(collection: str, rows: list[LeaderboardRow], per_seed: bool
     table.add_column("precision", style="dim")
     best = {m: max((row.metrics[m] for row in rows if m in row.metrics), default=None) for m in metrics}
     for row in rows:
-        cells = [row.experiment] if several else []
-        cells += [row.variant]
+        cells = [escape(row.experiment)] if several else []
+        cells += [escape(row.variant)]
         if per_seed:
             cells.append(", ".join(map(str, row.seeds)) or "-")
         if multi:
             cells.append(str(len(row.seeds)))
         if chosen:
             cells.append(row.chosen or "")
-        cells += ([row.trained_on or ""] if adore else []) + [_index_name(row)]
+        cells += ([escape(row.trained_on or "")] if adore else []) + [escape(_index_name(row))]
         cells += [_metric_cell(row, metric, best[metric]) for metric in metrics]
         if indexes:
             cells += _index_cells(row)

@@ -270,3 +270,11 @@ def test_chaining_on_a_sweep_that_selects_nothing_names_its_points() -> None:
                                           r"\(star\[lr=1e-05\], star\[lr=2e-05\]\)"):
         parse_recipe(text, "r.toml")
     assert parse_recipe(text.replace('select = "none"', 'dev = "holdout:0.1"'), "r.toml").selects
+
+
+def test_the_leaderboard_names_every_point_and_the_holdout(swept) -> None:
+    folder, *_ = swept
+    board = CliRunner().invoke(app, ["leaderboard", "--store", str(folder / "drbench.db"), "-c", DEV])
+    assert board.exit_code == 0, board.output
+    # rich would read "[lr=0.001]" and "[holdout:0.1]" as markup tags and drop them
+    assert "star[lr=0.001]" in board.output and "star[lr=0.0001]" in board.output and DEV in board.output
