@@ -21,6 +21,13 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColum
 PLAIN_INTERVAL = 30.0  # seconds between plain progress lines of one stage (and one per 10%)
 
 
+def log_console() -> Console:
+    """The console long work reports on, stderr: rich bars on a terminal; in a log file (CI, a
+    cluster job) one unwrapped line per message, without the source file and line rich adds."""
+    console = Console(stderr=True)
+    return console if console.is_terminal else Console(stderr=True, log_path=False, soft_wrap=True)
+
+
 def clock_time(seconds: float) -> str:
     """`1:02:03`, `4:05`: a duration as a clock shows it.
 

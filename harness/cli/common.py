@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from harness.errors import DrbenchError
+from harness.progress import log_console
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 DEFAULT_STORE = "drbench.db"
 INTERRUPTED = "interrupted; completed runs are stored, the rest re-run next time"
 
-err = Console(stderr=True)
+err = log_console()  # errors, and `run`'s progress: unwrapped lines in a log file
 # Piped or captured output (CI logs, files) gets room for wide leaderboards instead of 80 columns.
 out = Console() if Console().is_terminal else Console(width=200)
 

@@ -31,7 +31,7 @@ from harness.index.faiss_index import faiss_build
 from harness.model.compute import Compute, resolve_compute
 from harness.pipeline.models import Models
 from harness.pipeline.selection import select_point
-from harness.progress import StageProgress
+from harness.progress import StageProgress, log_console
 from harness.recipe.checks import check_processes, check_resources
 from harness.recipe.expand import dev_order, variant_seeds
 from harness.recipe.model import Recipe, Variant, holdout_fraction
@@ -103,19 +103,12 @@ def store_path(recipe: Recipe, options: RunOptions) -> Path:
     return Path(options.store or recipe.experiment.store)
 
 
-def _log_console() -> Console:
-    """stderr: rich bars on a terminal; in a log file (CI, a cluster job) one unwrapped line per
-    message, without the source file and line rich adds for a terminal."""
-    console = Console(stderr=True)
-    return console if console.is_terminal else Console(stderr=True, log_path=False, soft_wrap=True)
-
-
 def run_recipe(recipe: Recipe, options: RunOptions = RunOptions(),
                console: Console | None = None) -> list[Outcome]:
     """Run every variant of `recipe` on every evaluation collection and index (as one rank of
     several when torchrun started this process)."""
     world = World.from_env()
-    console = (console or _log_console()) if world.main else Console(quiet=True)
+    console = (console or log_console()) if world.main else Console(quiet=True)
     check_resources(recipe)
     compute = _compute(recipe, options, console, world)
     world = world.join(compute.device)
