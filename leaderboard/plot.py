@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.store import training_log, training_seeds
+from harness.store import list_runs, training_log, training_seeds
 from leaderboard.select import System, common_metrics, seed_scores, select_systems
 from leaderboard.stats import bootstrap_ci
 
@@ -49,11 +49,15 @@ def store_plots(db: Any, *, experiments: list[str] | None = None, collection: st
     for experiment in dict.fromkeys(s.experiment for systems in groups.values() for s in systems):
         variants = list(dict.fromkeys(s.variant for systems in groups.values() for s in systems
                                       if s.experiment == experiment))
+        # A swept variant reported under its own name trained as its chosen point (`star[lr=5e-05]`).
+        points = {r["variant"]: r["selection"]["name"] for r in list_runs(db, experiment=experiment)
+                  if r.get("selection")}
         logs: dict[str, dict[int | None, list[dict[str, Any]]]] = {}
         for variant in variants:
-            for seed_ in training_seeds(db, experiment, variant):
-                if rows := training_log(db, experiment, variant, seed_):
-                    logs.setdefault(variant, {})[seed_] = rows
+            trained = variant if training_seeds(db, experiment, variant) else points.get(variant, variant)
+            for seed_ in training_seeds(db, experiment, trained):
+                if rows := training_log(db, experiment, trained, seed_):
+                    logs.setdefault(variant if trained == variant else f"{variant} = {trained}", {})[seed_] = rows
         if logs:
             keys = curve_keys(logs)
             plots.append(Plot("training", experiment, f"{_slug(experiment)}-training",

@@ -73,3 +73,25 @@ def test_cli_plot_errors(tmp_path: Path, args: list[str], fragment: str) -> None
     populate(open_store(store), indexes=("Flat",))
     result = CliRunner().invoke(app, ["plot", "--store", str(store), "--out", str(tmp_path / "o"), *args])
     assert result.exit_code == 2 and fragment in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_a_swept_variant_shows_its_chosen_points_training_curve() -> None:
+    """On the evaluation split a swept variant is stored under its own name (`star`), but it
+    trained as its chosen point (`star[lr=2e-05]`), whose log the training plot must find."""
+    from leaderboard.plot import store_plots
+
+    db = open_memory_store()
+    experiment = ExperimentRecord(name="swept", recipe_path=None, recipe_text="", recipe_hash="h", git_commit=None,
+                                  git_dirty=False, packages={}, python="3.11", platform="test", seed=1,
+                                  started_at="t")
+    write_run(db, experiment, RunRecord(
+        experiment="swept", variant="star", kind="star", collection="beir/toy/test", index_factory="Flat",
+        run_key="k", model=None, depth=10, n_docs=10, started_at="t", finished_at="t", seed=1,
+        metrics={"ndcg@10": 0.5}, query_metrics={"ndcg@10": {"q1": 0.5, "q2": 0.5}},
+        selection={"name": "star[lr=2e-05]", "point": {"lr": 2e-05}, "metric": "ndcg@10", "score": 0.6}))
+    write_training_log(db, "swept", "star[lr=2e-05]", [{"step": s, "loss": 1.0 / s} for s in range(1, 4)], seed=1)
+    plots, skipped = store_plots(db, collection="beir/toy/test", bootstrap=50)
+    training = [p for p in plots if p.what == "training"]
+    assert len(training) == 1 and not [s for s in skipped if "training" in s]
+    labels = [t.get_text() for t in training[0].figure.legends[0].get_texts()]
+    assert labels == ["star = star[lr=2e-05]"]
