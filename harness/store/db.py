@@ -266,10 +266,12 @@ def ranks_of(db: Database, run_id: int, pairs: Iterable[tuple[str, str]]) -> dic
     """The rank a run gives each (query_id, doc_id) of `pairs` it ranked: {(query, doc): rank};
     pairs it did not rank (beyond its stored depth) are absent."""
     wanted = json.dumps([[query_id, doc_id] for query_id, doc_id in pairs])
+    # CROSS JOIN keeps the pairs as the outer loop, so each is a primary-key lookup of its query's
+    # ranking; left to itself SQLite scanned the run's whole ranking once per pair.
     return {(query_id, doc_id): rank for query_id, doc_id, rank in db.conn.execute(
-        "SELECT r.query_id, r.doc_id, r.rank FROM "
-        "(SELECT json_extract(value, '$[0]') AS q, json_extract(value, '$[1]') AS d FROM json_each(?)) AS w "
-        "JOIN results AS r ON r.run_id = ? AND r.query_id = w.q AND r.doc_id = w.d", (wanted, run_id))}
+        "SELECT r.query_id, r.doc_id, r.rank FROM json_each(?) AS w CROSS JOIN results AS r "
+        "ON r.run_id = ? AND r.query_id = json_extract(w.value, '$[0]') "
+        "AND r.doc_id = json_extract(w.value, '$[1]')", (wanted, run_id))}
 
 
 def find_run(db: Database, variant: str, collection: str, index_factory: str | None = None,
