@@ -298,7 +298,7 @@ def _sparse_run(ctx: _Context, collection: Collection, report: Report) -> None:
         return  # sparse ranking is rank 0's alone: nothing in it is split across processes
     started = utc_now()
     start = time.perf_counter()
-    with ctx.progress.task(f"{variant.name}: {variant.kind} search", len(collection.queries)) as advance:
+    with ctx.progress.task(f"{variant.name}: {variant.kind} search", len(collection.queries), "queries") as advance:
         results = kind(variant.kind).rank(collection, variant.params, ctx.recipe.eval.depth, advance)
     timings = {"search": time.perf_counter() - start}
     _finish(ctx, collection, report, SPARSE_INDEX, key, None, results, timings, started)
@@ -317,7 +317,7 @@ def _dense_runs(ctx: _Context, collection: Collection, report: Report) -> None:
     doc_vectors, doc_seconds = model.encode_corpus(collection, ctx.models.cache_dir, ctx.progress, ctx.console)
     query_ids = sorted(collection.queries)
     start = time.perf_counter()
-    with ctx.progress.task(f"{variant.name}: encoding queries", len(query_ids)) as advance:
+    with ctx.progress.task(f"{variant.name}: encoding queries", len(query_ids), "queries") as advance:
         query_vectors = model.encode_queries([collection.queries[q] for q in query_ids], advance)
     query_seconds = time.perf_counter() - start
     if not ctx.world.main:
