@@ -59,7 +59,7 @@ def report(store: str | None = StoreOpt,
         raise fail(f"cannot write {output}: {exc.strerror or exc}; pass -o a writable file") from None
     size = target.stat().st_size
     err.print(f"wrote {output} ({size / 1e6:.1f} MB): {len(built.collections)} collection(s), "
-              f"{len(built.experiments)} experiment(s)", highlight=False)
+              f"{len(built.experiments)} experiment(s)", highlight=False, soft_wrap=True)
 
 
 def _check_writable(target: Path, store: Path) -> None:
