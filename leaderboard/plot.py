@@ -44,6 +44,16 @@ def store_plots(db: Any, *, experiments: list[str] | None = None, collection: st
     """Every plot the selected runs allow; return (plots, why others were skipped)."""
     groups = select_systems(db, experiments, collection)
     chosen = common_metrics(groups, metrics)
+    plots, skipped = training_plots(db, groups)
+    for name, systems in groups.items():
+        drawn, missed = collection_plots(db, name, systems, chosen, bootstrap, seed)
+        plots += drawn
+        skipped += missed
+    return plots, skipped
+
+
+def training_plots(db: Any, groups: dict[str, list[System]]) -> tuple[list[Plot], list[str]]:
+    """The training curves of each experiment among the selected systems (all collections)."""
     plots: list[Plot] = []
     skipped: list[str] = []
     for experiment in dict.fromkeys(s.experiment for systems in groups.values() for s in systems):
@@ -55,6 +65,8 @@ def store_plots(db: Any, *, experiments: list[str] | None = None, collection: st
         logs: dict[str, dict[int | None, list[dict[str, Any]]]] = {}
         for variant in variants:
             trained = variant if training_seeds(db, experiment, variant) else points.get(variant, variant)
+            if trained != variant and trained in variants:
+                continue  # its chosen point has a line of its own (the points' dev runs are selected too)
             for seed_ in training_seeds(db, experiment, trained):
                 if rows := training_log(db, experiment, trained, seed_):
                     logs.setdefault(variant if trained == variant else f"{variant} = {trained}", {})[seed_] = rows
@@ -66,20 +78,24 @@ def store_plots(db: Any, *, experiments: list[str] | None = None, collection: st
                               "batches; dev_ keys: on the dev split), one line per variant and seed"))
         else:
             skipped.append(f"{experiment}: no training log stored; skipped the training curves")
-    for name, systems in groups.items():
-        per_seed = {m: seed_scores(db, systems, m)[1] for m in chosen}
-        values = {s.run_id: {m: per_seed[m][s.run_id] for m in chosen} for s in systems}
-        dots = "; dots: one seed's mean" if any(len(s.seeds) > 1 for s in systems) else ""
-        plots.append(Plot("metrics", name, f"{_slug(name)}-metrics",
-                          metric_bars(systems, values, chosen, name, bootstrap, seed),
-                          f"{name}: mean per metric with 95% bootstrap CIs (queries resampled){dots}"))
-        sized = [s for s in systems if "bytes_per_doc" in s.index_stats]
-        if len({s.index for s in sized}) < 2:
-            skipped.append(f"{name}: runs with fewer than two indexes; skipped quality vs bytes per document")
-        else:
-            plots.append(Plot("size", name, f"{_slug(name)}-size", quality_vs_bytes(sized, chosen, name),
-                              f"{name}: quality against bytes per document, one line per variant"))
     return plots, skipped
+
+
+def collection_plots(db: Any, name: str, systems: list[System], metrics: list[str], bootstrap: int = 1000,
+                     seed: int = 42) -> tuple[list[Plot], list[str]]:
+    """The metric bars of one collection's systems, and quality vs bytes where they span indexes."""
+    per_seed = {m: seed_scores(db, systems, m)[1] for m in metrics}
+    values = {s.run_id: {m: per_seed[m][s.run_id] for m in metrics} for s in systems}
+    dots = "; dots: one seed's mean" if any(len(s.seeds) > 1 for s in systems) else ""
+    plots = [Plot("metrics", name, f"{_slug(name)}-metrics", metric_bars(systems, values, metrics, name, bootstrap,
+                                                                         seed),
+                  f"{name}: mean per metric with 95% bootstrap CIs (queries resampled){dots}")]
+    sized = [s for s in systems if "bytes_per_doc" in s.index_stats]
+    if len({s.index for s in sized}) < 2:
+        return plots, [f"{name}: runs with fewer than two indexes; skipped quality vs bytes per document"]
+    plots.append(Plot("size", name, f"{_slug(name)}-size", quality_vs_bytes(sized, metrics, name),
+                      f"{name}: quality against bytes per document, one line per variant"))
+    return plots, []
 
 
 def plot_store(db: Any, out_dir: Path, *, experiments: list[str] | None = None,

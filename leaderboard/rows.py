@@ -10,6 +10,8 @@ from typing import Any
 from harness.store import SPARSE_INDEX, list_runs, run_metrics
 from leaderboard.order import ordered, recipe_order
 
+EVAL_STAGES = ("encode_docs", "encode_queries", "index", "search")  # the timings that make up evaluation
+
 
 @dataclass(frozen=True)
 class LeaderboardRow:
@@ -37,6 +39,11 @@ class LeaderboardRow:
             return None
         point = ",".join(f"{k}={v}" for k, v in self.selection["point"].items())
         return f"{point} (dev {self.selection['metric']} {self.selection['score']:.4f})"
+
+    @property
+    def eval_seconds(self) -> float | None:
+        """Seconds spent evaluating: encoding (where not cached), indexing, searching; None if untimed."""
+        return sum(self.timings.get(k, 0.0) for k in EVAL_STAGES) if self.timings else None
 
     @property
     def ran_on(self) -> dict[str, Any]:

@@ -22,8 +22,7 @@ def _seconds(value: float | None) -> str:
 
 
 def _eval_time(row: LeaderboardRow) -> str:
-    stages = ("encode_docs", "encode_queries", "index", "search")
-    return _seconds(sum(row.timings.get(k, 0.0) for k in stages)) if row.timings else "-"
+    return _seconds(row.eval_seconds)
 
 
 def _index_name(row: LeaderboardRow) -> str:

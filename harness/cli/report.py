@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from harness.cli.common import StoreOpt, err, fail, open_results
+from harness.cli.common import DEFAULT_STORE, StoreOpt, err, fail, open_results
 from harness.cli.judge import Correction, StatTest
 from harness.errors import DrbenchError
 
@@ -45,11 +45,11 @@ def report(store: str | None = StoreOpt,
 
     target = output.resolve()
     try:
-        _check_writable(target, Path(store or "drbench.db"))
+        _check_writable(target, Path(store or DEFAULT_STORE))
         settings = CompareSettings(test=test.value, correction=correction.value, alpha=alpha,
                                    bootstrap=bootstrap, seed=seed)
         db = open_results(store)
-        built = build_report(db, str(store or "drbench.db"), ReportOptions(
+        built = build_report(db, store or DEFAULT_STORE, ReportOptions(
             experiments=tuple(experiment or ()), collection=collection, baseline=baseline, queries=queries,
             settings=settings, mirror=Path(mirror) if mirror else None))
         write_text_atomic(target, [render_page(built)])

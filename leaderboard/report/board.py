@@ -13,9 +13,6 @@ from dataclasses import dataclass
 from leaderboard.compare import CompareResult, Comparison
 from leaderboard.rows import LeaderboardRow
 
-EVAL_STAGES = ("encode_docs", "encode_queries", "index", "search")
-
-
 @dataclass(frozen=True)
 class Cell:
     text: str
@@ -59,7 +56,7 @@ def board(collection: str, rows: list[LeaderboardRow], labels: dict[int, str],
             *(_metric(row, m, best[m], cis.get(row.run_ids[0], {}).get(m) if row.run_ids else None,
                       marks.get(m)) for m in metrics),
             _seconds(row.timings.get("train")),
-            _seconds(sum(row.timings.get(k, 0.0) for k in EVAL_STAGES) if row.timings else None),
+            _seconds(row.eval_seconds),
             Cell(_precision(row), None if row.ran_on["precision"] is None else _precision(row)),
             _bytes(row),
         ))

@@ -15,7 +15,7 @@ from typing import Any
 from harness.store import list_experiments, list_runs, utc_now
 from leaderboard.compare import CompareResult, CompareSettings, compare_runs
 from leaderboard.errors import CompareError
-from leaderboard.plot import store_plots
+from leaderboard.plot import collection_plots, training_plots
 from leaderboard.report.board import Board, board
 from leaderboard.report.drilldown import drill_down
 from leaderboard.report.provenance import Provenance, provenance
@@ -75,34 +75,29 @@ def build_report(db: Any, store: str, options: ReportOptions) -> Report:
         raise CompareError(f"unknown baseline {options.baseline!r}; stored variants: {', '.join(names)}")
     rows = [r for r in leaderboard_rows(db, collection=options.collection)
             if experiments is None or r.experiment in experiments]
-    figures: dict[tuple[str, str], tuple[str, str]] = {}
-    skipped: list[str] = []
+    training, skipped = training_plots(db, groups)
+    figures = {p.scope: (p.caption, _svg(p.figure)) for p in training}
     sections = []
     for name in groups:
         # Per collection, as `compare -c` selects: the same labels, each collection's own metrics.
         systems = select_systems(db, experiments, name)[name]
-        plots, missed = store_plots(db, experiments=experiments, collection=name,
-                                    bootstrap=options.settings.bootstrap, seed=options.settings.seed)
-        for plot in plots:
-            if (plot.what, plot.scope) not in figures:  # an experiment's training curves come once
-                figures[(plot.what, plot.scope)] = (plot.caption, _svg(plot.figure))
-        skipped += [m for m in missed if m not in skipped]
         kinds = {r.run_ids[0]: r.kind for r in rows if r.collection == name and r.run_ids}
-        sections.append(_collection(db, name, systems, [r for r in rows if r.collection == name], kinds,
-                                    options, figures, experiments))
+        section, missed = _collection(db, name, systems, [r for r in rows if r.collection == name], kinds,
+                                      options, experiments)
+        sections.append(section)
+        skipped += missed
     runs = list_runs(db)
     if experiments:
         runs = [r for r in runs if r["experiment"] in experiments]
     if options.collection:
         runs = [r for r in runs if r["collection"] == options.collection]
-    records = [ExperimentReport(p, [figures[key]] if (key := ("training", p.experiment)) in figures else [])
+    records = [ExperimentReport(p, [figures[p.experiment]] if p.experiment in figures else [])
                for p in provenance(list_experiments(db), runs)]
     return Report(store, utc_now(), options, sections, records, skipped)
 
 
 def _collection(db: Any, name: str, systems: list[System], rows: list[Any], kinds: dict[int, str],
-                options: ReportOptions, figures: dict[tuple[str, str], tuple[str, str]],
-                experiments: list[str] | None) -> CollectionReport:
+                options: ReportOptions, experiments: list[str] | None) -> tuple[CollectionReport, list[str]]:
     metrics = common_metrics({name: systems}, None)
     scores = {}
     for metric in metrics:
@@ -121,10 +116,11 @@ def _collection(db: Any, name: str, systems: list[System], rows: list[Any], kind
         except CompareError as exc:
             note = str(exc)
     pairs = compare_runs(db, _with(settings, None, metrics), experiments=experiments, collection=name)
-    plots = [figures[(what, name)] for what in ("metrics", "size") if (what, name) in figures]
+    drawn, skipped = collection_plots(db, name, systems, metrics, settings.bootstrap, settings.seed)
+    plots = [(plot.caption, _svg(plot.figure)) for plot in drawn]
     drill = drill_down(db, systems, scores, lambda qs, ds: read_texts(name, qs, ds, options.mirror), options.queries)
     return CollectionReport(name, len(scores[metrics[0]][0]), metrics, board(name, rows, labels, cis, versus),
-                            baseline, versus, pairs, plots, drill, note)
+                            baseline, versus, pairs, plots, drill, note), skipped
 
 
 def _baseline(systems: list[System], kinds: dict[int, str], asked: str | None) -> str | None:
