@@ -171,3 +171,61 @@ def test_an_index_type_without_a_gpu_version_stays_on_the_cpu(monkeypatch: pytes
     built = build_index("PQ4", vectors, seed=0, gpu=0)
     assert built.gpu is None and built.ntotal == len(vectors) and fake.moved == []
     assert "no GPU version of 'PQ4'" in capfd.readouterr().err
+
+
+# --- reproducible codebooks -------------------------------------------------------------------
+
+class TrainSpy:
+    """Real faiss whose indexes record faiss's thread count and BLAS threshold while they train."""
+
+    def __init__(self):
+        import faiss
+
+        self._faiss, self.seen = faiss, []
+
+    def __getattr__(self, name: str):
+        return getattr(self._faiss, name)
+
+    def index_factory(self, *args):
+        index = self._faiss.index_factory(*args)
+        train = index.train
+
+        def spied(x):
+            self.seen.append((self._faiss.omp_get_max_threads(), self._faiss.cvar.distance_compute_blas_threshold))
+            train(x)
+        index.train = spied
+        return index
+
+
+@pytest.mark.parametrize("factory", ["PQ4", "OPQ4,PQ4", "IVF8,PQ4"])
+def test_codebooks_train_on_one_thread_with_blas_kmeans_and_settings_come_back(
+        monkeypatch: pytest.MonkeyPatch, vectors: np.ndarray, factory: str) -> None:
+    # faiss >= 1.14's OpenMP-threaded OpenBLAS made OPQ's codes depend on the thread count, and
+    # 1.14.2 moved small k-means assignments off BLAS (benchmarks/faiss_versions/RESULTS.md).
+    import faiss
+
+    from harness.index import faiss_index
+
+    spy = TrainSpy()
+    monkeypatch.setattr(faiss_index, "_faiss", lambda: spy)
+    threshold = faiss.cvar.distance_compute_blas_threshold
+    faiss.omp_set_num_threads(2)
+    try:
+        build_index(factory, vectors, seed=0)
+        assert spy.seen == [(1, 0)]
+        assert faiss.omp_get_max_threads() == 2 and faiss.cvar.distance_compute_blas_threshold == threshold
+        with pytest.raises(IndexBuildError):  # restored when training fails too
+            build_index(factory, vectors[:3], seed=0)
+        assert faiss.omp_get_max_threads() == 2 and faiss.cvar.distance_compute_blas_threshold == threshold
+    finally:
+        faiss.omp_set_num_threads(1)
+
+
+def test_faiss_build_names_release_simd_level_and_blas_kernel() -> None:
+    import faiss
+
+    from harness.index.faiss_index import faiss_build
+
+    release, level, *blas = faiss_build().split()
+    assert release == faiss.__version__ and level
+    assert all(b.startswith("OpenBLAS-") and len(b) > len("OpenBLAS-") for b in blas)

@@ -29,16 +29,62 @@ def _faiss() -> Any:
     return faiss
 
 
+# How compressed indexes train their codebooks; part of the cache key of every model trained
+# against one. 2: one OpenMP thread and k-means assignment always through BLAS (`_reproducible_training`),
+# so a faiss release gives the same codes at any thread count; 1 (before): faiss's defaults, whose
+# codes changed with the thread count and between releases (benchmarks/faiss_versions).
+CODEBOOK_VERSION = 2
+
+
 def faiss_build() -> str:
-    """The faiss release and the SIMD level it runs with (`1.15.1 AVX512_VPOPCNT`): stored with
-    every dense run, since compressed indexes' codebooks can differ between faiss releases."""
+    """The faiss release, the SIMD level it runs with and the kernel of the OpenBLAS it bundles
+    (`1.15.1 AVX512 OpenBLAS-Zen`): stored with every dense run, since compressed indexes'
+    codebooks differ between faiss releases and between BLAS kernels (CPUs)."""
     faiss = _faiss()
     config = getattr(faiss, "SIMDConfig", None)  # faiss >= 1.12 dispatches SIMD at run time
     if config is not None and hasattr(config, "get_level_name"):
         level = config.get_level_name()
     else:
         level = " ".join(o for o in faiss.get_compile_options().split() if o not in ("OPTIMIZE", "DD")) or "generic"
-    return f"{faiss.__version__} {level}"
+    kernel = _openblas_kernel(faiss)
+    return f"{faiss.__version__} {level}" + (f" OpenBLAS-{kernel}" if kernel else "")
+
+
+def _openblas_kernel(faiss: Any) -> str | None:
+    """The CPU kernel (`Zen`, `SkylakeX`, `Haswell`) of the OpenBLAS a faiss-cpu wheel bundles, which
+    OpenBLAS picks per CPU at load time; None where faiss links another BLAS."""
+    import ctypes
+    import glob
+
+    libs = os.path.join(os.path.dirname(os.path.dirname(faiss.__file__)), "faiss_cpu.libs")
+    for path in sorted(glob.glob(os.path.join(libs, "libopenblas*"))):
+        try:
+            corename = ctypes.CDLL(path).openblas_get_corename
+        except (OSError, AttributeError):
+            continue
+        corename.restype = ctypes.c_char_p
+        return corename().decode(errors="replace")
+    return None
+
+
+@contextlib.contextmanager
+def _reproducible_training(faiss: Any):
+    """One OpenMP thread, and k-means assignment always through BLAS, while an index trains.
+
+    faiss's OPQ rotation (LAPACK QR/SVD) is only bit-reproducible on one thread, and the
+    OpenMP-threaded OpenBLAS of faiss-cpu >= 1.14 made the codes depend on the thread count;
+    faiss >= 1.14.2 also switched small k-means assignments from BLAS to a SIMD loop. With both
+    settings, faiss-cpu 1.10 to 1.15.1 give identical codes at any thread count on one CPU kernel
+    (benchmarks/faiss_versions/RESULTS.md, section 3), and OPQ trains faster. Both are restored.
+    """
+    threads, threshold = faiss.omp_get_max_threads(), faiss.cvar.distance_compute_blas_threshold
+    faiss.omp_set_num_threads(1)
+    faiss.cvar.distance_compute_blas_threshold = 0
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(threads)
+        faiss.cvar.distance_compute_blas_threshold = threshold
 
 
 def check_factory(factory: str, dim: int, n_docs: int | None = None) -> None:
@@ -90,7 +136,8 @@ def build_index(factory: str, vectors: np.ndarray, *, seed: int, train_sample: i
     chunks, never copied whole).
 
     Compressed indexes are trained on the whole corpus or, with `train_sample > 0`, on a
-    seeded sample of it, so the same seed gives the same codes. `gpu`: build on that GPU where
+    seeded sample of it, on one thread (`_reproducible_training`), so the same seed gives the
+    same codes whatever the thread count. `gpu`: build on that GPU where
     faiss can (see the module docstring).
     """
     faiss = _faiss()
@@ -111,7 +158,7 @@ def build_index(factory: str, vectors: np.ndarray, *, seed: int, train_sample: i
             sample = vectors[np.sort(rows)]
         _seed_clustering(faiss, index, seed)
         try:
-            with _captured_stderr() as notes:
+            with _captured_stderr() as notes, _reproducible_training(faiss):
                 index.train(sample)
         except RuntimeError as exc:
             raise IndexBuildError(f"cannot train index {factory!r} on {len(sample)} vectors: "

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from harness.index.faiss_index import CODEBOOK_VERSION
 from harness.recipe.params import like, param
 from harness.train.strategy import (MODEL_REFS, MissingInputError, Needs, StepFn, Strategy, TrainInputs,
                                     TrainParams)
@@ -74,9 +75,15 @@ class Adore(Strategy):
     def key_parts(self, params: QueryTowerParams,  # type: ignore[override]
                   inputs: TrainInputs) -> dict[str, Any]:
         # loss_version 2: the official loss, twice what drbench computed before (losses.adore_query_loss),
-        # so no model trained with the half is reused. An IVF index searches `nprobe` lists, so what
-        # training retrieves depends on it.
-        return {"loss_version": LOSS_VERSION} | ({"nprobe": inputs.nprobe} if "IVF" in params.train_index else {})
+        # so no model trained with the half is reused. A compressed index's codes depend on how its
+        # codebooks were trained (faiss_index.CODEBOOK_VERSION), and an IVF index searches `nprobe`
+        # lists: what training retrieves depends on both.
+        parts: dict[str, Any] = {"loss_version": LOSS_VERSION}
+        if params.train_index != "Flat":
+            parts["codebooks"] = CODEBOOK_VERSION
+        if "IVF" in params.train_index:
+            parts["nprobe"] = inputs.nprobe
+        return parts
 
 
 KIND = Adore()
