@@ -221,6 +221,18 @@ def test_changed_param_reruns_only_that_variant(e2e: EndToEnd, mirror: Path, tin
     assert changed[("zero-shot", "Flat")]["id"] == first[("zero-shot", "Flat")]["id"]
 
 
+def test_new_codebook_training_reruns_only_compressed_runs(e2e: EndToEnd, mirror: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # A run on PQ8 stored before the codebooks trained another way holds other codes: re-run it.
+    store = copy_store(e2e.store, tmp_path / "copy.db")
+    monkeypatch.setattr(pipeline_run, "CODEBOOK_VERSION", pipeline_run.CODEBOOK_VERSION + 1)
+    outcomes, _ = run(e2e.recipe, mirror, store=str(store), cache_dir=str(e2e.cache))
+    assert {(o.variant, o.index): o.status for o in outcomes} == {
+        ("bm25", "bm25"): "skipped", ("zero-shot", "Flat"): "skipped", ("zero-shot", "PQ8"): "done"}
+    first, again = read_store(e2e.store), read_store(store)
+    assert again[("zero-shot", "PQ8")]["run_key"] != first[("zero-shot", "PQ8")]["run_key"]
+
+
 # --- atomicity ------------------------------------------------------------------------------
 
 def _fail_on_second_call(monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> None:
