@@ -256,6 +256,18 @@ def test_bad_sweeps_and_dev_splits_get_one_line_before_any_work(data: str, varia
     assert result.exit_code == 2 and fragment in result.output and not (tmp_path / "drbench.db").exists()
 
 
+@pytest.mark.parametrize("dev, evaluated", [("beir/scifact", "beir/scifact/test"), ("holdout:0.1", "beir/scifact")])
+def test_a_split_without_queries_or_qrels_is_refused_before_any_file(dev: str, evaluated: str, tmp_path: Path) -> None:
+    # beir/scifact is the corpus alone: ir_datasets knows it has no qrels without reading an archive.
+    path = tmp_path / "r.toml"
+    path.write_text(HEAD.format(data=f'dev = "{dev}"', variant="").replace("beir/scifact/test", evaluated))
+    for command in (["validate", path], ["run", path, "--store", tmp_path / "s.db", "--cache-dir", tmp_path / "cache"]):
+        result = invoke(*command)
+        assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+        assert '= "beir/scifact": collection \'beir/scifact\' has no qrels in ir_datasets' in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.toml"]
+
+
 def test_a_holdout_of_an_evaluation_split_is_refused() -> None:
     text = HEAD.format(data='dev = "holdout:0.1"', variant="").replace('eval = ["beir/scifact/test"]',
                                                                      'eval = ["beir/scifact/train"]')

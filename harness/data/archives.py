@@ -73,6 +73,28 @@ def check_dataset_id(dataset_id: str) -> None:
     raise DataError(f"unknown collection {dataset_id!r}: not an ir_datasets id; {hint}")
 
 
+def require_parts(dataset: Any, dataset_id: str, with_docs: bool = True) -> None:
+    """Raise DataError unless the ir_datasets `dataset` has queries, qrels and (`with_docs`) docs."""
+    kinds = (["docs"] if with_docs else []) + ["queries", "qrels"]
+    absent = [kind for kind in kinds if not getattr(dataset, f"has_{kind}")()]
+    if absent:
+        raise DataError(f"collection {dataset_id!r} has no {' or '.join(absent)} in ir_datasets; "
+                        "pick a split that has all three (e.g. beir/scifact/test, not beir/scifact)")
+
+
+def check_dataset_parts(dataset_id: str) -> None:
+    """`require_parts` from ir_datasets' registry alone (no archive is read), for `validate`.
+
+    >>> check_dataset_parts("beir/scifact")
+    Traceback (most recent call last):
+    harness.errors.DataError: collection 'beir/scifact' has no qrels in ir_datasets; pick a split that has all three (e.g. beir/scifact/test, not beir/scifact)
+    """
+    import ir_datasets
+
+    if dataset_id in known_dataset_ids():  # a pattern id (clirmatrix) would fetch metadata to build
+        require_parts(ir_datasets.registry[dataset_id], dataset_id)
+
+
 def archives_for(dataset_id: str) -> list[Archive]:
     """The archives the docs, queries and qrels of ``dataset_id`` are read from.
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.data.archives import require_parts
 from harness.data.availability import (ArchiveRecord, cached_sha256, check_dataset_id,
                                        ensure_available)
 from harness.data.doc_texts import DocTexts
@@ -69,7 +70,7 @@ def load_collection(dataset_id: str, mirror: Path | None = None, *,
     try:
         with quiet_ir_datasets():
             dataset = ir_datasets.load(dataset_id)
-            _require(dataset, dataset_id, with_docs)
+            require_parts(dataset, dataset_id, with_docs)
             qrels = _positive_qrels(dataset, dataset_id)
             queries = _queries(dataset, qrels, dataset_id)
             doc_ids = tuple(d.doc_id for d in dataset.docs_iter()) if with_docs else ()
@@ -131,14 +132,6 @@ def _starts_with(text: str, title: str) -> bool:
     head = flat_text[: len(flat_title)]
     return head == flat_title or (
         difflib.SequenceMatcher(None, flat_title, head).ratio() >= _TITLE_MATCH_RATIO)
-
-
-def _require(dataset: Any, dataset_id: str, with_docs: bool) -> None:
-    kinds = (["docs"] if with_docs else []) + ["queries", "qrels"]
-    absent = [kind for kind in kinds if not getattr(dataset, f"has_{kind}")()]
-    if absent:
-        raise DataError(f"collection {dataset_id!r} has no {' or '.join(absent)} in ir_datasets; "
-                        "pick a split that has all three (e.g. beir/scifact/test, not beir/scifact)")
 
 
 def _positive_qrels(dataset: Any, dataset_id: str) -> dict[str, dict[str, int]]:

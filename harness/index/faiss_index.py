@@ -29,10 +29,11 @@ def _faiss() -> Any:
     return faiss
 
 
-# How compressed indexes train their codebooks; part of the cache key of every model trained
-# against one. 2: one OpenMP thread and k-means assignment always through BLAS (`_reproducible_training`),
-# so a faiss release gives the same codes at any thread count; 1 (before): faiss's defaults, whose
-# codes changed with the thread count and between releases (benchmarks/faiss_versions).
+# How compressed indexes train their codebooks; part of the key of every compressed run
+# and of every model trained against a compressed index. 2: on one OpenMP thread with k-means
+# assignment always through BLAS (`_reproducible_codes`), so a faiss release gives the same codes at
+# any thread count; 1 (before): faiss's defaults, whose codes changed with the thread count and
+# between releases (benchmarks/faiss_versions).
 CODEBOOK_VERSION = 2
 
 
@@ -68,14 +69,19 @@ def _openblas_kernel(faiss: Any) -> str | None:
 
 
 @contextlib.contextmanager
-def _reproducible_training(faiss: Any):
-    """One OpenMP thread, and k-means assignment always through BLAS, while an index trains.
+def _reproducible_codes(faiss: Any):
+    """One OpenMP thread, and k-means assignment always through BLAS, while a compressed index
+    trains its codebooks (and while its codes are decoded, `stored_vectors`).
 
     faiss's OPQ rotation (LAPACK QR/SVD) is only bit-reproducible on one thread, and the
     OpenMP-threaded OpenBLAS of faiss-cpu >= 1.14 made the codes depend on the thread count;
     faiss >= 1.14.2 also switched small k-means assignments from BLAS to a SIMD loop. With both
-    settings, faiss-cpu 1.10 to 1.15.1 give identical codes at any thread count on one CPU kernel
-    (benchmarks/faiss_versions/RESULTS.md, section 3), and OPQ trains faster. Both are restored.
+    settings, faiss-cpu 1.10 to 1.15.1 train identical codebooks at any thread count on one CPU
+    kernel (benchmarks/faiss_versions/RESULTS.md, section 3), and OPQ trains faster; encoding then
+    gives the same codes at 1, 2 and 4 threads (`benchmarks/faiss_versions/threads.py`), so `add`
+    keeps its threads. Decoding does not: OPQ's inverse rotation is a threaded sgemm whose
+    rounding moved half of SciFact's decoded vectors by up to 1e-7 at 4 threads against 1, and ADORE
+    trains on those vectors. Both settings are restored.
     """
     threads, threshold = faiss.omp_get_max_threads(), faiss.cvar.distance_compute_blas_threshold
     faiss.omp_set_num_threads(1)
@@ -136,8 +142,8 @@ def build_index(factory: str, vectors: np.ndarray, *, seed: int, train_sample: i
     chunks, never copied whole).
 
     Compressed indexes are trained on the whole corpus or, with `train_sample > 0`, on a
-    seeded sample of it, on one thread (`_reproducible_training`), so the same seed gives the
-    same codes whatever the thread count. `gpu`: build on that GPU where
+    seeded sample of it, on one thread (`_reproducible_codes`), so the same seed gives the same
+    codes whatever the thread count. `gpu`: build on that GPU where
     faiss can (see the module docstring).
     """
     faiss = _faiss()
@@ -158,7 +164,7 @@ def build_index(factory: str, vectors: np.ndarray, *, seed: int, train_sample: i
             sample = vectors[np.sort(rows)]
         _seed_clustering(faiss, index, seed)
         try:
-            with _captured_stderr() as notes, _reproducible_training(faiss):
+            with _captured_stderr() as notes, _reproducible_codes(faiss):
                 index.train(sample)
         except RuntimeError as exc:
             raise IndexBuildError(f"cannot train index {factory!r} on {len(sample)} vectors: "
@@ -277,4 +283,5 @@ def stored_vectors(built: BuiltIndex) -> np.ndarray:
     inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexPreTransform) else index
     if hasattr(inner, "make_direct_map"):
         inner.make_direct_map()  # IVF indexes cannot reconstruct without it
-    return np.ascontiguousarray(index.reconstruct_n(0, built.ntotal), dtype=np.float32)
+    with _reproducible_codes(faiss):  # the same vectors at any thread count
+        return np.ascontiguousarray(index.reconstruct_n(0, built.ntotal), dtype=np.float32)

@@ -12,7 +12,7 @@ from harness.recipe.model import Recipe
 
 def check_resources(recipe: Recipe) -> None:
     """Raise RecipeError naming the table and key of the first unusable resource."""
-    from harness.data.availability import check_dataset_id
+    from harness.data.archives import check_dataset_id, check_dataset_parts
 
     from harness.recipe.model import holdout_fraction
 
@@ -23,6 +23,7 @@ def check_resources(recipe: Recipe) -> None:
         for dataset_id in ids:
             try:
                 check_dataset_id(dataset_id)
+                check_dataset_parts(dataset_id)
             except DataError as exc:
                 raise RecipeError(f'{path} [data] {key} = "{dataset_id}": {exc}') from None
     dims = _model_dims(recipe)
