@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from harness.errors import RecipeError
@@ -197,17 +198,26 @@ def status(actual: float | None, expected: float, tolerance: float) -> str:
     return "OKish" if diff <= tolerance + 1e-12 else "FAIL"
 
 
+def seeds_label(expectation: Expectation, named: bool = False) -> str:
+    """`13` for one seed's run, `mean of 13, 14, 15` for a mean over several; `named`: `seed 13`,
+    `mean of seeds 13, 14, 15`."""
+    seeds = ", ".join(str(seed) for seed in expectation.seeds) or "-"
+    several = len(expectation.seeds) > 1
+    noun = ("seeds " if several else "seed ") if named else ""
+    return f"mean of {noun}{seeds}" if several else f"{noun}{seeds}"
+
+
 def render_check(rows: list[CheckRow], console: Console) -> None:
     """One table row per expectation, then a count per status."""
     table = Table(title="regression check", title_justify="left")
-    for name, justify in (("variant", "left"), ("collection", "left"), ("index", "left"), ("metric", "left"),
-                          ("expected", "right"), ("stored", "right"), ("diff", "right"),
+    for name, justify in (("variant", "left"), ("seeds", "left"), ("collection", "left"), ("index", "left"),
+                          ("metric", "left"), ("expected", "right"), ("stored", "right"), ("diff", "right"),
                           ("tolerance", "right"), ("status", "left")):
         table.add_column(name, justify=justify)
     colours = {"OK": "green", "OKish": "yellow", "FAIL": "bold red"}
     for row in rows:
         e = row.expected
-        table.add_row(e.variant, e.collection, e.index, e.metric, f"{e.value:.4f}",
+        table.add_row(escape(e.variant), seeds_label(e), escape(e.collection), e.index, e.metric, f"{e.value:.4f}",
                       "missing" if row.actual is None else f"{row.actual:.4f}",
                       "-" if row.diff is None else f"{row.diff:+.4f}", f"{e.tolerance:g}",
                       f"[{colours[row.status]}]{row.status}[/{colours[row.status]}]")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from leaderboard.check import STATUSES, CheckRow
+from leaderboard.check import STATUSES, CheckRow, seeds_label
 
 
 def _stored(row: CheckRow) -> str:
@@ -26,7 +26,7 @@ def to_junit(rows: list[CheckRow], suite: str = "drbench check") -> str:
         e = row.expected
         case = ET.SubElement(tests, "testcase", classname=f"{e.collection}.{e.index}", name=f"{e.variant} {e.metric}",
                              time="0")
-        detail = (f"expected {e.value:.6f}, stored {_stored(row)}, tolerance {e.tolerance:g}"
+        detail = (f"expected {e.value:.6f}, stored {_stored(row)} ({seeds_label(e, named=True)}), tolerance {e.tolerance:g}"
                   + ("" if row.diff is None else f", diff {row.diff:+.6f}") + f": {row.status}")
         if row.status == "FAIL":
             failure = ET.SubElement(case, "failure", message=detail, type="regression")
@@ -39,12 +39,12 @@ def to_junit(rows: list[CheckRow], suite: str = "drbench check") -> str:
 
 def to_markdown(rows: list[CheckRow]) -> str:
     """A markdown table, one line per row, then the count per status."""
-    lines = ["| variant | collection | index | metric | expected | stored | diff | tolerance | status |",
-             "|---|---|---|---|---:|---:|---:|---:|---|"]
+    lines = ["| variant | seeds | collection | index | metric | expected | stored | diff | tolerance | status |",
+             "|---|---|---|---|---|---:|---:|---:|---:|---|"]
     marks = {"OK": "OK", "OKish": "OKish", "FAIL": "**FAIL**"}
     for row in rows:
         e = row.expected
-        lines.append(f"| {e.variant} | {e.collection} | {e.index} | {e.metric} | {e.value:.4f} | "
+        lines.append(f"| {e.variant} | {seeds_label(e)} | {e.collection} | {e.index} | {e.metric} | {e.value:.4f} | "
                      f"{'missing' if row.actual is None else f'{row.actual:.4f}'} | "
                      f"{'-' if row.diff is None else f'{row.diff:+.4f}'} | {e.tolerance:g} | {marks[row.status]} |")
     counts = ", ".join(f"{sum(r.status == s for r in rows)} {s}" for s in STATUSES)

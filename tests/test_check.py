@@ -159,14 +159,14 @@ def test_junit_and_markdown_report_every_row(setup, tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["check", str(expect), "--store", str(setup.store), "--junit", str(report),
                                       "--format", "markdown"])
     assert result.exit_code == 1
-    assert "| bm25 | cranfield | bm25 | ndcg@10 | 0.2500 | 0.3000 | +0.0500 | 0.01 | **FAIL** |" in result.stdout
+    assert "| bm25 | 42 | cranfield | bm25 | ndcg@10 | 0.2500 | 0.3000 | +0.0500 | 0.01 | **FAIL** |" in result.stdout
     assert result.stdout.rstrip().endswith("2 OK, 0 OKish, 1 FAIL")
     suite = next(iter(JUnitXml.fromfile(str(report))))
     cases = {case.name: case for case in suite}
     assert suite.tests == 3 and suite.failures == 1 and set(cases) == {"bm25 ndcg@10", "bm25 mrr@10",
                                                                         "zero-shot ndcg@10"}
     [failure] = [r for r in cases["bm25 ndcg@10"].result if isinstance(r, Failure)]
-    assert failure.message == "expected 0.250000, stored 0.300000, tolerance 0.01, diff +0.050000: FAIL"
+    assert failure.message == "expected 0.250000, stored 0.300000 (seed 42), tolerance 0.01, diff +0.050000: FAIL"
     assert cases["zero-shot ndcg@10"].classname == "cranfield.Flat" and cases["zero-shot ndcg@10"].is_passed
 
 

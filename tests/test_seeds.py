@@ -203,6 +203,8 @@ def test_check_gates_on_the_mean_over_seeds_or_on_one_seed(seeded: Path, tmp_pat
     expect.write_text('recipe = "recipe.toml"\n' + rows_)
     result = invoke("check", expect)
     assert result.exit_code == 0, result.output
+    markdown = invoke("check", expect, "--format", "markdown").output
+    assert "| star | mean of 13, 14 | cranfield |" in markdown and "| star | 14 | cranfield |" in markdown
     expect.write_text('recipe = "recipe.toml"\n' + rows_.replace("seed = 14", "seed = 15"))
     bad = invoke("check", expect)
     assert bad.exit_code == 2 and "seed = 15" in bad.output and "does not run with this seed" in bad.output
