@@ -39,7 +39,7 @@ CODEBOOK_VERSION = 2
 
 def faiss_build() -> str:
     """The faiss release, the SIMD level it runs with and the kernel of the OpenBLAS it bundles
-    (`1.15.1 AVX512 OpenBLAS-Zen`): stored with every dense run, since compressed indexes'
+    (`1.15.1 AVX512_VPOPCNT OpenBLAS-Zen`): stored with every dense run, since compressed indexes'
     codebooks differ between faiss releases and between BLAS kernels (CPUs)."""
     faiss = _faiss()
     config = getattr(faiss, "SIMDConfig", None)  # faiss >= 1.12 dispatches SIMD at run time
