@@ -26,6 +26,7 @@ from typer.testing import CliRunner
 import harness.pipeline.run as pipeline_run
 from harness.cli import app
 from harness.data import availability
+from harness.index import faiss_index
 from harness.pipeline import Outcome, RunOptions, run_recipe
 from harness.errors import RecipeError
 from harness.recipe import load_recipe, parse_recipe
@@ -225,7 +226,7 @@ def test_new_codebook_training_reruns_only_compressed_runs(e2e: EndToEnd, mirror
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     # A run on PQ8 stored before the codebooks trained another way holds other codes: re-run it.
     store = copy_store(e2e.store, tmp_path / "copy.db")
-    monkeypatch.setattr(pipeline_run, "CODEBOOK_VERSION", pipeline_run.CODEBOOK_VERSION + 1)
+    monkeypatch.setattr(faiss_index, "CODEBOOK_VERSION", faiss_index.CODEBOOK_VERSION + 1)
     outcomes, _ = run(e2e.recipe, mirror, store=str(store), cache_dir=str(e2e.cache))
     assert {(o.variant, o.index): o.status for o in outcomes} == {
         ("bm25", "bm25"): "skipped", ("zero-shot", "Flat"): "skipped", ("zero-shot", "PQ8"): "done"}

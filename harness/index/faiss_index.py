@@ -37,6 +37,16 @@ def _faiss() -> Any:
 CODEBOOK_VERSION = 2
 
 
+def codebook_key(factory: str) -> dict[str, int]:
+    """The part of a run's or model's key that depends on how `factory` trains its codes: nothing for
+    Flat (it stores the vectors), the codebook version for every other index.
+
+    >>> codebook_key("Flat"), codebook_key("OPQ48,PQ48")
+    ({}, {'codebooks': 2})
+    """
+    return {} if factory == "Flat" else {"codebooks": CODEBOOK_VERSION}
+
+
 def faiss_build() -> str:
     """The faiss release, the SIMD level it runs with and the kernel of the OpenBLAS it bundles
     (`1.15.1 AVX512_VPOPCNT OpenBLAS-Zen`): stored with every dense run, since compressed indexes'

@@ -27,7 +27,7 @@ from harness.data.holdout import holdout_collection
 from harness.errors import CacheError
 from harness.evaluate.metrics import evaluate
 from harness.evaluate.ties import trec_order
-from harness.index.faiss_index import CODEBOOK_VERSION, faiss_build
+from harness.index.faiss_index import codebook_key, faiss_build
 from harness.model.compute import Compute, resolve_compute
 from harness.pipeline.models import Models
 from harness.pipeline.selection import select_point
@@ -263,8 +263,8 @@ def _run_key(recipe: Recipe, variant: Variant, collection: Collection, index: st
     }
     if "IVF" in index:
         parts["nprobe"] = recipe.eval.nprobe
-    if index not in (SPARSE_INDEX, "Flat"):  # a compressed index's codes: how its codebooks train
-        parts["codebooks"] = CODEBOOK_VERSION
+    if index != SPARSE_INDEX:  # a compressed index's codes: how its codebooks train
+        parts |= codebook_key(index)
     if recipe.eval.store_depth is not None:  # only then: runs stored before it keep their keys
         parts["store_depth"] = recipe.eval.store_depth
     if selection is not None:  # a sweep's chosen point: a new choice (or new dev scores) re-runs it
