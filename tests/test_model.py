@@ -84,6 +84,27 @@ def test_fingerprint_changes_with_a_weight_byte(tiny_model: Path, tmp_path: Path
     assert fingerprint(folder) != before
 
 
+def test_saved_model_fingerprint_ignores_the_transformers_release(tiny_model: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # A chained variant (STAR+ADORE) keys on its init's fingerprint: the same trained weights saved
+    # under another transformers release must keep it, or every release retrains the chain (CI did
+    # on 5.24.0). The weights still count: see the test above.
+    import transformers.configuration_utils as hf_config
+    from transformers import AutoModel, AutoTokenizer
+
+    from harness.train.artifacts import save_encoder
+
+    model, tokenizer = AutoModel.from_pretrained(tiny_model), AutoTokenizer.from_pretrained(tiny_model)
+    prints = []
+    for release in ("5.23.0", "99.0.0"):
+        monkeypatch.setattr(hf_config, "__version__", release)
+        save_encoder(model, tokenizer, tiny_model, tmp_path / release, max_seq_length=None)
+        prints.append(fingerprint(tmp_path / release))
+    assert prints[0] == prints[1]
+    assert "transformers_version" not in json.loads((tmp_path / "99.0.0" / "config.json").read_text())
+    AutoModel.from_pretrained(tmp_path / "99.0.0")  # still a model transformers loads
+
+
 # --- resolve_model ----------------------------------------------------------------------------
 
 def test_resolve_missing_folder(tmp_path: Path) -> None:

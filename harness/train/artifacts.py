@@ -64,6 +64,7 @@ def save_encoder(model: Any, tokenizer: Any, source: Path, target: Path, *, max_
     finally:
         if bars:
             hf_logging.enable_progress_bar()
+    _unstamp(target / "config.json")
     for name in _ST_FILES:
         if (source / name).is_file():
             shutil.copy2(source / name, target / name)
@@ -74,6 +75,20 @@ def save_encoder(model: Any, tokenizer: Any, source: Path, target: Path, *, max_
         config = json.loads((target / "sentence_bert_config.json").read_text())
         config["max_seq_length"] = max_seq_length
         (target / "sentence_bert_config.json").write_text(json.dumps(config, indent=2))
+
+
+def _unstamp(config_path: Path) -> None:
+    """Drop the `transformers_version` that save_pretrained stamps into config.json.
+
+    A model's fingerprint hashes config.json, and a chained variant's key (STAR+ADORE on STAR)
+    hashes its init's fingerprint: with the stamp, every transformers release would retrain the
+    chained stage from the same weights. The release is in the store's provenance instead.
+    """
+    if not config_path.is_file():
+        return
+    config = json.loads(config_path.read_text())
+    if config.pop("transformers_version", None) is not None:
+        config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def write_log(folder: Path, rows: list[dict[str, Any]]) -> None:
