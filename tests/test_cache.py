@@ -189,9 +189,11 @@ def healthy(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, cranfiel
 def _artifact_file(cache: Path, kind: str) -> tuple[Path, str]:
     """A file of the cache's single `kind` entry, and the label its log line names."""
     if kind == "embeddings":
-        # the base model's corpus vectors (mining and evaluation of star both have entries)
-        metas = sorted((cache / "embeddings").rglob("*.json"))
-        npy = metas[0].with_suffix(".npy")
+        # the trained star's corpus vectors, which evaluation reads (the base model's, which mining
+        # read, are not read again once the negatives are cached)
+        [meta] = [m for m in (cache / "embeddings").rglob("*.json")
+                  if Path(json.loads(m.read_text())["meta"]["model"]).parent.name == "models"]
+        npy = meta.with_suffix(".npy")
         return npy, f"embeddings/{npy.stem}"
     [entry] = [p for p in (cache / kind).iterdir() if not p.name.startswith(".")]
     name = "model.safetensors" if kind == "models" else "negatives.json"
