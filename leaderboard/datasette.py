@@ -31,7 +31,8 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
         "timings": "Seconds per stage (JSON).",
         "index_stats": "Bytes per document, build seconds, ms per query, overlap with exact search (JSON).",
         "compute": "Device, precision, processes and faiss build of a dense run (JSON).",
-        "selection": "A swept variant: the point chosen on the dev split, its dev score and every point's (JSON).",
+        "selection": ("A swept variant: the point chosen on the dev split, its dev score and every point's; "
+                      "a variant chained on a swept one: the point it trained on, under \"on\" (JSON)."),
     }),
     "metrics": ("Each run's aggregate metrics (ranx names: ndcg@10, mrr@10, recall@100...).", {
         "value": "Mean over the collection's judged queries.",

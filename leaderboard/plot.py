@@ -61,7 +61,7 @@ def training_plots(db: Any, groups: dict[str, list[System]]) -> tuple[list[Plot]
                                       if s.experiment == experiment))
         # A swept variant reported under its own name trained as its chosen point (`star[lr=5e-05]`).
         points = {r["variant"]: r["selection"]["name"] for r in list_runs(db, experiment=experiment)
-                  if r.get("selection")}
+                  if (r.get("selection") or {}).get("name")}
         logs: dict[str, dict[int | None, list[dict[str, Any]]]] = {}
         for variant in variants:
             trained = variant if training_seeds(db, experiment, variant) else points.get(variant, variant)

@@ -34,11 +34,15 @@ class LeaderboardRow:
 
     @property
     def chosen(self) -> str | None:
-        """`lr=2e-05 (dev ndcg@10 0.6712)`: the point a swept variant reports, and why."""
-        if not self.selection:
-            return None
-        point = ",".join(f"{k}={v}" for k, v in self.selection["point"].items())
-        return f"{point} (dev {self.selection['metric']} {self.selection['score']:.4f})"
+        """`lr=2e-05 on star[lr=5e-05] (dev ndcg@10 0.6712)`: the point a swept variant reports,
+        the chosen points of the swept variants it trained on, and why; None for neither."""
+        selection = self.selection or {}
+        parts = [",".join(f"{k}={v}" for k, v in selection["point"].items())] if "point" in selection else []
+        if on := selection.get("on"):
+            parts.append("on " + ", ".join(on.values()))
+        if "point" in selection:
+            parts.append(f"(dev {selection['metric']} {selection['score']:.4f})")
+        return " ".join(parts) or None
 
     @property
     def eval_seconds(self) -> float | None:

@@ -100,7 +100,7 @@ def collection_table(collection: str, rows: list[LeaderboardRow], per_seed: bool
         if multi:
             cells.append(str(len(row.seeds)))
         if chosen:
-            cells.append(row.chosen or "")
+            cells.append(escape(row.chosen or ""))
         cells += ([escape(row.trained_on or "")] if adore else []) + [escape(_index_name(row))]
         cells += [_metric_cell(row, metric, best[metric]) for metric in metrics]
         if indexes:

@@ -15,6 +15,7 @@ import sqlite3
 import statistics
 from contextlib import closing
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from rich.console import Console
@@ -25,6 +26,7 @@ from harness.cli import app
 from harness.data.holdout import holdout_ids
 from harness.errors import RecipeError
 from harness.pipeline import RunOptions, run_recipe
+from harness.pipeline.run import _run_key
 from harness.recipe import load_recipe, parse_recipe, run_count
 
 DEV = "beir/scifact/train[holdout:0.1]"
@@ -208,6 +210,25 @@ def test_leaderboard_shows_the_chosen_point_and_its_dev_score(swept) -> None:
     board = json.loads(invoke("leaderboard", "--store", folder / "drbench.db", "--format", "json").output)
     star = next(r for r in board if r["variant"] == "star" and r["collection"] == "beir/scifact/test")
     assert star["selection"]["metric"] == "ndcg@10" and star["seeds"] == [13, 14]
+
+
+def test_the_leaderboard_names_the_point_a_chained_variant_trained_on(swept) -> None:
+    folder, *_ = swept
+    [(selection,)] = rows(folder, "SELECT DISTINCT selection FROM runs WHERE variant = 'star'")
+    chosen = json.loads(selection)["name"]
+    board = json.loads(invoke("leaderboard", "--store", folder / "drbench.db", "--format", "json").output)
+    adore = [r for r in board if r["variant"] == "adore"]
+    assert {r["collection"] for r in adore} == {DEV, "beir/scifact/test"}
+    assert all(r["selection"] == {"on": {"star": chosen}} for r in adore)
+    result = invoke("leaderboard", "--store", folder / "drbench.db", "--collection", "beir/scifact/test")
+    assert f"on {chosen}" in result.output  # escaped: rich would take "[lr=...]" for a markup tag
+    # Not part of the run key (the model's identity already tells the STAR points apart), so runs
+    # stored before drbench recorded it keep their keys and are reused.
+    recipe = load_recipe(folder / "recipe.toml")
+    parts = (recipe, recipe.variant("adore"), SimpleNamespace(dataset_id=DEV, archive_digests={}), "Flat", {})
+    assert _run_key(*parts, {"on": {"star": chosen}}) == _run_key(*parts, None)
+    point = {"name": chosen, "point": {"lr": 1e-3}}
+    assert _run_key(*parts, {**point, "on": {"star": chosen}}) == _run_key(*parts, point) != _run_key(*parts, None)
 
 
 def test_a_second_run_skips_and_validate_counts_the_runs(swept, mirror: Path) -> None:

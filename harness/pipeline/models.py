@@ -53,6 +53,16 @@ class Models:
         """From now on `name` (a swept variant) means its chosen `point`, for every seed."""
         self._aliases[name] = point
 
+    def chained_on(self, name: str) -> dict[str, str]:
+        """The swept variants the trained variant `name` builds on (its init, frozen documents or
+        negatives), each -> the point chosen on the dev split that it trains on; {} for the rest."""
+        declared = kind(self.recipe.variant(name).kind)
+        if not isinstance(declared, Strategy):
+            return {}
+        needs = declared.needs(self.recipe.variant(name).params)
+        used = dict.fromkeys(n for n in (needs.init, needs.documents, needs.negatives) if n)
+        return {n: self._aliases[n] for n in used if n in self._aliases}
+
     def seeded(self, seed: int) -> Models:
         """The models of the recipe's run with `seed`: trained variants train with it, while opened
         encoders and loaded collections are shared with this one (no seed changes them)."""

@@ -267,7 +267,9 @@ def _run_key(recipe: Recipe, variant: Variant, collection: Collection, index: st
         parts |= codebook_key(index)
     if recipe.eval.store_depth is not None:  # only then: runs stored before it keep their keys
         parts["store_depth"] = recipe.eval.store_depth
-    if selection is not None:  # a sweep's chosen point: a new choice (or new dev scores) re-runs it
+    # A sweep's chosen point: a new choice (or new dev scores) re-runs it. What a chained variant
+    # trained on ("on") is not part of it: the model's identity already differs with it.
+    if selection := {k: v for k, v in (selection or {}).items() if k != "on"}:
         parts["selection"] = selection
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
@@ -309,6 +311,8 @@ def _sparse_run(ctx: _Context, collection: Collection, report: Report) -> None:
 def _dense_runs(ctx: _Context, collection: Collection, report: Report) -> None:
     variant = report.variant
     ref = ctx.models.ref(report.model)
+    if on := ctx.models.chained_on(report.model):  # stored, so the leaderboard can say what it trained on
+        report = replace(report, selection={**(report.selection or {}), "on": on})
     model = ctx.models.dense(ref)
     pending = [f for f in ctx.recipe.eval.indexes
                if not _is_done(ctx, variant, collection, f, _run_key(ctx.recipe, variant, collection, f,
