@@ -35,7 +35,16 @@ class LeaderboardRow:
     @property
     def chosen(self) -> str | None:
         """`lr=2e-05 on star[lr=5e-05] (dev ndcg@10 0.6712)`: the point a swept variant reports,
-        the chosen points of the swept variants it trained on, and why; None for neither."""
+        the chosen points of the swept variants it trained on, and why; None for neither.
+
+        >>> on = {"on": {"star": "star[lr=5e-05]"}}
+        >>> row = LeaderboardRow("e", "star+adore", "star+adore", "c", "Flat", {}, selection={
+        ...     "point": {"lr": 2e-05, "metric_cut": 10}, "metric": "ndcg@10", "score": 0.77781, **on})
+        >>> row.chosen
+        'lr=2e-05,metric_cut=10 on star[lr=5e-05] (dev ndcg@10 0.7778)'
+        >>> replace(row, selection=on).chosen, replace(row, selection=None).chosen
+        ('on star[lr=5e-05]', None)
+        """
         selection = self.selection or {}
         parts = [",".join(f"{k}={v}" for k, v in selection["point"].items())] if "point" in selection else []
         if on := selection.get("on"):

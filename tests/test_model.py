@@ -94,15 +94,21 @@ def test_saved_model_fingerprint_ignores_the_transformers_release(tiny_model: Pa
 
     from harness.train.artifacts import save_encoder
 
+    stamped = shutil.copytree(tiny_model, tmp_path / "stamped")  # a base saved by an old release, as MiniLM is
+    config = json.loads((stamped / "config.json").read_text())
+    (stamped / "config.json").write_text(json.dumps({**config, "transformers_version": "4.8.2"}))
     model, tokenizer = AutoModel.from_pretrained(tiny_model), AutoTokenizer.from_pretrained(tiny_model)
-    prints = []
-    for release in ("5.23.0", "99.0.0"):
-        monkeypatch.setattr(hf_config, "__version__", release)
-        save_encoder(model, tokenizer, tiny_model, tmp_path / release, max_seq_length=None)
-        prints.append(fingerprint(tmp_path / release))
-    assert prints[0] == prints[1]
-    assert "transformers_version" not in json.loads((tmp_path / "99.0.0" / "config.json").read_text())
-    AutoModel.from_pretrained(tmp_path / "99.0.0")  # still a model transformers loads
+    for source, stamp in ((tiny_model, None), (stamped, "4.8.2")):
+        prints = []
+        for release in ("5.23.0", "99.0.0"):
+            monkeypatch.setattr(hf_config, "__version__", release)
+            target = tmp_path / f"{source.name}-{release}"
+            save_encoder(model, tokenizer, source, target, max_seq_length=None)
+            prints.append(fingerprint(target))
+            # the source's stamp, so transformers reads the trained model as it reads its base
+            assert json.loads((target / "config.json").read_text()).get("transformers_version") == stamp
+        assert prints[0] == prints[1]
+    AutoModel.from_pretrained(tmp_path / f"{tiny_model.name}-99.0.0")  # still a model transformers loads
 
 
 # --- resolve_model ----------------------------------------------------------------------------

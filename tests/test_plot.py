@@ -90,8 +90,15 @@ def test_a_swept_variant_shows_its_chosen_points_training_curve() -> None:
         metrics={"ndcg@10": 0.5}, query_metrics={"ndcg@10": {"q1": 0.5, "q2": 0.5}},
         selection={"name": "star[lr=2e-05]", "point": {"lr": 2e-05}, "metric": "ndcg@10", "score": 0.6}))
     write_training_log(db, "swept", "star[lr=2e-05]", [{"step": s, "loss": 1.0 / s} for s in range(1, 4)], seed=1)
+    # A variant chained on it records only the point it trained on (no point of its own).
+    write_run(db, experiment, RunRecord(
+        experiment="swept", variant="adore", kind="adore", collection="beir/toy/test", index_factory="Flat",
+        run_key="k2", model=None, depth=10, n_docs=10, started_at="t", finished_at="t", seed=1,
+        metrics={"ndcg@10": 0.6}, query_metrics={"ndcg@10": {"q1": 0.6, "q2": 0.6}},
+        selection={"on": {"star": "star[lr=2e-05]"}}))
+    write_training_log(db, "swept", "adore", [{"step": s, "loss": 0.5 / s} for s in range(1, 4)], seed=1)
     plots, skipped = store_plots(db, collection="beir/toy/test", bootstrap=50)
     training = [p for p in plots if p.what == "training"]
     assert len(training) == 1 and not [s for s in skipped if "training" in s]
     labels = [t.get_text() for t in training[0].figure.legends[0].get_texts()]
-    assert labels == ["star = star[lr=2e-05]"]
+    assert sorted(labels) == ["adore", "star = star[lr=2e-05]"]

@@ -231,6 +231,27 @@ def test_the_leaderboard_names_the_point_a_chained_variant_trained_on(swept) -> 
     assert _run_key(*parts, {**point, "on": {"star": chosen}}) == _run_key(*parts, point) != _run_key(*parts, None)
 
 
+
+def test_chained_on_follows_variants_not_builtins(tmp_path: Path) -> None:
+    # `negatives_from = "bm25"` is the built-in BM25 even beside a swept variant named bm25, and a
+    # chain through an unswept variant (ado -> star2 -> star) still names star's chosen point.
+    from harness.pipeline.models import Models
+    from harness.progress import StageProgress
+
+    recipe = parse_recipe(
+        '[experiment]\nname = "x"\n[data]\ntrain = "beir/scifact/train"\neval = ["beir/scifact/test"]\n'
+        'dev = "holdout:0.1"\n[variant.bm25]\nkind = "bm25"\n[variant.bm25.sweep]\nk1 = [0.5, 1.2]\n'
+        '[variant.sta]\nkind = "static"\nnegatives_from = "bm25"\n'
+        '[variant.star]\nkind = "star"\n[variant.star.sweep]\nlr = [1e-5, 2e-5]\n'
+        '[variant.star2]\nkind = "star"\ninit = "star"\n[variant.ado]\nkind = "adore"\nindex_from = "star2"\n',
+        tmp_path / "r.toml")
+    console = Console(file=io.StringIO())
+    models = Models(recipe, tmp_path / "cache", StageProgress(console), console)
+    models.alias("bm25", "bm25[k1=0.5]")
+    models.alias("star", "star[lr=2e-05]")
+    assert models.chained_on("sta") == {} and models.chained_on("bm25[k1=0.5]") == {}
+    assert models.chained_on("star2") == models.chained_on("ado") == {"star": "star[lr=2e-05]"}
+
 def test_a_second_run_skips_and_validate_counts_the_runs(swept, mirror: Path) -> None:
     folder, *_ = swept
     recipe = load_recipe(folder / "recipe.toml")

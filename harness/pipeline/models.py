@@ -26,6 +26,7 @@ from harness.errors import RecipeError
 from harness.model.compute import Compute
 from harness.progress import StageProgress
 from harness.recipe.model import Recipe, Variant, holdout_fraction
+from harness.recipe.params import declared as declared_params
 from harness.registry import kind
 from harness.train.artifacts import (artifact_key, read_log, read_meta, read_negatives, write_meta,
                                      write_negatives)
@@ -54,14 +55,23 @@ class Models:
         self._aliases[name] = point
 
     def chained_on(self, name: str) -> dict[str, str]:
-        """The swept variants the trained variant `name` builds on (its init, frozen documents or
-        negatives), each -> the point chosen on the dev split that it trains on; {} for the rest."""
-        declared = kind(self.recipe.variant(name).kind)
-        if not isinstance(declared, Strategy):
-            return {}
-        needs = declared.needs(self.recipe.variant(name).params)
-        used = dict.fromkeys(n for n in (needs.init, needs.documents, needs.negatives) if n)
-        return {n: self._aliases[n] for n in used if n in self._aliases}
+        """The swept variants the variant `name` builds on (its init, index_from, negatives_from...,
+        directly or through the variants those name), each -> the point chosen on the dev split
+        that it trained on; {} for none. Built-in sources ("base", "bm25") are never variants."""
+        found: dict[str, str] = {}
+
+        def visit(variant_name: str) -> None:
+            variant = self.recipe.variant(variant_name)
+            for ref in declared_params(kind(variant.kind).Params):
+                value = getattr(variant.params, ref.name)
+                if ref.refers is None or not value or value in ref.refers:
+                    continue
+                if value in self._aliases:
+                    found.setdefault(value, self._aliases[value])
+                visit(self._aliases.get(value, value))
+
+        visit(name)
+        return found
 
     def seeded(self, seed: int) -> Models:
         """The models of the recipe's run with `seed`: trained variants train with it, while opened

@@ -64,7 +64,7 @@ def save_encoder(model: Any, tokenizer: Any, source: Path, target: Path, *, max_
     finally:
         if bars:
             hf_logging.enable_progress_bar()
-    _unstamp(target / "config.json")
+    _stamp_as_source(target / "config.json", source / "config.json")
     for name in _ST_FILES:
         if (source / name).is_file():
             shutil.copy2(source / name, target / name)
@@ -77,18 +77,28 @@ def save_encoder(model: Any, tokenizer: Any, source: Path, target: Path, *, max_
         (target / "sentence_bert_config.json").write_text(json.dumps(config, indent=2))
 
 
-def _unstamp(config_path: Path) -> None:
-    """Drop the `transformers_version` that save_pretrained stamps into config.json.
+def _stamp_as_source(target: Path, source: Path) -> None:
+    """Give the saved config.json the `transformers_version` of the model training started from
+    (none if it had none), not the installed release's that save_pretrained stamps.
 
     A model's fingerprint hashes config.json, and a chained variant's key (STAR+ADORE on STAR)
-    hashes its init's fingerprint: with the stamp, every transformers release would retrain the
-    chained stage from the same weights. The release is in the store's provenance instead.
+    hashes its init's fingerprint: with the installed release there, every transformers release
+    would retrain the chained stage from the same weights. The source's own stamp keeps the bytes
+    fixed, and transformers, which reads the stamp (Mistral-family tokenizers load differently
+    without one), treats the trained model as it treats its base. The release that trained it is
+    in the store's provenance.
     """
-    if not config_path.is_file():
+    if not target.is_file():
         return
-    config = json.loads(config_path.read_text())
-    if config.pop("transformers_version", None) is not None:
-        config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    config = json.loads(target.read_text())
+    stamp = json.loads(source.read_text()).get("transformers_version") if source.is_file() else None
+    if config.get("transformers_version") == stamp:
+        return
+    if stamp is None:
+        del config["transformers_version"]
+    else:
+        config["transformers_version"] = stamp
+    target.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def write_log(folder: Path, rows: list[dict[str, Any]]) -> None:
