@@ -231,7 +231,6 @@ def test_the_leaderboard_names_the_point_a_chained_variant_trained_on(swept) -> 
     assert _run_key(*parts, {**point, "on": {"star": chosen}}) == _run_key(*parts, point) != _run_key(*parts, None)
 
 
-
 def test_chained_on_follows_variants_not_builtins(tmp_path: Path) -> None:
     # `negatives_from = "bm25"` is the built-in BM25 even beside a swept variant named bm25, and a
     # chain through an unswept variant (ado -> star2 -> star) still names star's chosen point.
@@ -251,6 +250,7 @@ def test_chained_on_follows_variants_not_builtins(tmp_path: Path) -> None:
     models.alias("star", "star[lr=2e-05]")
     assert models.chained_on("sta") == {} and models.chained_on("bm25[k1=0.5]") == {}
     assert models.chained_on("star2") == models.chained_on("ado") == {"star": "star[lr=2e-05]"}
+
 
 def test_a_second_run_skips_and_validate_counts_the_runs(swept, mirror: Path) -> None:
     folder, *_ = swept
