@@ -84,6 +84,16 @@ def test_fingerprint_changes_with_a_weight_byte(tiny_model: Path, tmp_path: Path
     assert fingerprint(folder) != before
 
 
+def test_fingerprint_algorithm_is_pinned(tmp_path: Path) -> None:
+    # Every cache key hashes fingerprints: the digest of these bytes must not move, or every cache
+    # is silently invalidated (test_golden_losses fingerprints by weights alone, so it would not see it).
+    (tmp_path / "config.json").write_text('{"model_type": "bert"}')
+    (tmp_path / "model.safetensors").write_bytes(bytes(range(256)) * 4)
+    (tmp_path / "vocab.txt").write_text("[PAD]\n[UNK]\n")
+    (tmp_path / "README.md").write_text("not part of the model")
+    assert fingerprint(tmp_path) == "22e08ba01442b722ee483812885b7115a530bbab1e97e961645f01aee71f1f27"
+
+
 def test_saved_model_fingerprint_ignores_the_transformers_release(tiny_model: Path, tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     # A chained variant (STAR+ADORE) keys on its init's fingerprint: the same trained weights saved
