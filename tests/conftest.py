@@ -67,11 +67,6 @@ def build_tiny_bert(folder: Path, *, pooling: str = "mean", normalize: bool = Tr
                         hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
     torch.manual_seed(seed)
     BertModel(config).save_pretrained(folder)
-    # save_pretrained stamps its own release into config.json; drop it, so that the model's bytes,
-    # hence its fingerprint and every golden artifact key, stay the same on the next transformers.
-    saved = json.loads((folder / "config.json").read_text())
-    saved.pop("transformers_version", None)
-    (folder / "config.json").write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n")
     modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
                {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
     if normalize:

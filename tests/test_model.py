@@ -104,11 +104,15 @@ def test_saved_model_fingerprint_ignores_the_transformers_release(tiny_model: Pa
 
     from harness.train.artifacts import save_encoder
 
-    stamped = shutil.copytree(tiny_model, tmp_path / "stamped")  # a base saved by an old release, as MiniLM is
-    config = json.loads((stamped / "config.json").read_text())
-    (stamped / "config.json").write_text(json.dumps({**config, "transformers_version": "4.8.2"}))
+    config = {k: v for k, v in json.loads((tiny_model / "config.json").read_text()).items()
+              if k != "transformers_version"}
+    sources = {}
+    for stamp in (None, "4.8.2"):  # a base without a stamp, and one saved by an old release, as MiniLM is
+        sources[stamp] = shutil.copytree(tiny_model, tmp_path / f"source-{stamp}")
+        stamped = config if stamp is None else {**config, "transformers_version": stamp}
+        (sources[stamp] / "config.json").write_text(json.dumps(stamped))
     model, tokenizer = AutoModel.from_pretrained(tiny_model), AutoTokenizer.from_pretrained(tiny_model)
-    for source, stamp in ((tiny_model, None), (stamped, "4.8.2")):
+    for stamp, source in sources.items():
         prints = []
         for release in ("5.23.0", "99.0.0"):
             monkeypatch.setattr(hf_config, "__version__", release)
@@ -118,7 +122,7 @@ def test_saved_model_fingerprint_ignores_the_transformers_release(tiny_model: Pa
             # the source's stamp, so transformers reads the trained model as it reads its base
             assert json.loads((target / "config.json").read_text()).get("transformers_version") == stamp
         assert prints[0] == prints[1]
-    AutoModel.from_pretrained(tmp_path / f"{tiny_model.name}-99.0.0")  # still a model transformers loads
+    AutoModel.from_pretrained(tmp_path / "source-None-99.0.0")  # still a model transformers loads
 
 
 # --- resolve_model ----------------------------------------------------------------------------

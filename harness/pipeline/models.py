@@ -26,7 +26,7 @@ from harness.errors import RecipeError
 from harness.model.compute import Compute
 from harness.progress import StageProgress
 from harness.recipe.model import Recipe, Variant, holdout_fraction
-from harness.recipe.params import declared as declared_params
+from harness.recipe.expand import named
 from harness.registry import kind
 from harness.train.artifacts import (artifact_key, read_log, read_meta, read_negatives, write_meta,
                                      write_negatives)
@@ -61,11 +61,7 @@ class Models:
         found: dict[str, str] = {}
 
         def visit(variant_name: str) -> None:
-            variant = self.recipe.variant(variant_name)
-            for ref in declared_params(kind(variant.kind).Params):
-                value = getattr(variant.params, ref.name)
-                if ref.refers is None or not value or value in ref.refers:
-                    continue
+            for value in named(self.recipe.variant(variant_name)):
                 if value in self._aliases:
                     found.setdefault(value, self._aliases[value])
                 visit(self._aliases.get(value, value))

@@ -21,17 +21,25 @@ def variant_seeds(recipe: Recipe, variant: Variant) -> tuple[int, ...]:
     return recipe.seeds if kind(variant.kind).trains else (recipe.experiment.seed,)
 
 
-def references(recipe: Recipe, variant: Variant) -> list[str]:
-    """The recipe variants `variant` needs trained first (init, index_from, negatives_from...): a
-    swept variant's name stands for every one of its points (its chosen point is one of them)."""
+def named(variant: Variant) -> list[str]:
+    """The variant names `variant`'s parameters hold (init, index_from, negatives_from...), as
+    written: a parameter's built-in sources ("base", "bm25") left out, a swept variant by its own name."""
     from harness.recipe.params import declared
     from harness.registry import kind
 
     names = []
     for ref in declared(kind(variant.kind).Params):
         value = getattr(variant.params, ref.name)
-        if ref.refers is None or not value or value in ref.refers:
-            continue
+        if ref.refers is not None and value and value not in ref.refers:  # refers: that parameter's built-ins
+            names.append(value)
+    return names
+
+
+def references(recipe: Recipe, variant: Variant) -> list[str]:
+    """The recipe variants `variant` needs trained first (init, index_from, negatives_from...): a
+    swept variant's name stands for every one of its points (its chosen point is one of them)."""
+    names = []
+    for value in named(variant):
         names += [p.name for p in recipe.sweeps[value]] if value in recipe.sweeps else [value]
     return names
 
