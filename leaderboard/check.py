@@ -39,7 +39,7 @@ from rich.table import Table
 from harness.errors import RecipeError
 from harness.recipe import Recipe, Variant, load_recipe, variant_seeds
 from harness.recipe.loader import parse_table, Where
-from harness.recipe.params import Param
+from harness.api.params import Param
 from harness.store import SPARSE_INDEX, list_runs, run_metrics
 
 EXACT = 1e-4  # metrics printed to 4 decimals: a difference below this is "the same number"

@@ -6,8 +6,39 @@ retrieved, or nothing at all), so significance tests compare like with like.
 
 from __future__ import annotations
 
+import difflib
+import re
 import warnings
 from dataclasses import dataclass
+
+# ranx metric names (ranx.metrics.metric_switch); `@k` is optional for the rank-wide ones.
+RANX_METRICS = ("hits", "hit_rate", "precision", "recall", "f1", "r-precision", "mrr", "map",
+                "dcg", "dcg_burges", "ndcg", "ndcg_burges", "bpref")
+_METRIC_RE = re.compile(r"^(?P<name>[a-z_-]+?)(?:@(?P<k>[1-9][0-9]*))?$")
+
+
+def metric_problem(metric: str) -> str | None:
+    """Why `metric` is not a ranx metric name, or None when it is."""
+    match = _METRIC_RE.match(metric)
+    if not match or match["name"] not in RANX_METRICS:
+        return "unknown metric"
+    return None
+
+
+def metric_cutoff(metric: str) -> int | None:
+    """The `k` of `name@k`, or None for a rank-wide metric."""
+    match = _METRIC_RE.match(metric)
+    return int(match["k"]) if match and match["k"] else None
+
+
+def metrics_problem(values: list[str]) -> str | None:
+    bad = [m for m in values if metric_problem(m)]
+    if not bad:
+        return None
+    name, _, k = bad[0].partition("@")
+    close = difflib.get_close_matches(name.lower(), RANX_METRICS, n=1)
+    hint = f'; did you mean "{close[0]}{"@" + k if k else ""}"?' if close else ""
+    return f"unknown metric {bad[0]!r}{hint} (ranx names: {', '.join(RANX_METRICS)}, optionally @k)"
 
 
 @dataclass(frozen=True)

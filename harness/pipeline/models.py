@@ -27,7 +27,7 @@ from harness.model.compute import Compute
 from harness.progress import StageProgress
 from harness.recipe.model import Recipe, Variant, holdout_fraction
 from harness.recipe.expand import named
-from harness.registry import kind
+from harness.api.registry import kind
 from harness.train.artifacts import (artifact_key, read_log, read_meta, read_negatives, write_meta,
                                      write_negatives)
 from harness.train.data import TrainData

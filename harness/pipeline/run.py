@@ -35,7 +35,7 @@ from harness.progress import StageProgress, log_console
 from harness.recipe.checks import check_processes, check_resources
 from harness.recipe.expand import dev_order, variant_seeds
 from harness.recipe.model import Recipe, Variant, holdout_fraction
-from harness.registry import kind
+from harness.api.registry import kind
 from harness.store import (SPARSE_INDEX, ExperimentRecord, RunRecord, completed_run_key, drop_other_seeds,
                            environment, git_commit, open_store, package_versions, utc_now, write_run)
 from harness.world import World

@@ -12,7 +12,7 @@ from typing import Any
 from harness.errors import StoreError
 from harness.recipe.expand import variant_seeds
 from harness.recipe.model import Recipe, Variant
-from harness.registry import kind
+from harness.api.registry import kind
 from harness.store import SPARSE_INDEX, list_runs, run_metrics
 
 

@@ -16,7 +16,7 @@ def variant_seeds(recipe: Recipe, variant: Variant) -> tuple[int, ...]:
     >>> variant_seeds(r, r.variants[0])
     (3,)
     """
-    from harness.registry import kind
+    from harness.api.registry import kind
 
     return recipe.seeds if kind(variant.kind).trains else (recipe.experiment.seed,)
 
@@ -24,8 +24,8 @@ def variant_seeds(recipe: Recipe, variant: Variant) -> tuple[int, ...]:
 def named(variant: Variant) -> list[str]:
     """The variant names `variant`'s parameters hold (init, index_from, negatives_from...), as
     written: a parameter's built-in sources ("base", "bm25") left out, a swept variant by its own name."""
-    from harness.recipe.params import declared
-    from harness.registry import kind
+    from harness.api.params import declared
+    from harness.api.registry import kind
 
     names = []
     for ref in declared(kind(variant.kind).Params):
@@ -65,7 +65,7 @@ def dev_order(recipe: Recipe) -> list[Variant]:
 def run_count(recipe: Recipe) -> int:
     """How many runs (variant or sweep point x seed x collection x index) the recipe stores: on
     the dev split every point, on each evaluation split one point per sweep when it selects."""
-    from harness.registry import kind
+    from harness.api.registry import kind
 
     def runs(variants: list[Variant]) -> int:
         return sum(len(variant_seeds(recipe, v)) * (1 if kind(v.kind).family == "sparse" else len(recipe.eval.indexes))

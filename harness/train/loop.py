@@ -31,7 +31,8 @@ from harness.cache.manifest import file_damage, write_file_manifest
 from harness.errors import CacheError
 from harness.model.compute import Compute
 from harness.progress import StageProgress
-from harness.train.strategy import StepFn, TrainParams
+from harness.api.train_params import TrainParams
+from harness.train.strategy import StepFn
 
 CHECKPOINT = "checkpoint.pt"
 

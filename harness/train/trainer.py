@@ -19,7 +19,8 @@ from rich.markup import escape
 from harness.model.compute import Compute
 from harness.progress import StageProgress
 from harness.train.artifacts import save_encoder, write_log
-from harness.train.strategy import Strategy, TrainInputs, TrainParams
+from harness.api.train_params import TrainParams
+from harness.train.strategy import Strategy, TrainInputs
 
 
 def train_into(workdir: Path, strategy: Strategy, params: TrainParams, inputs: TrainInputs, source: Path,

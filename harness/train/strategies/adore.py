@@ -7,10 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from harness.api.params import like, param
+from harness.api.train_params import MODEL_REFS, TrainParams
 from harness.index.faiss_index import codebook_key
-from harness.recipe.params import like, param
-from harness.train.strategy import (MODEL_REFS, MissingInputError, Needs, StepFn, Strategy, TrainInputs,
-                                    TrainParams)
+from harness.train.strategy import MissingInputError, Needs, StepFn, Strategy, TrainInputs
 
 if TYPE_CHECKING:
     from harness.model.encoder import Encoder
