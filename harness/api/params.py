@@ -7,7 +7,7 @@ reference tables) and are what the trainers read, typed, as attributes.
 >>> @dataclass(frozen=True)
 ... class Knobs(Params):
 ...     depth: int = param(10, "How deep.", minimum=1, paper="1000")
->>> [(p.name, p.kind, p.default, p.paper) for p in declared(Knobs)]
+>>> [(p.name, p.toml_type, p.default, p.paper) for p in declared(Knobs)]
 [('depth', 'int', 10, '1000')]
 """
 
@@ -21,10 +21,10 @@ from typing import Any, Callable
 
 @dataclass(frozen=True)
 class Param:
-    """One recipe key. `kind` is the TOML type: str, int, float, bool, list[str], list[int]."""
+    """One recipe key, of TOML type `toml_type`: str, int, float, bool, list[str], list[int]."""
 
     name: str
-    kind: str
+    toml_type: str
     default: Any
     help: str
     choices: tuple[str, ...] | None = None
@@ -69,14 +69,14 @@ def param(default: Any, help: str, *, choices: tuple[str, ...] | None = None, re
 
 
 # Python annotation -> recipe (TOML) type name.
-_KINDS = {str: "str", int: "int", float: "float", bool: "bool", tuple[str, ...]: "list[str]",
+_TOML_TYPES = {str: "str", int: "int", float: "float", bool: "bool", tuple[str, ...]: "list[str]",
           tuple[int, ...]: "list[int]"}
 
 
-def _kind(annotation: Any) -> str:
+def _toml_type(annotation: Any) -> str:
     if isinstance(annotation, types.UnionType):  # `X | None`: the key is optional, typed X
         annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
-    return _KINDS[annotation]
+    return _TOML_TYPES[annotation]
 
 
 def declared(cls: type) -> tuple[Param, ...]:
@@ -87,7 +87,7 @@ def declared(cls: type) -> tuple[Param, ...]:
         if "drbench" not in f.metadata:
             continue
         default = None if f.default is MISSING else f.default
-        out.append(Param(f.name, _kind(hints[f.name]), default, **f.metadata["drbench"]))
+        out.append(Param(f.name, _toml_type(hints[f.name]), default, **f.metadata["drbench"]))
     return tuple(out)
 
 

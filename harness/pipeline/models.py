@@ -4,7 +4,7 @@ For a strategy it resolves what the strategy :meth:`~harness.train.strategy.Stra
 (the init model, mined negatives, frozen documents), looks its artifact up in the cache, runs
 the training stage only on a miss, publishes the result and stores the training log.
 
-With several processes, rank 0 looks up and publishes (:meth:`~harness.world.World.decide`
+With several processes, rank 0 looks up and publishes (:meth:`~harness.world.World.on_main`
 hands the others its answers); training and encoding are the collective parts.
 """
 
@@ -91,7 +91,7 @@ class Models:
                 self._loaded[dataset_id] = self.compute.world.first(lambda: load_collection(dataset_id, self.mirror))
         return self._loaded[dataset_id]
 
-    def ref(self, name: str) -> ModelRef:
+    def resolve(self, name: str) -> ModelRef:
         """The encoders behind `base` or a dense variant's name, training it on first use."""
         if name == "base":
             return ModelRef.shared(self.recipe.model.base)
@@ -110,10 +110,11 @@ class Models:
                 self._refs[name] = ModelRef.shared(declared.model_name(variant.params, self.recipe.model.base))
         return self._refs[name]
 
-    def get(self, name: str) -> DenseModel:
-        return self.dense(self.ref(name))
+    def model(self, name: str) -> DenseModel:
+        """The dense model behind `base` or a dense variant's name (see :meth:`resolve`)."""
+        return self.open(self.resolve(name))
 
-    def dense(self, ref: ModelRef) -> DenseModel:
+    def open(self, ref: ModelRef) -> DenseModel:
         """A DenseModel for `ref` with the recipe's encoding settings (one per ref)."""
         key = (ref.query, ref.doc)
         if key not in self._dense:
@@ -122,9 +123,9 @@ class Models:
 
     def _trained(self, variant: Variant, strategy: Strategy) -> ModelRef:
         needs = strategy.needs(variant.params)
-        documents = self.get(needs.documents) if needs.documents else None
-        init = self.get(needs.init)
-        if strategy.tower == "shared" and init.query_spec is not init.spec:
+        documents = self.model(needs.documents) if needs.documents else None
+        init = self.model(needs.init)
+        if strategy.tower == "shared" and init.query_spec is not init.doc_spec:
             raise RecipeError(f'[variant.{variant.name}] init = "{needs.init}": that variant has separate query '
                               "and document encoders (ADORE); start shared-tower training from a shared-tower "
                               "model")
@@ -135,7 +136,7 @@ class Models:
         negatives, negatives_key = self._negatives(needs, full, collection) if needs.negatives else (None, None)
         data = self._without_holdout(full, collection)
         inputs = TrainInputs(data, init.settings, self.recipe.experiment.seed, self.recipe.eval.nprobe, negatives,
-                             doc_vectors=self._corpus(documents, collection) if documents else None,
+                             frozen_docs=self._corpus(documents, collection) if documents else None,
                              faiss_gpu=self.compute.faiss_gpu, dev_score=self._dev_score(variant, init, documents))
         key = self._training_key(strategy, variant, inputs, collection, init, documents, negatives_key)
         folder, meta, log = self._train_or_reuse(variant, strategy, key, inputs, init, documents)
@@ -168,7 +169,7 @@ class Models:
     def _training_key(self, strategy: Strategy, variant: Variant, inputs: TrainInputs, collection: Collection,
                       init: DenseModel, documents: DenseModel | None, negatives_key: str | None) -> str:
         """Everything the trained model depends on; identities carry fingerprints, not folders."""
-        parts: dict[str, Any] = {"kind": strategy.key_name or strategy.name, "params": variant.params.key_dict(),
+        parts: dict[str, Any] = {"kind": strategy.cache_name or strategy.name, "params": variant.params.key_dict(),
                                  "init": init.identity, "data": collection.archive_digests,
                                  "train": collection.dataset_id, "seed": inputs.seed}
         if (holdout := holdout_fraction(self.recipe.data.dev)) is not None:  # only then: other keys stay as they were
@@ -190,7 +191,7 @@ class Models:
 
         world = self.compute.world
         models = Entries(self.cache_dir / "models", self.console.log)
-        folder = world.decide(lambda: models.get(key))
+        folder = world.on_main(lambda: models.get(key))
         if folder is not None:
             self.console.log(f"{escape(variant.name)}: trained model from cache ({folder})")
             return folder, read_meta(folder), read_log(folder)
@@ -201,7 +202,7 @@ class Models:
                 self.console.log(f"cache: checkpoint in {work.name} is damaged ({reason}); training from scratch")
             return reason is None
 
-        work = world.decide(lambda: models.workdir(key, resume=resumable))
+        work = world.on_main(lambda: models.workdir(key, resume=resumable))
         # The query tower is the whole model for shared-tower strategies.
         log, seconds = train_into(work, strategy, variant.params, inputs, init.query_spec.path, self.progress,
                                   self.console, variant.name, compute=self.compute,
@@ -219,7 +220,7 @@ class Models:
                 return folder, read_meta(folder), read_log(folder)
             return folder, meta, log
 
-        folder, meta, log = world.decide(publish)
+        folder, meta, log = world.on_main(publish)
         last = log[-1] if log else {}
         self.console.log(f"{escape(variant.name)}: trained {len(log)} steps in {seconds:.0f}s"
                          + (f", final loss {last['loss']:.4f}" if last else ""))
@@ -238,12 +239,12 @@ class Models:
         from harness.train import mining
 
         source, depth = str(needs.negatives), needs.negatives_depth
-        model = None if source == "bm25" else self.get(source)
+        model = None if source == "bm25" else self.model(source)
         key = artifact_key(what="negatives", source=mining.miner_identity(None if model is None else model.identity),
                            depth=depth, data=collection.archive_digests, queries=collection.dataset_id)
         entries = Entries(self.cache_dir / "negatives", self.console.log)
         world = self.compute.world
-        cached = world.decide(lambda: entries.get(key))
+        cached = world.on_main(lambda: entries.get(key))
         if cached is not None:
             return read_negatives(cached), key
         room = mining.mining_depth(depth, data)
@@ -266,4 +267,4 @@ class Models:
                              f"({len(negatives)} training queries)")
             return negatives
 
-        return world.decide(mine), key
+        return world.on_main(mine), key

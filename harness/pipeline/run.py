@@ -113,7 +113,7 @@ def run_recipe(recipe: Recipe, options: RunOptions = RunOptions(),
     compute = _compute(recipe, options, console, world)
     world = world.join(compute.device)
     compute = replace(compute, world=world)
-    world.decide(lambda: check_processes(recipe, world.size))  # one line from rank 0, not one per process
+    world.on_main(lambda: check_processes(recipe, world.size))  # one line from rank 0, not one per process
     mirror = resolve_mirror(options.mirror, recipe.data.mirror)
     # Fail on an unavailable collection before anything (the store included) is created.
     named_dev = [recipe.data.dev] if recipe.data.dev and holdout_fraction(recipe.data.dev) is None else []
@@ -187,7 +187,7 @@ def _dev_phase(ctx: _Context, dev: Collection) -> dict[str, tuple[Variant, dict[
         name = variant.sweep_of
         if name is None or not recipe.selects or any(v.sweep_of == name for v in order[position + 1:]):
             continue
-        point, record = chosen[name] = ctx.world.decide(lambda: select_point(ctx.db, recipe, dev.dataset_id, name))
+        point, record = chosen[name] = ctx.world.on_main(lambda: select_point(ctx.db, recipe, dev.dataset_id, name))
         ctx.models.alias(name, point.name)
         ctx.console.log(f"{name}: chose {escape(point.name)} on {escape(dev.dataset_id)} ({record['metric']} "
                         f"{record['score']:.4f}, best of {len(record['scores'])} points)")
@@ -287,7 +287,7 @@ def _is_done(ctx: _Context, variant: Variant, collection: Collection, index: str
         return completed_run_key(ctx.db, ctx.recipe.experiment.name, variant.name, collection.dataset_id, index,
                                  seed)
 
-    if ctx.world.decide(stored) == key and not ctx.options.force:
+    if ctx.world.on_main(stored) == key and not ctx.options.force:
         ctx.console.log(f"[dim]skip {escape(ctx.label(variant))} / {escape(collection.dataset_id)} / {index}: "
                         "already in the store (--force re-runs)[/dim]")
         ctx.outcomes.append(Outcome(variant.name, collection.dataset_id, index, "skipped", seed))
@@ -310,10 +310,10 @@ def _sparse_run(ctx: _Context, collection: Collection, report: Report) -> None:
 
 def _dense_runs(ctx: _Context, collection: Collection, report: Report) -> None:
     variant = report.variant
-    ref = ctx.models.ref(report.model)
+    ref = ctx.models.resolve(report.model)
     if on := ctx.models.chained_on(report.model):  # stored, so the leaderboard can say what it trained on
         report = replace(report, selection={**(report.selection or {}), "on": on})
-    model = ctx.models.dense(ref)
+    model = ctx.models.open(ref)
     pending = [f for f in ctx.recipe.eval.indexes
                if not _is_done(ctx, variant, collection, f, _run_key(ctx.recipe, variant, collection, f,
                                                                      model.identity, report.selection))]

@@ -48,6 +48,6 @@ def explain_markdown() -> str:
         lines += ["| key | type | default | allowed | paper / official | meaning |", "|---|---|---|---|---|---|"]
         for p in decls:
             allowed = ", ".join(p.choices) if p.choices else (f">= {p.minimum:g}" if p.minimum is not None else "")
-            lines.append(f"| `{p.name}` | {p.kind} | {_default(p, header)} | {allowed} | {p.paper or ''} | {p.help} |")
+            lines.append(f"| `{p.name}` | {p.toml_type} | {_default(p, header)} | {allowed} | {p.paper or ''} | {p.help} |")
         lines.append("")
     return "\n".join(lines)

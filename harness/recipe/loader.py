@@ -55,7 +55,7 @@ class Where:
 
 
 def _check_type(where: Where, table: str, param: P.Param, value: Any) -> Any:
-    if param.kind == "list[str]":
+    if param.toml_type == "list[str]":
         if isinstance(value, str):
             value = [value]  # a lone string is an obvious one-element list
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -66,7 +66,7 @@ def _check_type(where: Where, table: str, param: P.Param, value: Any) -> Any:
             dup = next(v for v in value if value.count(v) > 1)
             raise where.error(table, param.name, value, f"duplicate entry {dup!r}")
         return tuple(value)
-    if param.kind == "list[int]":
+    if param.toml_type == "list[int]":
         if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             raise where.error(table, param.name, value, "expected a list of integers")
         if not value:
@@ -77,10 +77,10 @@ def _check_type(where: Where, table: str, param: P.Param, value: Any) -> Any:
             dup = next(v for v in value if value.count(v) > 1)
             raise where.error(table, param.name, value, f"{dup} is listed twice; seeds must be distinct")
         return tuple(value)
-    types = _PY_TYPES[param.kind]
+    types = _PY_TYPES[param.toml_type]
     if isinstance(value, bool) and bool not in types or not isinstance(value, types):
-        raise where.error(table, param.name, value, f"expected {param.kind}, got {type(value).__name__}")
-    if param.kind == "float":
+        raise where.error(table, param.name, value, f"expected {param.toml_type}, got {type(value).__name__}")
+    if param.toml_type == "float":
         value = float(value)
     if param.minimum is not None and value < param.minimum:
         raise where.error(table, param.name, value, f"must be >= {param.minimum:g}")

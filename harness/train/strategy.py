@@ -53,7 +53,7 @@ class TrainInputs:
     seed: int
     nprobe: int
     negatives: dict[str, np.ndarray] | None = None
-    doc_vectors: Callable[[], np.ndarray] | None = None  # the frozen corpus, encoded on first call
+    frozen_docs: Callable[[], np.ndarray] | None = None  # the frozen corpus vectors, encoded on first call
     faiss_gpu: int | None = None  # the GPU a frozen index may live on (a CUDA run with faiss-gpu)
     dev_score: Callable[[Any], dict[str, float]] | None = None  # encoder -> {"dev_<metric>": v} (eval_every)
 
@@ -71,7 +71,7 @@ class Strategy(Kind):
 
     trains = True
     tower = "shared"
-    key_name: str | None = None  # the name cache keys use (default: `name`)
+    cache_name: str | None = None  # the kind's name in cache keys (default: `name`)
     Params: type[TrainParams] = TrainParams
 
     def needs(self, params: TrainParams) -> Needs:

@@ -52,7 +52,7 @@ class Adore(Strategy):
     name = "adore"
     help = "ADORE: query encoder vs a frozen index."
     tower = "query"
-    key_name = "adore"  # star+adore inherits it: the same training, so the same cache keys
+    cache_name = "adore"  # star+adore inherits it: the same training, so the same cache keys
     Params: type[QueryTowerParams] = AdoreParams
 
     def documents(self, params: AdoreParams) -> str:
@@ -67,9 +67,9 @@ class Adore(Strategy):
              inputs: TrainInputs) -> StepFn:
         from harness.train.frozen_index import frozen_index, live_retrieval_step
 
-        if inputs.doc_vectors is None:
+        if inputs.frozen_docs is None:
             raise MissingInputError(f"{self.name} trains against frozen document vectors, but none were given")
-        index = frozen_index(params.train_index, inputs.doc_vectors(), inputs.seed, inputs.nprobe, inputs.faiss_gpu)
+        index = frozen_index(params.train_index, inputs.frozen_docs(), inputs.seed, inputs.nprobe, inputs.faiss_gpu)
         return live_retrieval_step(encoder, params, inputs.data, index, inputs.settings)
 
     def key_parts(self, params: QueryTowerParams,  # type: ignore[override]
