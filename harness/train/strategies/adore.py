@@ -5,7 +5,7 @@ of MRR (or nDCG) when two documents swap."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from harness.index.faiss_index import codebook_key
 from harness.recipe.params import like, param
@@ -14,6 +14,7 @@ from harness.train.strategy import (MODEL_REFS, MissingInputError, Needs, StepFn
 
 if TYPE_CHECKING:
     from harness.model.encoder import Encoder
+    from harness.train.hooks import Hook
 
 WEIGHTINGS = ("mrr", "ndcg")
 LOSS_VERSION = 2  # of adore_query_loss; part of every ADORE cache key
@@ -64,7 +65,7 @@ class Adore(Strategy):
         return Needs(init=params.init or documents, documents=documents)
 
     def step(self, encoder: Encoder, params: QueryTowerParams,  # type: ignore[override]
-             inputs: TrainInputs) -> StepFn:
+             inputs: TrainInputs, hooks: Sequence[Hook] = ()) -> StepFn:
         from harness.train.frozen_index import frozen_index, live_retrieval_step
 
         if inputs.doc_vectors is None:
