@@ -54,7 +54,8 @@ class Hook:
         return (self.every > 0 and step % self.every == 0) or (self.at_end and step == total)
 
     def run(self, step: int) -> dict[str, Any] | None:
-        """Do the action after `step` optimizer steps; what it returns joins that step's log row."""
+        """Do the action after `step` optimizer steps; what it returns joins that step's log row
+        (plain numbers, strings, lists and dicts: the log is stored as JSON and kept in checkpoints)."""
         raise NotImplementedError
 
     def state(self) -> dict[str, Any]:

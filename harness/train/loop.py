@@ -3,8 +3,9 @@ gradient accumulation and clipping, periodic actions (:mod:`harness.train.hooks`
 dev scores, checkpoints), exact resume, a training log, progress.
 
 Determinism: the data order of epoch e comes from `rng([seed, e])`, every micro-batch samples
-with `rng([seed, step, micro])` and reseeds torch (dropout) from the same numbers. A run
-resumed from a checkpoint therefore replays exactly what an uninterrupted run would do.
+with `rng([seed, step, micro])` and reseeds torch (dropout) from the same numbers, and the
+checkpoint keeps every hook's state. A run resumed from a checkpoint therefore replays exactly
+what an uninterrupted run would do.
 
 Several processes: every rank draws the same global micro-batch (the data order does not depend
 on their number), encodes its share of it and gathers the rest (:meth:`Encoder.embed`), so each

@@ -4,8 +4,8 @@ It reads no cache and publishes nothing: the pipeline decides whether to train (
 and publishes the folder once this returns. A checkpoint already in the folder is resumed.
 
 With several processes every rank runs this on the same folder (rank 0 chose it): each holds a
-replica of the encoder under DistributedDataParallel, and rank 0 alone writes checkpoints, the
-model and the log.
+replica of the encoder under DistributedDataParallel and calls the strategy's hooks, and rank 0
+alone writes checkpoints, the model and the log.
 """
 
 from __future__ import annotations
