@@ -121,8 +121,8 @@ class DevScores(Hook):
         values = self.score()
         first = next(iter(values.values()), None)
         if self.keep and first is not None and (self.best is None or first > self.best["score"]):
-            self.best = {"step": step, "score": first,
-                         "model": {name: t.detach().to("cpu", copy=True) for name, t in self.model.state_dict().items()}}
+            weights = {name: t.detach().to("cpu", copy=True) for name, t in self.model.state_dict().items()}
+            self.best = {"step": step, "score": first, "model": weights}
         if step == self.total and self.keep and self.best is not None:
             self.model.load_state_dict(self.best["model"])
             return {**values, "kept_step": self.best["step"]}
