@@ -61,7 +61,7 @@ def test_adore_scores_with_the_decoded_pq_vectors(tiny_model: Path, monkeypatch:
     settings = SimpleNamespace(query_prefix="", pooling="mean", normalize=True)
     params = AdoreParams(query_max_length=16, top_k=20, weighting="mrr", scale=2.0, metric_cut=10)
     loss, info = live_retrieval_step(encoder, params, data, fi, settings)(["a", "b", "c"],
-                                                                         np.random.default_rng(0))
+                                                                         np.random.default_rng(0), 0)
     assert loss.requires_grad and set(info) == {"train_mrr@10", "train_recall@10"}
 
     q = embed_batch(model, tok(["the cell", "cells of the", "on a is"], padding=True, return_tensors="pt"),
@@ -153,7 +153,7 @@ def test_an_adore_step_ranks_positives_higher(tiny_model: Path, cranfield: Colle
 
     before = margin()
     optimizer = torch.optim.SGD(encoder.model.parameters(), lr=0.05)
-    loss, _ = live_retrieval_step(encoder, params, data, fi, settings)(queries, np.random.default_rng(0))
+    loss, _ = live_retrieval_step(encoder, params, data, fi, settings)(queries, np.random.default_rng(0), 0)
     loss.backward()
     optimizer.step()
     assert margin() > before + 1e-4

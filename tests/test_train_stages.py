@@ -55,11 +55,11 @@ def test_stage_resumes_from_checkpoint_and_matches_a_fresh_cache(tiny_model: Pat
     def counting(*args: Any) -> Any:
         inner = original(*args)
 
-        def step(query_ids: list[str], rng: np.random.Generator) -> Any:
+        def step(query_ids: list[str], rng: np.random.Generator, at: int) -> Any:
             calls.append(1)
             if len(calls) == fail["at"]:
                 raise Interrupted
-            return inner(query_ids, rng)
+            return inner(query_ids, rng, at)
 
         return step
 

@@ -1,8 +1,9 @@
 """What a training strategy declares, and what the pipeline hands it.
 
 A strategy (one file in :mod:`harness.train.strategies`) is a :class:`Strategy`: its typed
-parameters (a :class:`~harness.api.train_params.TrainParams` subclass), the models it :meth:`~Strategy.needs` from earlier
-stages, and its training :meth:`~Strategy.step`. Pairwise strategies subclass
+parameters (a :class:`~harness.api.train_params.TrainParams` subclass), the models it
+:meth:`~Strategy.needs` from earlier stages, its training :meth:`~Strategy.step` and the periodic
+actions it declares (:meth:`~Strategy.hooks`, see :mod:`harness.train.hooks`). Pairwise strategies subclass
 :class:`PairStrategy` and only say how a batch is drawn and which loss scores it.
 
 Torch-free at import: `validate` reads the declarations without loading a model.
@@ -11,7 +12,7 @@ Torch-free at import: `validate` reads the declarations without loading a model.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -25,9 +26,11 @@ if TYPE_CHECKING:
 
     from harness.dense import EncoderSettings
     from harness.model.encoder import Encoder
+    from harness.train.hooks import Hook
 
-# What the optimisation loop calls per micro-batch: (query ids, rng) -> (loss, logged values).
-StepFn = Callable[[list[str], np.random.Generator], "tuple[torch.Tensor, dict[str, float]]"]
+# What the optimisation loop calls per micro-batch: (query ids, rng, step) -> (loss, logged values).
+# `step`: the optimizer steps taken before this one (0 first), the count hooks are called with.
+StepFn = Callable[[list[str], np.random.Generator, int], "tuple[torch.Tensor, dict[str, float]]"]
 
 @dataclass(frozen=True)
 class Needs:
@@ -77,8 +80,16 @@ class Strategy(Kind):
     def needs(self, params: TrainParams) -> Needs:
         return Needs(init=params.init)
 
-    def step(self, encoder: Encoder, params: TrainParams, inputs: TrainInputs) -> StepFn:
-        """The loop's step function: (query ids, rng) -> (loss, logged values)."""
+    def hooks(self, encoder: Encoder, params: TrainParams, inputs: TrainInputs) -> list[Hook]:
+        """Periodic actions the loop runs between steps, told the step number, their state kept in
+        checkpoints (:class:`harness.train.hooks.Hook`); none by default. Called before
+        :meth:`step`, which is handed them: its step function reads what they refresh."""
+        return []
+
+    def step(self, encoder: Encoder, params: TrainParams, inputs: TrainInputs,
+             hooks: Sequence[Hook] = ()) -> StepFn:
+        """The loop's step function: (query ids, rng, step) -> (loss, logged values). `hooks`:
+        what :meth:`hooks` returned."""
         raise NotImplementedError
 
     def key_parts(self, params: TrainParams, inputs: TrainInputs) -> dict[str, Any]:
@@ -97,11 +108,13 @@ class PairStrategy(Strategy):
              params: TrainParams) -> tuple[torch.Tensor, dict[str, float]]:
         raise NotImplementedError
 
-    def step(self, encoder: Encoder, params: TrainParams, inputs: TrainInputs) -> StepFn:
+    def step(self, encoder: Encoder, params: TrainParams, inputs: TrainInputs,
+             hooks: Sequence[Hook] = ()) -> StepFn:
         """Draw a batch, encode its queries and documents with the one tower, score it."""
         data, settings = inputs.data, inputs.settings
 
-        def step(query_ids: list[str], rng: np.random.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        def step(query_ids: list[str], rng: np.random.Generator,
+                 at: int) -> tuple[torch.Tensor, dict[str, float]]:
             batch = self.batch(query_ids, data, rng, params, inputs.negatives)
             q = encoder.embed([data.queries[x] for x in query_ids], max_length=params.query_max_length,
                               prefix=settings.query_prefix)

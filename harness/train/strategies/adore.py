@@ -5,7 +5,7 @@ of MRR (or nDCG) when two documents swap."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from harness.api.params import like, param
 from harness.api.train_params import MODEL_REFS, TrainParams
@@ -14,6 +14,7 @@ from harness.train.strategy import MissingInputError, Needs, StepFn, Strategy, T
 
 if TYPE_CHECKING:
     from harness.model.encoder import Encoder
+    from harness.train.hooks import Hook
 
 WEIGHTINGS = ("mrr", "ndcg")
 LOSS_VERSION = 2  # of adore_query_loss; part of every ADORE cache key
@@ -64,7 +65,7 @@ class Adore(Strategy):
         return Needs(init=params.init or documents, documents=documents)
 
     def step(self, encoder: Encoder, params: QueryTowerParams,  # type: ignore[override]
-             inputs: TrainInputs) -> StepFn:
+             inputs: TrainInputs, hooks: Sequence[Hook] = ()) -> StepFn:
         from harness.train.frozen_index import frozen_index, live_retrieval_step
 
         if inputs.frozen_docs is None:
