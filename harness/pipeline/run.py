@@ -24,15 +24,17 @@ import harness
 from harness.data.availability import ensure_available, resolve_mirror
 from harness.data.collection import Collection, load_collection
 from harness.data.holdout import holdout_collection
+from harness.dense import EXACT_DEPTH
 from harness.errors import CacheError
 from harness.evaluate.metrics import evaluate
 from harness.evaluate.ties import trec_order
-from harness.index.faiss_index import codebook_key, faiss_build
+from harness.index.faiss_index import codebook_key, exact_search, faiss_build, search_key
 from harness.model.compute import Compute, resolve_compute
 from harness.pipeline.models import Models
 from harness.pipeline.selection import select_point
 from harness.progress import StageProgress, log_console
 from harness.recipe.checks import check_processes, check_resources
+from harness.recipe import plan
 from harness.recipe.expand import dev_order, variant_seeds
 from harness.recipe.model import Recipe, Variant, holdout_fraction
 from harness.registry import kind
@@ -146,14 +148,16 @@ class Report:
 
 
 def reported(recipe: Recipe, chosen: dict[str, tuple[Variant, dict[str, Any]]]) -> list[Report]:
-    """What the evaluation splits report: every variant, a selected sweep by its chosen point."""
+    """What the evaluation splits report (:func:`harness.recipe.plan.reported`), a selected sweep
+    by the point chosen on dev."""
     out = []
-    for variant in recipe.variants:
-        if variant.sweep_of is None or not recipe.selects:
-            out.append(Report(variant, variant.name))
-        elif chosen[variant.sweep_of][0].name == variant.name:  # by name: ranks > 0 get rank 0's copy
-            record = chosen[variant.sweep_of][1]
-            out.append(Report(replace(variant, name=variant.sweep_of, sweep_of=None, point=()), variant.name, record))
+    for row in plan.reported(recipe):
+        if not row.chosen:
+            out.append(Report(row.variant, row.name))
+            continue
+        point, record = chosen[row.name]
+        point = recipe.variant(point.name)  # by name: ranks > 0 get rank 0's copy
+        out.append(Report(replace(point, name=row.name, sweep_of=None, point=()), point.name, record))
     return out
 
 
@@ -261,8 +265,7 @@ def _run_key(recipe: Recipe, variant: Variant, collection: Collection, index: st
         "metrics": list(recipe.eval.metrics), "depth": recipe.eval.depth, "model": model,
         "index_train_sample": recipe.eval.index_train_sample if index != SPARSE_INDEX else None,
     }
-    if "IVF" in index:
-        parts["nprobe"] = recipe.eval.nprobe
+    parts |= search_key(index, recipe.eval.nprobe)
     if index != SPARSE_INDEX:  # a compressed index's codes: how its codebooks train
         parts |= codebook_key(index)
     if recipe.eval.store_depth is not None:  # only then: runs stored before it keep their keys
@@ -297,15 +300,16 @@ def _is_done(ctx: _Context, variant: Variant, collection: Collection, index: str
 
 def _sparse_run(ctx: _Context, collection: Collection, report: Report) -> None:
     variant = report.variant
-    key = _run_key(ctx.recipe, variant, collection, SPARSE_INDEX, None, report.selection)
-    if _is_done(ctx, variant, collection, SPARSE_INDEX, key) or not ctx.world.main:
+    index, = plan.run_indexes(ctx.recipe, variant)
+    key = _run_key(ctx.recipe, variant, collection, index, None, report.selection)
+    if _is_done(ctx, variant, collection, index, key) or not ctx.world.main:
         return  # sparse ranking is rank 0's alone: nothing in it is split across processes
     started = utc_now()
     start = time.perf_counter()
     with ctx.progress.task(f"{variant.name}: {variant.kind} search", len(collection.queries), "queries") as advance:
         results = kind(variant.kind).rank(collection, variant.params, ctx.recipe.eval.depth, advance)
     timings = {"search": time.perf_counter() - start}
-    _finish(ctx, collection, report, SPARSE_INDEX, key, None, results, timings, started)
+    _finish(ctx, collection, report, index, key, None, results, timings, started)
 
 
 def _dense_runs(ctx: _Context, collection: Collection, report: Report) -> None:
@@ -343,11 +347,9 @@ def _dense_runs(ctx: _Context, collection: Collection, report: Report) -> None:
         _finish(ctx, collection, report, factory, key, model.record, results, timings, started, stats)
 
 
-def _exact_top(doc_vectors: Any, query_vectors: Any, gpu: int | None = None, k: int = 100) -> Any:
+def _exact_top(doc_vectors: Any, query_vectors: Any, gpu: int | None = None) -> Any:
     """Exact inner-product top-k ids, the reference compressed indexes are measured against."""
-    from harness.index.faiss_index import build_index, search
-
-    return search(build_index("Flat", doc_vectors, seed=0, gpu=gpu), query_vectors, k)[1]
+    return exact_search(doc_vectors, query_vectors, EXACT_DEPTH, gpu=gpu)[1]
 
 
 def _finish(ctx: _Context, collection: Collection, report: Report, index: str, key: str,

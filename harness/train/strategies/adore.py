@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from harness.index.faiss_index import codebook_key
+from harness.index.faiss_index import codebook_key, search_key
 from harness.recipe.params import like, param
 from harness.train.strategy import (MODEL_REFS, MissingInputError, Needs, StepFn, Strategy, TrainInputs,
                                     TrainParams)
@@ -78,10 +78,8 @@ class Adore(Strategy):
         # so no model trained with the half is reused. A compressed index's codes depend on how its
         # codebooks were trained (faiss_index.CODEBOOK_VERSION), and an IVF index searches `nprobe`
         # lists: what training retrieves depends on both.
-        parts: dict[str, Any] = {"loss_version": LOSS_VERSION} | codebook_key(params.train_index)
-        if "IVF" in params.train_index:
-            parts["nprobe"] = inputs.nprobe
-        return parts
+        return {"loss_version": LOSS_VERSION} | codebook_key(params.train_index) | search_key(params.train_index,
+                                                                                            inputs.nprobe)
 
 
 KIND = Adore()
