@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from harness.pipeline.plan_status import PlannedRun
 
 FORMATS = ("table", "json")
+PLAN_JSON_VERSION = 1  # bump when a field of the JSON form changes meaning or goes (executors read it)
 
 
 def plan(recipe: Path = typer.Argument(..., help="Recipe file."),
@@ -46,7 +47,7 @@ def plan(recipe: Path = typer.Argument(..., help="Recipe file."),
     except DrbenchError as exc:
         raise fail(exc) from None
     if format == "json":
-        print(json.dumps({"recipe": str(recipe), "experiment": parsed.experiment.name,
+        print(json.dumps({"version": PLAN_JSON_VERSION, "recipe": str(recipe), "experiment": parsed.experiment.name,
                           "store": store or parsed.experiment.store,
                           "cache_dir": cache_dir or parsed.experiment.cache_dir,
                           "summary": summary(runs), "runs": [run.as_json() for run in runs]}, indent=2))

@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.dense import DenseModel, ModelRef
-from harness.errors import DataError
+from harness.errors import DataError, DrbenchError
 from harness.model.compute import Compute, resolve_compute
 from harness.pipeline.models import mined_key, trained_ref, training_key
 from harness.pipeline.run import _run_key
 from harness.pipeline.selection import select_point
 from harness.recipe.model import Recipe, Variant, holdout_fraction
-from harness.recipe.plan import Plan, RunSpec, dev_collection, run_indexes
+from harness.recipe.plan import Plan, RunSpec, dev_collection
 from harness.registry import kind
 from harness.train.strategy import Strategy, TrainInputs
 
@@ -92,7 +92,7 @@ class _Lookup:
     cache_dir: Path
     mirror: Path | None
     db: Any
-    compute: Compute = field(init=False)
+    compute: Compute | str = field(init=False)  # str: why this machine cannot say (a device it lacks)
     done: list[PlannedRun] = field(default_factory=list)  # the runs before this one
     _digests: dict[str, dict[str, str | None] | str] = field(default_factory=dict)
     _models: dict[tuple[str, int], DenseModel | str] = field(default_factory=dict)
@@ -101,9 +101,14 @@ class _Lookup:
     _encoded: set[tuple[str | None, int, str]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        self.compute = resolve_compute(self.recipe.compute.device, self.recipe.compute.precision,
-                                       device_label=f"{self.recipe.path} [compute] device",
-                                       precision_label=f"{self.recipe.path} [compute] precision")
+        # A model's identity includes its precision on its device: planned on another machine than
+        # the one that runs (a laptop, for a CUDA recipe), dense keys are unknown, not wrong.
+        try:
+            self.compute = resolve_compute(self.recipe.compute.device, self.recipe.compute.precision,
+                                           device_label=f"{self.recipe.path} [compute] device",
+                                           precision_label=f"{self.recipe.path} [compute] precision")
+        except DrbenchError as exc:
+            self.compute = f"dense keys depend on the device: {exc}"
 
     def status(self, spec: RunSpec) -> PlannedRun:
         key, why, model = None, None, None
@@ -184,12 +189,20 @@ class _Lookup:
     def _open(self, name: str, variant: Variant | None, seed: int) -> DenseModel:
         base = self.recipe.model.base
         if variant is None:
-            return DenseModel.open(ModelRef.shared(base), self.recipe.model, self.compute)
+            return self._dense(ModelRef.shared(base))
         declared = kind(variant.kind)
         if not isinstance(declared, Strategy):
-            return DenseModel.open(ModelRef.shared(declared.model_name(variant.params, base)), self.recipe.model,
-                                   self.compute)
+            return self._dense(ModelRef.shared(declared.model_name(variant.params, base)))
         return self._trained(variant, declared, seed)
+
+    def _dense(self, ref: ModelRef) -> DenseModel:
+        """`ref`'s encoders, read where they are: a hub model not downloaded yet stays unknown."""
+        if isinstance(self.compute, str):
+            raise Unknown(self.compute)
+        for name in {ref.query, ref.doc}:
+            if not _local(name):
+                raise Unknown(f"model {name} is not downloaded yet (the run fetches it)")
+        return DenseModel.open(ref, self.recipe.model, self.compute)
 
     def _trained(self, variant: Variant, strategy: Strategy, seed: int) -> DenseModel:
         from harness.cache.manifest import damage
@@ -208,8 +221,7 @@ class _Lookup:
         folder = self.cache_dir / "models" / key
         if not folder.is_dir() or damage(folder, key) is not None:
             raise Unknown(f"model {variant.name} (seed {seed}) is not trained yet")
-        return DenseModel.open(trained_ref(variant, key, folder, read_meta(folder), documents), self.recipe.model,
-                               self.compute)
+        return self._dense(trained_ref(variant, key, folder, read_meta(folder), documents))
 
     def _cost(self, spec: RunSpec) -> Cost:
         docs, queries = self._count(spec.collection)
@@ -232,6 +244,21 @@ class _Lookup:
         if dataset_id not in self._counts:
             self._counts[dataset_id] = _metadata_counts(dataset_id)
         return self._counts[dataset_id]
+
+
+def _local(name: str) -> bool:
+    """Whether the model `name` is on this machine (packaged, a folder, or in the hub's cache)."""
+    from harness.model.spec import MINILM_ALIASES, looks_like_path
+
+    if name in MINILM_ALIASES or looks_like_path(name):
+        return True
+    try:
+        from huggingface_hub import snapshot_download
+
+        snapshot_download(name, local_files_only=True)
+    except Exception:  # not cached, or no huggingface_hub: DenseModel.open would download it
+        return False
+    return True
 
 
 def _training_cost(recipe: Recipe, variant: Variant, queries: int | None) -> dict[str, Any]:
