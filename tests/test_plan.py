@@ -193,6 +193,23 @@ def test_a_chained_variant_waits_for_the_point_dev_chooses(tmp_path: Path) -> No
         seen.add(run.id)
 
 
+def test_what_dev_decides_is_said_not_guessed(tmp_path: Path, mirror: Path) -> None:
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(SWEPT)
+    where = ["--mirror", mirror, "--store", tmp_path / "s.db", "--cache-dir", tmp_path / "cache"]
+    planned = plan_json(recipe, *where)
+    assert planned["version"] == 1 and planned["summary"]["runs"] == len(planned["runs"]) == 12
+    star = next(r for r in planned["runs"] if r["id"] == "eval/star/1/beir/scifact/test/Flat")
+    assert star["status"] == "to evaluate" and star["run_key"] is None  # trained on dev, chosen there
+    assert star["run_key_unknown"] == "the point of star is chosen on dev once its dev runs are stored"
+    adore = next(r for r in planned["runs"] if r["id"] == "dev/adore/1/beir/scifact/train[holdout:0.1]/Flat")
+    assert adore["status"] == "to train" and adore["decided_later"] == ["point of star chosen on dev"]
+    assert adore["cost"]["train_steps"] is not None and adore["cost"]["queries"] == round(0.1 * 809)
+    table = invoke("plan", recipe, *where)
+    assert table.exit_code == 0 and "decided later: point of star chosen on dev" in " ".join(table.output.split())
+    assert sorted(os.listdir(tmp_path)) == ["r.toml"]
+
+
 def test_plan_counts_what_validate_counts() -> None:
     for path in sorted((REPO / "recipes").glob("*.toml")):
         if path.name.endswith(".expect.toml"):

@@ -12,7 +12,6 @@ key None and says why.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -299,22 +298,20 @@ def _digests(dataset_id: str, mirror: Path | None) -> dict[str, str | None] | st
 
 
 def _metadata_counts(dataset_id: str) -> tuple[int | None, int | None]:
-    """(documents, queries) from ir_datasets' metadata; None where it has none."""
+    """(documents, queries) from ir_datasets' metadata (shipped with it: nothing is read from the
+    collection); None where it has none."""
     try:
         import ir_datasets
 
         from harness.data.collection import quiet_ir_datasets
 
         with quiet_ir_datasets():
-            dataset = ir_datasets.load(dataset_id)
-            return _or_none(dataset.docs_count), _or_none(dataset.queries_count)
+            metadata = ir_datasets.load(dataset_id).metadata()
     except Exception:  # an id ir_datasets cannot set up offline: unknown, not an error here
         return None, None
+    return _count(metadata, "docs"), _count(metadata, "queries")
 
 
-def _or_none(count: Any) -> int | None:
-    try:
-        value = count()
-    except Exception:
-        return None
-    return value if isinstance(value, int) and not math.isnan(value) else None
+def _count(metadata: Any, part: str) -> int | None:
+    count = metadata.get(part, {}).get("count") if isinstance(metadata, dict) else None
+    return count if isinstance(count, int) else None
