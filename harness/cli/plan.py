@@ -29,6 +29,10 @@ def plan(recipe: Path = typer.Argument(..., help="Recipe file."),
                                               "(default: the recipe's)."),
          mirror: str | None = typer.Option(None, "--mirror", help="Offline ir_datasets mirror folder, read for "
                                            "archive digests (also $DRBENCH_MIRROR)."),
+         device: str | None = typer.Option(None, "--device", help="The device `drbench run --device` will use "
+                                           "(model keys depend on it; default: the recipe's)."),
+         precision: str | None = typer.Option(None, "--precision", help="The precision `drbench run --precision` "
+                                              "will use (default: the recipe's)."),
          format: str = typer.Option("table", "--format", help="table (for people) or json (for executors).")) -> None:
     """Print every run RECIPE makes: stored (skipped), model cached (evaluate only), to evaluate or
     to train, with its run key and a hardware-independent cost. Writes nothing."""
@@ -43,7 +47,8 @@ def plan(recipe: Path = typer.Argument(..., help="Recipe file."),
         from harness.pipeline.plan_status import plan_status
 
         runs = plan_status(the_plan, Path(store or parsed.experiment.store),
-                           Path(cache_dir or parsed.experiment.cache_dir), resolve_mirror(mirror, parsed.data.mirror))
+                           Path(cache_dir or parsed.experiment.cache_dir), resolve_mirror(mirror, parsed.data.mirror),
+                           device, precision)
     except DrbenchError as exc:
         raise fail(exc) from None
     if format == "json":

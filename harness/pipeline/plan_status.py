@@ -74,14 +74,16 @@ class Unknown(Exception):
     """Why a key cannot be computed before the run."""
 
 
-def plan_status(plan: Plan, store: Path, cache_dir: Path, mirror: Path | None = None) -> list[PlannedRun]:
-    """Each run of `plan` with its status against `store` and `cache_dir`, its key and its cost."""
+def plan_status(plan: Plan, store: Path, cache_dir: Path, mirror: Path | None = None, device: str | None = None,
+                precision: str | None = None) -> list[PlannedRun]:
+    """Each run of `plan` with its status against `store` and `cache_dir`, its key and its cost
+    (`device`, `precision`: `drbench run`'s options over the recipe's, which models' keys depend on)."""
     db = None
     if store.is_file():
         from harness.store import open_store_readonly
 
         db = open_store_readonly(store)
-    look = _Lookup(plan.recipe, cache_dir, mirror, db)
+    look = _Lookup(plan.recipe, cache_dir, mirror, db, device, precision)
     return [look.status(spec) for spec in plan.runs]
 
 
@@ -91,6 +93,8 @@ class _Lookup:
     cache_dir: Path
     mirror: Path | None
     db: Any
+    device: str | None = None
+    precision: str | None = None
     compute: Compute | str = field(init=False)  # str: why this machine cannot say (a device it lacks)
     done: list[PlannedRun] = field(default_factory=list)  # the runs before this one
     _digests: dict[str, dict[str, str | None] | str] = field(default_factory=dict)
@@ -103,9 +107,11 @@ class _Lookup:
         # A model's identity includes its precision on its device: planned on another machine than
         # the one that runs (a laptop, for a CUDA recipe), dense keys are unknown, not wrong.
         try:
-            self.compute = resolve_compute(self.recipe.compute.device, self.recipe.compute.precision,
-                                           device_label=f"{self.recipe.path} [compute] device",
-                                           precision_label=f"{self.recipe.path} [compute] precision")
+            where = f"{self.recipe.path} [compute]"
+            self.compute = resolve_compute(
+                self.device or self.recipe.compute.device, self.precision or self.recipe.compute.precision,
+                device_label=f"--device {self.device}" if self.device else f"{where} device",
+                precision_label=f"--precision {self.precision}" if self.precision else f"{where} precision")
         except DrbenchError as exc:
             self.compute = f"dense keys depend on the device: {exc}"
 
