@@ -187,7 +187,14 @@ class DenseModel:
         return results, timings, stats
 
 
-def overlap_with_exact(ids: np.ndarray, exact: np.ndarray, cutoffs: tuple[int, ...] = (10, 100)) -> dict[str, float]:
+# The cut-offs of `flat_recall@k`: how much of the exact top-k a compressed index returns. The
+# exact top-k is computed to the largest of them (`EXACT_DEPTH`).
+OVERLAP_CUTOFFS = (10, 100)
+EXACT_DEPTH = max(OVERLAP_CUTOFFS)
+
+
+def overlap_with_exact(ids: np.ndarray, exact: np.ndarray,
+                       cutoffs: tuple[int, ...] = OVERLAP_CUTOFFS) -> dict[str, float]:
     """Mean fraction of the exact (Flat) top-k that an index also returns in its top-k."""
     out = {}
     for k in cutoffs:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from rich.console import Console
@@ -138,16 +138,13 @@ class Models:
         inputs = TrainInputs(data, init.settings, self.recipe.experiment.seed, self.recipe.eval.nprobe, negatives,
                              frozen_docs=self._corpus(documents, collection) if documents else None,
                              faiss_gpu=self.compute.faiss_gpu, dev_score=self._dev_score(variant, init, documents))
-        key = self._training_key(strategy, variant, inputs, collection, init, documents, negatives_key)
+        key = training_key(self.recipe, strategy, variant, inputs, collection, init, documents, negatives_key)
         folder, meta, log = self._train_or_reuse(variant, strategy, key, inputs, init, documents)
         if self.db is not None and self.experiment is not None:
             from harness.store import write_training_log
 
             write_training_log(self.db, self.experiment, variant.name, log, seed=self.recipe.experiment.seed)
-        trained = {"key": key, "kind": variant.kind, "steps": meta["steps"], "train_seconds": meta["train_seconds"]}
-        if documents is None:
-            return ModelRef.shared(str(folder), trained=trained)
-        return ModelRef(variant.name, query=str(folder), doc=documents.ref.doc, trained=trained)
+        return trained_ref(variant, key, folder, meta, documents)
 
     def _dev_score(self, variant: Variant, init: DenseModel, documents: DenseModel | None) -> Any:
         """What scores the model in training on the dev split (`eval_every`), or None."""
@@ -165,23 +162,6 @@ class Models:
             return data
         held = holdout_ids(collection.queries, fraction)
         return replace(data, query_ids=tuple(q for q in data.query_ids if q not in held))
-
-    def _training_key(self, strategy: Strategy, variant: Variant, inputs: TrainInputs, collection: Collection,
-                      init: DenseModel, documents: DenseModel | None, negatives_key: str | None) -> str:
-        """Everything the trained model depends on; identities carry fingerprints, not folders."""
-        parts: dict[str, Any] = {"kind": strategy.cache_name or strategy.name, "params": variant.params.key_dict(),
-                                 "init": init.identity, "data": collection.archive_digests,
-                                 "train": collection.dataset_id, "seed": inputs.seed}
-        if (holdout := holdout_fraction(self.recipe.data.dev)) is not None:  # only then: other keys stay as they were
-            parts["holdout"] = holdout
-        if getattr(variant.params, "keep", "last") == "best":  # the weights kept depend on what scored them
-            parts["kept_on"] = {"dev": self.recipe.data.dev, "metric": self.recipe.eval.metrics[0],
-                                "depth": self.recipe.eval.depth}
-        if documents is None:
-            parts.update(negatives=negatives_key, prefixes=[init.settings.query_prefix, init.settings.doc_prefix])
-        else:
-            parts.update(documents=documents.identity)
-        return artifact_key(**parts, **strategy.key_parts(variant.params, inputs))
 
     def _train_or_reuse(self, variant: Variant, strategy: Strategy, key: str, inputs: TrainInputs,
                         init: DenseModel, documents: DenseModel | None
@@ -240,8 +220,7 @@ class Models:
 
         source, depth = str(needs.negatives), needs.negatives_depth
         model = None if source == "bm25" else self.model(source)
-        key = artifact_key(what="negatives", source=mining.miner_identity(None if model is None else model.identity),
-                           depth=depth, data=collection.archive_digests, queries=collection.dataset_id)
+        key = mined_key(None if model is None else model.identity, depth, collection)
         entries = Entries(self.cache_dir / "negatives", self.console.log)
         world = self.compute.world
         cached = world.on_main(lambda: entries.get(key))
@@ -268,3 +247,47 @@ class Models:
             return negatives
 
         return world.on_main(mine), key
+
+
+class KeyData(Protocol):
+    """What keys read of a training collection (a :class:`Collection`, or `drbench plan`'s stand-in)."""
+
+    dataset_id: str
+    archive_digests: dict[str, str | None]
+
+
+def training_key(recipe: Recipe, strategy: Strategy, variant: Variant, inputs: TrainInputs, collection: KeyData,
+                 init: DenseModel, documents: DenseModel | None, negatives_key: str | None) -> str:
+    """The cache key of `variant`'s trained model: everything it depends on; identities carry
+    fingerprints, not folders."""
+    parts: dict[str, Any] = {"kind": strategy.cache_name or strategy.name, "params": variant.params.key_dict(),
+                             "init": init.identity, "data": collection.archive_digests,
+                             "train": collection.dataset_id, "seed": inputs.seed}
+    if (holdout := holdout_fraction(recipe.data.dev)) is not None:  # only then: other keys stay as they were
+        parts["holdout"] = holdout
+    if getattr(variant.params, "keep", "last") == "best":  # the weights kept depend on what scored them
+        parts["kept_on"] = {"dev": recipe.data.dev, "metric": recipe.eval.metrics[0], "depth": recipe.eval.depth}
+    if documents is None:
+        parts.update(negatives=negatives_key, prefixes=[init.settings.query_prefix, init.settings.doc_prefix])
+    else:
+        parts.update(documents=documents.identity)
+    return artifact_key(**parts, **strategy.key_parts(variant.params, inputs))
+
+
+def mined_key(source: dict[str, Any] | None, depth: int, collection: KeyData) -> str:
+    """The cache key of hard negatives mined from `collection` by the model of identity `source`
+    (None: BM25), `depth` per query."""
+    from harness.train import mining
+
+    return artifact_key(what="negatives", source=mining.miner_identity(source), depth=depth,
+                        data=collection.archive_digests, queries=collection.dataset_id)
+
+
+def trained_ref(variant: Variant, key: str, folder: Path, meta: dict[str, Any],
+                documents: DenseModel | None) -> ModelRef:
+    """The encoders of a trained model in `folder`: its own (shared tower), or its query encoder
+    beside the frozen document encoder of `documents` (query tower)."""
+    trained = {"key": key, "kind": variant.kind, "steps": meta["steps"], "train_seconds": meta["train_seconds"]}
+    if documents is None:
+        return ModelRef.shared(str(folder), trained=trained)
+    return ModelRef(variant.name, query=str(folder), doc=documents.ref.doc, trained=trained)

@@ -46,10 +46,9 @@ def bm25_ranking(data: TrainData, collection: Collection, k: int) -> dict[str, l
 def dense_ranking(doc_vectors: np.ndarray, query_vectors: np.ndarray, data: TrainData, k: int,
                   seed: int, gpu: int | None = None) -> dict[str, list[int]]:
     """Each training query's exact (Flat) top-`k` document rows; `query_vectors` in query_ids order."""
-    from harness.index.faiss_index import build_index, search
+    from harness.index.faiss_index import exact_search
 
-    built = build_index("Flat", doc_vectors, seed=seed, gpu=gpu)
-    _, ids, _ = search(built, query_vectors, k)
+    _, ids, _ = exact_search(doc_vectors, query_vectors, k, gpu=gpu)
     return {q: [int(i) for i in ids[row] if i >= 0] for row, q in enumerate(data.query_ids)}
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from harness.api.params import like, param
 from harness.api.train_params import MODEL_REFS, TrainParams
-from harness.index.faiss_index import codebook_key
+from harness.index.faiss_index import codebook_key, search_key
 from harness.train.strategy import MissingInputError, Needs, StepFn, Strategy, TrainInputs
 
 if TYPE_CHECKING:
@@ -79,10 +79,8 @@ class Adore(Strategy):
         # so no model trained with the half is reused. A compressed index's codes depend on how its
         # codebooks were trained (faiss_index.CODEBOOK_VERSION), and an IVF index searches `nprobe`
         # lists: what training retrieves depends on both.
-        parts: dict[str, Any] = {"loss_version": LOSS_VERSION} | codebook_key(params.train_index)
-        if "IVF" in params.train_index:
-            parts["nprobe"] = inputs.nprobe
-        return parts
+        return {"loss_version": LOSS_VERSION} | codebook_key(params.train_index) | search_key(params.train_index,
+                                                                                            inputs.nprobe)
 
 
 KIND = Adore()
