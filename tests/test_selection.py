@@ -104,7 +104,9 @@ def test_a_missing_seed_is_an_error_not_a_mean_over_fewer_seeds() -> None:
 
 def test_runs_on_other_collections_are_never_read() -> None:
     db = store()
-    for seed in (13, 14):  # the test split would choose the second point: it must not be read
-        add_run(db, SECOND, {"ndcg@10": around(0.99), "mrr@10": around(0.99)}, seed=seed,
-                collection="beir/scifact/test")
+    # Evaluation runs of the second point that would choose it, on collections sorting before and
+    # after the dev split's name: they must not be read.
+    for collection in ("beir/scifact/test", "cranfield"):
+        for seed in (13, 14):
+            add_run(db, SECOND, {"ndcg@10": around(0.99), "mrr@10": around(0.99)}, seed=seed, collection=collection)
     assert select_point(db, recipe(), DEV, "star")[0].name == FIRST
