@@ -91,3 +91,19 @@ def test_only_the_best_value_is_starred_and_a_tie_stars_both() -> None:
 def test_the_page_shows_the_cells() -> None:
     page = render_page(report())
     assert "0.5500 ±0.0500" in page and "0.3000" in page and "▲" in page
+
+
+def test_the_drill_down_shows_the_widest_spread_queries_with_seed_mean_metrics() -> None:
+    # per query: zero = BASE, bm25 = BASE +- 0.05, STAR's seed mean = BASE + 0.25 +- 0.01; the spread
+    # (best - worst system) is 0.29 on odd queries and 0.26 on even ones
+    [section] = report().collections
+    drill = section.drill
+    assert drill["systems"] == ["bm25", "zero", "star"] and drill["seeds"] == [[13], [13], [13, 14, 15]]
+    # queries=3: three of the four widest (equal up to float rounding, which decides among them)
+    shown = {q["id"]: q for q in drill["queries"]}
+    assert len(shown) == 3 and set(shown) < {"q01", "q03", "q05", "q07"}
+    assert drill["covered"] == 3 and drill["total"] == 8
+    for query_id, query in shown.items():
+        i = int(query_id[1:])
+        assert query["spread"] == pytest.approx(0.29)
+        assert query["metrics"] == [[round(BASE[i] - 0.05, 4)], [round(BASE[i], 4)], [round(BASE[i] + 0.24, 4)]]
