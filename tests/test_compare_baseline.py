@@ -52,3 +52,11 @@ def test_an_ambiguous_baseline_names_the_candidates() -> None:
                                            r"name one as experiment/variant@index$"):
         compare_runs(db, CompareSettings(baseline="zero", bootstrap=50))
     assert compared(db, "zero@PQ8") == {("exp/star", "HNSW32"): "exp/zero@PQ8", ("exp/zero", "Flat"): "exp/zero@PQ8"}
+
+
+def test_the_same_index_wins_over_the_same_experiment() -> None:
+    db = open_memory_store()
+    add_run(db, "zero", {"ndcg@10": around(0.3, spread=0.01)}, experiment_name="one", index="PQ8", kind="zero-shot")
+    add_run(db, "zero", {"ndcg@10": around(0.3, spread=0.015)}, experiment_name="two", kind="zero-shot")
+    add_run(db, "star", {"ndcg@10": around(0.4, spread=0.02)}, experiment_name="two", index="PQ8")
+    assert compared(db)[("two/star", "PQ8")] == "one/zero@PQ8"
