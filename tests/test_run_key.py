@@ -61,8 +61,9 @@ def first(tmp_path_factory: pytest.TempPathFactory, mirror: Path) -> Path:
 
 @pytest.fixture
 def copy(first: Path, tmp_path: Path) -> Path:
-    with closing(sqlite3.connect(first / "drbench.db")) as src, closing(sqlite3.connect(tmp_path / "drbench.db")) as dst:
-        src.backup(dst)
+    with closing(sqlite3.connect(first / "drbench.db")) as src:
+        with closing(sqlite3.connect(tmp_path / "drbench.db")) as dst:
+            src.backup(dst)
     return tmp_path
 
 

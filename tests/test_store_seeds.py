@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from sqlite_utils import Database
 
-from harness.store import (MIGRATIONS, SCHEMA_VERSION, completed_run_key, drop_other_seeds, list_runs, open_memory_store,
-                           open_store, training_log, training_seeds, write_training_log)
+from harness.store import (MIGRATIONS, SCHEMA_VERSION, completed_run_key, drop_other_seeds, list_runs,
+                           open_memory_store, open_store, training_log, training_seeds, write_training_log)
 from store_helpers import add_run, experiment
 
 LOG = [{"step": 1, "loss": 2.0, "lr": 1e-5}, {"step": 2, "loss": 1.5, "lr": 1e-5}]
@@ -23,6 +23,11 @@ def count(db, table: str) -> int:
 
 def seeds_of(db, variant: str, experiment_name: str = "exp") -> list[int]:
     return sorted(r["seed"] for r in list_runs(db, experiment_name) if r["variant"] == variant)
+
+
+def flat_ids(db) -> dict[int, int]:
+    """seed -> run id of STAR's Flat runs."""
+    return {r["seed"]: r["id"] for r in list_runs(db, "exp") if r["variant"] == "star" and r["index_factory"] == "Flat"}
 
 
 @pytest.fixture
@@ -39,9 +44,9 @@ def db():
 
 def test_each_seed_is_its_own_run_and_a_rewrite_replaces_only_its_seed(db) -> None:
     assert seeds_of(db, "star") == [13, 13, 14, 14, 15, 15]
-    before = {r["seed"]: r["id"] for r in list_runs(db, "exp") if r["variant"] == "star" and r["index_factory"] == "Flat"}
+    before = flat_ids(db)
     rewritten = add_run(db, "star", {"ndcg@10": [0.9, 0.9]}, seed=14)
-    after = {r["seed"]: r["id"] for r in list_runs(db, "exp") if r["variant"] == "star" and r["index_factory"] == "Flat"}
+    after = flat_ids(db)
     assert after == {13: before[13], 14: rewritten, 15: before[15]} and rewritten > max(before.values())
     assert completed_run_key(db, "exp", "star", "toy", "Flat", 14) == "star-14-Flat"
     assert completed_run_key(db, "exp", "star", "toy", "Flat", 16) is None
