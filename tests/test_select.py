@@ -115,3 +115,15 @@ def test_the_json_leaderboard_and_compare_agree_on_the_mean(tmp_path: Path) -> N
     assert systems["star"]["means"]["ndcg@10"] == pytest.approx(MEAN)
     [c] = json.loads(result.output)["comparisons"]
     assert c["diff"] == pytest.approx(MEAN - 0.2) and np.sign(c["diff"]) == 1
+
+
+def test_rows_and_metrics_follow_the_recipes_order() -> None:
+    # the recipe lists PQ8 before Flat and mrr@10 before ndcg@10; the store was written Flat first
+    db = open_memory_store()
+    text = '[eval]\nindexes = ["PQ8", "Flat"]\nmetrics = ["mrr@10", "ndcg@10"]\n'
+    for index in ("Flat", "PQ8"):
+        add_run(db, "star", {"ndcg@10": [0.5], "mrr@10": [0.6]}, index=index, recipe_text=text)
+    rows = leaderboard_rows(db)
+    assert [r.index for r in rows] == ["PQ8", "Flat"]
+    assert all(list(r.metrics) == ["mrr@10", "ndcg@10"] for r in rows)
+    assert [list(s.metrics) for s in select_systems(db)["toy"]] == [["mrr@10", "ndcg@10"]] * 2

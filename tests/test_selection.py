@@ -110,3 +110,16 @@ def test_runs_on_other_collections_are_never_read() -> None:
         for seed in (13, 14):
             add_run(db, SECOND, {"ndcg@10": around(0.99), "mrr@10": around(0.99)}, seed=seed, collection=collection)
     assert select_point(db, recipe(), DEV, "star")[0].name == FIRST
+
+
+def test_the_evaluation_splits_report_the_chosen_point_under_the_sweeps_name() -> None:
+    from harness.pipeline.run import reported
+
+    r = recipe()
+    chosen = select_points(store(), r, DEV)
+    reports = {report.variant.name: report for report in reported(r, chosen)}
+    assert set(reports) == {"bm25", "star"}  # one row per sweep, no point by its own name
+    star = reports["star"]
+    assert star.model == FIRST and star.selection == chosen["star"][1]
+    assert star.variant.sweep_of is None and star.variant.point == () and star.variant.params.lr == 2e-5
+    assert reports["bm25"].model == "bm25[k1=1.2]" and reports["bm25"].variant.params.k1 == 1.2

@@ -108,3 +108,12 @@ def test_a_store_from_before_seeds_migrates_with_its_experiments_seed(tmp_path: 
     add_run(db, "star", {"ndcg@10": [0.1]}, seed=8, experiment_name="exp")
     assert seeds_of(db, "star") == [7, 8]
     db.close()
+
+
+def test_each_seeds_training_log_links_to_that_seeds_run() -> None:
+    db = open_memory_store()
+    for seed in (13, 14):
+        write_training_log(db, "exp", "star", LOG, seed=seed)
+    runs = {seed: add_run(db, "star", {"ndcg@10": [0.1]}, seed=seed) for seed in (14, 13)}
+    linked = dict(db.execute("SELECT DISTINCT seed, run_id FROM training_log").fetchall())
+    assert linked == runs
