@@ -1,15 +1,16 @@
 """The store with several seeds: a run is one (experiment, variant, collection, index, seed), a
 re-run replaces only its own seed, a recipe that drops seeds drops exactly their runs and logs (in
-one transaction), and a store from before seeds (v4) migrates with its experiment's seed."""
+one transaction; a failure is one StoreError line), and a store from before seeds (v4) migrates
+with its experiment's seed."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
 from sqlite_utils import Database
 
+from harness.errors import StoreError
 from harness.store import (MIGRATIONS, SCHEMA_VERSION, completed_run_key, drop_other_seeds, list_runs,
                            open_memory_store, open_store, training_log, training_seeds, write_training_log)
 from store_helpers import add_run, experiment
@@ -81,7 +82,8 @@ def test_dropping_seeds_is_one_transaction(db) -> None:
     runs, logs = count(db, "runs"), count(db, "training_log")
     db.execute("CREATE TRIGGER refuse BEFORE DELETE ON runs WHEN OLD.seed = 14 AND OLD.index_factory = 'PQ8' "
                "BEGIN SELECT RAISE(ABORT, 'disk full'); END")
-    with pytest.raises(sqlite3.Error, match="disk full"):
+    with pytest.raises(StoreError, match=r"^could not remove the runs of seeds exp no longer lists: disk full; "
+                                         r"nothing was removed$"):
         drop_other_seeds(db, "exp", {"star": {13}})
     assert count(db, "runs") == runs and count(db, "training_log") == logs
     assert seeds_of(db, "star") == [13, 13, 14, 14, 15, 15]
