@@ -48,7 +48,7 @@ TESTS = {
     "leaderboard/rows.py": ["tests/test_select.py"],
     "leaderboard/plot.py": ["tests/test_select.py", "tests/test_plot.py"],
     "harness/pipeline/selection.py": ["tests/test_selection.py"],
-    "harness/pipeline/run.py": ["tests/test_selection.py", "tests/test_run_key.py"],
+    "harness/pipeline/run.py": ["tests/test_selection.py", "tests/test_run_key.py", "tests/test_sweep_bm25.py"],
     "harness/recipe/expand.py": ["tests/test_expand.py"],
     "harness/data/holdout.py": ["tests/test_holdout.py"],
     "leaderboard/report/board.py": ["tests/test_report_board.py"],
@@ -199,6 +199,8 @@ MUTANTS = [
           'parts["depth"] = recipe.eval.depth'),
          ("run-key-first-metric-only", '"metrics": list(recipe.eval.metrics),',
           '"metrics": list(recipe.eval.metrics[:1]),'),
+         ("select-before-the-last-point", "any(v.sweep_of == name for v in order[position + 1:])",
+          "any(v.sweep_of == name for v in order[position + 2:])"),
          ("reported-every-other-point", "elif chosen[variant.sweep_of][0].name == variant.name:",
           "elif chosen[variant.sweep_of][0].name != variant.name:")),
     # Expansion: dev order, references, seeds, run counts.
