@@ -24,7 +24,8 @@ def add_run(db: Any, variant: str, scores: dict[str, list[float]], *, seed: int 
     run = RunRecord(experiment=experiment_name, variant=variant, kind=kind, collection=collection,
                     index_factory=index, run_key=f"{variant}-{seed}-{index}", model=None, depth=10, n_docs=100,
                     started_at="t", finished_at="t", seed=seed, selection=selection,
-                    index_stats={} if bytes_per_doc is None else {"bytes_per_doc": bytes_per_doc},
+                    index_stats={} if bytes_per_doc is None else {"bytes_per_doc": bytes_per_doc, "build_seconds": 0.5,
+                                                                  "ms_per_query": 1.0},  # as a dense search stores them
                     metrics={m: float(np.mean(v)) for m, v in scores.items()},
                     query_metrics={m: {f"q{i:02d}": float(x) for i, x in enumerate(v)} for m, v in scores.items()})
     return write_run(db, experiment(experiment_name, recipe_text), run)

@@ -127,3 +127,17 @@ def test_rows_and_metrics_follow_the_recipes_order() -> None:
     assert [r.index for r in rows] == ["PQ8", "Flat"]
     assert all(list(r.metrics) == ["mrr@10", "ndcg@10"] for r in rows)
     assert [list(s.metrics) for s in select_systems(db)["toy"]] == [["mrr@10", "ndcg@10"]] * 2
+
+
+def test_the_terminal_leaderboard_shows_mean_sd_and_each_seed(tmp_path: Path) -> None:
+    store = tmp_path / "s.db"
+    db = open_store(store)
+    populate(db)
+    db.close()
+    board = CliRunner().invoke(app, ["leaderboard", "--store", str(store)], env={"COLUMNS": "250"})
+    assert board.exit_code == 0, board.output
+    assert "0.3500" in board.output and "±0.2179" in board.output  # sd of 0.5, 0.1, 0.45
+    assert "0.5000" not in board.output  # no seed's own value stands in for the mean
+    per_seed = CliRunner().invoke(app, ["leaderboard", "--store", str(store), "--seeds"], env={"COLUMNS": "250"})
+    assert per_seed.exit_code == 0 and "±" not in per_seed.output
+    assert all(f"{m:.4f}" in per_seed.output for m in SEED_MEANS.values())
