@@ -109,17 +109,21 @@ def drop_other_seeds(db: Database, experiment: str, keep: dict[str, set[int]]) -
     (a recipe that changed its seeds replaces the old seeds' runs); return how many went. One
     transaction; training-log rows of those seeds go with them."""
     gone = 0
-    with _transaction(db):
-        for variant, seeds in keep.items():
-            marks = ", ".join("?" * len(seeds))
-            ids = [row[0] for row in db.conn.execute(
-                f"SELECT id FROM runs WHERE experiment = ? AND variant = ? AND seed NOT IN ({marks})",
-                (experiment, variant, *sorted(seeds)))]
-            for run_id in ids:
-                _delete_run_id(db, run_id)
-            db.conn.execute(f"DELETE FROM training_log WHERE experiment = ? AND variant = ? AND seed NOT IN ({marks})",
-                            (experiment, variant, *sorted(seeds)))
-            gone += len(ids)
+    try:
+        with _transaction(db):
+            for variant, seeds in keep.items():
+                marks = ", ".join("?" * len(seeds))
+                ids = [row[0] for row in db.conn.execute(
+                    f"SELECT id FROM runs WHERE experiment = ? AND variant = ? AND seed NOT IN ({marks})",
+                    (experiment, variant, *sorted(seeds)))]
+                for run_id in ids:
+                    _delete_run_id(db, run_id)
+                db.conn.execute(f"DELETE FROM training_log WHERE experiment = ? AND variant = ? "
+                                f"AND seed NOT IN ({marks})", (experiment, variant, *sorted(seeds)))
+                gone += len(ids)
+    except sqlite3.Error as exc:  # one line from the CLI, as write_run's errors are
+        raise StoreError(f"could not remove the runs of seeds {experiment} no longer lists: {exc}; nothing was "
+                         "removed") from exc
     return gone
 
 
