@@ -43,7 +43,7 @@ def test_shares_are_contiguous_cover_every_row_once_and_differ_by_at_most_one(si
 
 def test_a_world_of_one_passes_everything_through() -> None:
     world = World()
-    assert world.decide(lambda: 41 + 1) == 42 and world.first(lambda: "x") == "x"
+    assert world.on_main(lambda: 41 + 1) == 42 and world.first(lambda: "x") == "x"
     rows = np.arange(6, dtype=np.float32).reshape(3, 2)
     assert world.assemble(rows, np.arange(3)) is rows
     module = object()
@@ -55,9 +55,9 @@ def test_a_world_of_one_passes_everything_through() -> None:
 
 def test_in_a_world_of_one_an_error_is_raised_as_it_is() -> None:
     with pytest.raises(RecipeError, match="^bad recipe$"):
-        World().decide(lambda: (_ for _ in ()).throw(RecipeError("bad recipe")))
+        World().on_main(lambda: (_ for _ in ()).throw(RecipeError("bad recipe")))
     with pytest.raises(ZeroDivisionError):
-        World().decide(lambda: 1 / 0)
+        World().on_main(lambda: 1 / 0)
 
 
 def test_rank_error_keeps_the_original_type() -> None:
@@ -66,15 +66,15 @@ def test_rank_error_keeps_the_original_type() -> None:
 
 
 def _ranks(rank: int, port: int, folder: str) -> None:
-    """One of two gloo processes: what each rank sees of decide and first."""
+    """One of two gloo processes: what each rank sees of on_main and first."""
     import torch.distributed as dist
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
     world = World(rank, 2, rank, 2)
-    seen: dict[str, object] = {"decided": world.decide(lambda: {"rank": rank, "items": [1, 2]})}
+    seen: dict[str, object] = {"decided": world.on_main(lambda: {"rank": rank, "items": [1, 2]})}
     try:
-        world.decide(lambda: (_ for _ in ()).throw(StoreError("store is locked")))
+        world.on_main(lambda: (_ for _ in ()).throw(StoreError("store is locked")))
     except DrbenchError as exc:
         seen["error"] = [type(exc).__name__, str(exc), getattr(exc, "original", type(exc)).__name__]
     order = Path(folder) / "order.txt"
