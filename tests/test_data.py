@@ -173,8 +173,8 @@ def test_cached_digest_comes_from_sidecar(tmp_path: Path, monkeypatch: pytest.Mo
     [first] = ensure_available("anything")
     assert first == (relpath, hashlib.sha256(b"abc").hexdigest(), "cached")
     calls = []
-    real = availability._sha256_file
-    monkeypatch.setattr(availability, "_sha256_file", lambda p: calls.append(p) or real(p))
+    real = availability.sha256_file
+    monkeypatch.setattr(availability, "sha256_file", lambda p: calls.append(p) or real(p))
     assert ensure_available("anything") == [first] and calls == []
     os.utime(home / relpath, ns=(0, 0))  # a changed mtime invalidates the sidecar
     assert ensure_available("anything") == [first] and len(calls) == 1

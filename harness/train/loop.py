@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 
 from harness.cache.manifest import file_damage, write_file_manifest
+from harness.files import replacing
 from harness.errors import CacheError
 from harness.model.compute import Compute
 from harness.progress import StageProgress
@@ -237,9 +237,8 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
 def _save(path: Path, model: torch.nn.Module, optim: _Optimiser, step: int, log: list[dict[str, Any]],
           seconds: float, best: dict[str, Any] | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
     extra = {"best": best} if best is not None else {}  # only then: checkpoints keep their old shape
-    torch.save({"step": step, "model": model.state_dict(), **optim.state(), "log": log, "seconds": seconds, **extra},
-               tmp)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        torch.save({"step": step, "model": model.state_dict(), **optim.state(), "log": log, "seconds": seconds,
+                    **extra}, tmp)
     write_file_manifest(path, step=step)  # a resume trusts the checkpoint only if this holds
