@@ -15,6 +15,10 @@ from typing import Any
 
 from harness.recipe.params import RANX_METRICS, Params, metrics_problem, param
 
+# The poolings the encoder implements (harness/model/encoder.py) and a model folder may declare
+# (harness/model/spec.py); the recipe's `pooling` key offers the same.
+POOLINGS = ("cls", "mean", "max")
+
 
 @dataclass(frozen=True)
 class ExperimentConfig(Params):
@@ -39,7 +43,7 @@ class ModelConfig(Params):
     doc_max_length: int | None = param(None, "Document token limit (default: the model's max_seq_length).",
                                        minimum=1)
     pooling: str | None = param(None, "Pooling (default: the model's sentence-transformers config).",
-                                choices=("cls", "mean", "max"))
+                                choices=POOLINGS)
     normalize: bool | None = param(None, "L2-normalise embeddings (default: Normalize module present).")
     batch_size: int = param(64, "Encoding batch size.", minimum=1)
     query_prefix: str = param("", "Text prepended to every query (e.g. `query: ` for E5).")
@@ -91,7 +95,8 @@ class EvalConfig(Params):
     indexes: tuple[str, ...] = param(("Flat",), "faiss factory strings, inner product: Flat, PQ48, "
                                                 "OPQ48,PQ48, IVF256,PQ48, HNSW32.")
     metrics: tuple[str, ...] = param(("ndcg@10", "mrr@10", "recall@100"),
-                                     "ranx metric names (" + ", ".join(RANX_METRICS) + ", with @k).",
+                                     "ranx metric names (" + ", ".join(RANX_METRICS) + ", with @k; rbp with its "
+                                     "persistence: rbp.95).",
                                      check=metrics_problem)
     depth: int = param(1000, "Documents retrieved per query; must cover every metric's @k.", minimum=1)
     store_depth: int | None = param(None, "Documents stored per query (default: depth). Metrics are computed "
