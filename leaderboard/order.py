@@ -12,12 +12,15 @@ from harness.store import list_experiments
 def recipe_order(db: Any) -> dict[str, dict[str, tuple[str, ...]]]:
     """Each experiment's `[eval] metrics` and `indexes` in the order its recipe lists them (the
     store keeps them unordered), as the recipe loader reads them (`indexes` left out: its declared
-    default); the leaderboard and compare show, group and rank in that order. A stored recipe whose
-    `[eval]` the loader no longer accepts orders nothing: its runs keep the store's order."""
+    default); the leaderboard and compare show, group and rank in that order. An experiment stored
+    without its recipe, or with one whose `[eval]` the loader no longer accepts, orders nothing: its
+    metrics are sorted and its runs keep the store's order."""
     order = {}
     for exp in list_experiments(db):
+        if not exp.get("recipe_text"):
+            continue
         try:
-            table = parse_eval(exp.get("recipe_text") or "", exp["name"])
+            table = parse_eval(exp["recipe_text"], exp["name"])
         except RecipeError:
             continue
         order[exp["name"]] = {"metrics": table.metrics, "indexes": table.indexes}

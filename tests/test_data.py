@@ -250,6 +250,22 @@ def test_document_texts_stream_until_read_by_row(mirror: Path) -> None:
     assert c.doc_texts[1399] == chunks[-1][-1] and c.doc_texts.loaded  # type: ignore[attr-defined]
 
 
+def test_the_report_reads_the_texts_the_encoder_sees_and_a_holdout_as_its_training_split(mirror: Path) -> None:
+    """The drill-down's query texts and untitled documents follow the collection's text rules,
+    and a dev split stored under its holdout label reads its training split."""
+    from types import SimpleNamespace
+
+    from harness.data.holdout import holdout_label
+    from leaderboard.report.texts import _title, read_texts
+
+    c = load_collection("cranfield", mirror)
+    asked = sorted(c.queries)[:3]
+    texts = read_texts(holdout_label("cranfield", "holdout:0.1"), asked, [c.doc_ids[0]], mirror)
+    assert texts.missing is None and texts.queries == {q: c.queries[q] for q in asked}
+    untitled = SimpleNamespace(title="", text=None, default_text=lambda: "only a default text")
+    assert _title(untitled) == doc_text(untitled) == "only a default text"
+
+
 def test_a_corpus_changed_under_a_run_is_one_line() -> None:
     from harness.data.doc_texts import DocTexts
 
