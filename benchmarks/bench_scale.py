@@ -161,7 +161,7 @@ def child_train(model: str, precision: str, args: argparse.Namespace) -> dict[st
 
     from harness.train.loop import optimizer_for
     from harness.train.losses import star_loss
-    from harness.train.strategy import TrainParams
+    from harness.api.train_params import TrainParams
 
     collection = _collection(args.mirror)
     passages, queries = _passages(collection, 64 * (args.train_steps + 1)), _queries(collection, 32 * (args.train_steps + 1))
@@ -325,7 +325,7 @@ def _bm25_memory(passages: list[str]) -> dict[str, Any]:
     import bm25s
     import Stemmer
 
-    from harness.kinds.bm25 import BM25Params
+    from harness.retrieval.bm25 import BM25Params
 
     p = BM25Params()
     stem = Stemmer.Stemmer(p.stemmer).stemWords

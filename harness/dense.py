@@ -51,7 +51,7 @@ class DenseModel:
 
     def __init__(self, ref: ModelRef, query_spec: Any, doc_spec: Any, settings: EncoderSettings,
                  allow_pickle: bool = False, compute: Compute = Compute()):
-        self.ref, self.query_spec, self.spec, self.settings = ref, query_spec, doc_spec, settings
+        self.ref, self.query_spec, self.doc_spec, self.settings = ref, query_spec, doc_spec, settings
         self.allow_pickle = allow_pickle  # not a setting: it changes whether a model loads, not its vectors
         self.compute = compute
         self.name = ref.name
@@ -76,9 +76,9 @@ class DenseModel:
     def record(self) -> dict[str, Any]:
         """Provenance of the encoders, stored with every run (and part of its run key)."""
         settings = {k: v for k, v in asdict(self.settings).items() if k != "batch_size"}
-        record = {"name": self.name, "path": str(self.spec.path), "fingerprint": self.spec.fingerprint,
-                  "dim": self.spec.dim, **settings}
-        if self.query_spec is not self.spec:
+        record = {"name": self.name, "path": str(self.doc_spec.path), "fingerprint": self.doc_spec.fingerprint,
+                  "dim": self.doc_spec.dim, **settings}
+        if self.query_spec is not self.doc_spec:
             record.update(query_path=str(self.query_spec.path), query_fingerprint=self.query_spec.fingerprint)
         if self.ref.trained:
             record["trained"] = {k: v for k, v in self.ref.trained.items() if k != "train_seconds"}
@@ -96,7 +96,7 @@ class DenseModel:
             from harness.model.encoder import Encoder
 
             s = self.settings
-            spec = self.spec if side == "doc" else self.query_spec
+            spec = self.doc_spec if side == "doc" else self.query_spec
             self._encoders[side] = Encoder(
                 spec.path, pooling=s.pooling, normalize=s.normalize, batch_size=s.batch_size,
                 max_length=s.doc_max_length if side == "doc" else s.query_max_length,
@@ -115,12 +115,12 @@ class DenseModel:
 
         cache = EmbeddingCache(cache_dir / "embeddings", log=console.log)
         s = self.settings
-        key = cache.key(model=self.spec.fingerprint, docs=collection.docs_id, doc_count=len(collection.doc_ids),
+        key = cache.key(model=self.doc_spec.fingerprint, docs=collection.docs_id, doc_count=len(collection.doc_ids),
                         max_length=s.doc_max_length, pooling=s.pooling, normalize=s.normalize,
                         prefix=s.doc_prefix, text_format=TEXT_FORMAT, **self.compute.key_parts())
         world = self.compute.world
         cached = cache.load(key) if world.main else None
-        if world.decide(lambda: cached is not None and cached.shape[0] == len(collection.doc_ids)):
+        if world.on_main(lambda: cached is not None and cached.shape[0] == len(collection.doc_ids)):
             cached = cached if world.main else cache.load(key)
             if cached is None:
                 raise CacheError(f"process {world.rank} cannot read the corpus embeddings that process 0 found in "
@@ -137,7 +137,7 @@ class DenseModel:
             # Rows gather into rank 0's cache file; the other ranks map that file once it is
             # published, so one machine holds one copy however many processes it runs. A cache
             # that cannot be written gathers every row into every process instead.
-            to_file = world.decide(lambda: isinstance(vectors, np.memmap))
+            to_file = world.on_main(lambda: isinstance(vectors, np.memmap))
             encoder.encode(collection.doc_texts, progress=advance, out=vectors, everyone=not to_file)
         world.barrier()  # rank 0 has published the file
         if to_file and not world.main:
@@ -184,7 +184,14 @@ class DenseModel:
         return results, timings, stats
 
 
-def overlap_with_exact(ids: np.ndarray, exact: np.ndarray, cutoffs: tuple[int, ...] = (10, 100)) -> dict[str, float]:
+# The cut-offs of `flat_recall@k`: how much of the exact top-k a compressed index returns. The
+# exact top-k is computed to the largest of them (`EXACT_DEPTH`).
+OVERLAP_CUTOFFS = (10, 100)
+EXACT_DEPTH = max(OVERLAP_CUTOFFS)
+
+
+def overlap_with_exact(ids: np.ndarray, exact: np.ndarray,
+                       cutoffs: tuple[int, ...] = OVERLAP_CUTOFFS) -> dict[str, float]:
     """Mean fraction of the exact (Flat) top-k that an index also returns in its top-k."""
     out = {}
     for k in cutoffs:

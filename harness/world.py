@@ -9,7 +9,7 @@ every method below is a plain pass-through: nothing is imported, nothing changes
 The rules every stage follows:
 
 * rank 0 decides (cache lookups, store reads) and writes (store, caches, checkpoints); the
-  others receive its answer through :meth:`World.decide`, which also carries its errors, so every
+  others receive its answer through :meth:`World.on_main`, which also carries its errors, so every
   rank stops with the same one line;
 * work is split by rows (:meth:`World.share`) and gathered back, so every rank holds whole
   results and runs the same code after a gather.
@@ -36,7 +36,7 @@ TIMEOUT = timedelta(hours=4)
 
 
 class RankError(DrbenchError):
-    """An error rank 0 hit inside :meth:`World.decide`, re-raised on another rank (rank 0 prints it)."""
+    """An error rank 0 hit inside :meth:`World.on_main`, re-raised on another rank (rank 0 prints it)."""
 
     def __init__(self, message: str, original: type[DrbenchError]):
         super().__init__(message)
@@ -111,8 +111,9 @@ class World:
         rank = self.rank if rank is None else rank
         return n * rank // self.size, n * (rank + 1) // self.size
 
-    def decide(self, what: Callable[[], T]) -> T:
-        """Rank 0 computes `what()`; every rank returns its result (a picklable value).
+    def on_main(self, what: Callable[[], T]) -> T:
+        """Rank 0 runs `what()`, a decision or a side effect (publishing, writing the store);
+        every rank returns its result (a picklable value, or None).
 
         A :class:`DrbenchError` on rank 0 is raised on every rank, so all stop with the same line.
         """
@@ -143,7 +144,7 @@ class World:
         def lead() -> None:
             done["value"] = what()
 
-        self.decide(lead)  # rank 0's error, if any, stops every rank here
+        self.on_main(lead)  # rank 0's error, if any, stops every rank here
         return done["value"] if self.main else what()
 
     def gather_rows(self, local: Any, n: int) -> Any:

@@ -40,7 +40,8 @@ from rich.table import Table
 from harness.errors import RecipeError
 from harness.recipe import Recipe, Variant, load_recipe, variant_seeds
 from harness.recipe.loader import parse_table, Where
-from harness.recipe.params import Param
+from harness.api.params import Param
+from harness.recipe.plan import reported, run_indexes
 from harness.store import SPARSE_INDEX, list_runs, run_metrics, seed_mean
 
 EXACT = 1e-4  # metrics printed to 4 decimals: a difference below this is "the same number"
@@ -147,17 +148,14 @@ def load_expectations(path: str | Path) -> Expectations:
 def _check_against_recipe(where: Where, label: str, values: dict[str, Any], recipe: Recipe) -> Variant:
     """A row must name something the recipe produces on its evaluation splits (a typo is a config
     error, not a FAIL); returns the recipe variant behind it (a selected sweep: its first point)."""
-    variants = {v.name: v for v in recipe.variants if not (recipe.selects and v.sweep_of)}
-    if recipe.selects:  # the evaluation splits store a selected sweep under its own name
-        variants.update({name: points[0] for name, points in recipe.sweeps.items()})
+    variants = {row.name: row.variant for row in reported(recipe)}  # a selected sweep by its own name
     if values["variant"] not in variants:
         raise where.error(label, "variant", values["variant"], f"not a variant of {recipe.path}",
                           list(variants))
     if values["collection"] not in recipe.data.eval:
         raise where.error(label, "collection", values["collection"],
                           f"not an evaluation collection of {recipe.path}", list(recipe.data.eval))
-    sparse = variants[values["variant"]].kind == "bm25"
-    indexes = [SPARSE_INDEX] if sparse else list(recipe.eval.indexes)
+    indexes = list(run_indexes(recipe, variants[values["variant"]]))
     if values["index"] not in indexes:
         raise where.error(label, "index", values["index"],
                           f"variant {values['variant']!r} is not run with this index", indexes)

@@ -76,8 +76,8 @@ def collection_table(collection: str, rows: list[LeaderboardRow], per_seed: bool
     chosen = any(row.chosen for row in rows)
     if chosen:
         table.add_column("chosen on dev")
-    adore = any(row.trained_on for row in rows)
-    if adore:
+    shows_trained_on = any(row.trained_on for row in rows)
+    if shows_trained_on:
         table.add_column("trained on")
     table.add_column("index")
     for metric in metrics:
@@ -101,7 +101,7 @@ def collection_table(collection: str, rows: list[LeaderboardRow], per_seed: bool
             cells.append(str(len(row.seeds)))
         if chosen:
             cells.append(escape(row.chosen or ""))
-        cells += ([escape(row.trained_on or "")] if adore else []) + [escape(_index_name(row))]
+        cells += ([escape(row.trained_on or "")] if shows_trained_on else []) + [escape(_index_name(row))]
         cells += [_metric_cell(row, metric, best[metric]) for metric in metrics]
         if indexes:
             cells += _index_cells(row)

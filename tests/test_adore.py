@@ -61,7 +61,7 @@ def test_adore_scores_with_the_decoded_pq_vectors(tiny_model: Path, monkeypatch:
     settings = SimpleNamespace(query_prefix="", pooling="mean", normalize=True)
     params = AdoreParams(query_max_length=16, top_k=20, weighting="mrr", scale=2.0, metric_cut=10)
     loss, info = live_retrieval_step(encoder, params, data, fi, settings)(["a", "b", "c"],
-                                                                         np.random.default_rng(0))
+                                                                         np.random.default_rng(0), 0)
     assert loss.requires_grad and set(info) == {"train_mrr@10", "train_recall@10"}
 
     q = embed_batch(model, tok(["the cell", "cells of the", "on a is"], padding=True, return_tensors="pt"),
@@ -96,17 +96,17 @@ def test_adore_moves_queries_and_never_documents(tiny_model: Path, tmp_path: Pat
     ctx = stage_context(text, tmp_path / "cache")
     base_files = files_digest(tiny_model)
     base = DenseModel.open(str(tiny_model), ctx.recipe.model)
-    base_fingerprint = base.spec.fingerprint
+    base_fingerprint = base.doc_spec.fingerprint
     before, _ = base.encode_corpus(use_cranfield, tmp_path / "cache", ctx.progress, ctx.console)
     built = count_calls(monkeypatch, adore_mod, "frozen_index")
 
-    ref = ctx.ref("adore")
+    ref = ctx.resolve("adore")
 
     # (a) documents: the base folder, untouched, and the index was built from its vectors
     assert ref.doc == str(tiny_model) and ref.query != ref.doc and Path(ref.query).is_dir()
     assert files_digest(tiny_model) == base_files
-    model = ctx.dense(ref)
-    assert model.spec.fingerprint == base_fingerprint and model.spec.path == tiny_model.resolve()
+    model = ctx.open(ref)
+    assert model.doc_spec.fingerprint == base_fingerprint and model.doc_spec.path == tiny_model.resolve()
     (factory, doc_vectors, *_), _ = built[0]
     assert factory == "Flat" and np.array_equal(doc_vectors, before)
     after, _ = model.encode_corpus(use_cranfield, tmp_path / "cache", ctx.progress, ctx.console)
@@ -153,7 +153,7 @@ def test_an_adore_step_ranks_positives_higher(tiny_model: Path, cranfield: Colle
 
     before = margin()
     optimizer = torch.optim.SGD(encoder.model.parameters(), lr=0.05)
-    loss, _ = live_retrieval_step(encoder, params, data, fi, settings)(queries, np.random.default_rng(0))
+    loss, _ = live_retrieval_step(encoder, params, data, fi, settings)(queries, np.random.default_rng(0), 0)
     loss.backward()
     optimizer.step()
     assert margin() > before + 1e-4

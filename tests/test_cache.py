@@ -131,7 +131,7 @@ def _key(text: str, folder: Path, variant: str) -> str:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr("harness.train.trainer.train_into", stop)
         with pytest.raises(Interrupted):
-            stage_context(text, folder / "probe").ref(variant)
+            stage_context(text, folder / "probe").resolve(variant)
     return seen["key"]
 
 
@@ -225,7 +225,7 @@ def test_a_damaged_checkpoint_restarts_training_to_the_same_model(tiny_model: Pa
                                                                   use_cranfield: Collection,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     text = recipe_text(tmp_path, tiny_model, STAR)
-    whole = Path(stage_context(text, tmp_path / "whole").ref("star").query)
+    whole = Path(stage_context(text, tmp_path / "whole").resolve("star").query)
 
     original = loop_mod._one_step
     calls = {"n": 0}
@@ -238,14 +238,14 @@ def test_a_damaged_checkpoint_restarts_training_to_the_same_model(tiny_model: Pa
 
     monkeypatch.setattr(loop_mod, "_one_step", dying)
     with pytest.raises(Interrupted):
-        stage_context(text, tmp_path / "cut").ref("star")
+        stage_context(text, tmp_path / "cut").resolve("star")
     monkeypatch.setattr(loop_mod, "_one_step", original)
     [work] = [p for p in (tmp_path / "cut" / "models").iterdir() if ".tmp-" in p.name]
     checkpoint = work / "checkpoint.pt"
     checkpoint.write_bytes(checkpoint.read_bytes()[:100])  # cut short
 
     ctx = stage_context(text, tmp_path / "cut")
-    healed = Path(ctx.ref("star").query)
+    healed = Path(ctx.resolve("star").query)
     assert "checkpoint in" in console_text(ctx.console) and "training from scratch" in console_text(ctx.console)
     assert "resuming from" not in console_text(ctx.console)
     assert_same_weights(folder_weights(healed), folder_weights(whole))
@@ -373,7 +373,7 @@ def test_a_killed_training_leaves_nothing_the_next_run_trips_on(tiny_model: Path
         leftover.rmdir()
     killed = models / f"{key}.tmp-{host}-{_dead_pid()}-0"
     killed.mkdir()  # what kill -9 during training leaves: a work folder, no checkpoint yet
-    folder = Path(stage_context(text, tmp_path / "cache").ref("inb").query)
+    folder = Path(stage_context(text, tmp_path / "cache").resolve("inb").query)
     assert sorted(p.name for p in models.iterdir() if p.name != ".damaged") == [folder.name]
     assert not list((models / ".damaged").iterdir())  # the dead folder was claimed there and deleted
 

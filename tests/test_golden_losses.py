@@ -94,7 +94,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path,
         mp.setattr("harness.pipeline.models.load_collection", lambda *a, **k: cranfield)
         mp.setattr("harness.model.spec.fingerprint", _weights_fingerprint)
         ctx = stage_context(recipe_text(folder, tiny_model, VARIANTS, name="golden"), folder / "cache")
-        folders = {name: Path(ctx.ref(name).query) for name in GOLDEN}
+        folders = {name: Path(ctx.resolve(name).query) for name in GOLDEN}
     return folders
 
 

@@ -105,7 +105,7 @@ def test_the_metric_names_are_exactly_those_ranx_evaluates() -> None:
     dispatcher holds it accepts."""
     from ranx.metrics import metric_switch
 
-    from harness.recipe.params import RANX_METRICS
+    from harness.evaluate.metrics import RANX_METRICS
 
     def accepted(name: str) -> bool:
         try:
@@ -120,7 +120,7 @@ def test_the_metric_names_are_exactly_those_ranx_evaluates() -> None:
 
 
 def test_rank_biased_precision_is_accepted_with_its_persistence_and_scored() -> None:
-    from harness.recipe.params import metric_cutoff, metrics_problem
+    from harness.evaluate.metrics import metric_cutoff, metrics_problem
 
     assert metrics_problem(["rbp.5", "ndcg@10"]) is None and metric_cutoff("rbp.5") is None
     assert 'did you mean "rbp.95"?' in metrics_problem(["rbp"])

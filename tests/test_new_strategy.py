@@ -12,17 +12,18 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from harness import registry
+from harness.api import registry
 from harness.cli import app
 from harness.data.collection import Collection
 from harness.errors import RecipeError
 from harness.pipeline import RunOptions, run_recipe
 from harness.recipe import parse_recipe
-from harness.recipe.params import param
+from harness.api.params import param
 from harness.store import open_store, training_log
 from harness.train.data import TrainData
 from harness.train.sampling import Batch, relevance_mask, sample_positives
-from harness.train.strategy import PairStrategy, TrainParams
+from harness.api.train_params import TrainParams
+from harness.train.strategy import PairStrategy
 from leaderboard import leaderboard_rows, render
 
 # Fixtures (cranfield, one_torch_thread, ...) are used by name, hence the noqa.

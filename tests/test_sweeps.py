@@ -231,6 +231,21 @@ def test_the_leaderboard_names_the_point_a_chained_variant_trained_on(swept) -> 
     assert _run_key(*parts, {**point, "on": {"star": chosen}}) == _run_key(*parts, point) != _run_key(*parts, None)
 
 
+def test_plan_after_the_run_finds_every_run_stored_chosen_points_included(swept, mirror: Path) -> None:
+    # The test split's runs of a selected sweep, and of ADORE chained on it, have keys only once
+    # dev has chosen: the plan reads the choice from the stored dev runs and gets the stored keys.
+    folder, *_ = swept
+    result = invoke("plan", folder / "recipe.toml", "--mirror", mirror, "--format", "json")
+    assert result.exit_code == 0, result.output
+    runs = json.loads(result.stdout)["runs"]
+    stored = {(v, c, i, s): k for v, c, i, s, k in rows(folder, "SELECT variant, collection, index_factory, seed, "
+                                                               "run_key FROM runs")}
+    assert {(r["variant"], r["collection"], r["index"], r["seed"]): r["run_key"] for r in runs} == stored
+    assert {r["status"] for r in runs} == {"stored"}
+    star = next(r for r in runs if r["phase"] == "eval" and r["variant"] == "star")
+    assert star["decided_later"] == ["point of star chosen on dev"] and star["point"] is None
+
+
 def test_chained_on_follows_variants_not_builtins(tmp_path: Path) -> None:
     # `negatives_from = "bm25"` is the built-in BM25 even beside a swept variant named bm25, and a
     # chain through an unswept variant (ado -> star2 -> star) still names star's chosen point.

@@ -132,7 +132,7 @@ QUERY_IDS = tuple(str(i) for i in range(len(TEXTS)))
 def toy_step(model: torch.nn.Module, tokenizer: Any, calls: list[int],
              fail_at: int | None = None) -> Callable[..., Any]:
     """A loss that uses the sampling rng and dropout, so both must replay after a resume."""
-    def step(query_ids: list[str], rng: np.random.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+    def step(query_ids: list[str], rng: np.random.Generator, at: int) -> tuple[torch.Tensor, dict[str, float]]:
         calls.append(len(calls) + 1)
         if fail_at is not None and len(calls) == fail_at:
             raise Interrupted

@@ -55,17 +55,17 @@ def test_stage_resumes_from_checkpoint_and_matches_a_fresh_cache(tiny_model: Pat
     def counting(*args: Any) -> Any:
         inner = original(*args)
 
-        def step(query_ids: list[str], rng: np.random.Generator) -> Any:
+        def step(query_ids: list[str], rng: np.random.Generator, at: int) -> Any:
             calls.append(1)
             if len(calls) == fail["at"]:
                 raise Interrupted
-            return inner(query_ids, rng)
+            return inner(query_ids, rng, at)
 
         return step
 
     monkeypatch.setattr(PairStrategy, "step", counting)
     with pytest.raises(Interrupted):
-        stage_context(text, tmp_path / "a").ref("inb")
+        stage_context(text, tmp_path / "a").resolve("inb")
     models = tmp_path / "a" / "models"
     [partial] = list(models.iterdir())
     assert ".tmp-" in partial.name and (partial / "checkpoint.pt").is_file()
@@ -73,13 +73,13 @@ def test_stage_resumes_from_checkpoint_and_matches_a_fresh_cache(tiny_model: Pat
     calls.clear()
     fail["at"] = 0
     ctx = stage_context(text, tmp_path / "a")
-    resumed = Path(ctx.ref("inb").query)
+    resumed = Path(ctx.resolve("inb").query)
     assert "resuming from" in console_text(ctx.console) and len(calls) == 1
     assert sorted(p.name for p in models.iterdir()) == [resumed.name]  # partial renamed into place
     assert not (resumed / "checkpoint.pt").exists()
 
     calls.clear()
-    fresh = Path(stage_context(text, tmp_path / "b").ref("inb").query)
+    fresh = Path(stage_context(text, tmp_path / "b").resolve("inb").query)
     assert len(calls) == 3 and fresh.name == resumed.name  # same key, whatever the cache folder
     assert_same_weights(folder_weights(resumed), folder_weights(fresh))
     assert (resumed / "train_log.jsonl").read_text() == (fresh / "train_log.jsonl").read_text()
@@ -239,13 +239,13 @@ def test_shared_training_refuses_an_adore_init(star_run: dict[str, Any], use_cra
     text = recipe_text(star_run["folder"], tiny_model,
                        STAR_VARIANTS + '[variant.bad]\nkind = "inbatch"\ninit = "star+adore"\n', name="chain")
     with pytest.raises(RecipeError, match="separate query and document encoders"):
-        stage_context(text, star_run["folder"] / "cache").ref("bad")
+        stage_context(text, star_run["folder"] / "cache").resolve("bad")
 
 
 def test_star_reproducible_in_a_fresh_cache(star_run: dict[str, Any], use_cranfield: Collection,
                                             tiny_model: Path, tmp_path: Path) -> None:
     text = recipe_text(tmp_path, tiny_model, STAR_VARIANTS, name="again")
-    again = Path(stage_context(text, tmp_path / "cache").ref("star").query)
+    again = Path(stage_context(text, tmp_path / "cache").resolve("star").query)
     first = star_run["models"]["star"]
     assert again.name == first.name
     assert_same_weights(folder_weights(again), folder_weights(first))

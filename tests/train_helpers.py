@@ -25,7 +25,7 @@ from harness.pipeline.models import Models
 from harness.progress import StageProgress
 from harness.recipe.loader import parse_recipe
 from harness.train.data import TrainData
-from harness.train.strategy import TrainParams
+from harness.api.train_params import TrainParams
 
 N_DOCS = 300
 

@@ -35,7 +35,7 @@ def main() -> None:
     collection = load_collection("beir/scifact/test", MIRROR)
     model = DenseModel.open("minilm", ModelConfig(), Compute())
     s = model.settings
-    key = EmbeddingCache.key(model=model.spec.fingerprint, docs=collection.docs_id,
+    key = EmbeddingCache.key(model=model.doc_spec.fingerprint, docs=collection.docs_id,
                              doc_count=len(collection.doc_ids), max_length=s.doc_max_length,
                              pooling=s.pooling, normalize=s.normalize, prefix=s.doc_prefix,
                              text_format=TEXT_FORMAT, **Compute().key_parts())

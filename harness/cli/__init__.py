@@ -12,11 +12,12 @@ from collections.abc import Callable
 
 import typer
 
-from harness.cli import browse, cache, judge, recipes, report, serve
+from harness.cli import browse, cache, judge, plan, recipes, report, serve
 
 # Names are the documented interface (README, .ci/run); `--help` lists them in this order.
 COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
     ("validate", recipes.validate),
+    ("plan", plan.plan),
     ("run", recipes.run),
     ("leaderboard", browse.leaderboard),
     ("ls", browse.ls),

@@ -48,7 +48,7 @@ def validate(recipe: Path | None = typer.Argument(None, help="Recipe file to che
     named = [v for v in parsed.variants if not v.sweep_of or v is parsed.sweeps[v.sweep_of][0]]
     kinds = ", ".join(f"{v.sweep_of or v.name} ({v.kind}" + (f", {len(parsed.sweeps[v.sweep_of])} sweep points"
                                                               if v.sweep_of else "") + ")" for v in named)
-    from harness.registry import kind
+    from harness.api.registry import kind
 
     trains = any(kind(v.kind).trains for v in parsed.variants)
     seeds = f", trained with seeds {', '.join(map(str, parsed.seeds))}" if len(parsed.seeds) > 1 and trains else ""

@@ -97,8 +97,9 @@ def ensure_available(dataset_id: str, mirror: Path | None = None,
     return [decided[archive.relpath] for archive in archives]
 
 
-def cached_sha256(path: Path) -> str:
-    """sha256 of ``path``, reusing the ``<path>.sha256`` sidecar while size and mtime match."""
+def cached_sha256(path: Path, *, remember: bool = True) -> str:
+    """sha256 of ``path``, reusing the ``<path>.sha256`` sidecar while size and mtime match
+    (and writing one when it hashed, unless ``remember`` is False: ``drbench plan`` writes nothing)."""
     stat = path.stat()
     key = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
     sidecar = path.with_name(path.name + ".sha256")
@@ -109,7 +110,8 @@ def cached_sha256(path: Path) -> str:
     except (OSError, ValueError):
         pass  # no sidecar yet, or a damaged one: recompute
     digest = sha256_file(path)
-    _write_sidecar(path, digest)
+    if remember:
+        _write_sidecar(path, digest)
     return digest
 
 

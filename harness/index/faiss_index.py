@@ -47,6 +47,21 @@ def codebook_key(factory: str) -> dict[str, int]:
     return {} if factory == "Flat" else {"codebooks": CODEBOOK_VERSION}
 
 
+def uses_nprobe(factory: str) -> bool:
+    """Whether `factory` has inverted lists (IVF), whose search visits `[eval] nprobe` of them."""
+    return "IVF" in factory
+
+
+def search_key(factory: str, nprobe: int) -> dict[str, int]:
+    """The part of a run's or model's key that depends on how `factory` is searched: the
+    `nprobe` of an IVF index, nothing for the others.
+
+    >>> search_key("Flat", 16), search_key("IVF256,PQ48", 16)
+    ({}, {'nprobe': 16})
+    """
+    return {"nprobe": nprobe} if uses_nprobe(factory) else {}
+
+
 def faiss_build() -> str:
     """The faiss release, the SIMD level it runs with and the kernel of the OpenBLAS it bundles
     (`1.15.1 AVX512_VPOPCNT OpenBLAS-Zen`): stored with every dense run, since compressed indexes'
@@ -187,7 +202,7 @@ def build_index(factory: str, vectors: np.ndarray, *, seed: int, train_sample: i
         index.add(chunk)
         if progress:
             progress(len(chunk))
-    if "IVF" in factory:
+    if uses_nprobe(factory):
         faiss.ParameterSpace().set_index_parameter(index, "nprobe", nprobe)
     return BuiltIndex(factory, index, time.perf_counter() - start, index.ntotal,
                       gpu if resources is not None else None, resources)
@@ -274,6 +289,13 @@ def search(built: BuiltIndex, queries: np.ndarray, k: int, *, batch_size: int = 
         if progress:
             progress(len(batch))
     return scores, ids, time.perf_counter() - start
+
+
+def exact_search(vectors: np.ndarray, queries: np.ndarray, k: int,
+                 gpu: int | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """Exact inner-product top-`k` (a Flat index, which trains nothing, so no seed matters):
+    what dev scores, dense mining and the compressed indexes' overlap are measured with."""
+    return search(build_index("Flat", vectors, seed=0, gpu=gpu), queries, k)
 
 
 def code_size(built: BuiltIndex) -> int:

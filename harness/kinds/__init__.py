@@ -1,5 +1,5 @@
 """Variant kinds that do not train: BM25 and the zero-shot base encoder.
 
 Training strategies live in :mod:`harness.train.strategies`; all are registered in
-:mod:`harness.registry`.
+:mod:`harness.api.registry`.
 """

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.recipe.params import Params, param
-from harness.registry import Kind
+from harness.api.params import Params, param
+from harness.api.kind import Kind
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,27 @@ Torch is imported only to look for a GPU, and only when the recipe asks for one 
 from __future__ import annotations
 
 import contextlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 from harness.errors import RecipeError
-from harness.recipe.model import PRECISIONS, device_problem
 from harness.world import ONE, World
+
+DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def device_problem(device: str) -> str | None:
+    """Why `device` is not a device drbench knows, or None.
+
+    >>> device_problem("cuda:1") is None, device_problem("gpu")
+    (True, 'unknown device; use one of auto, cpu, cuda, cuda:N, mps')
+    """
+    return None if _DEVICE.match(device) else f"unknown device; use one of {', '.join(DEVICES)}"
+
 
 _DTYPES = {"bf16": "bfloat16", "fp16": "float16"}
 

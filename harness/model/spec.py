@@ -16,9 +16,9 @@ from typing import Any
 
 from harness.errors import ModelError
 from harness.files import hash_file
-from harness.recipe.model import POOLINGS
 
 MINILM_ALIASES = frozenset({"minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"})
+POOLINGS = ("cls", "mean", "max")
 
 # sentence-transformers Pooling flags -> our pooling names. Other modes (mean_sqrt_len,
 # weightedmean, lasttoken) are rejected rather than silently encoded with the wrong pooling.

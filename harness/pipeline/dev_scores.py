@@ -17,7 +17,7 @@ from harness.data.collection import Collection
 from harness.dense import EncoderSettings
 from harness.evaluate.metrics import evaluate
 from harness.evaluate.ties import trec_order
-from harness.index.faiss_index import build_index, search
+from harness.index.faiss_index import exact_search
 
 
 def dev_scorer(dev: Collection, settings: EncoderSettings, metrics: tuple[str, ...], depth: int,
@@ -38,7 +38,7 @@ def dev_scorer(dev: Collection, settings: EncoderSettings, metrics: tuple[str, .
                 docs = encoder.encode(dev.doc_texts, max_length=settings.doc_max_length)
         finally:
             encoder.prefix = prefix
-        scores, rows, _ = search(build_index("Flat", docs, seed=0), queries, min(depth, len(dev.doc_ids)))
+        scores, rows, _ = exact_search(docs, queries, min(depth, len(dev.doc_ids)))
         results = {q: trec_order([(dev.doc_ids[r], float(s)) for r, s in zip(rows[i], scores[i]) if r >= 0])
                    for i, q in enumerate(query_ids)}
         return {f"dev_{m}": float(v) for m, v in evaluate(dev.qrels, results, metrics).metrics.items()}

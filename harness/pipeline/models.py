@@ -4,7 +4,7 @@ For a strategy it resolves what the strategy :meth:`~harness.train.strategy.Stra
 (the init model, mined negatives, frozen documents), looks its artifact up in the cache, runs
 the training stage only on a miss, publishes the result and stores the training log.
 
-With several processes, rank 0 looks up and publishes (:meth:`~harness.world.World.decide`
+With several processes, rank 0 looks up and publishes (:meth:`~harness.world.World.on_main`
 hands the others its answers); training and encoding are the collective parts.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from rich.console import Console
@@ -27,7 +27,7 @@ from harness.model.compute import Compute
 from harness.progress import StageProgress
 from harness.recipe.model import Recipe, Variant, holdout_fraction
 from harness.recipe.expand import named
-from harness.registry import kind
+from harness.api.registry import kind
 from harness.train.artifacts import (artifact_key, read_log, read_meta, read_negatives, write_meta,
                                      write_negatives)
 from harness.train.data import TrainData
@@ -91,7 +91,7 @@ class Models:
                 self._loaded[dataset_id] = self.compute.world.first(lambda: load_collection(dataset_id, self.mirror))
         return self._loaded[dataset_id]
 
-    def ref(self, name: str) -> ModelRef:
+    def resolve(self, name: str) -> ModelRef:
         """The encoders behind `base` or a dense variant's name, training it on first use."""
         if name == "base":
             return ModelRef.shared(self.recipe.model.base)
@@ -110,10 +110,11 @@ class Models:
                 self._refs[name] = ModelRef.shared(declared.model_name(variant.params, self.recipe.model.base))
         return self._refs[name]
 
-    def get(self, name: str) -> DenseModel:
-        return self.dense(self.ref(name))
+    def model(self, name: str) -> DenseModel:
+        """The dense model behind `base` or a dense variant's name (see :meth:`resolve`)."""
+        return self.open(self.resolve(name))
 
-    def dense(self, ref: ModelRef) -> DenseModel:
+    def open(self, ref: ModelRef) -> DenseModel:
         """A DenseModel for `ref` with the recipe's encoding settings (one per ref)."""
         key = (ref.query, ref.doc)
         if key not in self._dense:
@@ -122,9 +123,9 @@ class Models:
 
     def _trained(self, variant: Variant, strategy: Strategy) -> ModelRef:
         needs = strategy.needs(variant.params)
-        documents = self.get(needs.documents) if needs.documents else None
-        init = self.get(needs.init)
-        if strategy.tower == "shared" and init.query_spec is not init.spec:
+        documents = self.model(needs.documents) if needs.documents else None
+        init = self.model(needs.init)
+        if strategy.tower == "shared" and init.query_spec is not init.doc_spec:
             raise RecipeError(f'[variant.{variant.name}] init = "{needs.init}": that variant has separate query '
                               "and document encoders (ADORE); start shared-tower training from a shared-tower "
                               "model")
@@ -135,18 +136,15 @@ class Models:
         negatives, negatives_key = self._negatives(needs, full, collection) if needs.negatives else (None, None)
         data = self._without_holdout(full, collection)
         inputs = TrainInputs(data, init.settings, self.recipe.experiment.seed, self.recipe.eval.nprobe, negatives,
-                             doc_vectors=self._corpus(documents, collection) if documents else None,
+                             frozen_docs=self._corpus(documents, collection) if documents else None,
                              faiss_gpu=self.compute.faiss_gpu, dev_score=self._dev_score(variant, init, documents))
-        key = self._training_key(strategy, variant, inputs, collection, init, documents, negatives_key)
+        key = training_key(self.recipe, strategy, variant, inputs, collection, init, documents, negatives_key)
         folder, meta, log = self._train_or_reuse(variant, strategy, key, inputs, init, documents)
         if self.db is not None and self.experiment is not None:
             from harness.store import write_training_log
 
             write_training_log(self.db, self.experiment, variant.name, log, seed=self.recipe.experiment.seed)
-        trained = {"key": key, "kind": variant.kind, "steps": meta["steps"], "train_seconds": meta["train_seconds"]}
-        if documents is None:
-            return ModelRef.shared(str(folder), trained=trained)
-        return ModelRef(variant.name, query=str(folder), doc=documents.ref.doc, trained=trained)
+        return trained_ref(variant, key, folder, meta, documents)
 
     def _dev_score(self, variant: Variant, init: DenseModel, documents: DenseModel | None) -> Any:
         """What scores the model in training on the dev split (`eval_every`), or None."""
@@ -165,23 +163,6 @@ class Models:
         held = holdout_ids(collection.queries, fraction)
         return replace(data, query_ids=tuple(q for q in data.query_ids if q not in held))
 
-    def _training_key(self, strategy: Strategy, variant: Variant, inputs: TrainInputs, collection: Collection,
-                      init: DenseModel, documents: DenseModel | None, negatives_key: str | None) -> str:
-        """Everything the trained model depends on; identities carry fingerprints, not folders."""
-        parts: dict[str, Any] = {"kind": strategy.key_name or strategy.name, "params": variant.params.key_dict(),
-                                 "init": init.identity, "data": collection.archive_digests,
-                                 "train": collection.dataset_id, "seed": inputs.seed}
-        if (holdout := holdout_fraction(self.recipe.data.dev)) is not None:  # only then: other keys stay as they were
-            parts["holdout"] = holdout
-        if getattr(variant.params, "keep", "last") == "best":  # the weights kept depend on what scored them
-            parts["kept_on"] = {"dev": self.recipe.data.dev, "metric": self.recipe.eval.metrics[0],
-                                "depth": self.recipe.eval.depth}
-        if documents is None:
-            parts.update(negatives=negatives_key, prefixes=[init.settings.query_prefix, init.settings.doc_prefix])
-        else:
-            parts.update(documents=documents.identity)
-        return artifact_key(**parts, **strategy.key_parts(variant.params, inputs))
-
     def _train_or_reuse(self, variant: Variant, strategy: Strategy, key: str, inputs: TrainInputs,
                         init: DenseModel, documents: DenseModel | None
                         ) -> tuple[Path, dict[str, Any], list[dict[str, Any]]]:
@@ -190,7 +171,7 @@ class Models:
 
         world = self.compute.world
         models = Entries(self.cache_dir / "models", self.console.log)
-        folder = world.decide(lambda: models.get(key))
+        folder = world.on_main(lambda: models.get(key))
         if folder is not None:
             self.console.log(f"{escape(variant.name)}: trained model from cache ({folder})")
             return folder, read_meta(folder), read_log(folder)
@@ -201,7 +182,7 @@ class Models:
                 self.console.log(f"cache: checkpoint in {work.name} is damaged ({reason}); training from scratch")
             return reason is None
 
-        work = world.decide(lambda: models.workdir(key, resume=resumable))
+        work = world.on_main(lambda: models.workdir(key, resume=resumable))
         # The query tower is the whole model for shared-tower strategies.
         log, seconds = train_into(work, strategy, variant.params, inputs, init.query_spec.path, self.progress,
                                   self.console, variant.name, compute=self.compute,
@@ -219,7 +200,7 @@ class Models:
                 return folder, read_meta(folder), read_log(folder)
             return folder, meta, log
 
-        folder, meta, log = world.decide(publish)
+        folder, meta, log = world.on_main(publish)
         last = log[-1] if log else {}
         self.console.log(f"{escape(variant.name)}: trained {len(log)} steps in {seconds:.0f}s"
                          + (f", final loss {last['loss']:.4f}" if last else ""))
@@ -238,12 +219,11 @@ class Models:
         from harness.train import mining
 
         source, depth = str(needs.negatives), needs.negatives_depth
-        model = None if source == "bm25" else self.get(source)
-        key = artifact_key(what="negatives", source=mining.miner_identity(None if model is None else model.identity),
-                           depth=depth, data=collection.archive_digests, queries=collection.dataset_id)
+        model = None if source == "bm25" else self.model(source)
+        key = mined_key(None if model is None else model.identity, depth, collection)
         entries = Entries(self.cache_dir / "negatives", self.console.log)
         world = self.compute.world
-        cached = world.decide(lambda: entries.get(key))
+        cached = world.on_main(lambda: entries.get(key))
         if cached is not None:
             return read_negatives(cached), key
         room = mining.mining_depth(depth, data)
@@ -266,4 +246,48 @@ class Models:
                              f"({len(negatives)} training queries)")
             return negatives
 
-        return world.decide(mine), key
+        return world.on_main(mine), key
+
+
+class KeyData(Protocol):
+    """What keys read of a training collection (a :class:`Collection`, or `drbench plan`'s stand-in)."""
+
+    dataset_id: str
+    archive_digests: dict[str, str | None]
+
+
+def training_key(recipe: Recipe, strategy: Strategy, variant: Variant, inputs: TrainInputs, collection: KeyData,
+                 init: DenseModel, documents: DenseModel | None, negatives_key: str | None) -> str:
+    """The cache key of `variant`'s trained model: everything it depends on; identities carry
+    fingerprints, not folders."""
+    parts: dict[str, Any] = {"kind": strategy.cache_name or strategy.name, "params": variant.params.key_dict(),
+                             "init": init.identity, "data": collection.archive_digests,
+                             "train": collection.dataset_id, "seed": inputs.seed}
+    if (holdout := holdout_fraction(recipe.data.dev)) is not None:  # only then: other keys stay as they were
+        parts["holdout"] = holdout
+    if getattr(variant.params, "keep", "last") == "best":  # the weights kept depend on what scored them
+        parts["kept_on"] = {"dev": recipe.data.dev, "metric": recipe.eval.metrics[0], "depth": recipe.eval.depth}
+    if documents is None:
+        parts.update(negatives=negatives_key, prefixes=[init.settings.query_prefix, init.settings.doc_prefix])
+    else:
+        parts.update(documents=documents.identity)
+    return artifact_key(**parts, **strategy.key_parts(variant.params, inputs))
+
+
+def mined_key(source: dict[str, Any] | None, depth: int, collection: KeyData) -> str:
+    """The cache key of hard negatives mined from `collection` by the model of identity `source`
+    (None: BM25), `depth` per query."""
+    from harness.train import mining
+
+    return artifact_key(what="negatives", source=mining.miner_identity(source), depth=depth,
+                        data=collection.archive_digests, queries=collection.dataset_id)
+
+
+def trained_ref(variant: Variant, key: str, folder: Path, meta: dict[str, Any],
+                documents: DenseModel | None) -> ModelRef:
+    """The encoders of a trained model in `folder`: its own (shared tower), or its query encoder
+    beside the frozen document encoder of `documents` (query tower)."""
+    trained = {"key": key, "kind": variant.kind, "steps": meta["steps"], "train_seconds": meta["train_seconds"]}
+    if documents is None:
+        return ModelRef.shared(str(folder), trained=trained)
+    return ModelRef(variant.name, query=str(folder), doc=documents.ref.doc, trained=trained)

@@ -14,6 +14,7 @@ import json
 import os
 import time
 from dataclasses import dataclass, field, replace
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +25,20 @@ import harness
 from harness.data.availability import ensure_available, resolve_mirror
 from harness.data.collection import Collection, load_collection
 from harness.data.holdout import holdout_collection
+from harness.dense import EXACT_DEPTH
 from harness.errors import CacheError
 from harness.evaluate.metrics import evaluate
 from harness.evaluate.ties import trec_order
-from harness.index.faiss_index import codebook_key, faiss_build
+from harness.index.faiss_index import codebook_key, exact_search, faiss_build, search_key
 from harness.model.compute import Compute, resolve_compute
 from harness.pipeline.models import Models
 from harness.pipeline.selection import select_point
 from harness.progress import StageProgress, log_console
 from harness.recipe.checks import check_processes, check_resources
-from harness.recipe.expand import dev_order, variant_seeds
+from harness.recipe import plan
+from harness.recipe.expand import variant_seeds
 from harness.recipe.model import Recipe, Variant, holdout_fraction
-from harness.registry import kind
+from harness.api.registry import kind
 from harness.store import (SPARSE_INDEX, ExperimentRecord, RunRecord, completed_run_key, drop_other_seeds,
                            environment, git_commit, open_store, package_versions, utc_now, write_run)
 from harness.world import World
@@ -113,7 +116,7 @@ def run_recipe(recipe: Recipe, options: RunOptions = RunOptions(),
     compute = _compute(recipe, options, console, world)
     world = world.join(compute.device)
     compute = replace(compute, world=world)
-    world.decide(lambda: check_processes(recipe, world.size))  # one line from rank 0, not one per process
+    world.on_main(lambda: check_processes(recipe, world.size))  # one line from rank 0, not one per process
     mirror = resolve_mirror(options.mirror, recipe.data.mirror)
     # Fail on an unavailable collection before anything (the store included) is created.
     named_dev = [recipe.data.dev] if recipe.data.dev and holdout_fraction(recipe.data.dev) is None else []
@@ -125,10 +128,7 @@ def run_recipe(recipe: Recipe, options: RunOptions = RunOptions(),
     with StageProgress(console) as progress:
         models = Models(recipe, cache_dir, progress, console, mirror, db, experiment.name, compute)
         ctx = _Context(recipe, options, models, db, experiment)
-        chosen = _dev_phase(ctx, _dev_collection(ctx, mirror)) if recipe.data.dev is not None else {}
-        for dataset_id in recipe.data.eval:
-            collection = _load(ctx, dataset_id, mirror)
-            _evaluate(ctx, collection, reported(recipe, chosen))
+        _execute(ctx, plan.build_plan(recipe), mirror)
     if world.main:
         _drop_other_seeds(ctx)
     world.leave()
@@ -145,16 +145,14 @@ class Report:
     selection: dict[str, Any] | None = None
 
 
-def reported(recipe: Recipe, chosen: dict[str, tuple[Variant, dict[str, Any]]]) -> list[Report]:
-    """What the evaluation splits report: every variant, a selected sweep by its chosen point."""
-    out = []
-    for variant in recipe.variants:
-        if variant.sweep_of is None or not recipe.selects:
-            out.append(Report(variant, variant.name))
-        elif chosen[variant.sweep_of][0].name == variant.name:  # by name: ranks > 0 get rank 0's copy
-            record = chosen[variant.sweep_of][1]
-            out.append(Report(replace(variant, name=variant.sweep_of, sweep_of=None, point=()), variant.name, record))
-    return out
+def _report(recipe: Recipe, spec: plan.RunSpec, chosen: dict[str, tuple[Variant, dict[str, Any]]]) -> Report:
+    """The row a planned run stores: its variant, or a selected sweep's point chosen on dev under
+    the sweep's name (what :func:`harness.recipe.plan.reported` leaves to dev)."""
+    if spec.model is not None:
+        return Report(recipe.variant(spec.model), spec.model)
+    point, record = chosen[str(spec.sweep)]
+    point = recipe.variant(point.name)  # by name: ranks > 0 get rank 0's copy
+    return Report(replace(point, name=spec.variant, sweep_of=None, point=()), point.name, record)
 
 
 def _load(ctx: _Context, dataset_id: str, mirror: Path | None) -> Collection:
@@ -176,31 +174,37 @@ def _dev_collection(ctx: _Context, mirror: Path | None) -> Collection:
     return held
 
 
-def _dev_phase(ctx: _Context, dev: Collection) -> dict[str, tuple[Variant, dict[str, Any]]]:
-    """Evaluate every variant and sweep point on the dev split, first: each sweep's point is
-    chosen as soon as its last point is evaluated, and a variant chained on the sweep trains on it."""
+def _execute(ctx: _Context, the_plan: plan.Plan, mirror: Path | None) -> None:
+    """Make the plan's runs in its order: the dev split first (each sweep's point is chosen as
+    soon as its last point is evaluated there, so a variant chained on it trains on that point),
+    then each evaluation collection. A variant's runs of one seed share its encodings."""
     recipe, chosen = ctx.recipe, {}
-    ctx.models.dev = dev  # what eval_every scores models on while they train
-    order = dev_order(recipe)
-    for position, variant in enumerate(order):
-        _evaluate(ctx, dev, [Report(variant, variant.name)])
-        name = variant.sweep_of
-        if name is None or not recipe.selects or any(v.sweep_of == name for v in order[position + 1:]):
-            continue
-        point, record = chosen[name] = ctx.world.decide(lambda: select_point(ctx.db, recipe, dev.dataset_id, name))
-        ctx.models.alias(name, point.name)
-        ctx.console.log(f"{name}: chose {escape(point.name)} on {escape(dev.dataset_id)} ({record['metric']} "
-                        f"{record['score']:.4f}, best of {len(record['scores'])} points)")
-    return chosen
+    last_point = {run.sweep: run.id for run in the_plan.phase("dev") if run.sweep and recipe.selects}
+    for (phase, dataset_id), runs in groupby(the_plan, key=lambda run: (run.phase, run.collection)):
+        if phase == "dev":
+            collection = ctx.models.dev = _dev_collection(ctx, mirror)  # dev: what eval_every scores on
+        else:
+            collection = _load(ctx, dataset_id, mirror)
+        for _, rows in groupby(runs, key=lambda run: run.variant):
+            rows = list(rows)
+            report = _report(recipe, rows[0], chosen)
+            for seed, seeded in groupby(rows, key=lambda run: run.seed):
+                indexes = [run.index for run in seeded]
+                if kind(report.variant.kind).family == "sparse":
+                    _sparse_run(ctx.seeded(seed), collection, report)
+                else:
+                    _dense_runs(ctx.seeded(seed), collection, report, indexes)
+            if (name := rows[-1].sweep) is not None and last_point.get(name) == rows[-1].id:
+                chosen[name] = _choose(ctx, collection, name)
 
 
-def _evaluate(ctx: _Context, collection: Collection, reports: list[Report]) -> None:
-    for report in reports:
-        if kind(report.variant.kind).family == "sparse":
-            _sparse_run(ctx, collection, report)
-            continue
-        for seed in variant_seeds(ctx.recipe, report.variant):
-            _dense_runs(ctx.seeded(seed), collection, report)
+def _choose(ctx: _Context, dev: Collection, name: str) -> tuple[Variant, dict[str, Any]]:
+    """The point of the swept variant `name` chosen on `dev`; from now on `name` means it."""
+    point, record = ctx.world.on_main(lambda: select_point(ctx.db, ctx.recipe, dev.dataset_id, name))
+    ctx.models.alias(name, point.name)
+    ctx.console.log(f"{name}: chose {escape(point.name)} on {escape(dev.dataset_id)} ({record['metric']} "
+                    f"{record['score']:.4f}, best of {len(record['scores'])} points)")
+    return point, record
 
 
 def _drop_other_seeds(ctx: _Context) -> None:
@@ -261,8 +265,7 @@ def _run_key(recipe: Recipe, variant: Variant, collection: Collection, index: st
         "metrics": list(recipe.eval.metrics), "depth": recipe.eval.depth, "model": model,
         "index_train_sample": recipe.eval.index_train_sample if index != SPARSE_INDEX else None,
     }
-    if "IVF" in index:
-        parts["nprobe"] = recipe.eval.nprobe
+    parts |= search_key(index, recipe.eval.nprobe)
     if index != SPARSE_INDEX:  # a compressed index's codes: how its codebooks train
         parts |= codebook_key(index)
     if recipe.eval.store_depth is not None:  # only then: runs stored before it keep their keys
@@ -287,7 +290,7 @@ def _is_done(ctx: _Context, variant: Variant, collection: Collection, index: str
         return completed_run_key(ctx.db, ctx.recipe.experiment.name, variant.name, collection.dataset_id, index,
                                  seed)
 
-    if ctx.world.decide(stored) == key and not ctx.options.force:
+    if ctx.world.on_main(stored) == key and not ctx.options.force:
         ctx.console.log(f"[dim]skip {escape(ctx.label(variant))} / {escape(collection.dataset_id)} / {index}: "
                         "already in the store (--force re-runs)[/dim]")
         ctx.outcomes.append(Outcome(variant.name, collection.dataset_id, index, "skipped", seed))
@@ -297,24 +300,25 @@ def _is_done(ctx: _Context, variant: Variant, collection: Collection, index: str
 
 def _sparse_run(ctx: _Context, collection: Collection, report: Report) -> None:
     variant = report.variant
-    key = _run_key(ctx.recipe, variant, collection, SPARSE_INDEX, None, report.selection)
-    if _is_done(ctx, variant, collection, SPARSE_INDEX, key) or not ctx.world.main:
+    index, = plan.run_indexes(ctx.recipe, variant)
+    key = _run_key(ctx.recipe, variant, collection, index, None, report.selection)
+    if _is_done(ctx, variant, collection, index, key) or not ctx.world.main:
         return  # sparse ranking is rank 0's alone: nothing in it is split across processes
     started = utc_now()
     start = time.perf_counter()
     with ctx.progress.task(f"{variant.name}: {variant.kind} search", len(collection.queries), "queries") as advance:
         results = kind(variant.kind).rank(collection, variant.params, ctx.recipe.eval.depth, advance)
     timings = {"search": time.perf_counter() - start}
-    _finish(ctx, collection, report, SPARSE_INDEX, key, None, results, timings, started)
+    _finish(ctx, collection, report, index, key, None, results, timings, started)
 
 
-def _dense_runs(ctx: _Context, collection: Collection, report: Report) -> None:
+def _dense_runs(ctx: _Context, collection: Collection, report: Report, indexes: list[str]) -> None:
     variant = report.variant
-    ref = ctx.models.ref(report.model)
+    ref = ctx.models.resolve(report.model)
     if on := ctx.models.chained_on(report.model):  # stored, so the leaderboard can say what it trained on
         report = replace(report, selection={**(report.selection or {}), "on": on})
-    model = ctx.models.dense(ref)
-    pending = [f for f in ctx.recipe.eval.indexes
+    model = ctx.models.open(ref)
+    pending = [f for f in indexes
                if not _is_done(ctx, variant, collection, f, _run_key(ctx.recipe, variant, collection, f,
                                                                      model.identity, report.selection))]
     if not pending:
@@ -343,11 +347,9 @@ def _dense_runs(ctx: _Context, collection: Collection, report: Report) -> None:
         _finish(ctx, collection, report, factory, key, model.record, results, timings, started, stats)
 
 
-def _exact_top(doc_vectors: Any, query_vectors: Any, gpu: int | None = None, k: int = 100) -> Any:
+def _exact_top(doc_vectors: Any, query_vectors: Any, gpu: int | None = None) -> Any:
     """Exact inner-product top-k ids, the reference compressed indexes are measured against."""
-    from harness.index.faiss_index import build_index, search
-
-    return search(build_index("Flat", doc_vectors, seed=0, gpu=gpu), query_vectors, k)[1]
+    return exact_search(doc_vectors, query_vectors, EXACT_DEPTH, gpu=gpu)[1]
 
 
 def _finish(ctx: _Context, collection: Collection, report: Report, index: str, key: str,

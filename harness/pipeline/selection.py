@@ -12,8 +12,8 @@ from typing import Any
 from harness.errors import StoreError
 from harness.recipe.expand import variant_seeds
 from harness.recipe.model import Recipe, Variant
-from harness.registry import kind
-from harness.store import SPARSE_INDEX, list_runs, run_metrics, seed_mean
+from harness.recipe.plan import selection_index
+from harness.store import list_runs, run_metrics, seed_mean
 
 
 def select_point(db: Any, recipe: Recipe, dev: str, name: str) -> tuple[Variant, dict[str, Any]]:
@@ -30,7 +30,7 @@ def select_points(db: Any, recipe: Recipe, dev: str,
     for name, points in recipe.sweeps.items():
         if names is not None and name not in names:
             continue
-        index = SPARSE_INDEX if kind(points[0].kind).family == "sparse" else recipe.eval.indexes[0]
+        index = selection_index(recipe, points[0])
         scores = {point.name: _dev_score(db, stored, point, recipe, index, metric, dev) for point in points}
         best = max(points, key=lambda point: scores[point.name])  # max keeps the first of equals
         chosen[name] = (best, {"name": best.name, "point": dict(best.point), "dev": dev, "metric": metric,

@@ -39,7 +39,7 @@ def check_resources(recipe: Recipe) -> None:
 def check_processes(recipe: Recipe, processes: int) -> None:
     """Raise RecipeError when a trained variant's batch cannot be split over `processes`
     (every process encodes its share of each global batch)."""
-    from harness.registry import kind
+    from harness.api.registry import kind
 
     for variant in recipe.variants:
         batch = getattr(variant.params, "batch_size", None)
@@ -60,7 +60,7 @@ def _min_docs(recipe: Recipe) -> int | None:
 def _model_dims(recipe: Recipe) -> dict[str, int]:
     """Embedding size of every model the dense variants use, keyed by model name."""
     from harness.model.spec import PICKLE_REFUSAL, read_model_spec, resolve_model
-    from harness.registry import kind
+    from harness.api.registry import kind
 
     models = {("model", "base"): recipe.model.base}
     for variant in recipe.variants:

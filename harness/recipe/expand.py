@@ -1,5 +1,5 @@
-"""What a recipe expands to: the seeds each variant runs with, and how many runs that makes
-(sweep points and the dev split included)."""
+"""What a recipe expands to: the seeds each variant runs with, the variants each one names and the
+order the dev split evaluates them in. The runs they make are :mod:`harness.recipe.plan`'s."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def variant_seeds(recipe: Recipe, variant: Variant) -> tuple[int, ...]:
     >>> variant_seeds(r, r.variants[0])
     (3,)
     """
-    from harness.registry import kind
+    from harness.api.registry import kind
 
     return recipe.seeds if kind(variant.kind).trains else (recipe.experiment.seed,)
 
@@ -24,8 +24,8 @@ def variant_seeds(recipe: Recipe, variant: Variant) -> tuple[int, ...]:
 def named(variant: Variant) -> list[str]:
     """The variant names `variant`'s parameters hold (init, index_from, negatives_from...), as
     written: a parameter's built-in sources ("base", "bm25") left out, a swept variant by its own name."""
-    from harness.recipe.params import declared
-    from harness.registry import kind
+    from harness.api.params import declared
+    from harness.api.registry import kind
 
     names = []
     for ref in declared(kind(variant.kind).Params):
@@ -60,18 +60,3 @@ def dev_order(recipe: Recipe) -> list[Variant]:
     for variant in recipe.variants:
         visit(variant)
     return order
-
-
-def run_count(recipe: Recipe) -> int:
-    """How many runs (variant or sweep point x seed x collection x index) the recipe stores: on
-    the dev split every point, on each evaluation split one point per sweep when it selects."""
-    from harness.registry import kind
-
-    def runs(variants: list[Variant]) -> int:
-        return sum(len(variant_seeds(recipe, v)) * (1 if kind(v.kind).family == "sparse" else len(recipe.eval.indexes))
-                   for v in variants)
-
-    every = list(recipe.variants)
-    reported = [v for v in every if not (recipe.selects and v.sweep_of)] + [
-        points[0] for points in recipe.sweeps.values() if recipe.selects]
-    return runs(every) * (recipe.data.dev is not None) + runs(reported) * len(recipe.data.eval)

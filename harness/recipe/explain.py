@@ -3,7 +3,7 @@ tables' dataclasses and every registered kind's parameters."""
 
 from __future__ import annotations
 
-from harness.recipe import params as P
+from harness.api import params as P
 from harness.recipe.loader import train_keys, variant_keys
 from harness.recipe.model import TABLES
 
@@ -24,7 +24,7 @@ def _default(param: P.Param, header: str) -> str:
 
 def sections() -> list[tuple[str, tuple[P.Param, ...]]]:
     """(table header, params) in the order a recipe is usually written."""
-    from harness.registry import kinds
+    from harness.api.registry import kinds
 
     out = [(f"[{name}]", P.declared(cls)) for name, cls in TABLES.items()]
     out.append(("[train]", train_keys()))
@@ -35,7 +35,7 @@ def sections() -> list[tuple[str, tuple[P.Param, ...]]]:
 
 def explain_markdown() -> str:
     """Markdown tables of every recipe key (the README's recipe reference)."""
-    from harness.registry import kinds
+    from harness.api.registry import kinds
 
     helps = {f'[variant.NAME] kind = "{name}"': k.help for name, k in kinds().items()}
     helps["[train]"] = ("Defaults shared by every trained variant; a key a variant sets itself wins, and a key "
@@ -48,6 +48,6 @@ def explain_markdown() -> str:
         lines += ["| key | type | default | allowed | paper / official | meaning |", "|---|---|---|---|---|---|"]
         for p in decls:
             allowed = ", ".join(p.choices) if p.choices else (f">= {p.minimum:g}" if p.minimum is not None else "")
-            lines.append(f"| `{p.name}` | {p.kind} | {_default(p, header)} | {allowed} | {p.paper or ''} | {p.help} |")
+            lines.append(f"| `{p.name}` | {p.toml_type} | {_default(p, header)} | {allowed} | {p.paper or ''} | {p.help} |")
         lines.append("")
     return "\n".join(lines)

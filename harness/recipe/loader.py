@@ -13,8 +13,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from harness.api import params as P
 from harness.errors import RecipeError
-from harness.recipe import params as P
+from harness.evaluate.metrics import metric_cutoff
 from harness.recipe.model import (TABLES, ComputeConfig, DataConfig, EvalConfig, ExperimentConfig, ModelConfig,
                                   Recipe, Variant)
 
@@ -54,7 +55,7 @@ class Where:
 
 
 def _check_type(where: Where, table: str, param: P.Param, value: Any) -> Any:
-    if param.kind == "list[str]":
+    if param.toml_type == "list[str]":
         if isinstance(value, str):
             value = [value]  # a lone string is an obvious one-element list
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -65,7 +66,7 @@ def _check_type(where: Where, table: str, param: P.Param, value: Any) -> Any:
             dup = next(v for v in value if value.count(v) > 1)
             raise where.error(table, param.name, value, f"duplicate entry {dup!r}")
         return tuple(value)
-    if param.kind == "list[int]":
+    if param.toml_type == "list[int]":
         if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             raise where.error(table, param.name, value, "expected a list of integers")
         if not value:
@@ -76,10 +77,10 @@ def _check_type(where: Where, table: str, param: P.Param, value: Any) -> Any:
             dup = next(v for v in value if value.count(v) > 1)
             raise where.error(table, param.name, value, f"{dup} is listed twice; seeds must be distinct")
         return tuple(value)
-    types = _PY_TYPES[param.kind]
+    types = _PY_TYPES[param.toml_type]
     if isinstance(value, bool) and bool not in types or not isinstance(value, types):
-        raise where.error(table, param.name, value, f"expected {param.kind}, got {type(value).__name__}")
-    if param.kind == "float":
+        raise where.error(table, param.name, value, f"expected {param.toml_type}, got {type(value).__name__}")
+    if param.toml_type == "float":
         value = float(value)
     if param.minimum is not None and value < param.minimum:
         raise where.error(table, param.name, value, f"must be >= {param.minimum:g}")
@@ -129,7 +130,7 @@ def _duplicate_variant(text: str) -> tuple[str, int, int] | None:
 
 def variant_keys() -> tuple[P.Param, ...]:
     """Keys every variant takes, whatever its kind (the kinds are the registry's)."""
-    from harness.registry import kinds
+    from harness.api.registry import kinds
 
     return (P.Param("kind", "str", None, "Variant kind.", required=True, choices=tuple(kinds())),
             P.Param("description", "str", "", "Free text shown next to the variant."))
@@ -140,7 +141,7 @@ def train_keys() -> tuple[P.Param, ...]:
     each unset unless given, when the kind's own default applies."""
     from dataclasses import replace
 
-    from harness.train.strategy import TrainParams  # torch-free declarations
+    from harness.api.train_params import TrainParams
 
     return tuple(replace(p, default=None, help=f"Default for every trained variant: {p.help}")
                  for p in P.declared(TrainParams) if p.name != "init")
@@ -154,7 +155,7 @@ def _parse_train(where: Where, raw: Any) -> dict[str, Any]:
 
 def _parse_variants(where: Where, raw: Any, train: dict[str, Any] | None = None) -> tuple[Variant, ...]:
     """Each [variant.NAME]; a trained kind takes `train`'s values ([train]) for keys it does not set."""
-    from harness.registry import kinds as registered
+    from harness.api.registry import kinds as registered
 
     if not isinstance(raw, dict) or not raw:
         raise where.error("variant", None, None, 'declare at least one [variant.NAME] table with kind = "..."')
@@ -326,7 +327,7 @@ def _check_compute(where: Where, recipe: Recipe) -> None:
 
 def _check_references(where: Where, recipe: Recipe) -> None:
     """Chained variants must name existing dense variants, and no chain may loop."""
-    from harness.registry import kind
+    from harness.api.registry import kind
 
     dense = [v.name for v in recipe.variants if kind(v.kind).family == "dense"]
     edges: dict[str, list[str]] = {}
@@ -377,7 +378,7 @@ def _check_depth(where: Where, recipe: Recipe) -> None:
     if store_depth is not None and store_depth > recipe.eval.depth:
         raise where.error("eval", "store_depth", store_depth, f"deeper than depth = {recipe.eval.depth}; "
                           "store at most what is retrieved")
-    cutoffs = [(m, P.metric_cutoff(m)) for m in recipe.eval.metrics]
+    cutoffs = [(m, metric_cutoff(m)) for m in recipe.eval.metrics]
     for metric, k in cutoffs:
         if k is not None and k > recipe.eval.depth:
             raise where.error("eval", "depth", recipe.eval.depth,

@@ -1,23 +1,21 @@
 """The frozen objects a recipe is parsed into, each table declared once as typed fields.
 
 No raw dict travels past the loader: a variant's keys arrive as its kind's own frozen
-:class:`~harness.recipe.params.Params` dataclass (declared in the kind's file).
+:class:`~harness.api.params.Params` dataclass (declared in the kind's file).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from harness.recipe.params import RANX_METRICS, Params, metrics_problem, param
-
-# The poolings the encoder implements (harness/model/encoder.py) and a model folder may declare
-# (harness/model/spec.py); the recipe's `pooling` key offers the same.
-POOLINGS = ("cls", "mean", "max")
+from harness.api.params import Params, param
+from harness.evaluate.metrics import RANX_METRICS, metrics_problem
+from harness.model.compute import PRECISIONS, device_problem
+from harness.model.spec import POOLINGS
 
 
 @dataclass(frozen=True)
@@ -107,20 +105,6 @@ class EvalConfig(Params):
     nprobe: int = param(16, "Inverted lists an IVF index visits per query.", minimum=1)
     index_train_sample: int = param(0, "Vectors sampled (seeded) to train a compressed index; 0 uses the "
                                        "whole corpus.", minimum=0)
-
-
-DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
-PRECISIONS = ("fp32", "bf16", "fp16", "auto")
-_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
-
-
-def device_problem(device: str) -> str | None:
-    """Why `device` is not a device drbench knows, or None.
-
-    >>> device_problem("cuda:1") is None, device_problem("gpu")
-    (True, 'unknown device; use one of auto, cpu, cuda, cuda:N, mps')
-    """
-    return None if _DEVICE.match(device) else f"unknown device; use one of {', '.join(DEVICES)}"
 
 
 @dataclass(frozen=True)

@@ -76,7 +76,7 @@ def live_retrieval_step(encoder: Encoder, params: LiveListParams, data: TrainDat
                         settings: EncoderSettings) -> StepFn:
     """The loop's step function; `encoder` is the query encoder, the only one that trains."""
 
-    def step(query_ids: list[str], rng: np.random.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+    def step(query_ids: list[str], rng: np.random.Generator, at: int) -> tuple[torch.Tensor, dict[str, float]]:
         q = encoder.embed([data.queries[x] for x in query_ids], max_length=params.query_max_length,
                           prefix=settings.query_prefix)
         k = min(params.top_k, index.built.ntotal)

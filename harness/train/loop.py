@@ -1,9 +1,11 @@
-"""The optimisation loop every trained kind shares: AdamW with linear warm-up and decay,
-gradient accumulation and clipping, resumable checkpoints, a training log, progress.
+"""The optimisation loop every trained kind shares: AdamW or LAMB with linear warm-up and decay,
+gradient accumulation and clipping, periodic actions (:mod:`harness.train.hooks`: a strategy's,
+dev scores, checkpoints), exact resume, a training log, progress.
 
 Determinism: the data order of epoch e comes from `rng([seed, e])`, every micro-batch samples
-with `rng([seed, step, micro])` and reseeds torch (dropout) from the same numbers. A run
-resumed from a checkpoint therefore replays exactly what an uninterrupted run would do.
+with `rng([seed, step, micro])` and reseeds torch (dropout) from the same numbers, and the
+checkpoint keeps every hook's state. A run resumed from a checkpoint therefore replays exactly
+what an uninterrupted run would do.
 
 Several processes: every rank draws the same global micro-batch (the data order does not depend
 on their number), encodes its share of it and gathers the rest (:meth:`Encoder.embed`), so each
@@ -21,17 +23,19 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
+from harness.api.train_params import TrainParams
 from harness.cache.manifest import file_damage, write_file_manifest
-from harness.files import replacing
 from harness.errors import CacheError
+from harness.files import replacing
 from harness.model.compute import Compute
 from harness.progress import StageProgress
-from harness.train.strategy import StepFn, TrainParams
+from harness.train.hooks import DevScores, Hook, check_names, join, run_due
+from harness.train.strategy import StepFn
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -98,7 +102,7 @@ def optimizer_for(model: torch.nn.Module, params: TrainParams, total_steps: int)
 
 @dataclass
 class _Optimiser:
-    """What one optimizer step updates: AdamW, its schedule and the fp16 gradient scaler (a
+    """What one optimizer step updates: AdamW or LAMB, its schedule and the fp16 gradient scaler (a
     disabled scaler passes every call straight through, so fp32 and bf16 steps are unchanged)."""
 
     optimizer: Any
@@ -119,7 +123,8 @@ class _Optimiser:
 def train(model: torch.nn.Module, params: TrainParams, query_ids: tuple[str, ...], seed: int, step_fn: StepFn,
           workdir: Path, progress: StageProgress, label: str,
           compute: Compute = Compute(), replica: Any = None,
-          score: Callable[[], dict[str, float]] | None = None) -> tuple[list[dict[str, Any]], float]:
+          score: Callable[[], dict[str, float]] | None = None,
+          hooks: Sequence[Hook] = ()) -> tuple[list[dict[str, Any]], float]:
     """Run (or resume) the loop; returns (training log, seconds spent in this call and before).
 
     Forward passes run under `compute`'s autocast (losses and scores stay fp32, see
@@ -127,57 +132,72 @@ def train(model: torch.nn.Module, params: TrainParams, query_ids: tuple[str, ...
     the DistributedDataParallel module the step's forward passes go through, when
     `compute.world` has several processes (rank 0 alone writes checkpoints). `score`: the dev
     scores of the model as it is now, taken every `params.eval_every` steps and after the last
-    (in eval mode, no gradients; nothing it does touches the seeded sampling, so the weights
-    trained are the same with and without it); with `params.keep == "best"` the weights of the
+    (:class:`~harness.train.hooks.DevScores`); with `params.keep == "best"` the weights of the
     best first score are the ones left in `model`, and the last log row names their step.
+    `hooks`: the strategy's periodic actions, run after each step they are due, before the dev
+    scores and the checkpoint (which keeps their state; see :mod:`harness.train.hooks`).
     """
     schedule = plan(len(query_ids), params)
-    optimizer, scheduler = optimizer_for(model, params, schedule.total_steps)
+    total = schedule.total_steps
+    optimizer, scheduler = optimizer_for(model, params, total)
     optim = _Optimiser(optimizer, scheduler,
                        torch.amp.GradScaler(compute.device_type, enabled=compute.scales_gradients))
     checkpoint = workdir / CHECKPOINT
     log: list[dict[str, Any]] = []
     start_step, seconds_before = 0, 0.0
-    best: dict[str, Any] | None = None  # {"step", "score", "model"} of the best dev score so far (keep = "best")
+    hooks = list(hooks)
+    if score is not None and params.eval_every:
+        hooks.append(DevScores(model, score, params.eval_every, total, keep=params.keep == "best"))
+    check_names(hooks)
     if checkpoint.is_file():
         state = _load_checkpoint(checkpoint)
         model.load_state_dict(state["model"])
         optim.load(state)
-        start_step, log, seconds_before = state["step"], state["log"], state["seconds"]
-        best = state.get("best")
+        start_step, seconds_before = state["step"], state["seconds"]
+        log.extend(state["log"])
+        # before hooks: a checkpoint with dev scores kept its best weights under "best"
+        saved = state.get("hooks", {"dev": {"best": state["best"]}} if "best" in state else {})
+        for hook in hooks:
+            hook.load(saved.get(hook.name, {}))
     model.train()
     started = time.perf_counter()
-    total = schedule.total_steps
+    hooks.append(_Checkpoint(checkpoint, model, optim, log, hooks, params.checkpoint_every,
+                             lambda: seconds_before + time.perf_counter() - started, compute.world.main))
+    before: dict[str, Any] = {}  # what hooks run before the first step log: it joins step 1's row
+    if start_step == 0:
+        run_due(hooks, 0, total, model, before)
     with progress.task(f"{label}: training", total, "steps", start=start_step) as advance:
         for step in range(start_step, total):
             info = _one_step(model, optim, params, schedule, query_ids, seed, step, step_fn, compute, replica)
             log.append({"step": step + 1, **info})
-            if score is not None and params.eval_every and ((step + 1) % params.eval_every == 0 or step + 1 == total):
-                best = _scored(model, score, log[-1], best, keep=params.keep == "best")
+            if step == 0:
+                join(log[-1], before, "a hook run before the first step")
+            run_due(hooks, step + 1, total, model, log[-1])
             advance(1, f"loss {info['loss']:.4f}")
-            if (step + 1) % params.checkpoint_every == 0 and step + 1 < total and compute.world.main:
-                _save(checkpoint, model, optim, step + 1, log, seconds_before + time.perf_counter() - started, best)
-    if best is not None and params.keep == "best":
-        model.load_state_dict(best["model"])
-        log[-1]["kept_step"] = best["step"]
     model.eval()
     return log, seconds_before + time.perf_counter() - started
 
 
-def _scored(model: torch.nn.Module, score: Callable[[], dict[str, float]], row: dict[str, Any],
-            best: dict[str, Any] | None, keep: bool) -> dict[str, Any] | None:
-    """Add the dev scores of the model as it is to the log `row`; return the best so far (with a
-    copy of the weights when `keep`)."""
-    model.eval()
-    with torch.no_grad():
-        values = score()
-    model.train()
-    row.update(values)
-    first = next(iter(values.values()), None)
-    if not keep or first is None or (best is not None and first <= best["score"]):
-        return best
-    return {"step": row["step"], "score": first,
-            "model": {name: tensor.detach().to("cpu", copy=True) for name, tensor in model.state_dict().items()}}
+class _Checkpoint(Hook):
+    """Every `checkpoint_every` steps but after the last (the finished model is saved elsewhere):
+    the model, optimiser, log and every hook's state, so a resumed run replays the rest exactly.
+    It runs after all other hooks of its step, so their state and log values are in; every rank
+    calls it, rank 0 alone writes."""
+
+    name = "checkpoint"
+
+    def __init__(self, path: Path, model: torch.nn.Module, optim: _Optimiser, log: list[dict[str, Any]],
+                 hooks: list[Hook], every: int, seconds: Callable[[], float], writes: bool) -> None:
+        self.path, self.model, self.optim, self.log, self.hooks = path, model, optim, log, hooks
+        self.every, self.seconds, self.writes = every, seconds, writes
+
+    def due(self, step: int, total: int) -> bool:
+        return 0 < step < total and step % self.every == 0
+
+    def run(self, step: int) -> None:
+        if self.writes:
+            states = {hook.name: kept for hook in self.hooks if (kept := hook.state())}
+            _save(self.path, self.model, self.optim, step, self.log, self.seconds(), states)
 
 
 def _one_step(model: torch.nn.Module, optim: _Optimiser, params: TrainParams, schedule: Schedule,
@@ -196,7 +216,7 @@ def _one_step(model: torch.nn.Module, optim: _Optimiser, params: TrainParams, sc
         with syncing:
             with compute.autocast():
                 loss, info = step_fn(micro_batch(query_ids, schedule, seed, index),
-                                     np.random.default_rng([seed, step, micro, 1]))
+                                     np.random.default_rng([seed, step, micro, 1]), step)
             # Every rank's loss is the whole batch's; DDP averages gradients, so scale by N to sum them.
             objective = loss * world.size if world.size > 1 else loss
             optim.scaler.scale(objective / schedule.grad_accum).backward()
@@ -235,9 +255,9 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def _save(path: Path, model: torch.nn.Module, optim: _Optimiser, step: int, log: list[dict[str, Any]],
-          seconds: float, best: dict[str, Any] | None = None) -> None:
+          seconds: float, hooks: dict[str, dict[str, Any]] | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    extra = {"best": best} if best is not None else {}  # only then: checkpoints keep their old shape
+    extra = {"hooks": hooks} if hooks else {}  # only then: checkpoints keep their old shape
     with replacing(path) as tmp:
         torch.save({"step": step, "model": model.state_dict(), **optim.state(), "log": log, "seconds": seconds,
                     **extra}, tmp)

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 
 from harness.data.collection import Collection
-from harness.kinds.bm25 import BM25Params
+from harness.retrieval.bm25 import BM25Params, bm25_search
 from harness.train.data import TrainData
 
-# The BM25 that mines negatives: the `bm25` kind's defaults, declared once there.
+# The BM25 that mines negatives: the `bm25` kind's defaults (BM25Params, declared once beside the engine).
 BM25_MINER = BM25Params().as_dict()
 
 
@@ -37,8 +37,6 @@ def hard_negatives(ranked: dict[str, list[int]], depth: int, data: TrainData) ->
 
 def bm25_ranking(data: TrainData, collection: Collection, k: int) -> dict[str, list[int]]:
     """Each training query's top-`k` document rows under BM25 (:data:`BM25_MINER`)."""
-    from harness.retrieval.bm25 import bm25_search
-
     row = {doc_id: i for i, doc_id in enumerate(collection.doc_ids)}
     results = bm25_search(collection.doc_ids, collection.doc_texts, {q: data.queries[q] for q in data.query_ids},
                           k=k, **BM25_MINER)
@@ -48,10 +46,9 @@ def bm25_ranking(data: TrainData, collection: Collection, k: int) -> dict[str, l
 def dense_ranking(doc_vectors: np.ndarray, query_vectors: np.ndarray, data: TrainData, k: int,
                   seed: int, gpu: int | None = None) -> dict[str, list[int]]:
     """Each training query's exact (Flat) top-`k` document rows; `query_vectors` in query_ids order."""
-    from harness.index.faiss_index import build_index, search
+    from harness.index.faiss_index import exact_search
 
-    built = build_index("Flat", doc_vectors, seed=seed, gpu=gpu)
-    _, ids, _ = search(built, query_vectors, k)
+    _, ids, _ = exact_search(doc_vectors, query_vectors, k, gpu=gpu)
     return {q: [int(i) for i in ids[row] if i >= 0] for row, q in enumerate(data.query_ids)}
 
 

@@ -4,8 +4,8 @@ It reads no cache and publishes nothing: the pipeline decides whether to train (
 and publishes the folder once this returns. A checkpoint already in the folder is resumed.
 
 With several processes every rank runs this on the same folder (rank 0 chose it): each holds a
-replica of the encoder under DistributedDataParallel, and rank 0 alone writes checkpoints, the
-model and the log.
+replica of the encoder under DistributedDataParallel and calls the strategy's hooks, and rank 0
+alone writes checkpoints, the model and the log.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from rich.markup import escape
 from harness.model.compute import Compute
 from harness.progress import StageProgress
 from harness.train.artifacts import save_encoder, write_log
-from harness.train.strategy import Strategy, TrainInputs, TrainParams
+from harness.api.train_params import TrainParams
+from harness.train.strategy import Strategy, TrainInputs
 
 
 def train_into(workdir: Path, strategy: Strategy, params: TrainParams, inputs: TrainInputs, source: Path,
@@ -40,10 +41,11 @@ def train_into(workdir: Path, strategy: Strategy, params: TrainParams, inputs: T
     if checkpoint.is_file():
         console.log(f"{escape(label)}: resuming from {checkpoint}")
     encoder.pooled = replica = world.replicate(encoder.pooled)  # the module itself in one process
-    step = strategy.step(encoder, params, inputs)
+    hooks = strategy.hooks(encoder, params, inputs)
+    step = strategy.step(encoder, params, inputs, hooks)
     score = (lambda: inputs.dev_score(encoder)) if inputs.dev_score is not None else None
     log, seconds = train(encoder.model, params, inputs.data.query_ids, inputs.seed, step, workdir, progress, label,
-                         compute=compute, replica=replica, score=score)
+                         compute=compute, replica=replica, score=score, hooks=hooks)
     if world.main:
         save_encoder(encoder.model, encoder.tokenizer, source, workdir, max_seq_length=None)
         write_log(workdir, log)

@@ -5,15 +5,16 @@ of MRR (or nDCG) when two documents swap."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
-from harness.index.faiss_index import codebook_key
-from harness.recipe.params import like, param
-from harness.train.strategy import (MODEL_REFS, MissingInputError, Needs, StepFn, Strategy, TrainInputs,
-                                    TrainParams)
+from harness.api.params import like, param
+from harness.api.train_params import MODEL_REFS, TrainParams
+from harness.index.faiss_index import codebook_key, search_key
+from harness.train.strategy import MissingInputError, Needs, StepFn, Strategy, TrainInputs
 
 if TYPE_CHECKING:
     from harness.model.encoder import Encoder
+    from harness.train.hooks import Hook
 
 WEIGHTINGS = ("mrr", "ndcg")
 LOSS_VERSION = 2  # of adore_query_loss; part of every ADORE cache key
@@ -52,7 +53,7 @@ class Adore(Strategy):
     name = "adore"
     help = "ADORE: query encoder vs a frozen index."
     tower = "query"
-    key_name = "adore"  # star+adore inherits it: the same training, so the same cache keys
+    cache_name = "adore"  # star+adore inherits it: the same training, so the same cache keys
     Params: type[QueryTowerParams] = AdoreParams
 
     def documents(self, params: AdoreParams) -> str:
@@ -64,12 +65,12 @@ class Adore(Strategy):
         return Needs(init=params.init or documents, documents=documents)
 
     def step(self, encoder: Encoder, params: QueryTowerParams,  # type: ignore[override]
-             inputs: TrainInputs) -> StepFn:
+             inputs: TrainInputs, hooks: Sequence[Hook] = ()) -> StepFn:
         from harness.train.frozen_index import frozen_index, live_retrieval_step
 
-        if inputs.doc_vectors is None:
+        if inputs.frozen_docs is None:
             raise MissingInputError(f"{self.name} trains against frozen document vectors, but none were given")
-        index = frozen_index(params.train_index, inputs.doc_vectors(), inputs.seed, inputs.nprobe, inputs.faiss_gpu)
+        index = frozen_index(params.train_index, inputs.frozen_docs(), inputs.seed, inputs.nprobe, inputs.faiss_gpu)
         return live_retrieval_step(encoder, params, inputs.data, index, inputs.settings)
 
     def key_parts(self, params: QueryTowerParams,  # type: ignore[override]
@@ -78,10 +79,8 @@ class Adore(Strategy):
         # so no model trained with the half is reused. A compressed index's codes depend on how its
         # codebooks were trained (faiss_index.CODEBOOK_VERSION), and an IVF index searches `nprobe`
         # lists: what training retrieves depends on both.
-        parts: dict[str, Any] = {"loss_version": LOSS_VERSION} | codebook_key(params.train_index)
-        if "IVF" in params.train_index:
-            parts["nprobe"] = inputs.nprobe
-        return parts
+        return {"loss_version": LOSS_VERSION} | codebook_key(params.train_index) | search_key(params.train_index,
+                                                                                            inputs.nprobe)
 
 
 KIND = Adore()

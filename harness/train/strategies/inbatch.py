@@ -9,7 +9,8 @@ import numpy as np
 
 from harness.train.data import TrainData
 from harness.train.sampling import Batch, relevance_mask, sample_positives
-from harness.train.strategy import PairStrategy, TrainParams
+from harness.api.train_params import TrainParams
+from harness.train.strategy import PairStrategy
 
 if TYPE_CHECKING:
     import torch

@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harness.recipe.params import param
+from harness.api.params import param
 from harness.train.data import TrainData
 from harness.train.sampling import Batch, all_pairs_batch, draw_uniform, sample_positives
-from harness.train.strategy import PairStrategy, TrainParams
+from harness.api.train_params import TrainParams
+from harness.train.strategy import PairStrategy
 
 if TYPE_CHECKING:
     import torch

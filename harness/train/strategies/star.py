@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harness.recipe.params import like, param
+from harness.api.params import like, param
 from harness.train.data import TrainData
 from harness.train.sampling import Batch, all_pairs_batch, draw_mined, sample_positives
-from harness.train.strategy import MinedPairStrategy, MinedParams
+from harness.api.train_params import MinedParams
+from harness.train.strategy import MinedPairStrategy
 
 if TYPE_CHECKING:
     import torch

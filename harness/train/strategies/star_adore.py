@@ -7,7 +7,7 @@ starting query encoder) come from differs, so it shares ADORE's cache keys.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from harness.recipe.params import param
+from harness.api.params import param
 from harness.train.strategies.adore import Adore, QueryTowerParams
 
 

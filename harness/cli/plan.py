@@ -1,0 +1,105 @@
+"""`drbench plan`: every run a recipe will make, and where each stands, before anything runs.
+
+Writes nothing: the store is read (read-only) if it exists, the cache is looked into, collections
+are neither copied from the mirror nor downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from harness.cli.common import fail, out
+from harness.errors import DrbenchError
+
+if TYPE_CHECKING:
+    from harness.pipeline.plan_status import PlannedRun
+
+FORMATS = ("table", "json")
+PLAN_JSON_VERSION = 1  # bump when a field of the JSON form changes meaning or goes (executors read it)
+
+
+def plan(recipe: Path = typer.Argument(..., help="Recipe file."),
+         store: str | None = typer.Option(None, "--store", envvar="DRBENCH_STORE",
+                                          help="Results store to check (default: the recipe's)."),
+         cache_dir: str | None = typer.Option(None, "--cache-dir", help="Cache folder to look for trained models in "
+                                              "(default: the recipe's)."),
+         mirror: str | None = typer.Option(None, "--mirror", help="Offline ir_datasets mirror folder, read for "
+                                           "archive digests (also $DRBENCH_MIRROR)."),
+         device: str | None = typer.Option(None, "--device", help="The device `drbench run --device` will use "
+                                           "(model keys depend on it; default: the recipe's)."),
+         precision: str | None = typer.Option(None, "--precision", help="The precision `drbench run --precision` "
+                                              "will use (default: the recipe's)."),
+         format: str = typer.Option("table", "--format", help="table (for people) or json (for executors).")) -> None:
+    """Print every run RECIPE makes: stored (skipped), model cached (evaluate only), to evaluate or
+    to train, with its run key and a hardware-independent cost. Writes nothing."""
+    if format not in FORMATS:
+        raise fail(f"--format {format!r}: use one of {', '.join(FORMATS)}")
+    from harness.data.availability import resolve_mirror
+    from harness.recipe import build_plan, load_recipe
+
+    try:
+        parsed = load_recipe(recipe)
+        the_plan = build_plan(parsed)
+        from harness.pipeline.plan_status import plan_status
+
+        runs = plan_status(the_plan, Path(store or parsed.experiment.store),
+                           Path(cache_dir or parsed.experiment.cache_dir), resolve_mirror(mirror, parsed.data.mirror),
+                           device, precision)
+    except DrbenchError as exc:
+        raise fail(exc) from None
+    if format == "json":
+        print(json.dumps({"version": PLAN_JSON_VERSION, "recipe": str(recipe), "experiment": parsed.experiment.name,
+                          "store": store or parsed.experiment.store,
+                          "cache_dir": cache_dir or parsed.experiment.cache_dir,
+                          "summary": summary(runs), "runs": [run.as_json() for run in runs]}, indent=2))
+        return
+    _table(runs, str(recipe))
+
+
+def summary(runs: list[PlannedRun]) -> dict[str, Any]:
+    """Runs per status, and the cost of the runs that are not stored (None: part of it unknown):
+    encodings are counted whether or not the embedding cache holds them, training only where no
+    cached model serves."""
+    from harness.pipeline.plan_status import STATUSES
+
+    todo = [run.cost for run in runs if run.status != "stored"]
+    training = [run.cost for run in runs if run.status == "to train"]  # a cached model trains nothing
+
+    def total(values: list[int | None]) -> int | None:
+        return None if any(v is None for v in values) else sum(v for v in values if v is not None)
+
+    return {"runs": len(runs), "status": {s: sum(run.status == s for run in runs) for s in STATUSES},
+            "to_do": {"docs": total([c.docs for c in todo]), "queries": total([c.queries for c in todo]),
+                      "train_examples": total([None if c.train_steps is None else c.train_steps * c.train_batch
+                                               for c in training])}}
+
+
+def _table(runs: list[PlannedRun], recipe: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{recipe}: {len(runs)} runs", title_justify="left")
+    for name in ("phase", "variant", "seed", "collection", "index", "status", "docs", "queries", "train", "note"):
+        table.add_column(name, justify="right" if name in ("seed", "docs", "queries", "train") else "left")
+    for run in runs:
+        spec, cost = run.spec, run.cost
+        train = "" if not spec.trains else f"{_n(cost.train_steps)} x {cost.train_batch}"
+        later = "; ".join(f"point of {name} chosen on dev" for name in spec.later)
+        note = f"decided later: {later}" if later and run.key is None else ""
+        table.add_row(spec.phase, spec.variant, str(spec.seed), spec.collection, spec.index, run.status,
+                      _n(cost.docs) if cost.docs != 0 else "", _n(cost.queries) if cost.queries != 0 else "", train,
+                      note)
+    out.print(table)
+    totals = summary(runs)
+    counts = ", ".join(f"{n} {status}" for status, n in totals["status"].items() if n)
+    todo = totals["to_do"]
+    out.print(f"{counts}; to do: {_n(todo['docs'])} documents and {_n(todo['queries'])} queries to encode, "
+              f"{_n(todo['train_examples'])} training examples (steps x batch). ? = unknown until the run",
+              markup=False, highlight=False, soft_wrap=True)
+
+
+def _n(value: int | None) -> str:
+    return "?" if value is None else f"{value:,}"
