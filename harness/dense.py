@@ -11,14 +11,11 @@ from typing import Any, Callable
 import numpy as np
 from rich.console import Console
 
-from harness.data.collection import Collection
+from harness.data.collection import TEXT_FORMAT, Collection
 from harness.errors import CacheError
 from harness.model.compute import Compute
 from harness.progress import StageProgress
 from harness.recipe.model import ModelConfig, Recipe
-
-# Bump when the text fed to the encoder changes (title/text joining), to invalidate caches.
-TEXT_FORMAT = 1
 
 
 @dataclass(frozen=True)

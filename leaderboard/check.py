@@ -15,8 +15,9 @@ produce, one row per (variant, collection, index, metric)::
     value = 0.3314
     tolerance = 0.005                # optional, this row only
 
-A variant is checked on the mean over the seeds the recipe runs it with (every one of those runs
-must be stored; one seed: that seed's run); `seed = N` in a row checks that seed's run alone. A
+A variant is checked on the mean over the seeds the recipe runs it with (`harness.store.seed_mean`;
+every one of those runs must be stored: with one missing, the row is missing and FAILs; one seed:
+that seed's run); `seed = N` in a row checks that seed's run alone. A
 swept variant that the recipe selects on its dev split is named as the sweep (`star`), as its
 evaluation runs are stored.
 
@@ -41,7 +42,7 @@ from harness.recipe import Recipe, Variant, load_recipe, variant_seeds
 from harness.recipe.loader import parse_table, Where
 from harness.api.params import Param
 from harness.recipe.plan import reported, run_indexes
-from harness.store import SPARSE_INDEX, list_runs, run_metrics
+from harness.store import SPARSE_INDEX, list_runs, run_metrics, seed_mean
 
 EXACT = 1e-4  # metrics printed to 4 decimals: a difference below this is "the same number"
 STATUSES = ("OK", "OKish", "FAIL")
@@ -175,15 +176,13 @@ def check(db: Any, expectations: Expectations) -> list[CheckRow]:
 
 
 def _stored_mean(db: Any, experiment: str, row: Expectation) -> float | None:
-    """The row's metric, averaged over the runs of its seeds; None unless every one is stored."""
+    """The row's metric, the mean over its seeds (`harness.store.seed_mean`); None unless it covers
+    every one of them: a mean over fewer seeds is not the number the expectation names."""
     runs = {run["seed"]: run["id"] for run in list_runs(db, experiment, row.collection)
-            if run["variant"] == row.variant and run["index_factory"] == row.index}
-    if not row.seeds or not all(seed in runs for seed in row.seeds):
-        return None
-    ids = [runs[seed] for seed in row.seeds]
-    stored = run_metrics(db, ids)
-    values = [stored[i].get(row.metric) for i in ids]
-    return None if any(v is None for v in values) else sum(values) / len(values)
+            if run["variant"] == row.variant and run["index_factory"] == row.index and run["seed"] in row.seeds}
+    stored = run_metrics(db, list(runs.values()))
+    mean = seed_mean((seed, stored.get(run_id, {}).get(row.metric)) for seed, run_id in runs.items())
+    return mean.value if mean and row.seeds and mean.covers(row.seeds) else None
 
 
 def status(actual: float | None, expected: float, tolerance: float) -> str:

@@ -48,7 +48,9 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
 
 QUERIES: dict[str, dict[str, str]] = {
     "leaderboard": {
-        "title": "Leaderboard: each variant's metrics, mean over its seeds",
+        # harness.store.seed_mean in SQL: avg() over the metrics rows the variant's stored runs have
+        # is the mean over the seeds that have a value, and count(*) the number of those seeds.
+        "title": "Leaderboard: each variant's metrics, mean over the seeds stored for it (seeds: how many)",
         "sql": """SELECT runs.experiment, runs.variant, runs.collection, runs.index_factory AS "index",
        metrics.metric, avg(metrics.value) AS value, count(*) AS seeds
 FROM runs JOIN metrics ON metrics.run_id = runs.id

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.errors import RecipeError
+from harness.recipe.loader import parse_eval
 from harness.store import list_experiments
 
 
 def recipe_order(db: Any) -> dict[str, dict[str, tuple[str, ...]]]:
     """Each experiment's `[eval] metrics` and `indexes` in the order its recipe lists them (the
-    store keeps them unordered); the leaderboard and compare show, group and rank in that order."""
-    import tomllib
-
+    store keeps them unordered), as the recipe loader reads them (`indexes` left out: its declared
+    default); the leaderboard and compare show, group and rank in that order. An experiment stored
+    without its recipe, or with one whose `[eval]` the loader no longer accepts, orders nothing: its
+    metrics are sorted and its runs keep the store's order."""
     order = {}
     for exp in list_experiments(db):
-        try:
-            table = tomllib.loads(exp.get("recipe_text") or "").get("eval", {})
-            order[exp["name"]] = {"metrics": tuple(table.get("metrics", ())),
-                                  "indexes": tuple(table.get("indexes", ("Flat",)))}
-        except (tomllib.TOMLDecodeError, AttributeError):
+        if not exp.get("recipe_text"):
             continue
+        try:
+            table = parse_eval(exp["recipe_text"], exp["name"])
+        except RecipeError:
+            continue
+        order[exp["name"]] = {"metrics": table.metrics, "indexes": table.indexes}
     return order
 
 

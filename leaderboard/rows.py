@@ -1,5 +1,6 @@
 """Leaderboard rows: one per (experiment, variant, collection, index), its metrics the mean over
-the seeds stored for it, with their standard deviation (or one row per seed run, `per_seed`)."""
+the seeds stored for it (`harness.store.seed_mean`), with their standard deviation (or one row per
+seed run, `per_seed`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import statistics
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from harness.store import SPARSE_INDEX, list_runs, run_metrics
+from harness.store import SPARSE_INDEX, list_runs, run_metrics, seed_mean
 from leaderboard.order import ordered, recipe_order
 
 EVAL_STAGES = ("encode_docs", "encode_queries", "index", "search")  # the timings that make up evaluation
@@ -106,13 +107,16 @@ def _over_seeds(rows: list[LeaderboardRow]) -> list[LeaderboardRow]:
 
 
 def _merged(group: list[LeaderboardRow]) -> LeaderboardRow:
+    """The mean over seeds (`harness.store.seed_mean`): over the seed runs stored, so a missing
+    seed's run leaves a shorter `seeds`, not a gap."""
     if len(group) == 1:
         return group[0]
     first = group[0]
-    metrics = {m: [row.metrics[m] for row in group if row.metrics.get(m) is not None] for m in first.metrics}
+    means = {m: seed_mean((row.seeds[0] if row.seeds else 0, row.metrics.get(m)) for row in group)
+             for m in dict.fromkeys(m for row in group for m in row.metrics)}
     timings = {k: statistics.fmean(row.timings[k] for row in group if k in row.timings) for k in first.timings}
-    return replace(first, metrics={m: statistics.fmean(v) for m, v in metrics.items() if v},
-                   sd={m: statistics.stdev(v) if len(v) > 1 else 0.0 for m, v in metrics.items() if v},
+    return replace(first, metrics={m: mean.value for m, mean in means.items() if mean},
+                   sd={m: mean.sd for m, mean in means.items() if mean},
                    timings=timings, seeds=tuple(s for row in group for s in row.seeds),
                    run_ids=tuple(i for row in group for i in row.run_ids))
 

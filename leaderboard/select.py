@@ -1,8 +1,9 @@
 """Pick stored runs to compare or plot, and read their per-query scores as paired arrays.
 
 A *system* is (experiment, variant, index) on one collection: one stored run, or one per seed
-when its recipe listed several. A system's per-query score is the mean over its seeds, the
-standard way to pair multi-seed systems. Systems are only ever compared within a collection, on
+when its recipe listed several. A system's metrics are the mean over the seeds stored for it
+(`harness.store.seed_mean`, as the leaderboard shows them); its per-query score is the mean over
+those seeds, the standard way to pair multi-seed systems. Systems are only ever compared within a collection, on
 the queries every one of them was scored on.
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.store import list_runs, query_metrics, run_metrics
+from harness.store import list_runs, query_metrics, run_metrics, seed_mean
 from leaderboard.errors import CompareError, unknown
 from leaderboard.order import ordered, recipe_order
 
@@ -93,9 +94,10 @@ def _system(seeded: list[dict[str, Any]], chosen: list[tuple[str, str, str]], se
     label = f"{run['experiment']}/{run['variant']}" if several_experiments else run["variant"]
     if sum((e, v) == (run["experiment"], run["variant"]) for e, v, _ in chosen) > 1:
         label += f" [{run['index_factory']}]"
-    per_seed = [metrics.get(r["id"], {}) for r in seeded]
-    mean = {m: float(np.mean([values[m] for values in per_seed])) for m in per_seed[0]
-            if all(values.get(m) is not None for values in per_seed)}
+    per_seed = [(r["seed"], metrics.get(r["id"], {})) for r in seeded]
+    means = {m: seed_mean((seed, values.get(m)) for seed, values in per_seed)
+             for m in dict.fromkeys(m for _, values in per_seed for m in values)}
+    mean = {m: value.value for m, value in means.items() if value}
     return System(run_id=run["id"], experiment=run["experiment"], variant=run["variant"],
                   index=run["index_factory"], collection=run["collection"], label=label,
                   metrics=mean, timings=run.get("timings") or {},

@@ -173,8 +173,8 @@ def test_cached_digest_comes_from_sidecar(tmp_path: Path, monkeypatch: pytest.Mo
     [first] = ensure_available("anything")
     assert first == (relpath, hashlib.sha256(b"abc").hexdigest(), "cached")
     calls = []
-    real = availability._sha256_file
-    monkeypatch.setattr(availability, "_sha256_file", lambda p: calls.append(p) or real(p))
+    real = availability.sha256_file
+    monkeypatch.setattr(availability, "sha256_file", lambda p: calls.append(p) or real(p))
     assert ensure_available("anything") == [first] and calls == []
     os.utime(home / relpath, ns=(0, 0))  # a changed mtime invalidates the sidecar
     assert ensure_available("anything") == [first] and len(calls) == 1
@@ -248,6 +248,22 @@ def test_document_texts_stream_until_read_by_row(mirror: Path) -> None:
     assert [len(x) for x in chunks] == [500, 500, 400] and not c.doc_texts.loaded  # type: ignore[attr-defined]
     assert [t for chunk in chunks for t in chunk] == list(c.doc_texts)  # the same texts, in corpus order
     assert c.doc_texts[1399] == chunks[-1][-1] and c.doc_texts.loaded  # type: ignore[attr-defined]
+
+
+def test_the_report_reads_the_texts_the_encoder_sees_and_a_holdout_as_its_training_split(mirror: Path) -> None:
+    """The drill-down's query texts and untitled documents follow the collection's text rules,
+    and a dev split stored under its holdout label reads its training split."""
+    from types import SimpleNamespace
+
+    from harness.data.holdout import holdout_label
+    from leaderboard.report.texts import _title, read_texts
+
+    c = load_collection("cranfield", mirror)
+    asked = sorted(c.queries)[:3]
+    texts = read_texts(holdout_label("cranfield", "holdout:0.1"), asked, [c.doc_ids[0]], mirror)
+    assert texts.missing is None and texts.queries == {q: c.queries[q] for q in asked}
+    untitled = SimpleNamespace(title="", text=None, default_text=lambda: "only a default text")
+    assert _title(untitled) == doc_text(untitled) == "only a default text"
 
 
 def test_a_corpus_changed_under_a_run_is_one_line() -> None:

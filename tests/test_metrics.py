@@ -98,3 +98,34 @@ def test_cutoff_10_on_rankings_longer_than_10() -> None:
     assert evaluation.query_metrics["ndcg@10"] == pytest.approx({"qa": ndcg_qa, "qb": 0.0}, abs=1e-6)
     assert evaluation.query_metrics["mrr@10"] == pytest.approx({"qa": 1 / 2, "qb": 0.0}, abs=1e-6)
     assert evaluation.metrics == pytest.approx({"ndcg@10": ndcg_qa / 2, "mrr@10": 1 / 4}, abs=1e-6)
+
+
+def test_the_metric_names_are_exactly_those_ranx_evaluates() -> None:
+    """RANX_METRICS is read from ranx's source; here ranx itself says which of the names its
+    dispatcher holds it accepts."""
+    from ranx.metrics import metric_switch
+
+    from harness.evaluate.metrics import RANX_METRICS
+
+    def accepted(name: str) -> bool:
+        try:
+            metric_switch(name)
+        except ValueError:
+            return False
+        return True
+
+    constants = [c for c in metric_switch.__code__.co_consts if isinstance(c, str)]
+    assert RANX_METRICS == tuple(c for c in constants if accepted(c))
+    assert "rbp" in RANX_METRICS
+
+
+def test_rank_biased_precision_is_accepted_with_its_persistence_and_scored() -> None:
+    from harness.evaluate.metrics import metric_cutoff, metrics_problem
+
+    assert metrics_problem(["rbp.5", "ndcg@10"]) is None and metric_cutoff("rbp.5") is None
+    assert 'did you mean "rbp.95"?' in metrics_problem(["rbp"])
+    assert metrics_problem(["rbp@10"])  # ranx would read @10 as persistence 0.10, not a cut
+    # RBP = (1 - p) * sum over ranks i of rel_i * p^(i - 1), p = 0.5; ranx weighs by the grade
+    # (q1: d1, grade 2, at rank 2; d3, grade 1, at rank 3)
+    values = evaluate(QRELS, RESULTS, ["rbp.5"]).query_metrics["rbp.5"]
+    assert values == pytest.approx({"q1": 0.5 * (2 * 0.5 ** 1 + 0.5 ** 2), "q2": 0.5 * 0.5 ** 2, "q3": 0.0})

@@ -1,5 +1,5 @@
-"""Shared pieces of the training tests (imported by test_samplers, test_train_loop,
-test_adore and test_train_stages).
+"""Shared pieces of every test that trains or reads what training made: hand-made training data
+and loop parameters, a cut-down Cranfield, recipe and stage helpers, weight and folder checks.
 
 Everything uses the tiny random-weight BERT. Tests that need a corpus use the first 300
 Cranfield documents (loaded through the real ir_datasets API from the offline mirror, then cut

@@ -16,17 +16,17 @@ True
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from harness import files
+from harness.files import replacing_open
+
 Advance = Callable[[int], None]
 MANIFEST = "manifest.json"
 VERSION = 1
-_CHUNK = 1 << 20
 _HASHED: dict[tuple[str, int, int, int], str] = {}  # (path, size, mtime_ns, inode) -> sha256
 
 
@@ -39,13 +39,7 @@ def sha256_file(path: Path, *, fresh: bool = False, advance: Advance | None = No
     st = path.stat()
     memo = (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
     if fresh or memo not in _HASHED:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            while chunk := handle.read(_CHUNK):
-                digest.update(chunk)
-                if advance is not None:
-                    advance(len(chunk))
-        _HASHED[memo] = digest.hexdigest()
+        _HASHED[memo] = files.sha256_file(path, advance)
     return _HASHED[memo]
 
 
@@ -137,9 +131,5 @@ def file_damage(path: Path) -> str | None:
 
 def write_json_atomic(path: Path, record: Any) -> None:
     """Readers see the old file or the whole new one, never a half-written one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
+    with replacing_open(path, "w", encoding="utf-8") as handle:
         json.dump(record, handle, indent=2, sort_keys=True, default=str)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)

@@ -1,7 +1,9 @@
-"""What every `drbench` command shares: consoles, the `--store` option, error mapping, the store.
+"""What the `drbench` commands share: consoles, the output `Format`, the read-side `--store`
+option, mapping errors to one line and an exit code (`fail`), opening the store, printing the
+leaderboard.
 
-Command modules import this and nothing else from the CLI, so the package `__init__` can import
-every command module without a circle. Light on purpose: `drbench --help` imports it.
+It imports no command module, so every command module can import it and the package `__init__`
+can import them all without a circle. Light on purpose: `drbench --help` imports it.
 """
 
 from __future__ import annotations

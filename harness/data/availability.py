@@ -16,28 +16,24 @@ import json
 import logging
 import os
 import socket
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+import tomllib
 
 # Re-exported: callers and tests import the id checks from here too.
 from harness.data.archives import (Archive, ArchiveRecord, archives_for, check_dataset_id,  # noqa: F401
                                    known_dataset_ids)
 from harness.errors import DataError
+from harness.files import chunks, replacing, sha256_file
 
 MIRROR_ENV = "DRBENCH_MIRROR"
 MANIFEST_PATH = Path(__file__).with_name("manifest.toml")
 _MIRROR_HINT = ("pass --mirror DIR or set DRBENCH_MIRROR to a folder laid out like IR_DATASETS_HOME "
                 "(e.g. ../shared/data/ir_datasets)")
-_CHUNK = 1 << 20
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +109,7 @@ def cached_sha256(path: Path, *, remember: bool = True) -> str:
             return saved["sha256"]
     except (OSError, ValueError):
         pass  # no sidecar yet, or a damaged one: recompute
-    digest = _sha256_file(path)
+    digest = sha256_file(path)
     if remember:
         _write_sidecar(path, digest)
     return digest
@@ -128,14 +124,6 @@ def _write_sidecar(path: Path, digest: str) -> None:
         log.debug("cannot write sha256 sidecar for %s: %s", path, exc)
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _copy_verified(source: Path, archive: Archive, expected: dict[str, Any] | None) -> str:
     """Copy ``source`` to ``archive.path`` via a temp file in the same folder; return its sha256.
 
@@ -144,14 +132,11 @@ def _copy_verified(source: Path, archive: Archive, expected: dict[str, Any] | No
     taken by ir_datasets as complete, since it checks only that the path exists.
     """
     archive.path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=archive.path.parent, prefix=f".{archive.path.name}.",
-                                    suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes it 0600; the archive should read like a download
+    # 0o644: the archive should read like a download
+    with replacing(archive.path, suffix=".part", permissions=0o644) as tmp:
         digest = hashlib.sha256()
-        with source.open("rb") as src, os.fdopen(fd, "wb") as dst:
-            while chunk := src.read(_CHUNK):
+        with source.open("rb") as src, open(tmp, "wb") as dst:
+            for chunk in chunks(src):
                 digest.update(chunk)
                 dst.write(chunk)
         actual = digest.hexdigest()
@@ -160,10 +145,6 @@ def _copy_verified(source: Path, archive: Archive, expected: dict[str, Any] | No
                 f"mirror archive {source} ({source.stat().st_size} bytes) has sha256 {actual} but "
                 f"harness/data/manifest.toml expects {expected['sha256']} ({expected['size']} bytes) "
                 f"for {archive.relpath}; replace it with a good copy or drop it from the mirror")
-        os.replace(tmp, archive.path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     if expected is None:
         log.warning("%s is not in harness/data/manifest.toml: copied it from mirror %s unverified "
                     "(sha256 %s)", archive.relpath, source, actual)

@@ -110,6 +110,17 @@ def docs_count(dataset_id: str) -> int | None:
         return ir_datasets.load(dataset_id).docs_count()
 
 
+# The version of the text rules below (doc_text, query_text): part of every embedding cache key,
+# bumped when the text fed to the encoder changes, so caches of the old texts are never reused.
+TEXT_FORMAT = 1
+
+
+def query_text(query: Any) -> str:
+    """The text drbench encodes for an ir_datasets query: its ``text``, else ``default_text()``."""
+    text = getattr(query, "text", None)
+    return text if isinstance(text, str) else query.default_text()
+
+
 def doc_text(doc: Any) -> str:
     """The text drbench encodes for an ir_datasets doc: ``title + " " + text``.
 
@@ -153,8 +164,7 @@ def _queries(dataset: Any, qrels: dict[str, dict[str, int]], dataset_id: str) ->
     queries: dict[str, str] = {}
     for query in dataset.queries_iter():
         if query.query_id in qrels:
-            text = getattr(query, "text", None)
-            queries[query.query_id] = text if isinstance(text, str) else query.default_text()
+            queries[query.query_id] = query_text(query)
     orphans = [qid for qid in qrels if qid not in queries]
     if orphans:  # judged but never asked: drop them so every qrels query can be scored
         log.warning("%s: %d judged queries have no text and are dropped (e.g. %s)",

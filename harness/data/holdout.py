@@ -30,8 +30,20 @@ def holdout_ids(query_ids: Iterable[str], fraction: float) -> frozenset[str]:
 
 
 def holdout_label(train_id: str, dev: str) -> str:
-    """The collection name dev runs are stored under, e.g. `beir/scifact/train[holdout:0.1]`."""
+    """The collection name dev runs are stored under, e.g. `beir/scifact/train[holdout:0.1]`;
+    :func:`held_out_of` reads it back."""
     return f"{train_id}[{dev}]"
+
+
+def held_out_of(collection: str) -> str:
+    """The ir_datasets id behind a stored collection name: the training split a
+    :func:`holdout_label` names, else the name itself.
+
+    >>> held_out_of(holdout_label("beir/scifact/train", "holdout:0.1")), held_out_of("cranfield")
+    ('beir/scifact/train', 'cranfield')
+    """
+    train_id, bracket, dev = collection.partition("[")
+    return train_id if bracket and dev.endswith("]") else collection
 
 
 def holdout_collection(train: Collection, dev: str, fraction: float) -> Collection:

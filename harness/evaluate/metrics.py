@@ -11,16 +11,45 @@ import re
 import warnings
 from dataclasses import dataclass
 
-# ranx metric names (ranx.metrics.metric_switch); `@k` is optional for the rank-wide ones.
-RANX_METRICS = ("hits", "hit_rate", "precision", "recall", "f1", "r-precision", "mrr", "map",
-                "dcg", "dcg_burges", "ndcg", "ndcg_burges", "bpref")
+
+
+def _ranx_metric_names() -> tuple[str, ...]:
+    """The metric names ranx evaluates: those its `ranx.metrics.metric_switch` dispatches on, read
+    from its source, since importing ranx takes seconds (numba, scipy) and `validate` must not."""
+    import ast
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("ranx")
+    if spec is None or not spec.submodule_search_locations:
+        return ()
+    source = Path(spec.submodule_search_locations[0]) / "metrics" / "__init__.py"
+    tree = ast.parse(source.read_text(encoding="utf-8"))
+    return tuple(node.comparators[0].value for switch in ast.walk(tree)
+                 if isinstance(switch, ast.FunctionDef) and switch.name == "metric_switch"
+                 for node in ast.walk(switch)
+                 if isinstance(node, ast.Compare) and isinstance(node.left, ast.Name)
+                 and isinstance(node.comparators[0], ast.Constant) and isinstance(node.comparators[0].value, str))
+
+
+# ranx metric names, `@k` optional for the rank-wide ones; tests/test_metrics.py pins them to ranx.
+RANX_METRICS = _ranx_metric_names()
 _METRIC_RE = re.compile(r"^(?P<name>[a-z_-]+?)(?:@(?P<k>[1-9][0-9]*))?$")
+# Rank-biased precision takes a persistence, not a cut: `rbp.95` is p = 0.95 (ranx's spelling).
+_PERSISTENCE = {"rbp": re.compile(r"^rbp\.[0-9]+$")}
 
 
 def metric_problem(metric: str) -> str | None:
-    """Why `metric` is not a ranx metric name, or None when it is."""
+    """Why `metric` is not a ranx metric name, or None when it is.
+
+    >>> metric_problem("ndcg@10"), metric_problem("rbp.95"), metric_problem("rbp@10")
+    (None, None, 'unknown metric')
+    """
+    name = metric.partition(".")[0]
+    if name in _PERSISTENCE and name in RANX_METRICS:
+        return None if _PERSISTENCE[name].match(metric) else "unknown metric"
     match = _METRIC_RE.match(metric)
-    if not match or match["name"] not in RANX_METRICS:
+    if not match or match["name"] not in RANX_METRICS or match["name"] in _PERSISTENCE:
         return "unknown metric"
     return None
 
@@ -37,8 +66,10 @@ def metrics_problem(values: list[str]) -> str | None:
         return None
     name, _, k = bad[0].partition("@")
     close = difflib.get_close_matches(name.lower(), RANX_METRICS, n=1)
-    hint = f'; did you mean "{close[0]}{"@" + k if k else ""}"?' if close else ""
-    return f"unknown metric {bad[0]!r}{hint} (ranx names: {', '.join(RANX_METRICS)}, optionally @k)"
+    cut = ".95" if close and close[0] in _PERSISTENCE else "@" + k if k else ""
+    hint = f'; did you mean "{close[0]}{cut}"?' if close else ""
+    return (f"unknown metric {bad[0]!r}{hint} (ranx names: {', '.join(RANX_METRICS)}, optionally @k; "
+            "rbp with its persistence: rbp.95)")
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,13 @@ import tempfile
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path, PurePath
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
 from harness.cache.arrays import entry_damage
 from harness.errors import CacheError
+from harness.files import write_bytes_atomic
 from harness.cache.manifest import sha256_file
 
 _KEY = re.compile(r"^[0-9a-f]{64}$")
@@ -160,7 +161,7 @@ class EmbeddingCache:
         with open(npy.parent / f".{key}.lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             meta_path.unlink(missing_ok=True)  # an old json must never vouch for new bytes
-            size, digest = _atomic_write(npy, lambda handle: np.save(handle, array, allow_pickle=False))
+            size, digest = write_bytes_atomic(npy, lambda handle: np.save(handle, array, allow_pickle=False))
             self._write_manifest(key, meta_path, array.shape, array.dtype, size, digest, meta)
         return npy
 
@@ -170,28 +171,11 @@ class EmbeddingCache:
         record = {"key": key, "shape": list(shape), "dtype": dtype.str, "size": size, "sha256": digest,
                   "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "meta": meta}
         text = json.dumps(record, indent=2, sort_keys=True, default=_canonical)
-        _atomic_write(meta_path, lambda handle: handle.write(text.encode("utf-8")))
+        write_bytes_atomic(meta_path, lambda handle: handle.write(text.encode("utf-8")))
 
     def _discard(self, key: str) -> None:
         for path in self.paths(key):
             path.unlink(missing_ok=True)
-
-
-def _atomic_write(target: Path, write: Callable[[BinaryIO], object]) -> tuple[int, str]:
-    """Write a temp file, hash it, then rename it onto `target`; returns (size, sha256) of what
-    was written (the renamed file is never read back: another process may replace it)."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        size, digest = Path(tmp).stat().st_size, sha256_file(Path(tmp))
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return size, digest
 
 
 def _touch(path: Path) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ModelError
+from harness.files import hash_file
 
 MINILM_ALIASES = frozenset({"minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"})
 POOLINGS = ("cls", "mean", "max")
@@ -35,7 +36,6 @@ _FINGERPRINT_FIXED = ("config.json", "tokenizer.json", "tokenizer_config.json", 
                       "spiece.model", "sentencepiece.bpe.model", "tokenizer.model")
 _WEIGHT_PATTERN = re.compile(
     r"^(model|pytorch_model)(-\d+-of-\d+)?\.(safetensors|bin)(\.index\.json)?$")
-_CHUNK = 1 << 20
 # (resolved folder, ((file, size, mtime_ns), ...)) -> hex digest; a changed file changes the key.
 _FINGERPRINT_CACHE: dict[tuple[str, tuple[tuple[str, int, int], ...]], str] = {}
 
@@ -244,8 +244,6 @@ def fingerprint(path: str | Path) -> str:
     for file in files:
         # The name and size go in first so that moving bytes between files changes the digest.
         digest.update(f"{file.name}\0{file.stat().st_size}\0".encode())
-        with open(file, "rb") as handle:
-            while chunk := handle.read(_CHUNK):
-                digest.update(chunk)
+        hash_file(digest, file)
     _FINGERPRINT_CACHE[cache_key] = digest.hexdigest()
     return _FINGERPRINT_CACHE[cache_key]

@@ -256,6 +256,21 @@ def parse_recipe(text: str, path: str | Path = "<recipe>") -> Recipe:
     return recipe
 
 
+def parse_eval(text: str, path: str | Path = "<recipe>") -> EvalConfig:
+    """A recipe's `[eval]` table alone, read as `parse_recipe` reads it (declared defaults filled
+    in), or a one-line RecipeError. For recipes stored with past runs, whose other tables a later
+    drbench may no longer accept.
+
+    >>> parse_eval('[experiment]\\nname="x"\\n[eval]\\nmetrics=["mrr@10"]\\n').indexes
+    ('Flat',)
+    """
+    try:
+        raw = tomllib.loads(text).get("eval", {})
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(f"{path}: invalid TOML: {exc}") from None
+    return EvalConfig(**parse_table(Where(Path(path)), "eval", raw, P.declared(EvalConfig)))
+
+
 def _check_dev(where: Where, recipe: Recipe) -> None:
     """A dev split must exist for selection and must not be an evaluation split."""
     from harness.recipe.model import holdout_fraction

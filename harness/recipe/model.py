@@ -93,7 +93,8 @@ class EvalConfig(Params):
     indexes: tuple[str, ...] = param(("Flat",), "faiss factory strings, inner product: Flat, PQ48, "
                                                 "OPQ48,PQ48, IVF256,PQ48, HNSW32.")
     metrics: tuple[str, ...] = param(("ndcg@10", "mrr@10", "recall@100"),
-                                     "ranx metric names (" + ", ".join(RANX_METRICS) + ", with @k).",
+                                     "ranx metric names (" + ", ".join(RANX_METRICS) + ", with @k; rbp with its "
+                                     "persistence: rbp.95).",
                                      check=metrics_problem)
     depth: int = param(1000, "Documents retrieved per query; must cover every metric's @k.", minimum=1)
     store_depth: int | None = param(None, "Documents stored per query (default: depth). Metrics are computed "

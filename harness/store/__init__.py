@@ -24,6 +24,7 @@ from harness.store.db import (
     write_text_atomic,
     write_trec_run,
 )
+from harness.store.seed_mean import SeedMean, seed_mean
 from harness.store.training import training_log, training_seeds, write_training_log
 from harness.store.provenance import (
     environment,
@@ -44,10 +45,10 @@ from harness.store.schema import (
 )
 
 __all__ = [
-    "MIGRATIONS", "READABLE_FROM", "SCHEMA_VERSION", "SPARSE_INDEX", "ExperimentRecord", "RunRecord",
+    "MIGRATIONS", "READABLE_FROM", "SCHEMA_VERSION", "SPARSE_INDEX", "ExperimentRecord", "RunRecord", "SeedMean",
     "completed_run_key", "drop_other_seeds",
     "environment", "find_run", "git_commit", "list_experiments", "list_runs", "migrate",
     "open_memory_store", "open_store", "open_store_readonly", "package_versions", "query_metrics", "run_metrics",
-    "run_results", "schema_version", "sha256_text", "training_log", "training_seeds", "utc_now", "write_run",
+    "run_results", "schema_version", "seed_mean", "sha256_text", "training_log", "training_seeds", "utc_now", "write_run",
     "write_training_log", "write_text_atomic", "write_trec_run",
 ]

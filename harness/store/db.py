@@ -6,9 +6,7 @@ Light on purpose: the leaderboard imports this, so nothing heavy is imported her
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -18,6 +16,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from harness.errors import StoreError
+from harness.files import write_text_atomic
 from harness.store.schema import ExperimentRecord, RunRecord
 
 _RUN_JSON = ("model", "params", "data", "timings", "index_stats", "compute", "selection")
@@ -315,24 +314,3 @@ def write_trec_run(results: dict[str, list[tuple[str, float]]], path: str | Path
     return write_text_atomic(path, (f"{query_id} Q0 {doc_id} {rank} {float(score)!r} {tag}\n"
                                     for query_id, ranked in results.items()
                                     for rank, (doc_id, score) in enumerate(ranked, start=1)))
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_text_atomic(path: Path, chunks: Iterable[str]) -> Path:
-    """Write the text `chunks` to `path` whole or not at all: a temp file in the same folder (so
-    the rename is atomic, never a copy), renamed onto `path` once complete."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.writelines(chunks)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide a shared report or run file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ import torch
 from harness.api.train_params import TrainParams
 from harness.cache.manifest import file_damage, write_file_manifest
 from harness.errors import CacheError
+from harness.files import replacing
 from harness.model.compute import Compute
 from harness.progress import StageProgress
 from harness.train.hooks import DevScores, Hook, check_names, join, run_due
@@ -257,9 +257,8 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
 def _save(path: Path, model: torch.nn.Module, optim: _Optimiser, step: int, log: list[dict[str, Any]],
           seconds: float, hooks: dict[str, dict[str, Any]] | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
     extra = {"hooks": hooks} if hooks else {}  # only then: checkpoints keep their old shape
-    torch.save({"step": step, "model": model.state_dict(), **optim.state(), "log": log, "seconds": seconds, **extra},
-               tmp)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        torch.save({"step": step, "model": model.state_dict(), **optim.state(), "log": log, "seconds": seconds,
+                    **extra}, tmp)
     write_file_manifest(path, step=step)  # a resume trusts the checkpoint only if this holds

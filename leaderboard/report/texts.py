@@ -1,14 +1,15 @@
 """What the drill-down shows beside document ids: query texts, document titles, relevance labels.
 
 The store keeps rankings and scores, not texts or qrels, so they are read through ir_datasets from
-the collection itself (its archives fetched from the offline mirror where needed). When the
-collection cannot be read here, the drill-down still shows ids, scores and per-query metrics, and
-the page says why the texts are missing.
+the collection itself (its archives fetched from the offline mirror where needed), by the rules the
+encoder's texts are made by (`harness.data.collection`); a holdout dev split is read as the
+training split it is held out of (`harness.data.holdout`). When the collection cannot be read
+here, the drill-down still shows ids, scores and per-query metrics, and the page says why the
+texts are missing.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,24 +30,15 @@ class Texts:
     missing: str | None = None
 
 
-def dataset_id(collection: str) -> str:
-    """The ir_datasets id behind a stored collection name: a holdout dev split is stored as
-    `beir/scifact/train[holdout:0.1]`, whose texts and qrels are the training split's.
-
-    >>> dataset_id("beir/scifact/train[holdout:0.1]"), dataset_id("cranfield")
-    ('beir/scifact/train', 'cranfield')
-    """
-    return re.sub(r"\[[^\]]*\]$", "", collection)
-
-
 def read_texts(collection: str, query_ids: Iterable[str], doc_ids: Iterable[str],
                mirror: Path | None = None) -> Texts:
     """The texts and labels of `query_ids`, the titles of `doc_ids` and of every document judged
     relevant to one of the queries, in `collection` (see the module docstring)."""
     from harness.data.availability import ensure_available
-    from harness.data.collection import quiet_ir_datasets
+    from harness.data.collection import query_text, quiet_ir_datasets
+    from harness.data.holdout import held_out_of
 
-    name = dataset_id(collection)
+    name = held_out_of(collection)  # a holdout dev split's texts and qrels are its training split's
     wanted_queries, wanted_docs = set(query_ids), set(doc_ids)
     try:
         with quiet_ir_datasets():
@@ -54,7 +46,7 @@ def read_texts(collection: str, query_ids: Iterable[str], doc_ids: Iterable[str]
             import ir_datasets
 
             dataset = ir_datasets.load(name)
-            queries = {q.query_id: _query_text(q) for q in dataset.queries_iter() if q.query_id in wanted_queries}
+            queries = {q.query_id: query_text(q) for q in dataset.queries_iter() if q.query_id in wanted_queries}
             qrels: dict[str, dict[str, int]] = {}
             for qrel in dataset.qrels_iter():
                 if qrel.query_id in wanted_queries:
@@ -67,14 +59,12 @@ def read_texts(collection: str, query_ids: Iterable[str], doc_ids: Iterable[str]
     return Texts(queries, titles, qrels)
 
 
-def _query_text(query: object) -> str:
-    return str(getattr(query, "text", None) or getattr(query, "title", None) or query[1])  # type: ignore[index]
-
-
 def _title(doc: object) -> str:
-    """The document's title, else the start of its text."""
+    """The document's title, else the start of the text drbench encodes for it."""
+    from harness.data.collection import doc_text
+
     title = (getattr(doc, "title", None) or "").strip()
     if title:
         return title
-    text = " ".join(str(getattr(doc, "text", "") or "").split())
+    text = " ".join(doc_text(doc).split())
     return text if len(text) <= _TITLE_CHARS else text[:_TITLE_CHARS - 1] + "…"
