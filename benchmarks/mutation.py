@@ -63,6 +63,8 @@ TESTS = {
     "harness/store/db.py": ["tests/test_store_seeds.py", "tests/test_store.py"],
     "harness/store/schema.py": ["tests/test_store_seeds.py"],
     "harness/world.py": ["tests/test_world.py"],
+    "harness/store/seed_mean.py": ["tests/test_seed_mean.py", "tests/test_select.py", "tests/test_check_seeds.py",
+                                   "tests/test_selection.py"],
 }
 
 
@@ -155,7 +157,6 @@ MUTANTS = [
     # --- the newer features (issue 20, section 7) ---------------------------------------------
     # Seeds: the mean over seeds and the "seeds agree" count, wherever they are computed.
     *_on("leaderboard/select.py",
-         ("system-metrics-first-seed", "float(np.mean([values[m] for values in per_seed]))", "float(per_seed[0][m])"),
          ("system-seeds-in-stored-order",
           'seeded = sorted(seeded, key=lambda r: (r.get("seed") is None, r.get("seed") or 0))',
           "seeded = list(seeded)"),
@@ -171,24 +172,24 @@ MUTANTS = [
          ("baseline-experiment-before-index",
           "lambda c: c.index == system.index, lambda c: c.experiment == system.experiment):",
           "lambda c: c.experiment == system.experiment, lambda c: c.index == system.index):")),
-    *_on("leaderboard/check.py",
-         ("check-first-seed", "else sum(values) / len(values)", "else values[0]"),
-         ("check-mean-over-stored-seeds", "if not row.seeds or not all(seed in runs for seed in row.seeds):",
-          "if not row.seeds or not any(seed in runs for seed in row.seeds):")),
     *_on("leaderboard/rows.py",
-         ("rows-sd-population", "sd={m: statistics.stdev(v) if len(v) > 1",
-          "sd={m: statistics.pstdev(v) if len(v) > 1"),
-         ("rows-mean-first-seed", "metrics={m: statistics.fmean(v) for m, v in metrics.items() if v}",
-          "metrics={m: v[0] for m, v in metrics.items() if v}"),
          ("rows-in-store-order", "runs = sorted(runs, key=position)", "runs = list(runs)")),
     *_on("leaderboard/plot.py",
          ("bars-first-seed", "per_query = {m: np.mean(values[system.run_id][m], axis=0) for m in metrics}",
           "per_query = {m: values[system.run_id][m][0] for m in metrics}")),
+    # The mean over seeds (one rule, harness/store/seed_mean.py) and the readers that need every seed.
+    *_on("harness/store/seed_mean.py",
+         ("seed-mean-first-seed", "return SeedMean(statistics.fmean(numbers), sd,", "return SeedMean(numbers[0], sd,"),
+         ("seed-mean-sd-population", "sd = statistics.stdev(numbers) if", "sd = statistics.pstdev(numbers) if"),
+         ("seed-mean-covers-any", "return set(seeds) <= set(self.seeds)", "return bool(set(seeds) & set(self.seeds))")),
+    *_on("leaderboard/check.py",
+         ("check-mean-over-stored-seeds", "return mean.value if mean and row.seeds and mean.covers(row.seeds) else None",
+          "return mean.value if mean else None")),
+    *_on("harness/pipeline/selection.py",
+         ("selection-mean-over-stored-seeds", "if mean is None or not mean.covers(seeds):", "if mean is None:")),
     # Dev selection: which metric, index, seeds and collection choose; ties.
     *_on("harness/pipeline/selection.py",
          ("selection-last-metric", "metric = recipe.eval.metrics[0]", "metric = recipe.eval.metrics[-1]"),
-         ("selection-first-seed", "return statistics.fmean(values[runs[seed]][metric] for seed in seeds)",
-          "return values[runs[seeds[0]]][metric]"),
          ("selection-ties-to-the-last", "best = max(points, key=lambda point: scores[point.name])",
           "best = max(reversed(points), key=lambda point: scores[point.name])"),
          ("selection-reads-every-collection", "stored = list_runs(db, recipe.experiment.name, dev)",
@@ -199,8 +200,8 @@ MUTANTS = [
           'parts["depth"] = recipe.eval.depth'),
          ("run-key-first-metric-only", '"metrics": list(recipe.eval.metrics),',
           '"metrics": list(recipe.eval.metrics[:1]),'),
-         ("select-before-the-last-point", "last_point.get(name) == rows[-1].id",
-          "last_point.get(name) != rows[-1].id")),
+         ("select-before-the-last-point", "last_point.get(name) == specs[-1].id",
+          "last_point.get(name) != specs[-1].id")),
     # Expansion: dev order, references, seeds, run counts.
     *_on("harness/recipe/expand.py",
          ("dev-order-chain-before-sweep",

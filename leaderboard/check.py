@@ -41,7 +41,7 @@ from harness.errors import RecipeError
 from harness.recipe import Recipe, Variant, load_recipe, variant_seeds
 from harness.recipe.loader import parse_table, Where
 from harness.api.params import Param
-from harness.recipe.plan import reported, run_indexes
+from harness.recipe.plan import eval_rows, run_indexes
 from harness.store import SPARSE_INDEX, list_runs, run_metrics, seed_mean
 
 EXACT = 1e-4  # metrics printed to 4 decimals: a difference below this is "the same number"
@@ -148,7 +148,7 @@ def load_expectations(path: str | Path) -> Expectations:
 def _check_against_recipe(where: Where, label: str, values: dict[str, Any], recipe: Recipe) -> Variant:
     """A row must name something the recipe produces on its evaluation splits (a typo is a config
     error, not a FAIL); returns the recipe variant behind it (a selected sweep: its first point)."""
-    variants = {row.name: row.variant for row in reported(recipe)}  # a selected sweep by its own name
+    variants = {row.name: row.variant for row in eval_rows(recipe)}  # a selected sweep by its own name
     if values["variant"] not in variants:
         raise where.error(label, "variant", values["variant"], f"not a variant of {recipe.path}",
                           list(variants))

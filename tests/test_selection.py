@@ -113,11 +113,15 @@ def test_runs_on_other_collections_are_never_read() -> None:
 
 
 def test_the_evaluation_splits_report_the_chosen_point_under_the_sweeps_name() -> None:
-    from harness.pipeline.run import reported
+    from harness.pipeline.run import stored_row
+    from harness.recipe.plan import build_plan
 
     r = recipe()
     chosen = select_points(store(), r, DEV)
-    reports = {report.variant.name: report for report in reported(r, chosen)}
+    reports = {}
+    for spec in build_plan(r).phase("eval"):
+        row = stored_row(r, spec, chosen)
+        reports.setdefault(row.variant.name, row)
     assert set(reports) == {"bm25", "star"}  # one row per sweep, no point by its own name
     star = reports["star"]
     assert star.model == FIRST and star.selection == chosen["star"][1]

@@ -136,7 +136,7 @@ def run_recipe(recipe: Recipe, options: RunOptions = RunOptions(),
 
 
 @dataclass(frozen=True)
-class Report:
+class StoredRow:
     """One variant row of a collection: `variant` as stored, evaluating the model of the recipe
     variant `model` (a swept variant's chosen point is stored under the variant's own name)."""
 
@@ -145,14 +145,14 @@ class Report:
     selection: dict[str, Any] | None = None
 
 
-def _report(recipe: Recipe, spec: plan.RunSpec, chosen: dict[str, tuple[Variant, dict[str, Any]]]) -> Report:
+def stored_row(recipe: Recipe, spec: plan.RunSpec, chosen: dict[str, tuple[Variant, dict[str, Any]]]) -> StoredRow:
     """The row a planned run stores: its variant, or a selected sweep's point chosen on dev under
-    the sweep's name (what :func:`harness.recipe.plan.reported` leaves to dev)."""
+    the sweep's name (what :func:`harness.recipe.plan.eval_rows` leaves to dev)."""
     if spec.model is not None:
-        return Report(recipe.variant(spec.model), spec.model)
+        return StoredRow(recipe.variant(spec.model), spec.model)
     point, record = chosen[str(spec.sweep)]
     point = recipe.variant(point.name)  # by name: ranks > 0 get rank 0's copy
-    return Report(replace(point, name=spec.variant, sweep_of=None, point=()), point.name, record)
+    return StoredRow(replace(point, name=spec.variant, sweep_of=None, point=()), point.name, record)
 
 
 def _load(ctx: _Context, dataset_id: str, mirror: Path | None) -> Collection:
@@ -185,16 +185,16 @@ def _execute(ctx: _Context, the_plan: plan.Plan, mirror: Path | None) -> None:
             collection = ctx.models.dev = _dev_collection(ctx, mirror)  # dev: what eval_every scores on
         else:
             collection = _load(ctx, dataset_id, mirror)
-        for _, rows in groupby(runs, key=lambda run: run.variant):
-            rows = list(rows)
-            report = _report(recipe, rows[0], chosen)
-            for seed, seeded in groupby(rows, key=lambda run: run.seed):
+        for _, specs in groupby(runs, key=lambda run: run.variant):
+            specs = list(specs)
+            row = stored_row(recipe, specs[0], chosen)
+            for seed, seeded in groupby(specs, key=lambda run: run.seed):
                 indexes = [run.index for run in seeded]
-                if kind(report.variant.kind).family == "sparse":
-                    _sparse_run(ctx.seeded(seed), collection, report)
+                if kind(row.variant.kind).family == "sparse":
+                    _sparse_run(ctx.seeded(seed), collection, row)
                 else:
-                    _dense_runs(ctx.seeded(seed), collection, report, indexes)
-            if (name := rows[-1].sweep) is not None and last_point.get(name) == rows[-1].id:
+                    _dense_runs(ctx.seeded(seed), collection, row, indexes)
+            if (name := specs[-1].sweep) is not None and last_point.get(name) == specs[-1].id:
                 chosen[name] = _choose(ctx, collection, name)
 
 
@@ -298,10 +298,10 @@ def _is_done(ctx: _Context, variant: Variant, collection: Collection, index: str
     return False
 
 
-def _sparse_run(ctx: _Context, collection: Collection, report: Report) -> None:
-    variant = report.variant
+def _sparse_run(ctx: _Context, collection: Collection, row: StoredRow) -> None:
+    variant = row.variant
     index, = plan.run_indexes(ctx.recipe, variant)
-    key = _run_key(ctx.recipe, variant, collection, index, None, report.selection)
+    key = _run_key(ctx.recipe, variant, collection, index, None, row.selection)
     if _is_done(ctx, variant, collection, index, key) or not ctx.world.main:
         return  # sparse ranking is rank 0's alone: nothing in it is split across processes
     started = utc_now()
@@ -309,18 +309,18 @@ def _sparse_run(ctx: _Context, collection: Collection, report: Report) -> None:
     with ctx.progress.task(f"{variant.name}: {variant.kind} search", len(collection.queries), "queries") as advance:
         results = kind(variant.kind).rank(collection, variant.params, ctx.recipe.eval.depth, advance)
     timings = {"search": time.perf_counter() - start}
-    _finish(ctx, collection, report, index, key, None, results, timings, started)
+    _finish(ctx, collection, row, index, key, None, results, timings, started)
 
 
-def _dense_runs(ctx: _Context, collection: Collection, report: Report, indexes: list[str]) -> None:
-    variant = report.variant
-    ref = ctx.models.resolve(report.model)
-    if on := ctx.models.chained_on(report.model):  # stored, so the leaderboard can say what it trained on
-        report = replace(report, selection={**(report.selection or {}), "on": on})
+def _dense_runs(ctx: _Context, collection: Collection, row: StoredRow, indexes: list[str]) -> None:
+    variant = row.variant
+    ref = ctx.models.resolve(row.model)
+    if on := ctx.models.chained_on(row.model):  # stored, so the leaderboard can say what it trained on
+        row = replace(row, selection={**(row.selection or {}), "on": on})
     model = ctx.models.open(ref)
     pending = [f for f in indexes
                if not _is_done(ctx, variant, collection, f, _run_key(ctx.recipe, variant, collection, f,
-                                                                     model.identity, report.selection))]
+                                                                     model.identity, row.selection))]
     if not pending:
         return
     started = utc_now()
@@ -338,13 +338,13 @@ def _dense_runs(ctx: _Context, collection: Collection, report: Report, indexes: 
     exact = (_exact_top(doc_vectors, query_vectors, ctx.models.compute.faiss_gpu)
              if any(f != "Flat" for f in indexes) else None)
     for factory in pending:
-        key = _run_key(ctx.recipe, variant, collection, factory, model.identity, report.selection)
+        key = _run_key(ctx.recipe, variant, collection, factory, model.identity, row.selection)
         results, timings, stats = model.search(factory, doc_vectors, query_vectors, query_ids, collection,
                                                ctx.recipe, ctx.progress, variant.name, exact)
         timings.update(encode_docs=doc_seconds, encode_queries=query_seconds)
         if ref.trained:
             timings["train"] = ref.trained.get("train_seconds", 0.0)
-        _finish(ctx, collection, report, factory, key, model.record, results, timings, started, stats)
+        _finish(ctx, collection, row, factory, key, model.record, results, timings, started, stats)
 
 
 def _exact_top(doc_vectors: Any, query_vectors: Any, gpu: int | None = None) -> Any:
@@ -352,10 +352,10 @@ def _exact_top(doc_vectors: Any, query_vectors: Any, gpu: int | None = None) -> 
     return exact_search(doc_vectors, query_vectors, EXACT_DEPTH, gpu=gpu)[1]
 
 
-def _finish(ctx: _Context, collection: Collection, report: Report, index: str, key: str,
+def _finish(ctx: _Context, collection: Collection, row: StoredRow, index: str, key: str,
             model: dict[str, Any] | None, results: dict[str, list[tuple[str, float]]],
             timings: dict[str, float], started: str, stats: dict[str, float] | None = None) -> None:
-    variant = report.variant
+    variant = row.variant
     start = time.perf_counter()
     results = {query_id: trec_order(ranked) for query_id, ranked in results.items()}  # what trec_eval ranks
     evaluation = evaluate(collection.qrels, results, ctx.recipe.eval.metrics)  # at full depth
@@ -368,7 +368,7 @@ def _finish(ctx: _Context, collection: Collection, report: Report, index: str, k
         params={"kind": variant.kind, **variant.params.as_dict()}, data=_data_record(collection),
         timings=timings, index_stats=stats or {}, n_docs=len(collection.doc_ids),
         compute=None if model is None else {**ctx.models.compute.record(), "faiss": faiss_build()},
-        depth=ctx.recipe.eval.depth, seed=ctx.recipe.experiment.seed, selection=report.selection,
+        depth=ctx.recipe.eval.depth, seed=ctx.recipe.experiment.seed, selection=row.selection,
         started_at=started, finished_at=utc_now(), metrics=evaluation.metrics,
         query_metrics=evaluation.query_metrics, results=results)
     run_id = write_run(ctx.db, ctx.experiment, record)

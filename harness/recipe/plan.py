@@ -48,7 +48,7 @@ def dev_collection(recipe: Recipe) -> str | None:
 
 
 @dataclass(frozen=True)
-class Reported:
+class EvalRow:
     """One variant row of an evaluation split: stored as `name`, evaluating the recipe variant
     `variant` (a selected sweep: its first point stands for the one chosen on dev, `chosen` True)."""
 
@@ -57,15 +57,15 @@ class Reported:
     chosen: bool = False
 
 
-def reported(recipe: Recipe) -> list[Reported]:
+def eval_rows(recipe: Recipe) -> list[EvalRow]:
     """What the evaluation splits report, in recipe order: every variant, except that a sweep the
     recipe selects on dev is one row under its own name (whichever point dev chooses)."""
     out = []
     for variant in recipe.variants:
         if variant.sweep_of is None or not recipe.selects:
-            out.append(Reported(variant.name, variant))
+            out.append(EvalRow(variant.name, variant))
         elif variant is recipe.sweeps[variant.sweep_of][0]:
-            out.append(Reported(variant.sweep_of, variant, chosen=True))
+            out.append(EvalRow(variant.sweep_of, variant, chosen=True))
     return out
 
 
@@ -133,7 +133,7 @@ def build_plan(recipe: Recipe) -> Plan:
         for variant in dev_order(recipe):
             builder.add("dev", variant.name, variant, dev)
     for collection in recipe.data.eval:
-        for row in reported(recipe):
+        for row in eval_rows(recipe):
             builder.add("eval", row.name, row.variant, collection, chosen=row.chosen)
     return Plan(recipe, tuple(builder.runs))
 
