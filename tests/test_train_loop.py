@@ -12,7 +12,8 @@ import torch
 from harness.errors import CacheError
 from harness.model.encoder import embed_batch
 from harness.progress import StageProgress
-from harness.train.loop import micro_batch, optimizer_for, plan, train
+from harness.train.loop import micro_batch, optimizer_for, train
+from harness.train.schedule import training_schedule
 
 # Fixtures (cranfield, one_torch_thread, ...) are used by name, hence the noqa.
 from train_helpers import (  # noqa: F401
@@ -25,7 +26,7 @@ from train_helpers import (  # noqa: F401
 @pytest.mark.parametrize("n, batch", [(10, 4), (12, 4), (3, 8)])
 def test_micro_batch_covers_every_query_once_per_epoch(n: int, batch: int) -> None:
     ids = tuple(f"q{i}" for i in range(n))
-    schedule = plan(n, loop_params(batch_size=batch, max_steps=0, epochs=3))
+    schedule = training_schedule(n, loop_params(batch_size=batch, max_steps=0, epochs=3))
     orders = []
     for epoch in range(3):
         drawn = [q for i in range(schedule.batches_per_epoch)
@@ -48,13 +49,13 @@ def test_micro_batch_covers_every_query_once_per_epoch(n: int, batch: int) -> No
     ({"epochs": 1, "max_steps": 4, "grad_accum": 3}, 4, 3),
 ])
 def test_plan_step_counts(overrides: dict[str, Any], total: int, per_epoch: int) -> None:
-    schedule = plan(10, loop_params(**{"max_steps": 0, **overrides}))
+    schedule = training_schedule(10, loop_params(**{"max_steps": 0, **overrides}))
     assert (schedule.total_steps, schedule.batches_per_epoch) == (total, per_epoch)
     assert schedule.grad_accum == overrides.get("grad_accum", 1)
 
 
 def test_plan_with_fewer_queries_than_a_batch() -> None:
-    assert plan(3, loop_params(max_steps=0, batch_size=32)).total_steps == 1
+    assert training_schedule(3, loop_params(max_steps=0, batch_size=32)).total_steps == 1
 
 
 def test_lr_warms_up_linearly_then_decays_to_zero() -> None:

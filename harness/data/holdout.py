@@ -17,6 +17,15 @@ from harness.data.collection import Collection
 HOLDOUT_SEED = 0
 
 
+def holdout_size(n: int, fraction: float) -> int:
+    """How many of `n` queries a `holdout:F` dev split holds out: round(F x n), at least one.
+
+    >>> holdout_size(10, 0.25), holdout_size(3, 0.1)
+    (2, 1)
+    """
+    return max(1, round(fraction * n))
+
+
 def holdout_ids(query_ids: Iterable[str], fraction: float) -> frozenset[str]:
     """round(fraction x n) of the query ids (at least one), drawn with `HOLDOUT_SEED`.
 
@@ -24,7 +33,7 @@ def holdout_ids(query_ids: Iterable[str], fraction: float) -> frozenset[str]:
     ['q4', 'q6']
     """
     ids = sorted(query_ids)
-    count = max(1, round(fraction * len(ids)))
+    count = holdout_size(len(ids), fraction)
     order = np.random.default_rng(HOLDOUT_SEED).permutation(len(ids))
     return frozenset(ids[i] for i in order[:count])
 

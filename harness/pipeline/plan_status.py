@@ -268,15 +268,16 @@ def _local(name: str) -> bool:
 
 def _training_cost(recipe: Recipe, variant: Variant, queries: int | None) -> dict[str, Any]:
     """Optimizer steps and queries per step of training `variant` on `queries` training queries."""
-    from harness.train.loop import plan as schedule
+    from harness.data.holdout import holdout_size
+    from harness.train.schedule import training_schedule
 
     params = variant.params
     if queries is not None and (fraction := holdout_fraction(recipe.data.dev)) is not None:
-        queries -= max(1, round(fraction * queries))
+        queries -= holdout_size(queries, fraction)
     batch = params.batch_size * params.grad_accum
     if params.max_steps:
         return {"train_steps": params.max_steps, "train_batch": batch}
-    steps = None if queries is None else schedule(queries, params).total_steps
+    steps = None if queries is None else training_schedule(queries, params).total_steps
     return {"train_steps": steps, "train_batch": batch}
 
 

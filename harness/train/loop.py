@@ -19,7 +19,6 @@ objective with different noise; without it, the same numbers up to float roundin
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,25 +34,10 @@ from harness.files import replacing
 from harness.model.compute import Compute
 from harness.progress import StageProgress
 from harness.train.hooks import DevScores, Hook, check_names, join, run_due
+from harness.train.schedule import Schedule, training_schedule
 from harness.train.strategy import StepFn
 
 CHECKPOINT = "checkpoint.pt"
-
-
-@dataclass(frozen=True)
-class Schedule:
-    total_steps: int
-    batches_per_epoch: int
-    batch_size: int
-    grad_accum: int
-
-
-def plan(n_queries: int, params: TrainParams) -> Schedule:
-    """Optimizer steps for `epochs` passes (or `max_steps`) over `n_queries` queries."""
-    batch = params.batch_size
-    per_epoch = max(1, math.ceil(n_queries / batch))
-    total = params.max_steps or math.ceil(params.epochs * per_epoch / params.grad_accum)
-    return Schedule(total, per_epoch, batch, params.grad_accum)
 
 
 def micro_batch(query_ids: tuple[str, ...], schedule: Schedule, seed: int, index: int) -> list[str]:
@@ -137,7 +121,7 @@ def train(model: torch.nn.Module, params: TrainParams, query_ids: tuple[str, ...
     `hooks`: the strategy's periodic actions, run after each step they are due, before the dev
     scores and the checkpoint (which keeps their state; see :mod:`harness.train.hooks`).
     """
-    schedule = plan(len(query_ids), params)
+    schedule = training_schedule(len(query_ids), params)
     total = schedule.total_steps
     optimizer, scheduler = optimizer_for(model, params, total)
     optim = _Optimiser(optimizer, scheduler,
