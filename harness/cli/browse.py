@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from harness.cli.common import Format, StoreOpt, err, fail, open_results, out, print_leaderboard
+from harness.cli.common import DEFAULT_STORE, Format, StoreOpt, err, fail, open_results, out, print_leaderboard
+from harness.cli.output import check_output
 from harness.errors import DrbenchError
 
 if TYPE_CHECKING:
@@ -82,6 +83,7 @@ def export_run(variant: str = typer.Argument(..., help="Variant name."),
     from harness.store import find_run, run_results, write_trec_run
 
     try:
+        check_output(output, "-o", store or DEFAULT_STORE, example="run.trec")
         db = open_results(store)
         found = find_run(db, variant, collection, index_factory=index, experiment=experiment, seed=seed)
         results = run_results(db, found["id"])

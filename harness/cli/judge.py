@@ -5,7 +5,6 @@ They import torch only on `check --run`; everything else reads SQLite.
 
 from __future__ import annotations
 
-import os
 from enum import Enum
 from pathlib import Path
 
@@ -13,7 +12,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from harness.cli.common import INTERRUPTED, StoreOpt, err, fail, open_results, out
+from harness.cli.common import DEFAULT_STORE, INTERRUPTED, StoreOpt, err, fail, open_results, out
+from harness.cli.output import check_output, check_output_folder
 from harness.errors import DrbenchError
 
 
@@ -79,6 +79,8 @@ def compare(store: str | None = StoreOpt,
     from leaderboard.compare_report import format_result, render_table
 
     try:
+        if output is not None:
+            check_output(output, "-o", store or DEFAULT_STORE, example=f"compare.{format.value}")
         settings = CompareSettings(baseline=baseline, metrics=_split_metrics(metrics), test=test.value,
                                    correction=correction.value, alpha=alpha, permutations=permutations,
                                    bootstrap=bootstrap, seed=seed)
@@ -111,6 +113,7 @@ def plot(store: str | None = StoreOpt,
     from leaderboard.plot import plot_store
 
     try:
+        check_output_folder(out_dir, "--out", store or DEFAULT_STORE)
         written, skipped = plot_store(open_results(store), out_dir, experiments=experiment or None,
                                       collection=collection, metrics=list(_split_metrics(metrics)) or None,
                                       seed=seed)
@@ -143,11 +146,13 @@ def check(expectations: Path = typer.Argument(..., help="Expectations TOML (reci
     from harness.store import write_text_atomic
     from leaderboard.check_report import to_junit, to_markdown
 
-    if junit is not None and (junit.is_dir() or not junit.parent.is_dir() or not os.access(junit.parent, os.W_OK)):
-        raise fail(f"--junit {junit}: cannot write there; give a file in a writable folder")
     try:
+        if junit is not None:  # the folder and permissions before any work; the store once it is known
+            check_output(junit, "--junit", None, example="check.xml")
         expected = load_expectations(expectations)
         path = store or expected.recipe.experiment.store
+        if junit is not None:
+            check_output(junit, "--junit", path, example="check.xml")
         if run_first:
             from harness.pipeline import RunOptions, run_recipe  # the only path that imports torch
 
