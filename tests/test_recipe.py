@@ -228,6 +228,21 @@ def test_train_table_is_checked_as_its_own_table(table: str, where: str, fragmen
     assert message.startswith(f"{PATH} {where}") and fragment in message, message
 
 
+STAR_TRAIN = '[experiment]\nname = "x"\n[data]\ntrain = "cranfield"\neval = ["cranfield"]\n[variant.star]\nkind = "star"\n'
+
+
+@pytest.mark.parametrize("train, variant, where", [
+    ("eval_every = 5", "", "[train] eval_every = 5: scores on the dev split"),
+    ('keep = "best"', "", '[train] keep = "best": keeps the step with the best dev score'),
+    ("eval_every = 5", "eval_every = 3", "[variant.star] eval_every = 3: scores on the dev split"),
+    ("", "eval_every = 3", "[variant.star] eval_every = 3: scores on the dev split"),
+], ids=["train", "train-keep", "variant-overrides", "variant"])
+def test_a_bad_value_from_train_names_train(train: str, variant: str, where: str) -> None:
+    text = STAR_TRAIN.replace("[variant.star]", f"[train]\n{train}\n[variant.star]") + variant + "\n"
+    message = _error(text)
+    assert message.startswith(f"{PATH} {where}"), message
+
+
 def test_shipped_recipes_share_their_training_defaults_through_train() -> None:
     recipe = load_recipe(REPO / "recipes" / "star_adore.toml")
     trained = {v.name: v.params for v in recipe.variants if hasattr(v.params, "lr")}

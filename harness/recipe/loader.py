@@ -37,6 +37,13 @@ class Where:
 
     def __init__(self, path: Path):
         self.path = path
+        # variant -> the keys it took from [train]: a check on the merged values names [train],
+        # where the user wrote them, not the variant table they were merged into
+        self.inherited: dict[str, set[str]] = {}
+
+    def variant_table(self, variant: str, key: str) -> str:
+        """The table `key` of `variant` (a swept variant's own name) was written in."""
+        return "train" if key in self.inherited.get(variant, ()) else f"variant.{variant}"
 
     def error(self, table: str, key: str | None, value: Any, problem: str,
               allowed: tuple[str, ...] | list[str] | None = None) -> RecipeError:
@@ -177,6 +184,7 @@ def _parse_variants(where: Where, raw: Any, train: dict[str, Any] | None = None)
         params_class = declared[kind].Params
         shared = {k: v for k, v in (train or {}).items() if declared[kind].trains}
         own = {k: v for k, v in table.items() if k not in ("kind", "sweep")}
+        where.inherited[name] = set(shared) - set(own) - set(table.get("sweep") or ())
         keys = variant_keys()[1:] + P.declared(params_class)
         for point in _sweep_points(where, name, kind, table.get("sweep"), own, P.declared(params_class)):
             values = parse_table(where, label, {**shared, **own, **dict(point)}, keys)
@@ -262,11 +270,12 @@ def _check_dev(where: Where, recipe: Recipe) -> None:
     data = recipe.data
     for variant in recipe.variants:
         every, keep = getattr(variant.params, "eval_every", 0), getattr(variant.params, "keep", "last")
+        name = variant.sweep_of or variant.name
         if every and data.dev is None:
-            raise where.error(f"variant.{variant.sweep_of or variant.name}", "eval_every", every,
+            raise where.error(where.variant_table(name, "eval_every"), "eval_every", every,
                               'scores on the dev split; set [data] dev = "holdout:0.1" (or an ir_datasets dev split)')
         if keep == "best" and not every:
-            raise where.error(f"variant.{variant.sweep_of or variant.name}", "keep", keep,
+            raise where.error(where.variant_table(name, "keep"), "keep", keep,
                               "keeps the step with the best dev score; set eval_every = N too")
     if recipe.selects and data.dev is None:
         if data.select == "dev":
@@ -321,11 +330,12 @@ def _check_references(where: Where, recipe: Recipe) -> None:
             raise where.error("data", "train", None, f"variant {variant.name!r} ({variant.kind}) trains; "
                               'set train = "<ir_datasets id>"')
         edges[variant.name] = []
-        table = f"variant.{variant.sweep_of or variant.name}"  # a point's keys are its variant's table
         for ref in P.declared(declared.Params):
             value, builtins = getattr(variant.params, ref.name), ref.refers
             if builtins is None or value is None or value == "" or value in builtins:
                 continue
+            # a point's keys are its variant's table
+            table = where.variant_table(variant.sweep_of or variant.name, ref.name)
             siblings = {v.name for v in recipe.sweeps.get(variant.sweep_of or "", ())} | {variant.name}
             swept_dense = [n for n, points in recipe.sweeps.items()
                            if kind(points[0].kind).family == "dense" and n != variant.sweep_of]
