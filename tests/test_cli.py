@@ -200,8 +200,11 @@ def test_export_run_writes_trec_lines(e2e: EndToEnd, tmp_path: Path, variant: st
     (["zero-shot", "cranfield"], ["ambiguous", "Flat, PQ8", "--index"]),
     (["nope", "cranfield"], ["no run of variant 'nope'", "bm25, zero-shot"]),
     (["bm25", "vaswani"], ["no run of variant 'bm25' on 'vaswani'"]),
-    (["zero-shot", "cranfield", "--index", "HNSW32"], ["with index 'HNSW32'"]),
-], ids=["ambiguous", "unknown-variant", "unknown-collection", "unknown-index"])
+    (["zero-shot", "cranfield", "--index", "HNSW32"], ["with index 'HNSW32'", "stored for it: indexes Flat, PQ8"]),
+    (["bm25", "cranfield", "--seed", "99"], ["no run of variant 'bm25' on 'cranfield' with seed 99; stored for it: "
+                                             "seeds 7"]),
+    (["bm25", "cranfield", "-e", "nope"], ["in experiment 'nope'; stored for it: experiments "]),
+], ids=["ambiguous", "unknown-variant", "unknown-collection", "unknown-index", "unknown-seed", "unknown-experiment"])
 def test_export_run_errors(e2e: EndToEnd, tmp_path: Path, args: list[str], fragments: list[str]) -> None:
     output = tmp_path / "run.trec"
     assert_one_line_error(invoke("export-run", *args, "-o", output, "--store", e2e.store), *fragments)

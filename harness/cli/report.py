@@ -39,18 +39,20 @@ def report(store: str | None = StoreOpt,
            ) -> None:
     """Write the stored results as one self-contained HTML page: sortable leaderboards, tests,
     plots, per-query rankings and provenance."""
+    from harness.data.availability import resolve_mirror
     from harness.store import write_text_atomic
     from leaderboard.compare import CompareSettings
     from leaderboard.report import ReportOptions, build_report, render_page
 
     try:
         target = check_output(output, "-o", store or DEFAULT_STORE, example="report.html")
+        texts_from = resolve_mirror(mirror, None)  # a missing folder is refused, as `run` refuses it
         settings = CompareSettings(test=test.value, correction=correction.value, alpha=alpha,
                                    bootstrap=bootstrap, seed=seed)
         db = open_results(store)
         built = build_report(db, store or DEFAULT_STORE, ReportOptions(
             experiments=tuple(experiment or ()), collection=collection, baseline=baseline, queries=queries,
-            settings=settings, mirror=Path(mirror) if mirror else None))
+            settings=settings, mirror=texts_from))
         write_text_atomic(target, [render_page(built)])
     except DrbenchError as exc:
         raise fail(exc) from None
