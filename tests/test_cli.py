@@ -175,6 +175,22 @@ def test_ls_lists_experiment_and_runs(e2e: EndToEnd, wide: None) -> None:
         assert name in result.stdout
 
 
+def test_ls_names_runs_as_other_commands_take_them(tmp_path: Path, wide: None) -> None:
+    from harness.store import open_store, write_run
+    from test_store import make_experiment, make_run
+
+    db = open_store(tmp_path / "s.db")
+    write_run(db, make_experiment("e[1]"), make_run("e[1]", "star[lr=2e-05]", collection="cranfield[holdout:0.2]"))
+    db.close()
+    result = invoke("ls", "--store", tmp_path / "s.db")
+    assert result.exit_code == 0, result.output
+    for name in ("e[1]", "star[lr=2e-05]", "cranfield[holdout:0.2]"):
+        assert name in result.stdout, name
+    exported = invoke("export-run", "star[lr=2e-05]", "cranfield[holdout:0.2]", "-o", tmp_path / "run.trec",
+                      "--store", tmp_path / "s.db")
+    assert exported.exit_code == 0, exported.output
+
+
 @pytest.mark.parametrize("variant, index", [("bm25", None), ("zero-shot", "PQ8")])
 def test_export_run_writes_trec_lines(e2e: EndToEnd, tmp_path: Path, variant: str,
                                       index: str | None) -> None:

@@ -77,15 +77,17 @@ def ls(cache_dir: str | None = CacheDirOpt, recipe: Path | None = RecipeOpt,
 
 def _table(path: Path, entries: list[Item]) -> Table:
     from rich.table import Table
+    from rich.text import Text
 
     now = time.time()
-    table = Table(title=f"{path}: {_count(len(entries), 'entry', 'entries')}, "
-                        f"{human_size(sum(e.size for e in entries))}")
+    # Text, not markup: a swept model is produced by `star[lr=2e-05]`, which rich would cut to `star`
+    table = Table(title=Text(f"{path}: {_count(len(entries), 'entry', 'entries')}, "
+                             f"{human_size(sum(e.size for e in entries))}"))
     for column in ("kind", "key", "size", "produced by", "created (UTC)", "last used"):
         table.add_column(column, justify="right" if column == "size" else "left")
     for e in entries:
         created = (e.created_at or "-").replace("T", " ")[:16]
-        table.add_row(e.kind, e.key[:12], human_size(e.size), e.what, created, _age(now, e.last_used))
+        table.add_row(*map(Text, (e.kind, e.key[:12], human_size(e.size), e.what, created, _age(now, e.last_used))))
     return table
 
 
