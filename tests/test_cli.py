@@ -99,6 +99,13 @@ def test_validate_ok(tmp_path: Path, tiny_model: Path) -> None:
     assert not (tmp_path / "drbench.db").exists()
 
 
+def test_validate_counts_in_the_singular(tmp_path: Path, tiny_model: Path) -> None:
+    recipe = _recipe(tmp_path, tiny_model, ('[variant.zs]\nkind = "zero-shot"\n', ""))
+    result = invoke("validate", "--offline", recipe)
+    assert result.exit_code == 0, result.output
+    assert "ok — 1 variant [bm25 (bm25)] x 1 collection x 1 index: 1 run" in result.stdout, result.stdout
+
+
 BAD = [
     pytest.param(("name =", "nmae ="), ['[experiment] nmae: unknown key; did you mean "name"?'],
                  id="unknown-key"),

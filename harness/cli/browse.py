@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from harness.cli.common import DEFAULT_STORE, Format, StoreOpt, err, fail, open_results, out, print_leaderboard
+from harness.cli.common import DEFAULT_STORE, Format, counted, StoreOpt, err, fail, open_results, out, print_leaderboard
 from harness.cli.output import check_output
 from harness.errors import DrbenchError
 
@@ -97,4 +97,5 @@ def export_run(variant: str = typer.Argument(..., help="Variant name."),
     except DrbenchError as exc:
         raise fail(exc) from None
     count = sum(len(v) for v in results.values())
-    err.print(f"wrote {count:,} lines for {len(results):,} queries to {output}", highlight=False)
+    err.print(f"wrote {counted(count, 'line')} for {counted(len(results), 'query', 'queries')} to {output}",
+              highlight=False)

@@ -38,6 +38,15 @@ class Format(str, Enum):
     json = "json"
 
 
+def counted(n: int, one: str, many: str | None = None) -> str:
+    """`n` with its noun, singular or plural: `1 variant`, `3 variants`, `2 indexes`.
+
+    >>> counted(1, "index", "indexes"), counted(2, "index", "indexes"), counted(0, "run")
+    ('1 index', '2 indexes', '0 runs')
+    """
+    return f"{n:,} {one if n == 1 else many or one + 's'}"
+
+
 def fail(exc: DrbenchError | str, code: int = 2) -> typer.Exit:
     """Print `exc` as the one-line `error: ...` and return the exit to raise.
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from harness.cli.common import INTERRUPTED, Format, err, fail, out, print_leaderboard
+from harness.cli.common import INTERRUPTED, Format, counted, err, fail, out, print_leaderboard
 from harness.errors import DrbenchError
 
 if TYPE_CHECKING:
@@ -53,9 +53,9 @@ def validate(recipe: Path | None = typer.Argument(None, help="Recipe file to che
     trains = any(kind(v.kind).trains for v in parsed.variants)
     seeds = f", trained with seeds {', '.join(map(str, parsed.seeds))}" if len(parsed.seeds) > 1 and trains else ""
     dev = f", selected on dev {parsed.data.dev}" if parsed.sweeps and parsed.selects else ""
-    out.print(f"{recipe}: ok — {len(named)} variants [{kinds}] x "
-              f"{len(parsed.data.eval)} collections x {len(parsed.eval.indexes)} indexes{seeds}{dev}: "
-              f"{run_count(parsed)} runs", highlight=False, markup=False, soft_wrap=True)
+    out.print(f"{recipe}: ok — {counted(len(named), 'variant')} [{kinds}] x "
+              f"{counted(len(parsed.data.eval), 'collection')} x {counted(len(parsed.eval.indexes), 'index', 'indexes')}"
+              f"{seeds}{dev}: {counted(run_count(parsed), 'run')}", highlight=False, markup=False, soft_wrap=True)
 
 
 def run(recipe: Path = typer.Argument(..., help="Recipe file."),
