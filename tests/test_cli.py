@@ -106,6 +106,38 @@ def test_validate_counts_in_the_singular(tmp_path: Path, tiny_model: Path) -> No
     assert "ok — 1 variant [bm25 (bm25)] x 1 collection x 1 index: 1 run" in result.stdout, result.stdout
 
 
+TRAINED = ('[variant.zs]\nkind = "zero-shot"\n', '[variant.zs]\nkind = "zero-shot"\n[variant.star]\nkind = "star"\n')
+
+
+@pytest.mark.parametrize("dev", ["", '\ndev = "vaswani"'], ids=["no-dev", "named-dev"])
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_training_on_an_evaluation_split_warns_in_one_line(tmp_path: Path, tiny_model: Path,
+                                                           monkeypatch: pytest.MonkeyPatch, command: str,
+                                                           dev: str) -> None:
+    """With a dev split too: choosing on dev does not stop the models learning the test queries."""
+    recipe = _recipe(tmp_path, tiny_model, TRAINED)
+    recipe.write_text(recipe.read_text().replace('eval = ["cranfield"]',
+                                                 'train = "cranfield"\neval = ["cranfield"]' + dev))
+    if command == "run":  # what is checked here is the line before any work, not the work
+        import harness.pipeline
+        from harness.cli import recipes
+
+        monkeypatch.setattr(harness.pipeline, "run_recipe", lambda *args: None)
+        monkeypatch.setattr(recipes, "print_leaderboard", lambda *args: None)
+    result = invoke(command, recipe, *(["--offline"] if command == "validate" else []))
+    assert result.exit_code == 0, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("warning: ") and '[data] train = "cranfield" is also an evaluation split' in line, line
+    assert "(star)" in line and "(star, zs)" not in line
+
+
+def test_no_warning_when_training_on_another_split(tmp_path: Path, tiny_model: Path) -> None:
+    recipe = _recipe(tmp_path, tiny_model, TRAINED)
+    recipe.write_text(recipe.read_text().replace('eval = ["cranfield"]', 'train = "vaswani"\neval = ["cranfield"]'))
+    result = invoke("validate", "--offline", recipe)
+    assert result.exit_code == 0 and result.stderr == "", result.output
+
+
 BAD = [
     pytest.param(("name =", "nmae ="), ['[experiment] nmae: unknown key; did you mean "name"?'],
                  id="unknown-key"),

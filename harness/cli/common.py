@@ -58,6 +58,11 @@ def fail(exc: DrbenchError | str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def warn(message: str) -> None:
+    """Print `message` as one `warning: ...` line on stderr; the command goes on."""
+    err.print(f"[bold yellow]warning:[/bold yellow] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 def open_results(store: str | None) -> Database:
     """Open an existing results store for the read commands, read-only.
 

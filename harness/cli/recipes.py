@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from harness.cli.common import INTERRUPTED, Format, counted, err, fail, out, print_leaderboard
+from harness.cli.common import INTERRUPTED, Format, counted, err, fail, out, print_leaderboard, warn
 from harness.errors import DrbenchError
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ def validate(recipe: Path | None = typer.Argument(None, help="Recipe file to che
              offline: bool = typer.Option(False, "--offline",
                                           help="Only check the recipe's structure, not ids, models, indexes.")) -> None:
     """Check a recipe without running it (exit 0, or 2 with a one-line error)."""
-    from harness.recipe import load_recipe
+    from harness.recipe import load_recipe, recipe_warnings
 
     if explain:
         from harness.recipe.explain import explain_markdown
@@ -42,6 +42,8 @@ def validate(recipe: Path | None = typer.Argument(None, help="Recipe file to che
             check_resources(parsed)
     except DrbenchError as exc:
         raise fail(exc) from None
+    for warning in recipe_warnings(parsed):
+        warn(warning)
     from harness.recipe import run_count
 
     # In recipe order: a swept variant where it is declared, once, by its first point.
@@ -75,7 +77,7 @@ def run(recipe: Path = typer.Argument(..., help="Recipe file."),
                                   "(README).")) -> None:
     """Train and evaluate every variant of RECIPE, store the results, print the leaderboard."""
     from harness.pipeline import RunOptions, run_recipe, store_path  # imports torch: only here
-    from harness.recipe import load_recipe
+    from harness.recipe import load_recipe, recipe_warnings
     from harness.world import RankError, World
 
     world = World.from_env()
@@ -85,7 +87,9 @@ def run(recipe: Path = typer.Argument(..., help="Recipe file."),
                              precision=precision)
         if nproc != 1 and world.size == 1:
             _launch(nproc, parsed, options, [str(recipe)] + _passed_on(options))
-            return
+            return  # the launched rank 0 warns
+        for warning in recipe_warnings(parsed) if world.main else ():
+            warn(warning)
         run_recipe(parsed, options, err)
         if world.main:
             print_leaderboard(str(store_path(parsed, options)), parsed.experiment.name, None, Format.table)

@@ -301,6 +301,24 @@ def _check_dev(where: Where, recipe: Recipe) -> None:
                               "evaluation split; evaluate on another split")
 
 
+def recipe_warnings(recipe: Recipe) -> tuple[str, ...]:
+    """What a valid recipe does that is rarely meant: today, training on an evaluation split.
+
+    `validate` and `run` print each as one `warning:` line; none stops a run (a smoke test may
+    train and evaluate on one small collection on purpose).
+    """
+    from harness.registry import kind
+
+    trained = [name for name in dict.fromkeys(v.sweep_of or v.name for v in recipe.variants
+                                              if kind(v.kind).trains)]
+    train = recipe.data.train
+    if not trained or train is None or train not in recipe.data.eval:
+        return ()
+    return (f'{recipe.path} [data] train = "{train}" is also an evaluation split: the trained variants '
+            f"({', '.join(trained)}) are evaluated on the queries they trained on; evaluate on another split for "
+            "numbers that measure retrieval, not memory",)
+
+
 def _one_seed_key(where: Where, raw: dict[str, Any], experiment: dict[str, Any]) -> None:
     """`seed` or `seeds`, not both; with `seeds`, `seed` is the first of them (what runs no seed
     changes, BM25 and zero-shot, run with)."""
