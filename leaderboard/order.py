@@ -11,13 +11,19 @@ def recipe_order(db: Any) -> dict[str, dict[str, tuple[str, ...]]]:
     """Each experiment's `[eval] metrics` and `indexes` in the order its recipe lists them (the
     store keeps them unordered); the leaderboard and compare show, group and rank in that order."""
     import tomllib
+    from dataclasses import fields
 
+    from harness.recipe.model import EvalConfig
+
+    # a recipe that lists no metrics or indexes ran the declared defaults, in their order
+    default = {f.name: tuple(f.default) for f in fields(EvalConfig) if f.name in ("metrics", "indexes")}
     order = {}
     for exp in list_experiments(db):
         try:
             table = tomllib.loads(exp.get("recipe_text") or "").get("eval", {})
-            order[exp["name"]] = {"metrics": tuple(table.get("metrics", ())),
-                                  "indexes": tuple(table.get("indexes", ("Flat",)))}
+            given = {key: table.get(key, default[key]) for key in ("metrics", "indexes")}
+            # a lone string is a one-element list, as the loader reads it
+            order[exp["name"]] = {k: (v,) if isinstance(v, str) else tuple(v) for k, v in given.items()}
         except (tomllib.TOMLDecodeError, AttributeError):
             continue
     return order

@@ -206,6 +206,28 @@ def test_leaderboard_filters(e2e: EndToEnd, option: str, value: str, expected: i
     assert len(json.loads(result.stdout)) == expected
 
 
+@pytest.mark.parametrize("recipe_text, columns", [
+    ('[experiment]\nname = "d"\n', ["ndcg@10", "mrr@10", "recall@100"]),  # the declared defaults' order
+    ('[eval]\nmetrics = ["recall@100", "ndcg@10", "mrr@10"]\n', ["recall@100", "ndcg@10", "mrr@10"]),
+    ('[eval]\nmetrics = "mrr@10"\n', ["mrr@10", "ndcg@10", "recall@100"]),  # a lone string, then the rest sorted
+], ids=["default", "listed", "lone-string"])
+def test_leaderboard_columns_follow_the_recipe(tmp_path: Path, wide: None, recipe_text: str,
+                                               columns: list[str]) -> None:
+    from harness.store import open_store, write_run
+    from test_store import make_experiment, make_run
+
+    db = open_store(tmp_path / "s.db")
+    write_run(db, make_experiment("d", recipe_text=recipe_text),
+              make_run("d", metrics={"recall@100": 0.9, "mrr@10": 0.4, "ndcg@10": 0.5}))
+    db.close()
+    result = invoke("leaderboard", "--store", tmp_path / "s.db", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert list(json.loads(result.stdout)[0]["metrics"]) == columns
+    table = invoke("leaderboard", "--store", tmp_path / "s.db").stdout
+    header = next(line for line in table.splitlines() if "ndcg@10" in line)
+    assert sorted(columns, key=header.index) == columns, header
+
+
 def test_ls_lists_experiment_and_runs(e2e: EndToEnd, wide: None) -> None:
     result = invoke("ls", "--store", e2e.store)
     assert result.exit_code == 0, result.output
