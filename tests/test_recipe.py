@@ -183,15 +183,40 @@ def test_index_faiss_rejects_for_the_model_dim(tiny_model: Path, factory: str, r
 
 # --- the reference --------------------------------------------------------------------------
 
-def test_explain_lists_every_declared_key() -> None:
-    result = CliRunner().invoke(app, ["validate", "--explain"])
+@pytest.mark.parametrize("format, key", [("markdown", "| `{}` |"), ("text", "\n  {}  (")])
+def test_explain_lists_every_declared_key(format: str, key: str) -> None:
+    result = CliRunner().invoke(app, ["validate", "--explain", "--format", format])
     assert result.exit_code == 0, result.output
+    words = " ".join(result.output.split())  # the text is wrapped, long lists of choices too
     for table, params in sections():
         assert table in result.output
         for param in params:
-            assert f"`{param.name}`" in result.output, (table, param.name)
+            assert key.format(param.name) in result.output, (table, param.name)
             if param.choices:
-                assert ", ".join(param.choices) in result.output
+                assert ", ".join(param.choices) in words
+    assert "[variant.NAME.sweep]" in result.output
+
+
+def test_explain_on_a_terminal_is_readable_sections_and_an_example() -> None:
+    from harness.recipe.explain import EXAMPLE
+
+    text = CliRunner().invoke(app, ["validate", "--explain"]).output
+    assert "| key |" not in text and max(map(len, text.splitlines())) <= 120
+    assert "[experiment]\n============\n" in text and text.rstrip().endswith(EXAMPLE.rstrip())
+
+
+def test_the_explain_example_is_a_valid_recipe_with_train_seeds_a_sweep_and_dev() -> None:
+    from harness.recipe.explain import EXAMPLE
+
+    recipe = parse_recipe(EXAMPLE, "example.toml")
+    assert "[train]" in EXAMPLE and len(recipe.experiment.seeds or ()) > 1 and recipe.sweeps
+    assert recipe.data.dev and recipe.selects
+
+
+def test_a_sweep_table_typo_suggests_sweep() -> None:
+    text = HEAD.replace('eval = ["cranfield"]', 'train = "vaswani"\neval = ["cranfield"]\ndev = "holdout:0.1"')
+    message = _error(text + '[variant.star]\nkind = "star"\n[variant.star.sweeps]\nlr = [1e-5]\n')
+    assert '[variant.star] sweeps: unknown key; did you mean "sweep"?' in message, message
 
 
 @pytest.mark.parametrize("line, fragment", [

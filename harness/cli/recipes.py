@@ -6,6 +6,7 @@ only `run` reaches the pipeline, and only inside the command.
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,18 +20,31 @@ if TYPE_CHECKING:
     from harness.recipe.model import Recipe
 
 
+class ExplainFormat(str, Enum):
+    """How `validate --explain` prints the reference: sections for a terminal, or the README's markdown."""
+
+    text = "text"
+    markdown = "markdown"
+
+
 def validate(recipe: Path | None = typer.Argument(None, help="Recipe file to check."),
-             explain: bool = typer.Option(False, "--explain", help="Print every recipe key and exit."),
+             explain: bool = typer.Option(False, "--explain", help="Print every recipe key, the sweep syntax and "
+                                          "an example recipe, and exit."),
+             format: ExplainFormat = typer.Option(ExplainFormat.text, "--format",
+                                                  help="With --explain: text, or markdown (the README's "
+                                                       "reference)."),
              offline: bool = typer.Option(False, "--offline",
                                           help="Only check the recipe's structure, not ids, models, indexes.")) -> None:
     """Check a recipe without running it (exit 0, or 2 with a one-line error)."""
     from harness.recipe import load_recipe, recipe_warnings
 
     if explain:
-        from harness.recipe.explain import explain_markdown
+        from harness.recipe.explain import explain_markdown, explain_text
 
-        # soft_wrap: a table row wrapped at the terminal width is no longer markdown
-        out.print(explain_markdown(), markup=False, highlight=False, soft_wrap=True)
+        # soft_wrap: a table row wrapped at the terminal width is no longer markdown; the text is
+        # wrapped already, to the terminal's width
+        text = explain_markdown() if format is ExplainFormat.markdown else explain_text(out.width)
+        out.print(text, markup=False, highlight=False, soft_wrap=True)
         return
     if recipe is None:
         raise fail("give a recipe file, or --explain for the reference")

@@ -186,6 +186,9 @@ def _parse_variants(where: Where, raw: Any, train: dict[str, Any] | None = None)
         own = {k: v for k, v in table.items() if k not in ("kind", "sweep")}
         where.inherited[name] = set(shared) - set(own) - set(table.get("sweep") or ())
         keys = variant_keys()[1:] + P.declared(params_class)
+        for key in own:  # before parse_table, whose list leaves out the two keys taken here
+            if key not in {p.name for p in keys}:
+                raise where.error(label, key, None, "unknown key", ("kind", "sweep", *(p.name for p in keys)))
         for point in _sweep_points(where, name, kind, table.get("sweep"), own, P.declared(params_class)):
             values = parse_table(where, label, {**shared, **own, **dict(point)}, keys)
             description = values.pop("description")
