@@ -66,6 +66,29 @@ def test_help_shows_no_value_after_a_flag(command: list[str]) -> None:
     assert result.exit_code == 0 and "--help" in result.output and "<bool>" not in result.output
 
 
+def test_check_takes_runs_options_as_run_declares_them() -> None:
+    """`check --run` runs a recipe: the options it passes on are run's own, declared once."""
+    import typer.main
+
+    commands = typer.main.get_command(app).commands
+    declared = {name: {p.name: (tuple(p.opts), p.envvar, p.help, p.default) for p in commands[name].params}
+                for name in ("run", "check")}
+    shared = ("mirror", "force", "store", "cache_dir", "device", "precision")
+    assert {n: declared["check"][n] for n in shared} == {n: declared["run"][n] for n in shared}
+
+
+def test_the_default_store_is_the_recipe_keys_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import fields
+
+    from harness.cli.common import DEFAULT_STORE, STORE_ENV
+    from harness.recipe.model import ExperimentConfig
+
+    assert DEFAULT_STORE == next(f.default for f in fields(ExperimentConfig) if f.name == "store")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner(env={STORE_ENV: None}).invoke(app, ["ls"])
+    assert result.exit_code == 2 and DEFAULT_STORE in result.stderr, result.output
+
+
 # --- validate and run on bad recipes --------------------------------------------------------
 
 def _recipe(folder: Path, tiny_model: Path, change: tuple[str, str] | None) -> Path:

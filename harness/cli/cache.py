@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from harness.cli.common import Format, counted, err, fail, open_results, out
+from harness.cli.common import STORE_ENV, Format, counted, err, fail, open_results, out
 from harness.errors import DrbenchError
 
 if TYPE_CHECKING:
@@ -161,7 +161,7 @@ def prune(cache_dir: str | None = CacheDirOpt, recipe: Path | None = RecipeOpt,
               help="Also trained models no run in --store uses. Embeddings and mined negatives belong to no "
                    "run, so this leaves them. With --older-than, an entry must match both."),
           stores: list[str] = typer.Option(
-              [], "--store", envvar="DRBENCH_STORE",
+              [], "--store", envvar=STORE_ENV,
               help="Results store whose runs keep their models (repeat for several); needed by --unreferenced."),
           damaged: bool = typer.Option(False, "--damaged", help="Also entries `verify` finds damaged (hashes all)."),
           dry_run: bool = typer.Option(False, "--dry-run", help="List what would go and the bytes freed; "

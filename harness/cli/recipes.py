@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from harness.cli.common import INTERRUPTED, Format, counted, err, fail, out, print_leaderboard, warn
+from harness.cli.common import (INTERRUPTED, CacheDirOpt, DeviceOpt, ForceOpt, Format, MirrorOpt, PrecisionOpt,
+                                RecipeStoreOpt, counted, err, fail, out, print_leaderboard, run_options, warn)
 from harness.errors import DrbenchError
 
 if TYPE_CHECKING:
@@ -75,30 +76,20 @@ def validate(recipe: Path | None = typer.Argument(None, help="Recipe file to che
 
 
 def run(recipe: Path = typer.Argument(..., help="Recipe file."),
-        mirror: str | None = typer.Option(None, "--mirror", help="Offline ir_datasets mirror folder "
-                                          "(also $DRBENCH_MIRROR)."),
-        force: bool = typer.Option(False, "--force", help="Re-run runs already in the store."),
-        store: str | None = typer.Option(None, "--store", envvar="DRBENCH_STORE",
-                                         help="Results store (default: the recipe's)."),
-        cache_dir: str | None = typer.Option(None, "--cache-dir", help="Cache folder for trained models, mined "
-                                             "negatives and embeddings (default: the recipe's)."),
-        device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps "
-                                          "(default: the recipe's compute device, else auto)."),
-        precision: str | None = typer.Option(None, "--precision", help="fp32, bf16, fp16 or auto "
-                                             "(default: the recipe's compute precision, else fp32)."),
+        mirror: str | None = MirrorOpt, force: bool = ForceOpt, store: str | None = RecipeStoreOpt,
+        cache_dir: str | None = CacheDirOpt, device: str | None = DeviceOpt, precision: str | None = PrecisionOpt,
         nproc: int = typer.Option(1, "--nproc", help="Processes to run on this machine through torchrun (gloo on "
                                   "the CPU, one GPU each on CUDA); for several machines run torchrun yourself "
                                   "(README).")) -> None:
     """Train and evaluate every variant of RECIPE, store the results, print the leaderboard."""
-    from harness.pipeline import RunOptions, run_recipe, store_path  # imports torch: only here
+    from harness.pipeline import run_recipe, store_path  # imports torch: only here
     from harness.recipe import load_recipe, recipe_warnings
     from harness.world import RankError, World
 
     world = World.from_env()
     try:
         parsed = load_recipe(recipe)
-        options = RunOptions(mirror=mirror, force=force, store=store, cache_dir=cache_dir, device=device,
-                             precision=precision)
+        options = run_options(mirror, force, store, cache_dir, device, precision)
         if nproc != 1 and world.size == 1:
             _launch(nproc, parsed, options, [str(recipe)] + _passed_on(options))
             return  # the launched rank 0 warns
