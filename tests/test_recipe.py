@@ -253,7 +253,8 @@ def test_train_table_is_checked_as_its_own_table(table: str, where: str, fragmen
     assert message.startswith(f"{PATH} {where}") and fragment in message, message
 
 
-STAR_TRAIN = '[experiment]\nname = "x"\n[data]\ntrain = "cranfield"\neval = ["cranfield"]\n[variant.star]\nkind = "star"\n'
+STAR_TRAIN = ('[experiment]\nname = "x"\n[data]\ntrain = "cranfield"\neval = ["cranfield"]\n'
+              '[variant.star]\nkind = "star"\n')
 
 
 @pytest.mark.parametrize("train, variant, where", [

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from harness.cli.common import DEFAULT_STORE, Format, counted, StoreOpt, err, fail, open_results, out, print_leaderboard
+from harness.cli.common import (DEFAULT_STORE, Format, StoreOpt, counted, err, fail, open_results, out,
+                                print_leaderboard)
 from harness.cli.output import check_output
 from harness.errors import DrbenchError
 

@@ -70,9 +70,10 @@ def validate(recipe: Path | None = typer.Argument(None, help="Recipe file to che
     trains = any(kind(v.kind).trains for v in parsed.variants)
     seeds = f", trained with seeds {', '.join(map(str, parsed.seeds))}" if len(parsed.seeds) > 1 and trains else ""
     dev = f", selected on dev {parsed.data.dev}" if parsed.sweeps and parsed.selects else ""
-    out.print(f"{recipe}: ok — {counted(len(named), 'variant')} [{kinds}] x "
-              f"{counted(len(parsed.data.eval), 'collection')} x {counted(len(parsed.eval.indexes), 'index', 'indexes')}"
-              f"{seeds}{dev}: {counted(run_count(parsed), 'run')}", highlight=False, markup=False, soft_wrap=True)
+    grid = (f"{counted(len(named), 'variant')} [{kinds}] x {counted(len(parsed.data.eval), 'collection')} x "
+            f"{counted(len(parsed.eval.indexes), 'index', 'indexes')}")
+    out.print(f"{recipe}: ok — {grid}{seeds}{dev}: {counted(run_count(parsed), 'run')}", highlight=False,
+              markup=False, soft_wrap=True)
 
 
 def run(recipe: Path = typer.Argument(..., help="Recipe file."),
