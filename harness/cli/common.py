@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from harness.pipeline import RunOptions
 
+
 def _declared_default(name: str) -> str:
     from dataclasses import fields
 
