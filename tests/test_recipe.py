@@ -213,6 +213,12 @@ def test_the_explain_example_is_a_valid_recipe_with_train_seeds_a_sweep_and_dev(
     assert recipe.data.dev and recipe.selects
 
 
+@pytest.mark.parametrize("sweep", ["sweep = 5", "sweep = [1e-5]"])
+def test_a_sweep_that_is_no_table_is_one_line(sweep: str) -> None:
+    text = STAR_TRAIN.replace("[variant.star]", "[train]\nlr = 1e-5\n[variant.star]") + sweep + "\n"
+    assert "[variant.star.sweep]: expected a table of key = [values to try]" in _error(text)
+
+
 def test_a_sweep_table_typo_suggests_sweep() -> None:
     text = HEAD.replace('eval = ["cranfield"]', 'train = "vaswani"\neval = ["cranfield"]\ndev = "holdout:0.1"')
     message = _error(text + '[variant.star]\nkind = "star"\n[variant.star.sweeps]\nlr = [1e-5]\n')

@@ -184,7 +184,8 @@ def _parse_variants(where: Where, raw: Any, train: dict[str, Any] | None = None)
         params_class = declared[kind].Params
         shared = {k: v for k, v in (train or {}).items() if declared[kind].trains}
         own = {k: v for k, v in table.items() if k not in ("kind", "sweep")}
-        where.inherited[name] = set(shared) - set(own) - set(table.get("sweep") or ())
+        swept = table["sweep"] if isinstance(table.get("sweep"), dict) else {}  # not a table: _sweep_points says so
+        where.inherited[name] = set(shared) - set(own) - set(swept)
         keys = variant_keys()[1:] + P.declared(params_class)
         for key in own:  # before parse_table, whose list leaves out the two keys taken here
             if key not in {p.name for p in keys}:
@@ -312,8 +313,7 @@ def recipe_warnings(recipe: Recipe) -> tuple[str, ...]:
     """
     from harness.registry import kind
 
-    trained = [name for name in dict.fromkeys(v.sweep_of or v.name for v in recipe.variants
-                                              if kind(v.kind).trains)]
+    trained = list(dict.fromkeys(v.sweep_of or v.name for v in recipe.variants if kind(v.kind).trains))
     train = recipe.data.train
     if not trained or train is None or train not in recipe.data.eval:
         return ()

@@ -307,7 +307,7 @@ def _no_run(db: Database, what: str, variant: str, collection: str, index_factor
     if not stored:
         others = sorted({r["variant"] for r in list_runs(db, experiment, collection)})
         return f"no run of {what}{asked}; stored variants: {', '.join(others) or 'none'}"
-    have = [f"{many} {', '.join(map(str, sorted({r[key] for r in stored if r[key] is not None})))}"
+    have = [f"{many} {', '.join(map(str, sorted({r[key] for r in stored if r[key] is not None}))) or 'none'}"
             for key, (_, many, value) in filters.items() if value is not None]
     return f"no run of {what}{asked}; stored for it: {'; '.join(have)}"
 
