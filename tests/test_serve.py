@@ -106,7 +106,8 @@ def test_serve_errors_are_one_line_and_exit_2(store: Path, tmp_path: Path) -> No
     (["--port", "70000"], "--port 70000 is not a port; pass one in 0-65535"),
     (["--port", "-1"], "--port -1 is not a port"),
     (["--host", "no-such-host.invalid"], "--host no-such-host.invalid does not resolve"),
-], ids=["port-too-big", "port-negative", "host"])
+    (["--host", "192.0.2.1"], "cannot listen on 192.0.2.1"),  # TEST-NET-1: resolves, but is no address of ours
+], ids=["port-too-big", "port-negative", "host", "foreign-address"])
 def test_bad_port_or_host_is_one_line(store: Path, args: list[str], fragment: str) -> None:
     result = CliRunner().invoke(app, ["serve", "--store", str(store), *args])
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
