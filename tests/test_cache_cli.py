@@ -127,6 +127,12 @@ def test_ls_lists_every_kind(cache: Cache) -> None:
     assert "dead processes" not in result.stdout and "moved aside" not in result.stdout
 
 
+def test_ls_shows_a_swept_models_point(tmp_path: Path) -> None:
+    publish_model(tmp_path / "cache", key("point"), "star[lr=2e-05]", "star")
+    result = invoke("cache", "ls", "--cache-dir", tmp_path / "cache")
+    assert result.exit_code == 0 and "star[lr=2e-05] (star), 40 steps" in result.stdout, result.stdout
+
+
 def test_ls_json_and_leftovers(cache: Cache, other_process: int) -> None:
     work_folder(cache, cache.star, dead_pid())
     work_folder(cache, key("training"), other_process)

@@ -66,6 +66,29 @@ def test_help_shows_no_value_after_a_flag(command: list[str]) -> None:
     assert result.exit_code == 0 and "--help" in result.output and "<bool>" not in result.output
 
 
+def test_check_takes_runs_options_as_run_declares_them() -> None:
+    """`check --run` runs a recipe: the options it passes on are run's own, declared once."""
+    import typer.main
+
+    commands = typer.main.get_command(app).commands
+    declared = {name: {p.name: (tuple(p.opts), p.envvar, p.help, p.default) for p in commands[name].params}
+                for name in ("run", "check")}
+    shared = ("mirror", "force", "store", "cache_dir", "device", "precision")
+    assert {n: declared["check"][n] for n in shared} == {n: declared["run"][n] for n in shared}
+
+
+def test_the_default_store_is_the_recipe_keys_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import fields
+
+    from harness.cli.common import DEFAULT_STORE, STORE_ENV
+    from harness.recipe.model import ExperimentConfig
+
+    assert DEFAULT_STORE == next(f.default for f in fields(ExperimentConfig) if f.name == "store")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner(env={STORE_ENV: None}).invoke(app, ["ls"])
+    assert result.exit_code == 2 and DEFAULT_STORE in result.stderr, result.output
+
+
 # --- validate and run on bad recipes --------------------------------------------------------
 
 def _recipe(folder: Path, tiny_model: Path, change: tuple[str, str] | None) -> Path:
@@ -97,6 +120,45 @@ def test_validate_ok(tmp_path: Path, tiny_model: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "ok — 2 variants [bm25 (bm25), zs (zero-shot)]" in result.stdout
     assert not (tmp_path / "drbench.db").exists()
+
+
+def test_validate_counts_in_the_singular(tmp_path: Path, tiny_model: Path) -> None:
+    recipe = _recipe(tmp_path, tiny_model, ('[variant.zs]\nkind = "zero-shot"\n', ""))
+    result = invoke("validate", "--offline", recipe)
+    assert result.exit_code == 0, result.output
+    assert "ok — 1 variant [bm25 (bm25)] x 1 collection x 1 index: 1 run" in result.stdout, result.stdout
+
+
+TRAINED = ('[variant.zs]\nkind = "zero-shot"\n', '[variant.zs]\nkind = "zero-shot"\n[variant.star]\nkind = "star"\n')
+
+
+@pytest.mark.parametrize("dev", ["", '\ndev = "vaswani"'], ids=["no-dev", "named-dev"])
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_training_on_an_evaluation_split_warns_in_one_line(tmp_path: Path, tiny_model: Path,
+                                                           monkeypatch: pytest.MonkeyPatch, command: str,
+                                                           dev: str) -> None:
+    """With a dev split too: choosing on dev does not stop the models learning the test queries."""
+    recipe = _recipe(tmp_path, tiny_model, TRAINED)
+    recipe.write_text(recipe.read_text().replace('eval = ["cranfield"]',
+                                                 'train = "cranfield"\neval = ["cranfield"]' + dev))
+    if command == "run":  # what is checked here is the line before any work, not the work
+        import harness.pipeline
+        from harness.cli import recipes
+
+        monkeypatch.setattr(harness.pipeline, "run_recipe", lambda *args: None)
+        monkeypatch.setattr(recipes, "print_leaderboard", lambda *args: None)
+    result = invoke(command, recipe, *(["--offline"] if command == "validate" else []))
+    assert result.exit_code == 0, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("warning: ") and '[data] train = "cranfield" is also an evaluation split' in line, line
+    assert "(star)" in line and "(star, zs)" not in line
+
+
+def test_no_warning_when_training_on_another_split(tmp_path: Path, tiny_model: Path) -> None:
+    recipe = _recipe(tmp_path, tiny_model, TRAINED)
+    recipe.write_text(recipe.read_text().replace('eval = ["cranfield"]', 'train = "vaswani"\neval = ["cranfield"]'))
+    result = invoke("validate", "--offline", recipe)
+    assert result.exit_code == 0 and result.stderr == "", result.output
 
 
 BAD = [
@@ -167,12 +229,50 @@ def test_leaderboard_filters(e2e: EndToEnd, option: str, value: str, expected: i
     assert len(json.loads(result.stdout)) == expected
 
 
+@pytest.mark.parametrize("recipe_text, columns", [
+    ('[experiment]\nname = "d"\n', ["ndcg@10", "mrr@10", "recall@100"]),  # the declared defaults' order
+    ('[eval]\nmetrics = ["recall@100", "ndcg@10", "mrr@10"]\n', ["recall@100", "ndcg@10", "mrr@10"]),
+    ('[eval]\nmetrics = "mrr@10"\n', ["mrr@10", "ndcg@10", "recall@100"]),  # a lone string, then the rest sorted
+], ids=["default", "listed", "lone-string"])
+def test_leaderboard_columns_follow_the_recipe(tmp_path: Path, wide: None, recipe_text: str,
+                                               columns: list[str]) -> None:
+    from harness.store import open_store, write_run
+    from test_store import make_experiment, make_run
+
+    db = open_store(tmp_path / "s.db")
+    write_run(db, make_experiment("d", recipe_text=recipe_text),
+              make_run("d", metrics={"recall@100": 0.9, "mrr@10": 0.4, "ndcg@10": 0.5}))
+    db.close()
+    result = invoke("leaderboard", "--store", tmp_path / "s.db", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert list(json.loads(result.stdout)[0]["metrics"]) == columns
+    table = invoke("leaderboard", "--store", tmp_path / "s.db").stdout
+    header = next(line for line in table.splitlines() if "ndcg@10" in line)
+    assert sorted(columns, key=header.index) == columns, header
+
+
 def test_ls_lists_experiment_and_runs(e2e: EndToEnd, wide: None) -> None:
     result = invoke("ls", "--store", e2e.store)
     assert result.exit_code == 0, result.output
     assert "e2e" in result.stdout and "experiments" in result.stdout and "runs" in result.stdout
     for name in ("bm25", "zero-shot", "Flat", "PQ8", "cranfield"):
         assert name in result.stdout
+
+
+def test_ls_names_runs_as_other_commands_take_them(tmp_path: Path, wide: None) -> None:
+    from harness.store import open_store, write_run
+    from test_store import make_experiment, make_run
+
+    db = open_store(tmp_path / "s.db")
+    write_run(db, make_experiment("e[1]"), make_run("e[1]", "star[lr=2e-05]", collection="cranfield[holdout:0.2]"))
+    db.close()
+    result = invoke("ls", "--store", tmp_path / "s.db")
+    assert result.exit_code == 0, result.output
+    for name in ("e[1]", "star[lr=2e-05]", "cranfield[holdout:0.2]"):
+        assert name in result.stdout, name
+    exported = invoke("export-run", "star[lr=2e-05]", "cranfield[holdout:0.2]", "-o", tmp_path / "run.trec",
+                      "--store", tmp_path / "s.db")
+    assert exported.exit_code == 0, exported.output
 
 
 @pytest.mark.parametrize("variant, index", [("bm25", None), ("zero-shot", "PQ8")])
@@ -200,8 +300,11 @@ def test_export_run_writes_trec_lines(e2e: EndToEnd, tmp_path: Path, variant: st
     (["zero-shot", "cranfield"], ["ambiguous", "Flat, PQ8", "--index"]),
     (["nope", "cranfield"], ["no run of variant 'nope'", "bm25, zero-shot"]),
     (["bm25", "vaswani"], ["no run of variant 'bm25' on 'vaswani'"]),
-    (["zero-shot", "cranfield", "--index", "HNSW32"], ["with index 'HNSW32'"]),
-], ids=["ambiguous", "unknown-variant", "unknown-collection", "unknown-index"])
+    (["zero-shot", "cranfield", "--index", "HNSW32"], ["with index 'HNSW32'", "stored for it: indexes Flat, PQ8"]),
+    (["bm25", "cranfield", "--seed", "99"], ["no run of variant 'bm25' on 'cranfield' with seed 99; stored for it: "
+                                             "seeds 7"]),
+    (["bm25", "cranfield", "-e", "nope"], ["in experiment 'nope'; stored for it: experiments "]),
+], ids=["ambiguous", "unknown-variant", "unknown-collection", "unknown-index", "unknown-seed", "unknown-experiment"])
 def test_export_run_errors(e2e: EndToEnd, tmp_path: Path, args: list[str], fragments: list[str]) -> None:
     output = tmp_path / "run.trec"
     assert_one_line_error(invoke("export-run", *args, "-o", output, "--store", e2e.store), *fragments)

@@ -158,7 +158,7 @@ def test_baseline_comparison_marks_the_clearly_better_variant() -> None:
     db = open_memory_store()
     populate(db)
     result = compare_runs(db, CompareSettings(baseline="zero-shot"))
-    assert result.metrics == ["mrr@10", "ndcg@10"]
+    assert result.metrics == ["ndcg@10", "mrr@10"]  # no [eval] metrics: the declared defaults, in their order
     assert len(result.comparisons) == 4  # 2 variants x 2 metrics, one family
     best = {(c.system, c.metric): c for c in result.comparisons}
     star = best["star_adore", "ndcg@10"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.recipe.explain import explain_markdown
+from harness.recipe.explain import explain_markdown, splice_reference
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 QUICKSTART = (README.parent / "recipes" / "quickstart.toml").read_text()
@@ -14,7 +14,13 @@ def test_recipe_reference_matches_the_declarations() -> None:
     text = README.read_text()
     start, end = "<!-- reference:start -->\n", "\n<!-- reference:end -->"
     assert text[text.index(start) + len(start):text.index(end)] == explain_markdown(), \
-        "README recipe reference is stale: regenerate it from `drbench validate --explain`"
+        "README recipe reference is stale: run `python -m harness.recipe.explain README.md` to regenerate it"
+
+
+def test_the_reference_is_regenerated_in_place() -> None:
+    text = README.read_text()
+    stale = text.replace("| `name` | str | required |", "| `name` | str | (edited by hand) |", 1)
+    assert stale != text and splice_reference(stale) == text
 
 
 def test_readme_names_every_cli_command() -> None:

@@ -183,15 +183,46 @@ def test_index_faiss_rejects_for_the_model_dim(tiny_model: Path, factory: str, r
 
 # --- the reference --------------------------------------------------------------------------
 
-def test_explain_lists_every_declared_key() -> None:
-    result = CliRunner().invoke(app, ["validate", "--explain"])
+@pytest.mark.parametrize("format, key", [("markdown", "| `{}` |"), ("text", "\n  {}  (")])
+def test_explain_lists_every_declared_key(format: str, key: str) -> None:
+    result = CliRunner().invoke(app, ["validate", "--explain", "--format", format])
     assert result.exit_code == 0, result.output
+    words = " ".join(result.output.split())  # the text is wrapped, long lists of choices too
     for table, params in sections():
         assert table in result.output
         for param in params:
-            assert f"`{param.name}`" in result.output, (table, param.name)
+            assert key.format(param.name) in result.output, (table, param.name)
             if param.choices:
-                assert ", ".join(param.choices) in result.output
+                assert ", ".join(param.choices) in words
+    assert "[variant.NAME.sweep]" in result.output
+
+
+def test_explain_on_a_terminal_is_readable_sections_and_an_example() -> None:
+    from harness.recipe.explain import EXAMPLE
+
+    text = CliRunner().invoke(app, ["validate", "--explain"]).output
+    assert "| key |" not in text and max(map(len, text.splitlines())) <= 120
+    assert "[experiment]\n============\n" in text and text.rstrip().endswith(EXAMPLE.rstrip())
+
+
+def test_the_explain_example_is_a_valid_recipe_with_train_seeds_a_sweep_and_dev() -> None:
+    from harness.recipe.explain import EXAMPLE
+
+    recipe = parse_recipe(EXAMPLE, "example.toml")
+    assert "[train]" in EXAMPLE and len(recipe.experiment.seeds or ()) > 1 and recipe.sweeps
+    assert recipe.data.dev and recipe.selects
+
+
+@pytest.mark.parametrize("sweep", ["sweep = 5", "sweep = [1e-5]"])
+def test_a_sweep_that_is_no_table_is_one_line(sweep: str) -> None:
+    text = STAR_TRAIN.replace("[variant.star]", "[train]\nlr = 1e-5\n[variant.star]") + sweep + "\n"
+    assert "[variant.star.sweep]: expected a table of key = [values to try]" in _error(text)
+
+
+def test_a_sweep_table_typo_suggests_sweep() -> None:
+    text = HEAD.replace('eval = ["cranfield"]', 'train = "vaswani"\neval = ["cranfield"]\ndev = "holdout:0.1"')
+    message = _error(text + '[variant.star]\nkind = "star"\n[variant.star.sweeps]\nlr = [1e-5]\n')
+    assert '[variant.star] sweeps: unknown key; did you mean "sweep"?' in message, message
 
 
 @pytest.mark.parametrize("line, fragment", [
@@ -226,6 +257,22 @@ def test_train_table_gives_trained_variants_defaults_they_can_override() -> None
 def test_train_table_is_checked_as_its_own_table(table: str, where: str, fragment: str) -> None:
     message = _error(HEAD + table + BM25)
     assert message.startswith(f"{PATH} {where}") and fragment in message, message
+
+
+STAR_TRAIN = ('[experiment]\nname = "x"\n[data]\ntrain = "cranfield"\neval = ["cranfield"]\n'
+              '[variant.star]\nkind = "star"\n')
+
+
+@pytest.mark.parametrize("train, variant, where", [
+    ("eval_every = 5", "", "[train] eval_every = 5: scores on the dev split"),
+    ('keep = "best"', "", '[train] keep = "best": keeps the step with the best dev score'),
+    ("eval_every = 5", "eval_every = 3", "[variant.star] eval_every = 3: scores on the dev split"),
+    ("", "eval_every = 3", "[variant.star] eval_every = 3: scores on the dev split"),
+], ids=["train", "train-keep", "variant-overrides", "variant"])
+def test_a_bad_value_from_train_names_train(train: str, variant: str, where: str) -> None:
+    text = STAR_TRAIN.replace("[variant.star]", f"[train]\n{train}\n[variant.star]") + variant + "\n"
+    message = _error(text)
+    assert message.startswith(f"{PATH} {where}"), message
 
 
 def test_shipped_recipes_share_their_training_defaults_through_train() -> None:

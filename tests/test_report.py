@@ -135,6 +135,7 @@ def test_report_errors_are_one_line(e2e: EndToEnd, tmp_path: Path) -> None:
         (["--store", str(e2e.store), "-o", "/proc/drbench-report.html"], "cannot write"),
         (["--store", str(e2e.store), "-o", str(e2e.store)], "the results store itself"),
         (["--store", str(e2e.store), "-o", "/dev/null"], "not a regular file"),
+        (["--store", str(e2e.store), "--mirror", str(tmp_path / "no-mirror")], "is not a directory"),  # as `run`
     ]
     for args, fragment in cases:
         result = runner.invoke(app, ["report", "-o", str(tmp_path / "r.html"), *args])

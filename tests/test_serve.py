@@ -102,6 +102,52 @@ def test_serve_errors_are_one_line_and_exit_2(store: Path, tmp_path: Path) -> No
     assert busy.exit_code == 2 and f"port {port} on 127.0.0.1 is in use" in busy.output
 
 
+@pytest.mark.parametrize("args, fragment", [
+    (["--port", "70000"], "--port 70000 is not a port; pass one in 0-65535"),
+    (["--port", "-1"], "--port -1 is not a port"),
+    (["--host", "no-such-host.invalid"], "--host no-such-host.invalid does not resolve"),
+    (["--host", "192.0.2.1"], "cannot listen on 192.0.2.1"),  # TEST-NET-1: resolves, but is no address of ours
+], ids=["port-too-big", "port-negative", "host", "foreign-address"])
+def test_bad_port_or_host_is_one_line(store: Path, args: list[str], fragment: str) -> None:
+    result = CliRunner().invoke(app, ["serve", "--store", str(store), *args])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], result.output
+    assert "in use" not in result.output
+
+
+def wait_until_served(server: subprocess.Popen, url: str) -> None:
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            get(url)
+            return
+        except OSError:
+            assert server.poll() is None, server.stdout.read()
+            assert time.monotonic() < deadline, "Datasette did not start in 90 s"
+            time.sleep(0.5)
+
+
+def test_sigterm_stops_datasette_and_removes_the_temporary_folder(store: Path, tmp_path: Path) -> None:
+    port, temp = free_port(), tmp_path / "tmp"
+    temp.mkdir()
+    server = subprocess.Popen([sys.executable, "-m", "harness", "serve", "--store", str(store), "--port", str(port)],
+                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env={**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(temp)})
+    url = f"http://127.0.0.1:{port}/-/versions.json"
+    try:
+        wait_until_served(server, url)
+        assert [p.name for p in temp.iterdir()][0].startswith("drbench-serve-")
+        server.terminate()  # SIGTERM to drbench's pid only, as a service manager or `kill PID` sends it
+        assert server.wait(timeout=30) == 0, server.stdout.read()
+    finally:
+        if server.poll() is None:
+            server.kill()
+    with pytest.raises(OSError):  # Datasette is gone, not answering on
+        get(url)
+    assert list(temp.iterdir()) == []
+
+
 def test_without_datasette_serve_says_how_to_install_it(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.util
 

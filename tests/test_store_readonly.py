@@ -113,6 +113,7 @@ def make_writable(folder: Path) -> None:
 
 
 def command(name: str, store: Path, out: Path, expect: Path) -> list[str]:
+    out.mkdir(parents=True, exist_ok=True)  # an output's folder must exist (harness/cli/output.py)
     return [a.format(out=out, expect=expect) for a in READ_COMMANDS[name]] + ["--store", str(store)]
 
 

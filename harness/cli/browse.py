@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from harness.cli.common import Format, StoreOpt, err, fail, open_results, out, print_leaderboard
+from harness.cli.common import (DEFAULT_STORE, Format, StoreOpt, counted, err, fail, open_results, out,
+                                print_leaderboard)
+from harness.cli.output import check_output
 from harness.errors import DrbenchError
 
 if TYPE_CHECKING:
@@ -46,6 +48,7 @@ def ls(store: str | None = StoreOpt) -> None:
 
 def _experiments_table(experiments: list[dict[str, Any]], runs: list[dict[str, Any]]) -> Table:
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title="experiments")
     for column in ("experiment", "runs", "recipe", "git", "seed", "started", "finished"):
@@ -53,20 +56,24 @@ def _experiments_table(experiments: list[dict[str, Any]], runs: list[dict[str, A
     for exp in experiments:
         count = sum(1 for r in runs if r["experiment"] == exp["name"])
         commit = (exp.get("git_commit") or "-")[:10] + ("+dirty" if exp.get("git_dirty") else "")
-        table.add_row(exp["name"], str(count), exp.get("recipe_path") or "-", commit, str(exp.get("seed")),
-                      exp.get("started_at") or "-", exp.get("finished_at") or "-")
+        # Text, not markup: names and paths hold brackets (`x[1]`) that rich would take for markup
+        table.add_row(*map(Text, (exp["name"], str(count), exp.get("recipe_path") or "-", commit, str(exp.get("seed")),
+                                  exp.get("started_at") or "-", exp.get("finished_at") or "-")))
     return table
 
 
 def _runs_table(runs: list[dict[str, Any]]) -> Table:
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title="runs")
     for column in ("id", "experiment", "variant", "seed", "kind", "collection", "index", "queries", "finished"):
         table.add_column(column)
     for r in runs:
-        table.add_row(str(r["id"]), r["experiment"], r["variant"], str(r.get("seed")), r["kind"], r["collection"],
-                      r["index_factory"], str(r.get("n_queries")), r.get("finished_at") or "-")
+        # Text, not markup: `star[lr=2e-05]` and `cranfield[holdout:0.2]` are names other commands take whole
+        table.add_row(*map(Text, (str(r["id"]), r["experiment"], r["variant"], str(r.get("seed")), r["kind"],
+                                  r["collection"], r["index_factory"], str(r.get("n_queries")),
+                                  r.get("finished_at") or "-")))
     return table
 
 
@@ -82,6 +89,7 @@ def export_run(variant: str = typer.Argument(..., help="Variant name."),
     from harness.store import find_run, run_results, write_trec_run
 
     try:
+        check_output(output, "-o", store or DEFAULT_STORE, example="run.trec")
         db = open_results(store)
         found = find_run(db, variant, collection, index_factory=index, experiment=experiment, seed=seed)
         results = run_results(db, found["id"])
@@ -90,4 +98,5 @@ def export_run(variant: str = typer.Argument(..., help="Variant name."),
     except DrbenchError as exc:
         raise fail(exc) from None
     count = sum(len(v) for v in results.values())
-    err.print(f"wrote {count:,} lines for {len(results):,} queries to {output}", highlight=False)
+    err.print(f"wrote {counted(count, 'line')} for {counted(len(results), 'query', 'queries')} to {output}",
+              highlight=False)

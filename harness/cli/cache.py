@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from harness.cli.common import Format, err, fail, open_results, out
+from harness.cli.common import STORE_ENV, Format, counted, err, fail, open_results, out
 from harness.errors import DrbenchError
 
 if TYPE_CHECKING:
@@ -77,15 +77,17 @@ def ls(cache_dir: str | None = CacheDirOpt, recipe: Path | None = RecipeOpt,
 
 def _table(path: Path, entries: list[Item]) -> Table:
     from rich.table import Table
+    from rich.text import Text
 
     now = time.time()
-    table = Table(title=f"{path}: {_count(len(entries), 'entry', 'entries')}, "
-                        f"{human_size(sum(e.size for e in entries))}")
+    # Text, not markup: a swept model is produced by `star[lr=2e-05]`, which rich would cut to `star`
+    table = Table(title=Text(f"{path}: {counted(len(entries), 'entry', 'entries')}, "
+                             f"{human_size(sum(e.size for e in entries))}"))
     for column in ("kind", "key", "size", "produced by", "created (UTC)", "last used"):
         table.add_column(column, justify="right" if column == "size" else "left")
     for e in entries:
         created = (e.created_at or "-").replace("T", " ")[:16]
-        table.add_row(e.kind, e.key[:12], human_size(e.size), e.what, created, _age(now, e.last_used))
+        table.add_row(*map(Text, (e.kind, e.key[:12], human_size(e.size), e.what, created, _age(now, e.last_used))))
     return table
 
 
@@ -129,7 +131,7 @@ def verify(cache_dir: str | None = CacheDirOpt, recipe: Path | None = RecipeOpt)
         raise fail(exc) from None
     for item, reason in verdict.damaged:
         _say(f"cache: {item.label} is damaged ({reason})")
-    summary = (f"{path}: {_count(verdict.checked, 'entry', 'entries')} checked in {time.perf_counter() - start:.1f}s, "
+    summary = (f"{path}: {counted(verdict.checked, 'entry', 'entries')} checked in {time.perf_counter() - start:.1f}s, "
                f"{human_size(verdict.bytes_hashed)} hashed, {len(verdict.damaged)} damaged")
     _say(summary + (f"; {_HEAL}" if verdict.damaged else ""))
     if verdict.damaged:
@@ -159,7 +161,7 @@ def prune(cache_dir: str | None = CacheDirOpt, recipe: Path | None = RecipeOpt,
               help="Also trained models no run in --store uses. Embeddings and mined negatives belong to no "
                    "run, so this leaves them. With --older-than, an entry must match both."),
           stores: list[str] = typer.Option(
-              [], "--store", envvar="DRBENCH_STORE",
+              [], "--store", envvar=STORE_ENV,
               help="Results store whose runs keep their models (repeat for several); needed by --unreferenced."),
           damaged: bool = typer.Option(False, "--damaged", help="Also entries `verify` finds damaged (hashes all)."),
           dry_run: bool = typer.Option(False, "--dry-run", help="List what would go and the bytes freed; "
@@ -192,7 +194,7 @@ def prune(cache_dir: str | None = CacheDirOpt, recipe: Path | None = RecipeOpt,
         raise fail(exc) from None
     live = sum(1 for item in items if item.state == inv.LIVE)
     _say(f"{path}: {'would free' if dry_run else 'freed'} {human_size(sum(i.size for i in gone))} "
-         f"in {_count(len(gone), 'item')}" + (f"; left {_count(live, 'write')} in progress alone" if live else ""))
+         f"in {counted(len(gone), 'item')}" + (f"; left {counted(live, 'write')} in progress alone" if live else ""))
 
 
 def _remove(item: Item, why: str, root: Path, dry_run: bool) -> bool:
@@ -229,10 +231,6 @@ def human_size(size: float) -> str:
         if size < 1024:
             return f"{size:.1f} {unit}"
     return f"{size / 1024:.1f} TiB"
-
-
-def _count(n: int, one: str, many: str | None = None) -> str:
-    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 def _age(now: float, then: float | None) -> str:

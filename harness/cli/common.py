@@ -22,7 +22,21 @@ from harness.progress import log_console
 if TYPE_CHECKING:
     from sqlite_utils import Database
 
-DEFAULT_STORE = "drbench.db"
+    from harness.pipeline import RunOptions
+
+
+def _declared_default(name: str) -> str:
+    from dataclasses import fields
+
+    from harness.recipe.model import ExperimentConfig  # torch-free declarations
+
+    return next(f.default for f in fields(ExperimentConfig) if f.name == name)
+
+
+# The store a command reads when neither --store nor $DRBENCH_STORE names one: the recipe
+# key's own default, so `[experiment] store` and the read-side commands cannot disagree.
+DEFAULT_STORE: str = _declared_default("store")
+STORE_ENV = "DRBENCH_STORE"
 INTERRUPTED = "interrupted; completed runs are stored, the rest re-run next time"
 
 err = log_console()  # errors, and `run`'s progress: unwrapped lines in a log file
@@ -30,7 +44,28 @@ err = log_console()  # errors, and `run`'s progress: unwrapped lines in a log fi
 out = Console() if Console().is_terminal else Console(width=200)
 
 # One declaration for the read-side commands, so `--store` and $DRBENCH_STORE mean the same everywhere.
-StoreOpt = typer.Option(None, "--store", envvar="DRBENCH_STORE", help="Results store (default: drbench.db).")
+StoreOpt = typer.Option(None, "--store", envvar=STORE_ENV, help=f"Results store (default: {DEFAULT_STORE}).")
+
+# `run`'s options, declared once: `check --run` runs a recipe with the same ones (as sqlite-utils
+# declares `output_options` once for every command that prints rows). `run_options` reads them.
+RecipeStoreOpt = typer.Option(None, "--store", envvar=STORE_ENV, help="Results store (default: the recipe's).")
+MirrorOpt = typer.Option(None, "--mirror", help="Offline ir_datasets mirror folder (also $DRBENCH_MIRROR).")
+ForceOpt = typer.Option(False, "--force", help="Re-run runs already in the store.")
+CacheDirOpt = typer.Option(None, "--cache-dir", help="Cache folder for trained models, mined negatives and "
+                           "embeddings (default: the recipe's).")
+DeviceOpt = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps (default: the recipe's compute "
+                         "device, else auto).")
+PrecisionOpt = typer.Option(None, "--precision", help="fp32, bf16, fp16 or auto (default: the recipe's compute "
+                            "precision, else fp32).")
+
+
+def run_options(mirror: str | None, force: bool, store: str | None, cache_dir: str | None, device: str | None,
+                precision: str | None) -> RunOptions:
+    """The `RunOptions` the run option group's values ask for (imports the pipeline, so torch)."""
+    from harness.pipeline import RunOptions
+
+    return RunOptions(mirror=mirror, force=force, store=store, cache_dir=cache_dir, device=device,
+                      precision=precision)
 
 
 class Format(str, Enum):
@@ -38,6 +73,15 @@ class Format(str, Enum):
 
     table = "table"
     json = "json"
+
+
+def counted(n: int, one: str, many: str | None = None) -> str:
+    """`n` with its noun, singular or plural: `1 variant`, `3 variants`, `2 indexes`.
+
+    >>> counted(1, "index", "indexes"), counted(2, "index", "indexes"), counted(0, "run")
+    ('1 index', '2 indexes', '0 runs')
+    """
+    return f"{n:,} {one if n == 1 else many or one + 's'}"
 
 
 def fail(exc: DrbenchError | str, code: int = 2) -> typer.Exit:
@@ -49,6 +93,11 @@ def fail(exc: DrbenchError | str, code: int = 2) -> typer.Exit:
     # escape: messages name recipe tables like "[model]", which rich would take for markup
     err.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+def warn(message: str) -> None:
+    """Print `message` as one `warning: ...` line on stderr; the command goes on."""
+    err.print(f"[bold yellow]warning:[/bold yellow] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def open_results(store: str | None) -> Database:

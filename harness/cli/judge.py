@@ -5,7 +5,6 @@ They import torch only on `check --run`; everything else reads SQLite.
 
 from __future__ import annotations
 
-import os
 from enum import Enum
 from pathlib import Path
 
@@ -13,7 +12,9 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from harness.cli.common import INTERRUPTED, StoreOpt, err, fail, open_results, out
+from harness.cli.common import (DEFAULT_STORE, INTERRUPTED, CacheDirOpt, DeviceOpt, ForceOpt, MirrorOpt,
+                                PrecisionOpt, RecipeStoreOpt, StoreOpt, err, fail, open_results, out, run_options)
+from harness.cli.output import check_output, check_output_folder
 from harness.errors import DrbenchError
 
 
@@ -79,6 +80,8 @@ def compare(store: str | None = StoreOpt,
     from leaderboard.compare_report import format_result, render_table
 
     try:
+        if output is not None:
+            check_output(output, "-o", store or DEFAULT_STORE, example=f"compare.{format.value}")
         settings = CompareSettings(baseline=baseline, metrics=_split_metrics(metrics), test=test.value,
                                    correction=correction.value, alpha=alpha, permutations=permutations,
                                    bootstrap=bootstrap, seed=seed)
@@ -111,6 +114,7 @@ def plot(store: str | None = StoreOpt,
     from leaderboard.plot import plot_store
 
     try:
+        check_output_folder(out_dir, "--out", store or DEFAULT_STORE)
         written, skipped = plot_store(open_results(store), out_dir, experiments=experiment or None,
                                       collection=collection, metrics=list(_split_metrics(metrics)) or None,
                                       seed=seed)
@@ -124,35 +128,32 @@ def plot(store: str | None = StoreOpt,
 
 def check(expectations: Path = typer.Argument(..., help="Expectations TOML (recipe + expected values)."),
           run_first: bool = typer.Option(False, "--run", help="Run the recipe first (stored runs are reused)."),
-          mirror: str | None = typer.Option(None, "--mirror", help="Offline ir_datasets mirror, for --run."),
-          force: bool = typer.Option(False, "--force", help="With --run: re-run runs already stored."),
-          store: str | None = typer.Option(None, "--store", envvar="DRBENCH_STORE",
-                                           help="Results store (default: the recipe's)."),
-          cache_dir: str | None = typer.Option(None, "--cache-dir", help="With --run: cache folder (default: "
-                                               "the recipe's)."),
-          device: str | None = typer.Option(None, "--device", help="With --run: as `drbench run --device`."),
-          precision: str | None = typer.Option(None, "--precision", help="With --run: as `drbench run "
-                                               "--precision`."),
+          mirror: str | None = MirrorOpt, force: bool = ForceOpt, store: str | None = RecipeStoreOpt,
+          cache_dir: str | None = CacheDirOpt, device: str | None = DeviceOpt, precision: str | None = PrecisionOpt,
           format: CheckFormat = typer.Option(CheckFormat.table, "--format",
                                              help="table, or markdown (e.g. for $GITHUB_STEP_SUMMARY)."),
           junit: Path | None = typer.Option(None, "--junit", help="Also write JUnit XML to FILE: one test case "
                                             "per expected value, FAIL rows as failures.")
           ) -> None:
-    """Regression gate: stored metrics against expected values (exit 1 on any FAIL)."""
+    """Regression gate: stored metrics against expected values (exit 1 on any FAIL).
+
+    --mirror, --force, --cache-dir, --device and --precision act with --run, as in `drbench run`.
+    """
     from leaderboard.check import check as check_rows, load_expectations, render_check
     from harness.store import write_text_atomic
     from leaderboard.check_report import to_junit, to_markdown
 
-    if junit is not None and (junit.is_dir() or not junit.parent.is_dir() or not os.access(junit.parent, os.W_OK)):
-        raise fail(f"--junit {junit}: cannot write there; give a file in a writable folder")
     try:
+        if junit is not None:  # the folder and permissions before any work; the store once it is known
+            check_output(junit, "--junit", None, example="check.xml")
         expected = load_expectations(expectations)
         path = store or expected.recipe.experiment.store
+        if junit is not None:
+            check_output(junit, "--junit", path, example="check.xml")
         if run_first:
-            from harness.pipeline import RunOptions, run_recipe  # the only path that imports torch
+            from harness.pipeline import run_recipe  # the only path that imports torch
 
-            run_recipe(expected.recipe, RunOptions(mirror=mirror, force=force, store=path, cache_dir=cache_dir,
-                                                   device=device, precision=precision), err)
+            run_recipe(expected.recipe, run_options(mirror, force, path, cache_dir, device, precision), err)
         rows = check_rows(open_results(path), expected)
     except DrbenchError as exc:
         raise fail(exc) from None

@@ -6,12 +6,14 @@ only `run` reaches the pipeline, and only inside the command.
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
-from harness.cli.common import INTERRUPTED, Format, err, fail, out, print_leaderboard
+from harness.cli.common import (INTERRUPTED, CacheDirOpt, DeviceOpt, ForceOpt, Format, MirrorOpt, PrecisionOpt,
+                                RecipeStoreOpt, counted, err, fail, out, print_leaderboard, run_options, warn)
 from harness.errors import DrbenchError
 
 if TYPE_CHECKING:
@@ -19,18 +21,31 @@ if TYPE_CHECKING:
     from harness.recipe.model import Recipe
 
 
+class ExplainFormat(str, Enum):
+    """How `validate --explain` prints the reference: sections for a terminal, or the README's markdown."""
+
+    text = "text"
+    markdown = "markdown"
+
+
 def validate(recipe: Path | None = typer.Argument(None, help="Recipe file to check."),
-             explain: bool = typer.Option(False, "--explain", help="Print every recipe key and exit."),
+             explain: bool = typer.Option(False, "--explain", help="Print every recipe key, the sweep syntax and "
+                                          "an example recipe, and exit."),
+             format: ExplainFormat = typer.Option(ExplainFormat.text, "--format",
+                                                  help="With --explain: text, or markdown (the README's "
+                                                       "reference)."),
              offline: bool = typer.Option(False, "--offline",
                                           help="Only check the recipe's structure, not ids, models, indexes.")) -> None:
     """Check a recipe without running it (exit 0, or 2 with a one-line error)."""
-    from harness.recipe import load_recipe
+    from harness.recipe import load_recipe, recipe_warnings
 
     if explain:
-        from harness.recipe.explain import explain_markdown
+        from harness.recipe.explain import explain_markdown, explain_text
 
-        # soft_wrap: a table row wrapped at the terminal width is no longer markdown
-        out.print(explain_markdown(), markup=False, highlight=False, soft_wrap=True)
+        # soft_wrap: a table row wrapped at the terminal width is no longer markdown; the text is
+        # wrapped already, to the terminal's width
+        text = explain_markdown() if format is ExplainFormat.markdown else explain_text(out.width)
+        out.print(text, markup=False, highlight=False, soft_wrap=True)
         return
     if recipe is None:
         raise fail("give a recipe file, or --explain for the reference")
@@ -42,6 +57,8 @@ def validate(recipe: Path | None = typer.Argument(None, help="Recipe file to che
             check_resources(parsed)
     except DrbenchError as exc:
         raise fail(exc) from None
+    for warning in recipe_warnings(parsed):
+        warn(warning)
     from harness.recipe import run_count
 
     # In recipe order: a swept variant where it is declared, once, by its first point.
@@ -53,39 +70,32 @@ def validate(recipe: Path | None = typer.Argument(None, help="Recipe file to che
     trains = any(kind(v.kind).trains for v in parsed.variants)
     seeds = f", trained with seeds {', '.join(map(str, parsed.seeds))}" if len(parsed.seeds) > 1 and trains else ""
     dev = f", selected on dev {parsed.data.dev}" if parsed.sweeps and parsed.selects else ""
-    out.print(f"{recipe}: ok — {len(named)} variants [{kinds}] x "
-              f"{len(parsed.data.eval)} collections x {len(parsed.eval.indexes)} indexes{seeds}{dev}: "
-              f"{run_count(parsed)} runs", highlight=False, markup=False, soft_wrap=True)
+    grid = (f"{counted(len(named), 'variant')} [{kinds}] x {counted(len(parsed.data.eval), 'collection')} x "
+            f"{counted(len(parsed.eval.indexes), 'index', 'indexes')}")
+    out.print(f"{recipe}: ok — {grid}{seeds}{dev}: {counted(run_count(parsed), 'run')}", highlight=False,
+              markup=False, soft_wrap=True)
 
 
 def run(recipe: Path = typer.Argument(..., help="Recipe file."),
-        mirror: str | None = typer.Option(None, "--mirror", help="Offline ir_datasets mirror folder "
-                                          "(also $DRBENCH_MIRROR)."),
-        force: bool = typer.Option(False, "--force", help="Re-run runs already in the store."),
-        store: str | None = typer.Option(None, "--store", envvar="DRBENCH_STORE",
-                                         help="Results store (default: the recipe's)."),
-        cache_dir: str | None = typer.Option(None, "--cache-dir", help="Cache folder for trained models, mined "
-                                             "negatives and embeddings (default: the recipe's)."),
-        device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps "
-                                          "(default: the recipe's compute device, else auto)."),
-        precision: str | None = typer.Option(None, "--precision", help="fp32, bf16, fp16 or auto "
-                                             "(default: the recipe's compute precision, else fp32)."),
+        mirror: str | None = MirrorOpt, force: bool = ForceOpt, store: str | None = RecipeStoreOpt,
+        cache_dir: str | None = CacheDirOpt, device: str | None = DeviceOpt, precision: str | None = PrecisionOpt,
         nproc: int = typer.Option(1, "--nproc", help="Processes to run on this machine through torchrun (gloo on "
                                   "the CPU, one GPU each on CUDA); for several machines run torchrun yourself "
                                   "(README).")) -> None:
     """Train and evaluate every variant of RECIPE, store the results, print the leaderboard."""
-    from harness.pipeline import RunOptions, run_recipe, store_path  # imports torch: only here
-    from harness.recipe import load_recipe
+    from harness.pipeline import run_recipe, store_path  # imports torch: only here
+    from harness.recipe import load_recipe, recipe_warnings
     from harness.world import RankError, World
 
     world = World.from_env()
     try:
         parsed = load_recipe(recipe)
-        options = RunOptions(mirror=mirror, force=force, store=store, cache_dir=cache_dir, device=device,
-                             precision=precision)
+        options = run_options(mirror, force, store, cache_dir, device, precision)
         if nproc != 1 and world.size == 1:
             _launch(nproc, parsed, options, [str(recipe)] + _passed_on(options))
-            return
+            return  # the launched rank 0 warns
+        for warning in recipe_warnings(parsed) if world.main else ():
+            warn(warning)
         run_recipe(parsed, options, err)
         if world.main:
             print_leaderboard(str(store_path(parsed, options)), parsed.experiment.name, None, Format.table)

@@ -5,13 +5,13 @@ Reads SQLite, and the collections' texts for the drill-down; never imports torch
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
 
 from harness.cli.common import DEFAULT_STORE, StoreOpt, err, fail, open_results
 from harness.cli.judge import Correction, StatTest
+from harness.cli.output import check_output
 from harness.errors import DrbenchError
 
 
@@ -39,19 +39,20 @@ def report(store: str | None = StoreOpt,
            ) -> None:
     """Write the stored results as one self-contained HTML page: sortable leaderboards, tests,
     plots, per-query rankings and provenance."""
+    from harness.data.availability import resolve_mirror
     from harness.store import write_text_atomic
     from leaderboard.compare import CompareSettings
     from leaderboard.report import ReportOptions, build_report, render_page
 
-    target = output.resolve()
     try:
-        _check_writable(target, Path(store or DEFAULT_STORE))
+        target = check_output(output, "-o", store or DEFAULT_STORE, example="report.html")
+        texts_from = resolve_mirror(mirror, None)  # a missing folder is refused, as `run` refuses it
         settings = CompareSettings(test=test.value, correction=correction.value, alpha=alpha,
                                    bootstrap=bootstrap, seed=seed)
         db = open_results(store)
         built = build_report(db, store or DEFAULT_STORE, ReportOptions(
             experiments=tuple(experiment or ()), collection=collection, baseline=baseline, queries=queries,
-            settings=settings, mirror=Path(mirror) if mirror else None))
+            settings=settings, mirror=texts_from))
         write_text_atomic(target, [render_page(built)])
     except DrbenchError as exc:
         raise fail(exc) from None
@@ -60,17 +61,3 @@ def report(store: str | None = StoreOpt,
     size = target.stat().st_size
     err.print(f"wrote {output} ({size / 1e6:.1f} MB): {len(built.collections)} collection(s), "
               f"{len(built.experiments)} experiment(s)", highlight=False, soft_wrap=True)
-
-
-def _check_writable(target: Path, store: Path) -> None:
-    """Fail before any work on an -o that cannot be written, or must not be replaced."""
-    if target.exists() and store.exists() and target.samefile(store):
-        raise DrbenchError(f"-o {target} is the results store itself; pass -o another file, e.g. report.html")
-    if target.exists() and not target.is_file() and not target.is_dir():
-        raise DrbenchError(f"-o {target} is not a regular file (a device, a pipe); pass -o a file to write")
-    if target.is_dir():
-        raise DrbenchError(f"-o {target} is a folder; pass a file name such as {target / 'report.html'}")
-    if not target.parent.is_dir():
-        raise DrbenchError(f"-o {target}: folder {target.parent} does not exist; create it or pass another -o")
-    if not os.access(target.parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
-        raise DrbenchError(f"-o {target} is not writable; pass -o a file in a folder you can write")

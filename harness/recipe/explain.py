@@ -1,11 +1,65 @@
 """The recipe reference, generated from the declarations (never written by hand): the fixed
-tables' dataclasses and every registered kind's parameters."""
+tables' dataclasses and every registered kind's parameters.
+
+`explain_text` is what `drbench validate --explain` prints for people: sections, wrapped to the
+terminal, the sweep syntax and one example recipe. `explain_markdown` is the README's reference
+(`--format markdown`); `python -m harness.recipe.explain README.md` rewrites that section.
+"""
 
 from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
 
 from harness.api import params as P
 from harness.recipe.loader import train_keys, variant_keys
 from harness.recipe.model import TABLES
+
+SWEEP_HEADER = "[variant.NAME.sweep]"
+SWEEP_HELP = ("Keys of the variant's kind, each with a list of values to try: the variant runs once per point of "
+              "the grid (named like `star[lr=2e-05]`). With a `[data] dev` split, the best point on dev (its first "
+              "metric) is the one evaluated and reported; `[data] select = \"none\"` reports every point instead. "
+              "A swept key cannot also be set in the variant's own table.")
+TRAIN_HELP = ("Defaults shared by every trained variant; a key a variant sets itself wins, and a key "
+              "neither sets keeps the kind's default. Kinds that do not train ignore it.")
+
+# A recipe that uses what people look up most: [train], seeds, a sweep, a dev split, a chained
+# variant. tests/test_recipe.py parses it with the real loader, so it stays valid.
+EXAMPLE = '''\
+[experiment]
+name = "example"
+seeds = [13, 14, 15]          # each trained variant trains and is evaluated once per seed
+
+[data]
+train = "beir/scifact/train"
+eval = ["beir/scifact/test"]
+dev = "holdout:0.1"           # sweep points are chosen on held-out training queries, never on test
+
+[eval]
+indexes = ["Flat", "PQ48"]
+metrics = ["ndcg@10", "mrr@10", "recall@100"]
+
+[train]                       # defaults for every trained variant
+epochs = 1
+lr = 2e-5
+scale = 20.0
+
+[variant.bm25]
+kind = "bm25"
+
+[variant.star]
+kind = "star"
+negatives_from = "base"
+
+[variant.star.sweep]          # one run per value; the best on dev is reported
+lr = [2e-5, 5e-5]
+
+[variant."star+adore"]
+kind = "star+adore"
+star = "star"                 # starts from STAR's point chosen on dev
+lr = 1e-5
+'''
 
 
 def _default(param: P.Param, header: str) -> str:
@@ -22,6 +76,11 @@ def _default(param: P.Param, header: str) -> str:
     return str(param.default)
 
 
+def _allowed(param: P.Param) -> str:
+    return ", ".join(param.choices) if param.choices else (f">= {param.minimum:g}" if param.minimum is not None
+                                                           else "")
+
+
 def sections() -> list[tuple[str, tuple[P.Param, ...]]]:
     """(table header, params) in the order a recipe is usually written."""
     from harness.api.registry import kinds
@@ -33,13 +92,17 @@ def sections() -> list[tuple[str, tuple[P.Param, ...]]]:
     return out
 
 
-def explain_markdown() -> str:
-    """Markdown tables of every recipe key (the README's recipe reference)."""
+def _helps() -> dict[str, str]:
     from harness.api.registry import kinds
 
     helps = {f'[variant.NAME] kind = "{name}"': k.help for name, k in kinds().items()}
-    helps["[train]"] = ("Defaults shared by every trained variant; a key a variant sets itself wins, and a key "
-                        "neither sets keeps the kind's default. Kinds that do not train ignore it.")
+    helps["[train]"] = TRAIN_HELP
+    return helps
+
+
+def explain_markdown() -> str:
+    """Markdown tables of every recipe key (the README's recipe reference)."""
+    helps = _helps()
     lines: list[str] = []
     for header, decls in sections():
         lines += [f"#### `{header}`", ""]
@@ -47,7 +110,59 @@ def explain_markdown() -> str:
             lines += [helps[header], ""]
         lines += ["| key | type | default | allowed | paper / official | meaning |", "|---|---|---|---|---|---|"]
         for p in decls:
-            allowed = ", ".join(p.choices) if p.choices else (f">= {p.minimum:g}" if p.minimum is not None else "")
-            lines.append(f"| `{p.name}` | {p.toml_type} | {_default(p, header)} | {allowed} | {p.paper or ''} | {p.help} |")
+            lines.append(f"| `{p.name}` | {p.toml_type} | {_default(p, header)} | {_allowed(p)} | {p.paper or ''} | "
+                         f"{p.help} |")
         lines.append("")
+    lines += [f"#### `{SWEEP_HEADER}`", "", SWEEP_HELP, "", "```toml", "[variant.star.sweep]",
+              "lr = [2e-5, 5e-5]", "epochs = [1, 3]", "```", ""]
     return "\n".join(lines)
+
+
+def explain_text(width: int = 100) -> str:
+    """Every recipe key for a terminal: one section per table, each key on its own line with its
+    type, default and allowed values, its help wrapped below; then the sweep syntax and an example."""
+    width = max(60, min(width, 120))
+    key = textwrap.TextWrapper(width=width, initial_indent="  ", subsequent_indent="      ")
+    fill = textwrap.TextWrapper(width=width, initial_indent="    ", subsequent_indent="    ")
+    helps = _helps()
+    lines = ["Recipe reference: every table and key a recipe takes (markdown: --format markdown).", ""]
+    for header, decls in sections():
+        lines += [header, "=" * len(header)]
+        if header in helps:
+            lines += [*textwrap.wrap(helps[header], width), ""]
+        for p in decls:
+            facts = [p.toml_type, f"default {_default(p, header)}"] + ([f"allowed {_allowed(p)}"] if _allowed(p) else [])
+            facts += [f"paper {p.paper}"] if p.paper else []
+            lines += key.wrap(f"{p.name}  ({'; '.join(facts)})")
+            lines += fill.wrap(p.help)
+        lines.append("")
+    lines += [SWEEP_HEADER, "=" * len(SWEEP_HEADER), *textwrap.wrap(SWEEP_HELP, width), "",
+              "Example", "=======", *EXAMPLE.splitlines()]
+    return "\n".join(lines)
+
+
+REFERENCE = ("<!-- reference:start -->\n", "\n<!-- reference:end -->")
+
+
+def splice_reference(readme: str) -> str:
+    """`readme` with the text between its reference markers replaced by :func:`explain_markdown`."""
+    start, end = REFERENCE
+    if start not in readme or end not in readme:
+        raise ValueError(f"no {start.strip()} ... {end.strip()} markers")
+    head, rest = readme.split(start, 1)
+    return head + start + explain_markdown() + end + rest.split(end, 1)[1]
+
+
+def main(argv: list[str]) -> int:
+    """`python -m harness.recipe.explain README.md`: regenerate the README's recipe reference."""
+    if len(argv) != 1:
+        print("usage: python -m harness.recipe.explain README.md", file=sys.stderr)
+        return 2
+    path = Path(argv[0])
+    path.write_text(splice_reference(path.read_text(encoding="utf-8")), encoding="utf-8")
+    print(f"rewrote the recipe reference in {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

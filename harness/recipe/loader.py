@@ -38,6 +38,13 @@ class Where:
 
     def __init__(self, path: Path):
         self.path = path
+        # variant -> the keys it took from [train]: a check on the merged values names [train],
+        # where the user wrote them, not the variant table they were merged into
+        self.inherited: dict[str, set[str]] = {}
+
+    def variant_table(self, variant: str, key: str) -> str:
+        """The table `key` of `variant` (a swept variant's own name) was written in."""
+        return "train" if key in self.inherited.get(variant, ()) else f"variant.{variant}"
 
     def error(self, table: str, key: str | None, value: Any, problem: str,
               allowed: tuple[str, ...] | list[str] | None = None) -> RecipeError:
@@ -178,7 +185,12 @@ def _parse_variants(where: Where, raw: Any, train: dict[str, Any] | None = None)
         params_class = declared[kind].Params
         shared = {k: v for k, v in (train or {}).items() if declared[kind].trains}
         own = {k: v for k, v in table.items() if k not in ("kind", "sweep")}
+        swept = table["sweep"] if isinstance(table.get("sweep"), dict) else {}  # not a table: _sweep_points says so
+        where.inherited[name] = set(shared) - set(own) - set(swept)
         keys = variant_keys()[1:] + P.declared(params_class)
+        for key in own:  # before parse_table, whose list leaves out the two keys taken here
+            if key not in {p.name for p in keys}:
+                raise where.error(label, key, None, "unknown key", ("kind", "sweep", *(p.name for p in keys)))
         for point in _sweep_points(where, name, kind, table.get("sweep"), own, P.declared(params_class)):
             values = parse_table(where, label, {**shared, **own, **dict(point)}, keys)
             description = values.pop("description")
@@ -278,11 +290,12 @@ def _check_dev(where: Where, recipe: Recipe) -> None:
     data = recipe.data
     for variant in recipe.variants:
         every, keep = getattr(variant.params, "eval_every", 0), getattr(variant.params, "keep", "last")
+        name = variant.sweep_of or variant.name
         if every and data.dev is None:
-            raise where.error(f"variant.{variant.sweep_of or variant.name}", "eval_every", every,
+            raise where.error(where.variant_table(name, "eval_every"), "eval_every", every,
                               'scores on the dev split; set [data] dev = "holdout:0.1" (or an ir_datasets dev split)')
         if keep == "best" and not every:
-            raise where.error(f"variant.{variant.sweep_of or variant.name}", "keep", keep,
+            raise where.error(where.variant_table(name, "keep"), "keep", keep,
                               "keeps the step with the best dev score; set eval_every = N too")
     if recipe.selects and data.dev is None:
         if data.select == "dev":
@@ -306,6 +319,23 @@ def _check_dev(where: Where, recipe: Recipe) -> None:
         if data.train in data.eval:
             raise where.error("data", "dev", data.dev, f"holds out queries of {data.train}, which is also an "
                               "evaluation split; evaluate on another split")
+
+
+def recipe_warnings(recipe: Recipe) -> tuple[str, ...]:
+    """What a valid recipe does that is rarely meant: today, training on an evaluation split.
+
+    `validate` and `run` print each as one `warning:` line; none stops a run (a smoke test may
+    train and evaluate on one small collection on purpose).
+    """
+    from harness.api.registry import kind
+
+    trained = list(dict.fromkeys(v.sweep_of or v.name for v in recipe.variants if kind(v.kind).trains))
+    train = recipe.data.train
+    if not trained or train is None or train not in recipe.data.eval:
+        return ()
+    return (f'{recipe.path} [data] train = "{train}" is also an evaluation split: the trained variants '
+            f"({', '.join(trained)}) are evaluated on the queries they trained on; evaluate on another split for "
+            "numbers that measure retrieval, not memory",)
 
 
 def _one_seed_key(where: Where, raw: dict[str, Any], experiment: dict[str, Any]) -> None:
@@ -337,11 +367,12 @@ def _check_references(where: Where, recipe: Recipe) -> None:
             raise where.error("data", "train", None, f"variant {variant.name!r} ({variant.kind}) trains; "
                               'set train = "<ir_datasets id>"')
         edges[variant.name] = []
-        table = f"variant.{variant.sweep_of or variant.name}"  # a point's keys are its variant's table
         for ref in P.declared(declared.Params):
             value, builtins = getattr(variant.params, ref.name), ref.refers
             if builtins is None or value is None or value == "" or value in builtins:
                 continue
+            # a point's keys are its variant's table
+            table = where.variant_table(variant.sweep_of or variant.name, ref.name)
             siblings = {v.name for v in recipe.sweeps.get(variant.sweep_of or "", ())} | {variant.name}
             swept_dense = [n for n, points in recipe.sweeps.items()
                            if kind(points[0].kind).family == "dense" and n != variant.sweep_of]

@@ -284,11 +284,7 @@ def find_run(db: Database, variant: str, collection: str, index_factory: str | N
                               index_factory=index_factory, experiment=experiment, seed=seed)
     what = f"variant {variant!r} on {collection!r}"
     if not candidates:
-        others = sorted({r["variant"] for r in list_runs(db, experiment, collection)})
-        raise StoreError(f"no run of {what}"
-                         + (f" with index {index_factory!r}" if index_factory else "")
-                         + (f" in experiment {experiment!r}" if experiment else "")
-                         + f"; stored variants: {', '.join(others) or 'none'}")
+        raise StoreError(_no_run(db, what, variant, collection, index_factory, experiment, seed))
     if len(candidates) == 1:
         return candidates[0]
     experiments = sorted({r["experiment"] for r in candidates})
@@ -300,6 +296,23 @@ def find_run(db: Database, variant: str, collection: str, index_factory: str | N
         raise StoreError(f"{what} is ambiguous: indexes {', '.join(indexes)}; pass --index")
     seeds = sorted(r["seed"] for r in candidates)
     raise StoreError(f"{what} is ambiguous: seeds {', '.join(map(str, seeds))}; pass --seed")
+
+
+def _no_run(db: Database, what: str, variant: str, collection: str, index_factory: str | None,
+            experiment: str | None, seed: int | None) -> str:
+    """Why no run matched: the filters given, and what is stored for the variant on the collection
+    (its indexes, experiments, seeds), or, when it has no run there at all, the variants that do."""
+    filters = {"index_factory": ("index", "indexes", index_factory), "experiment": ("experiment", "experiments",
+               experiment), "seed": ("seed", "seeds", seed)}
+    asked = "".join(f" {'in' if key == 'experiment' else 'with'} {one} {value!r}"
+                    for key, (one, _, value) in filters.items() if value is not None)
+    stored = _select_runs(db, variant=variant, collection=collection)
+    if not stored:
+        others = sorted({r["variant"] for r in list_runs(db, experiment, collection)})
+        return f"no run of {what}{asked}; stored variants: {', '.join(others) or 'none'}"
+    have = [f"{many} {', '.join(map(str, sorted({r[key] for r in stored if r[key] is not None}))) or 'none'}"
+            for key, (_, many, value) in filters.items() if value is not None]
+    return f"no run of {what}{asked}; stored for it: {'; '.join(have)}"
 
 
 def write_trec_run(results: dict[str, list[tuple[str, float]]], path: str | Path,
