@@ -38,17 +38,17 @@ TESTS = {
     "leaderboard/stats.py": ["tests/test_compare.py"],
     "leaderboard/compare.py": ["tests/test_compare.py", "tests/test_compare_seeds.py",
                                "tests/test_compare_baseline.py"],
-    "harness/train/strategies/star.py": ["tests/test_samplers.py"],
-    "harness/train/strategies/random.py": ["tests/test_samplers.py"],
-    "harness/train/strategies/static.py": ["tests/test_samplers.py"],
+    "harness/train/strategies/star.py": ["tests/test_strategies.py"],
+    "harness/train/strategies/random.py": ["tests/test_strategies.py"],
+    "harness/train/strategies/static.py": ["tests/test_strategies.py"],
     # The newer features (issue 20, section 7): seeds, dev selection, holdouts, expansion, the
     # report, the cache, stores and World. Each maps to the fast tests that pin it (hand-built
-    # stores, no training), so a mutant costs seconds, not the minutes of test_sweeps.
+    # stores, no training), so a mutant costs seconds, not the minutes of test_run_sweeps.
     "leaderboard/select.py": ["tests/test_select.py", "tests/test_compare_seeds.py"],
     "leaderboard/rows.py": ["tests/test_select.py"],
     "leaderboard/plot.py": ["tests/test_select.py", "tests/test_plot.py"],
     "harness/pipeline/selection.py": ["tests/test_selection.py"],
-    "harness/pipeline/run.py": ["tests/test_selection.py", "tests/test_run_key.py", "tests/test_sweep_bm25.py"],
+    "harness/pipeline/run.py": ["tests/test_selection.py", "tests/test_run_key.py", "tests/test_run_sweep_bm25.py"],
     "harness/recipe/expand.py": ["tests/test_expand.py"],
     "harness/recipe/plan.py": ["tests/test_selection.py", "tests/test_expand.py", "tests/test_plan.py"],
     "harness/data/holdout.py": ["tests/test_holdout.py"],

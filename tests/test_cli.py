@@ -1,6 +1,6 @@
 """`drbench` through typer's CliRunner: validate, leaderboard, ls, export-run, and exit codes.
 
-The store the read-only commands look at comes from the end-to-end run of test_pipeline.py
+The store the read-only commands look at comes from the end-to-end run of test_run.py
 (run once per session, whichever module asks first).
 """
 
@@ -19,7 +19,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from harness.cli import app
-from test_pipeline import EndToEnd, end_to_end
+from test_run import EndToEnd, end_to_end
 
 REPO = Path(__file__).resolve().parent.parent
 METRICS = {"ndcg@10", "mrr@10", "recall@100"}

@@ -109,7 +109,7 @@ def test_gradient_scaler_is_wired_through_training(tiny_model: Path, tmp_path: P
     """fp16 on CUDA scales the loss; no GPU here, so run the scaler on the CPU (torch has a CPU
     GradScaler) in fp32: scaling then unscaling must leave training where it was, and the
     scaler's state must travel in the checkpoint."""
-    from test_train_loop import QUERY_IDS, toy_step
+    from test_loop import QUERY_IDS, toy_step
 
     def run(folder: Path, scaled: bool) -> tuple[list[dict[str, Any]], dict[str, torch.Tensor]]:
         monkeypatch.setattr(Compute, "scales_gradients", property(lambda self: scaled))

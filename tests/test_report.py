@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from harness.cli import app
 from harness.store import ExperimentRecord, RunRecord, open_store, write_run
-from test_pipeline import EndToEnd, end_to_end
+from test_run import EndToEnd, end_to_end
 
 runner = CliRunner()
 

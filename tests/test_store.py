@@ -1,6 +1,6 @@
 """The results store: migrations, atomic run writes, training-log links, reads, TREC export, provenance.
 
-Opening a store read-only is tested in test_store_readonly.py.
+Opening a store read-only is tested in test_store_connect.py.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from harness.cli import app
 from harness.evaluate.metrics import evaluate
 from harness.evaluate.ties import trec_order
-from test_pipeline import EndToEnd, end_to_end
+from test_run import EndToEnd, end_to_end
 
 pytrec_eval = pytest.importorskip("pytrec_eval")  # a dev dependency: CI always has it
 

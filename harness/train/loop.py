@@ -54,7 +54,7 @@ def lamb(groups: list[dict[str, Any]], lr: float) -> Any:
     trust ratio ||w|| (clamped at 10) / ||step||, eps 1e-8 (its --adam_epsilon). pytorch-optimizer's
     Lamb, set so: `adam_debias=True` keeps it from dividing the step by 1 - beta1^t (it does by
     default), and it adds eps to the trust ratio's denominator, which the official one does not
-    (tests/test_train_loop.py holds the two within 1e-6 over several steps)."""
+    (tests/test_loop.py holds the two within 1e-6 over several steps)."""
     from pytorch_optimizer import Lamb
 
     return Lamb(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decouple=False, grad_averaging=True,

@@ -14,7 +14,7 @@ from harness.cli import app
 from harness.dense import overlap_with_exact
 from harness.store import list_runs, open_store
 from leaderboard import leaderboard_rows
-from test_pipeline import end_to_end
+from test_run import end_to_end
 
 
 @pytest.fixture(scope="module")
