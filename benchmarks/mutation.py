@@ -205,11 +205,11 @@ MUTANTS = [
     # Expansion: dev order, references, seeds, run counts.
     *_on("harness/recipe/expand.py",
          ("dev-order-chain-before-sweep",
-          "for name in references(recipe, variant):\n"
+          "for name in dependencies(recipe, variant):\n"
           "            visit(recipe.variant(name))\n"
           "        order.append(variant)",
           "order.append(variant)\n"
-          "        for name in references(recipe, variant):\n"
+          "        for name in dependencies(recipe, variant):\n"
           "            visit(recipe.variant(name))"),
          ("dev-order-visits-twice", "if variant in order:\n            return", "if False:\n            return"),
          ("references-first-point-only", "names += [p.name for p in recipe.sweeps[value]] if value in recipe.sweeps",
@@ -227,7 +227,7 @@ MUTANTS = [
     # Holdouts: deterministic, round(F x n), exactly the held-out judgements.
     *_on("harness/data/holdout.py",
          ("holdout-input-order", "ids = sorted(query_ids)", "ids = list(query_ids)"),
-         ("holdout-floor", "count = max(1, round(fraction * len(ids)))", "count = max(1, int(fraction * len(ids)))"),
+         ("holdout-floor", "return max(1, round(fraction * n))", "return max(1, int(fraction * n))"),
          ("holdout-unseeded", "np.random.default_rng(HOLDOUT_SEED)", "np.random.default_rng()"),
          ("holdout-keeps-every-qrel", "qrels={q: rels for q, rels in train.qrels.items() if q in held}",
           "qrels=dict(train.qrels)")),

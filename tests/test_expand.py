@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from harness.recipe import parse_recipe, run_count
-from harness.recipe.expand import dev_order, references, variant_seeds
+from harness.recipe.expand import dependencies, dev_order, variant_seeds
 
 HEAD = """\
 [experiment]
@@ -56,13 +56,13 @@ def test_a_chain_through_an_unswept_variant_declared_backwards() -> None:
     star2 = '[variant.star2]\nkind = "star"\ninit = "star"\n'
     r = recipe(ado, star2, STAR)
     assert names(dev_order(r)) == [*POINTS, "star2", "ado"]
-    assert references(r, r.variant("star2")) == POINTS and references(r, r.variant("ado")) == ["star2"]
+    assert dependencies(r, r.variant("star2")) == POINTS and dependencies(r, r.variant("ado")) == ["star2"]
 
 
 def test_built_in_sources_are_not_references() -> None:
     static = '[variant.sta]\nkind = "static"\nnegatives_from = "bm25"\n'
     r = recipe(static, BM25, data="")
-    assert references(r, r.variant("sta")) == [] and names(dev_order(r)) == ["sta", "bm25"]
+    assert dependencies(r, r.variant("sta")) == [] and names(dev_order(r)) == ["sta", "bm25"]
 
 
 def test_trained_variants_run_every_seed_in_the_recipes_order_and_the_others_the_first() -> None:

@@ -26,7 +26,7 @@ from harness.errors import RecipeError
 from harness.model.compute import Compute
 from harness.progress import StageProgress
 from harness.recipe.model import Recipe, Variant, holdout_fraction
-from harness.recipe.expand import named
+from harness.recipe.expand import referenced_names
 from harness.api.registry import kind
 from harness.train.artifacts import (artifact_key, read_log, read_meta, read_negatives, write_meta,
                                      write_negatives)
@@ -61,7 +61,7 @@ class Models:
         found: dict[str, str] = {}
 
         def visit(variant_name: str) -> None:
-            for value in named(self.recipe.variant(variant_name)):
+            for value in referenced_names(self.recipe.variant(variant_name)):
                 if value in self._aliases:
                     found.setdefault(value, self._aliases[value])
                 visit(self._aliases.get(value, value))

@@ -1,4 +1,4 @@
-"""What a recipe expands to: the seeds each variant runs with, the variants each one names and the
+"""What a recipe expands to: the seeds each variant runs with, the variants each one depends on and the
 order the dev split evaluates them in. The runs they make are :mod:`harness.recipe.plan`'s."""
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ def variant_seeds(recipe: Recipe, variant: Variant) -> tuple[int, ...]:
     return recipe.seeds if kind(variant.kind).trains else (recipe.experiment.seed,)
 
 
-def named(variant: Variant) -> list[str]:
+def referenced_names(variant: Variant) -> list[str]:
     """The variant names `variant`'s parameters hold (init, index_from, negatives_from...), as
-    written: a parameter's built-in sources ("base", "bm25") left out, a swept variant by its own name."""
+    written: a parameter's built-in sources ("base", "bm25") left out, a swept variant by its own
+    name. :func:`dependencies` expands them to the variants to train first."""
     from harness.api.params import declared
     from harness.api.registry import kind
 
@@ -35,17 +36,17 @@ def named(variant: Variant) -> list[str]:
     return names
 
 
-def references(recipe: Recipe, variant: Variant) -> list[str]:
-    """The recipe variants `variant` needs trained first (init, index_from, negatives_from...): a
-    swept variant's name stands for every one of its points (its chosen point is one of them)."""
+def dependencies(recipe: Recipe, variant: Variant) -> list[str]:
+    """The recipe variants `variant` needs trained first: its :func:`referenced_names`, a swept
+    variant's name standing for every one of its points (its chosen point is one of them)."""
     names = []
-    for value in named(variant):
+    for value in referenced_names(variant):
         names += [p.name for p in recipe.sweeps[value]] if value in recipe.sweeps else [value]
     return names
 
 
 def dev_order(recipe: Recipe) -> list[Variant]:
-    """The variants in recipe order, except that each comes after everything it references, so
+    """The variants in recipe order, except that each comes after its dependencies, so
     a sweep's points are all evaluated on the dev split (and one chosen) before a variant chained
     on it trains."""
     order: list[Variant] = []
@@ -53,7 +54,7 @@ def dev_order(recipe: Recipe) -> list[Variant]:
     def visit(variant: Variant) -> None:
         if variant in order:
             return
-        for name in references(recipe, variant):
+        for name in dependencies(recipe, variant):
             visit(recipe.variant(name))
         order.append(variant)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.recipe.expand import dev_order, named, variant_seeds
+from harness.recipe.expand import dev_order, referenced_names, variant_seeds
 from harness.recipe.model import Recipe, Variant, holdout_fraction
 
 PHASES = ("dev", "eval")
@@ -201,7 +201,7 @@ class _Builder:
     def _chained(self, variant: Variant) -> list[str]:
         """The swept variants `variant` builds on, directly or through the variants it names."""
         found: list[str] = []
-        for name in named(variant):
+        for name in referenced_names(variant):
             if name in self.recipe.sweeps:
                 found.append(name)
             else:
