@@ -11,13 +11,15 @@ from harness.store import list_experiments
 
 def recipe_order(db: Any) -> dict[str, dict[str, tuple[str, ...]]]:
     """Each experiment's `[eval] metrics` and `indexes` in the order its recipe lists them (the
-    store keeps them unordered), as the recipe loader reads them (`indexes` left out: its declared
-    default); the leaderboard and compare show, group and rank in that order. An experiment stored
-    without its recipe, or with one whose `[eval]` the loader no longer accepts, orders nothing: its
-    metrics are sorted and its runs keep the store's order."""
-    order = {}
+    store keeps them unordered), as the recipe loader reads them (a key left out: its declared
+    default, in its declared order); the leaderboard and compare show, group and rank in that
+    order. An experiment stored without its recipe text ran no recipe we can read: its metrics
+    follow the declared defaults' order (others sorted after them) and its runs keep the store's
+    order. One whose `[eval]` the loader no longer accepts orders nothing."""
+    order: dict[str, dict[str, tuple[str, ...]]] = {}
     for exp in list_experiments(db):
         if not exp.get("recipe_text"):
+            order[exp["name"]] = {"metrics": parse_eval("").metrics}
             continue
         try:
             table = parse_eval(exp["recipe_text"], exp["name"])

@@ -106,12 +106,14 @@ def test_a_second_registration_is_refused(toy: Margin) -> None:
 
 
 def test_explain_documents_it(toy: Margin) -> None:
-    result = CliRunner().invoke(app, ["validate", "--explain"])
+    result = CliRunner().invoke(app, ["validate", "--explain", "--format", "markdown"])
     assert result.exit_code == 0, result.output
     section = result.output.split('kind = "toy-margin"')[1]
     assert "Toy: in-batch negatives under a hinge loss." in section
     assert "| `margin` | float | 0.5 | >= 0 | 1.0 | Hinge margin" in section
     assert "| `lr` | float | 2e-05 |" in section  # the shared training keys come with it
+    terminal = CliRunner().invoke(app, ["validate", "--explain"]).output.split('kind = "toy-margin"')[1]
+    assert "margin  (float; default 0.5; allowed >= 0; paper 1.0)" in terminal
 
 
 def test_run_trains_it_and_the_leaderboard_shows_it(toy: Margin, tiny_model: Path, tmp_path: Path,
