@@ -1,4 +1,5 @@
 """`drbench plan`: every run a recipe will make, and where each stands, before anything runs.
+It takes `run`'s store, cache, mirror, device and precision options (model keys depend on them).
 
 Writes nothing: the store is read (read-only) if it exists, the cache is looked into, collections
 are neither copied from the mirror nor downloaded.
@@ -12,32 +13,26 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from harness.cli.common import fail, out
+from harness.cli.common import (CacheDirOpt, DeviceOpt, Format, MirrorOpt, PrecisionOpt, RecipeStoreOpt, fail,
+                                out)
 from harness.errors import DrbenchError
 
 if TYPE_CHECKING:
     from harness.pipeline.plan_status import PlannedRun
 
-FORMATS = ("table", "json")
 PLAN_JSON_VERSION = 1  # bump when a field of the JSON form changes meaning or goes (executors read it)
 
 
 def plan(recipe: Path = typer.Argument(..., help="Recipe file."),
-         store: str | None = typer.Option(None, "--store", envvar="DRBENCH_STORE",
-                                          help="Results store to check (default: the recipe's)."),
-         cache_dir: str | None = typer.Option(None, "--cache-dir", help="Cache folder to look for trained models in "
-                                              "(default: the recipe's)."),
-         mirror: str | None = typer.Option(None, "--mirror", help="Offline ir_datasets mirror folder, read for "
-                                           "archive digests (also $DRBENCH_MIRROR)."),
-         device: str | None = typer.Option(None, "--device", help="The device `drbench run --device` will use "
-                                           "(model keys depend on it; default: the recipe's)."),
-         precision: str | None = typer.Option(None, "--precision", help="The precision `drbench run --precision` "
-                                              "will use (default: the recipe's)."),
-         format: str = typer.Option("table", "--format", help="table (for people) or json (for executors).")) -> None:
+         store: str | None = RecipeStoreOpt, cache_dir: str | None = CacheDirOpt, mirror: str | None = MirrorOpt,
+         device: str | None = DeviceOpt, precision: str | None = PrecisionOpt,
+         format: str = typer.Option("table", "--format", help="table (for people) or json (for executors).")
+         ) -> None:
     """Print every run RECIPE makes: stored (skipped), model cached (evaluate only), to evaluate or
     to train, with its run key and a hardware-independent cost. Writes nothing."""
-    if format not in FORMATS:
-        raise fail(f"--format {format!r}: use one of {', '.join(FORMATS)}")
+    formats = [f.value for f in Format]
+    if format not in formats:  # checked here rather than by typer: one line, as every bad input gets
+        raise fail(f"--format {format!r}: use one of {', '.join(formats)}")
     from harness.data.availability import resolve_mirror
     from harness.recipe import build_plan, load_recipe
 
@@ -51,7 +46,7 @@ def plan(recipe: Path = typer.Argument(..., help="Recipe file."),
                            device, precision)
     except DrbenchError as exc:
         raise fail(exc) from None
-    if format == "json":
+    if format == Format.json.value:
         print(json.dumps({"version": PLAN_JSON_VERSION, "recipe": str(recipe), "experiment": parsed.experiment.name,
                           "store": store or parsed.experiment.store,
                           "cache_dir": cache_dir or parsed.experiment.cache_dir,
