@@ -21,7 +21,7 @@ from harness.dense import DenseModel, ModelRef
 from harness.errors import DataError, DrbenchError
 from harness.model.compute import Compute, resolve_compute
 from harness.pipeline.models import mined_key, trained_ref, training_key
-from harness.pipeline.run import _run_key
+from harness.pipeline.run import run_key
 from harness.pipeline.selection import select_point
 from harness.recipe.model import Recipe, Variant, holdout_fraction
 from harness.recipe.plan import Plan, RunSpec, dev_collection
@@ -121,8 +121,8 @@ class _Lookup:
             variant, model_name, selection = self._evaluated(spec)
             dense = kind(spec.kind).family == "dense"
             model = self.model(model_name, spec.seed) if dense else None
-            key = _run_key(self.recipe.with_seed(spec.seed), variant, self.data(spec.collection), spec.index,
-                           model.identity if model is not None else None, selection)
+            key = run_key(self.recipe.with_seed(spec.seed), variant, self.data(spec.collection), spec.index,
+                          model.identity if model is not None else None, selection)
         except Unknown as exc:
             why = str(exc)
         if key is not None and self._stored(spec) == key:

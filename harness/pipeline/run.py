@@ -255,7 +255,7 @@ def _experiment_record(recipe: Recipe) -> ExperimentRecord:
         started_at=utc_now())
 
 
-def _run_key(recipe: Recipe, variant: Variant, collection: Collection, index: str,
+def run_key(recipe: Recipe, variant: Variant, collection: Collection, index: str,
              model: dict[str, Any] | None, selection: dict[str, Any] | None = None) -> str:
     """Hash of everything that determines a run's numbers; a stored run with the same key is
     reused. The recipe's other variants and its comments are deliberately not part of it."""
@@ -301,7 +301,7 @@ def _is_done(ctx: _Context, variant: Variant, collection: Collection, index: str
 def _sparse_run(ctx: _Context, collection: Collection, row: StoredRow) -> None:
     variant = row.variant
     index, = plan.run_indexes(ctx.recipe, variant)
-    key = _run_key(ctx.recipe, variant, collection, index, None, row.selection)
+    key = run_key(ctx.recipe, variant, collection, index, None, row.selection)
     if _is_done(ctx, variant, collection, index, key) or not ctx.world.main:
         return  # sparse ranking is rank 0's alone: nothing in it is split across processes
     started = utc_now()
@@ -319,7 +319,7 @@ def _dense_runs(ctx: _Context, collection: Collection, row: StoredRow, indexes: 
         row = replace(row, selection={**(row.selection or {}), "on": on})
     model = ctx.models.open(ref)
     pending = [f for f in indexes
-               if not _is_done(ctx, variant, collection, f, _run_key(ctx.recipe, variant, collection, f,
+               if not _is_done(ctx, variant, collection, f, run_key(ctx.recipe, variant, collection, f,
                                                                      model.identity, row.selection))]
     if not pending:
         return
@@ -338,7 +338,7 @@ def _dense_runs(ctx: _Context, collection: Collection, row: StoredRow, indexes: 
     exact = (_exact_top(doc_vectors, query_vectors, ctx.models.compute.faiss_gpu)
              if any(f != "Flat" for f in indexes) else None)
     for factory in pending:
-        key = _run_key(ctx.recipe, variant, collection, factory, model.identity, row.selection)
+        key = run_key(ctx.recipe, variant, collection, factory, model.identity, row.selection)
         results, timings, stats = model.search(factory, doc_vectors, query_vectors, query_ids, collection,
                                                ctx.recipe, ctx.progress, variant.name, exact)
         timings.update(encode_docs=doc_seconds, encode_queries=query_seconds)
