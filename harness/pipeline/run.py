@@ -320,7 +320,7 @@ def _dense_runs(ctx: _Context, collection: Collection, row: StoredRow, indexes: 
     model = ctx.models.open(ref)
     pending = [f for f in indexes
                if not _is_done(ctx, variant, collection, f, run_key(ctx.recipe, variant, collection, f,
-                                                                     model.identity, row.selection))]
+                                                                    model.identity, row.selection))]
     if not pending:
         return
     started = utc_now()
