@@ -207,6 +207,8 @@ def test_what_dev_decides_is_said_not_guessed(tmp_path: Path, mirror: Path) -> N
     assert adore["cost"]["train_steps"] is not None and adore["cost"]["queries"] == round(0.1 * 809)
     table = invoke("plan", recipe, *where)
     assert table.exit_code == 0 and "decided later: point of star chosen on dev" in " ".join(table.output.split())
+    # names as the store and every other command spell them (rich would take the brackets for markup)
+    assert "star[lr=1e-05]" in table.output and "beir/scifact/train[holdout:0.1]" in table.output
     assert sorted(os.listdir(tmp_path)) == ["r.toml"]
 
 

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from harness.cli.common import (CacheDirOpt, DeviceOpt, Format, MirrorOpt, PrecisionOpt, RecipeStoreOpt, fail,
-                                out)
+from harness.cli.common import (CacheDirOpt, DeviceOpt, Format, MirrorOpt, PrecisionOpt, RecipeStoreOpt, counted,
+                                fail, out)
 from harness.errors import DrbenchError
 
 if TYPE_CHECKING:
@@ -75,8 +75,9 @@ def summary(runs: list[PlannedRun]) -> dict[str, Any]:
 
 def _table(runs: list[PlannedRun], recipe: str) -> None:
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=f"{recipe}: {len(runs)} runs", title_justify="left")
+    table = Table(title=Text(f"{recipe}: {counted(len(runs), 'run')}"), title_justify="left")
     for name in ("phase", "variant", "seed", "collection", "index", "status", "docs", "queries", "train", "note"):
         table.add_column(name, justify="right" if name in ("seed", "docs", "queries", "train") else "left")
     for run in runs:
@@ -84,9 +85,10 @@ def _table(runs: list[PlannedRun], recipe: str) -> None:
         train = "" if not spec.trains else f"{_n(cost.train_steps)} x {cost.train_batch}"
         later = "; ".join(f"point of {name} chosen on dev" for name in spec.later)
         note = f"decided later: {later}" if later and run.key is None else ""
-        table.add_row(spec.phase, spec.variant, str(spec.seed), spec.collection, spec.index, run.status,
-                      _n(cost.docs) if cost.docs != 0 else "", _n(cost.queries) if cost.queries != 0 else "", train,
-                      note)
+        # Text, not markup: names hold brackets (`star[lr=2e-05]`, `train[holdout:0.1]`) rich would eat
+        cells = (spec.phase, spec.variant, str(spec.seed), spec.collection, spec.index, run.status,
+                 _n(cost.docs) if cost.docs != 0 else "", _n(cost.queries) if cost.queries != 0 else "", train, note)
+        table.add_row(*(Text(cell) for cell in cells))
     out.print(table)
     totals = summary(runs)
     counts = ", ".join(f"{n} {status}" for status, n in totals["status"].items() if n)
