@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import typer
 
-from harness.cli import browse, cache, judge, plan, recipes, report, serve
+from harness.cli import browse, cache, check, compare, plan, plot, recipes, report, serve
 
 # Names are the documented interface (README, .ci/run); `--help` lists them in this order.
 COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
@@ -22,9 +22,9 @@ COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
     ("leaderboard", browse.leaderboard),
     ("ls", browse.ls),
     ("export-run", browse.export_run),
-    ("compare", judge.compare),
-    ("plot", judge.plot),
-    ("check", judge.check),
+    ("compare", compare.compare),
+    ("plot", plot.plot),
+    ("check", check.check),
     ("report", report.report),
     ("serve", serve.serve),
 )

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from harness.cli.common import DEFAULT_STORE, StoreOpt, err, fail, open_results
-from harness.cli.judge import Correction, StatTest
+from harness.cli.compare import Correction, StatTest
 from harness.cli.output import check_output
 from harness.errors import DrbenchError
 
@@ -40,7 +40,7 @@ def report(store: str | None = StoreOpt,
     """Write the stored results as one self-contained HTML page: sortable leaderboards, tests,
     plots, per-query rankings and provenance."""
     from harness.data.availability import resolve_mirror
-    from harness.store import write_text_atomic
+    from harness.files import write_text_atomic
     from leaderboard.compare import CompareSettings
     from leaderboard.report import ReportOptions, build_report, render_page
 

@@ -21,7 +21,6 @@ from harness.store.db import (
     run_metrics,
     run_results,
     write_run,
-    write_text_atomic,
     write_trec_run,
 )
 from harness.store.seed_mean import SeedMean, seed_mean
@@ -50,5 +49,5 @@ __all__ = [
     "environment", "find_run", "git_commit", "list_experiments", "list_runs", "migrate",
     "open_memory_store", "open_store", "open_store_readonly", "package_versions", "query_metrics", "run_metrics",
     "run_results", "schema_version", "seed_mean", "sha256_text", "training_log", "training_seeds", "utc_now", "write_run",
-    "write_training_log", "write_text_atomic", "write_trec_run",
+    "write_training_log", "write_trec_run",
 ]
