@@ -87,3 +87,15 @@ def test_run_count_by_hand() -> None:
     # select = "none": every point is reported on the evaluation split, nothing runs on dev
     unselected = recipe(BM25, STAR, data='select = "none"')
     assert not unselected.selects and run_count(unselected) == 1 + 2 * 2
+
+
+@pytest.mark.parametrize("grid", ["2e-5, 1e-5", "2e-5, 1e-5, 5e-6", "2e-5, 1e-5, 5e-6, 1e-6"])
+def test_a_selected_sweep_is_one_row_of_each_evaluation_split_whatever_its_size(grid: str) -> None:
+    from harness.recipe import build_plan
+
+    r = recipe(BM25, STAR.replace("lr = [2e-5, 1e-5]", f"lr = [{grid}]"))
+    points = grid.count(",") + 1
+    plan = build_plan(r)
+    assert len(plan.phase("dev")) == 1 + points * 2  # every point, each seed
+    evaluated = [(run.variant, run.seed) for run in plan.phase("eval")]
+    assert evaluated == [("bm25", 13), ("star", 13), ("star", 14)]  # the chosen point, under the sweep's name
