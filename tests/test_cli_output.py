@@ -98,12 +98,19 @@ def test_a_good_output_file_is_written(paths: dict[str, str], command: str) -> N
     ("{tmp}/gate.toml", "is a file, not a folder"),
     ("{tmp}/no/such/plots", "does not exist; create it"),
     ("/proc/drbench-plots", "cannot write"),
-    ("{store}", "is the results store itself"),
+    ("{store}", "is the results store itself; pass --out another folder"),
 ], ids=["file", "missing-parent", "unwritable", "store"])
 def test_plot_out_must_be_a_folder_it_can_write(paths: dict[str, str], out: str, fragment: str) -> None:
     before = digest(paths["store"])
     assert_refused(invoke(["plot", "--store", "{store}", "--out", "{out}"], paths, out), fragment, "--out")
     assert digest(paths["store"]) == before
+
+
+def test_check_never_writes_junit_over_its_expectations_file(paths: dict[str, str]) -> None:
+    before = digest(paths["expect"])
+    result = invoke(WRITERS["check"], paths, "{expect}")
+    assert_refused(result, "is the expectations file, which this command reads", "--junit")
+    assert digest(paths["expect"]) == before
 
 
 def test_plot_creates_a_missing_out_folder(paths: dict[str, str]) -> None:

@@ -167,7 +167,8 @@ def test_the_table_names_each_status_and_the_totals(planned, mirror: Path, tmp_p
     result = invoke("plan", recipe, "--mirror", mirror, "--store", tmp_path / "none.db")
     assert result.exit_code == 0, result.output
     assert "model cached" in result.output and "to evaluate" in result.output
-    assert ("2 model cached, 3 to evaluate; to do: 4,200 documents and 675 queries to encode, 0 training examples"
+    # zero-shot's and inbatch's corpus and queries, once each (their PQ8 runs reuse them; BM25 encodes nothing)
+    assert ("2 model cached, 3 to evaluate; to do: 2,800 documents and 450 queries to encode, 0 training examples"
             in " ".join(result.output.split()))
 
 
@@ -221,13 +222,23 @@ def test_plan_counts_what_validate_counts() -> None:
         assert f": {len(build_plan(load_recipe(path)))} runs" in " ".join(result.output.split())
 
 
-@pytest.mark.parametrize("args, message", [
-    (["no/such/recipe.toml"], "no/such/recipe.toml"),
-    (["{recipe}", "--format", "xml"], "--format 'xml': use one of table, json"),
+@pytest.mark.parametrize("args, message, recipe_text", [
+    (["no/such/recipe.toml"], "no/such/recipe.toml", SWEPT),
+    (["{recipe}", "--format", "xml"], "--format 'xml': use one of table, json", SWEPT),
+    # run's options, refused as run refuses them
+    (["{recipe}", "--precision", "fp8"], "--precision fp8: unknown precision", SWEPT),
+    (["{recipe}", "--device", "gpu"], "--device gpu: unknown device", SWEPT),
+    (["{recipe}", "--store", "{folder}"], "is a folder", SWEPT),
+    (["{recipe}", "--cache-dir", "{recipe}"], "is a file; pass a folder", SWEPT),
+    # what validate checks: a collection id ir_datasets does not know, a factory string the model cannot take
+    (["{recipe}"], "did you mean 'beir/scifact/test'", SWEPT.replace('eval = ["beir/scifact/test"]',
+                                                                      'eval = ["beir/scifakt/test"]')),
+    (["{recipe}"], "PQ47", SWEPT.replace("[variant.bm25]", '[eval]\nindexes = ["PQ47"]\n[variant.bm25]')),
 ])
-def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str, tmp_path: Path) -> None:
+def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str, recipe_text: str, tmp_path: Path) -> None:
     recipe = tmp_path / "r.toml"
-    recipe.write_text(SWEPT)
+    recipe.write_text(recipe_text)
+    args = [a.replace("{folder}", str(tmp_path)) for a in args]
     result = invoke("plan", *[a.format(recipe=recipe) for a in args])
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.strip()]

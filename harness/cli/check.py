@@ -39,12 +39,13 @@ def check(expectations: Path = typer.Argument(..., help="Expectations TOML (reci
     from leaderboard.check_report import to_junit, to_markdown
 
     try:
+        inputs = {"the expectations file": expectations}
         if junit is not None:  # the folder and permissions before any work; the store once it is known
-            check_output(junit, "--junit", None, example="check.xml")
+            check_output(junit, "--junit", None, example="check.xml", inputs=inputs)
         expected = load_expectations(expectations)
         path = store or expected.recipe.experiment.store
         if junit is not None:
-            check_output(junit, "--junit", path, example="check.xml")
+            check_output(junit, "--junit", path, example="check.xml", inputs=inputs)
         if run_first:
             from harness.pipeline import run_recipe  # the only path that imports torch
 

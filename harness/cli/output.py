@@ -19,8 +19,10 @@ class OutputError(DrbenchError):
     """An output path a command must not, or cannot, write."""
 
 
-def check_output(path: Path, flag: str, store: str | Path | None, *, example: str = "out.txt") -> Path:
-    """`path` resolved, once it is known to be a file that can be written and is not `store`.
+def check_output(path: Path, flag: str, store: str | Path | None, *, example: str = "out.txt",
+                 inputs: dict[str, Path] | None = None) -> Path:
+    """`path` resolved, once it is known to be a file that can be written and is neither `store`
+    nor one of the command's `inputs` ({what it is: path}, e.g. the expectations file).
 
     `flag` names the option in the message (`-o`, `--junit`); `example` is the file name the
     message suggests when `path` is a folder.
@@ -32,6 +34,9 @@ def check_output(path: Path, flag: str, store: str | Path | None, *, example: st
     """
     target = Path(path).expanduser().resolve()
     _not_the_store(target, flag, store)
+    for what, source in (inputs or {}).items():
+        if _same(target, Path(source).expanduser().resolve()):
+            raise OutputError(f"{flag} {target} is {what}, which this command reads; pass {flag} another file")
     if target.is_dir():
         raise OutputError(f"{flag} {path} is a folder; pass a file name such as {target / example}")
     if target.exists() and not stat.S_ISREG(target.stat().st_mode):
@@ -47,7 +52,7 @@ def check_output(path: Path, flag: str, store: str | Path | None, *, example: st
 def check_output_folder(path: Path, flag: str, store: str | Path | None) -> Path:
     """`path` resolved, once it is known to be a folder that exists or can be created, and writable."""
     target = Path(path).expanduser().resolve()
-    _not_the_store(target, flag, store)
+    _not_the_store(target, flag, store, "folder")
     if target.exists() and not target.is_dir():
         raise OutputError(f"{flag} {path} is a file, not a folder; pass {flag} a folder (it is created if missing)")
     if not target.exists() and not target.parent.is_dir():
@@ -56,15 +61,14 @@ def check_output_folder(path: Path, flag: str, store: str | Path | None) -> Path
     return target
 
 
-def _not_the_store(target: Path, flag: str, store: str | Path | None) -> None:
-    if store is None:
-        return
-    stored = Path(store).expanduser().resolve()
-    same = target == stored
-    if not same and target.exists() and stored.exists():
-        same = os.path.samefile(target, stored)  # a hard link, or a path through a symlinked folder
-    if same:
-        raise OutputError(f"{flag} {target} is the results store itself; pass {flag} another file")
+def _not_the_store(target: Path, flag: str, store: str | Path | None, expected: str = "file") -> None:
+    if store is not None and _same(target, Path(store).expanduser().resolve()):
+        raise OutputError(f"{flag} {target} is the results store itself; pass {flag} another {expected}")
+
+
+def _same(target: Path, other: Path) -> bool:
+    """The same path, or the same file by another name (a hard link, a symlinked folder)."""
+    return target == other or (target.exists() and other.exists() and os.path.samefile(target, other))
 
 
 def _can_create_in(folder: Path, flag: str, path: Path) -> None:

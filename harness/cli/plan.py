@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from harness.cli.common import (CacheDirOpt, DeviceOpt, Format, MirrorOpt, PrecisionOpt, RecipeStoreOpt, counted,
-                                fail, out)
+                                fail, out, warn)
 from harness.errors import DrbenchError
 
 if TYPE_CHECKING:
@@ -29,23 +29,29 @@ def plan(recipe: Path = typer.Argument(..., help="Recipe file."),
          format: str = typer.Option("table", "--format", help="table (for people) or json (for executors).")
          ) -> None:
     """Print every run RECIPE makes: stored (skipped), model cached (evaluate only), to evaluate or
-    to train, with its run key and a hardware-independent cost. Writes nothing."""
+    to train, with a hardware-independent cost (JSON: also its run key). Writes nothing. The
+    recipe and options get `validate`'s and `run`'s checks first."""
     formats = [f.value for f in Format]
     if format not in formats:  # checked here rather than by typer: one line, as every bad input gets
         raise fail(f"--format {format!r}: use one of {', '.join(formats)}")
     from harness.data.availability import resolve_mirror
-    from harness.recipe import build_plan, load_recipe
+    from harness.recipe import build_plan, load_recipe, recipe_warnings
+    from harness.recipe.checks import check_resources
 
     try:
         parsed = load_recipe(recipe)
+        check_resources(parsed)  # what validate checks: ids, models, factory strings
+        store_path, cache_path = Path(store or parsed.experiment.store), Path(cache_dir or parsed.experiment.cache_dir)
+        _check_options(store_path, cache_path, device, precision)
         the_plan = build_plan(parsed)
         from harness.pipeline.plan_status import plan_status
 
-        runs = plan_status(the_plan, Path(store or parsed.experiment.store),
-                           Path(cache_dir or parsed.experiment.cache_dir), resolve_mirror(mirror, parsed.data.mirror),
-                           device, precision)
+        runs = plan_status(the_plan, store_path, cache_path, resolve_mirror(mirror, parsed.data.mirror), device,
+                           precision)
     except DrbenchError as exc:
         raise fail(exc) from None
+    for message in recipe_warnings(parsed):
+        warn(message)
     if format == Format.json.value:
         print(json.dumps({"version": PLAN_JSON_VERSION, "recipe": str(recipe), "experiment": parsed.experiment.name,
                           "store": store or parsed.experiment.store,
@@ -53,6 +59,22 @@ def plan(recipe: Path = typer.Argument(..., help="Recipe file."),
                           "summary": summary(runs), "runs": [run.as_json() for run in runs]}, indent=2))
         return
     _table(runs, str(recipe))
+
+
+def _check_options(store: Path, cache_dir: Path, device: str | None, precision: str | None) -> None:
+    """What `run` would refuse about its options, refused here too. A device this machine lacks is
+    not refused: a plan may be made on a laptop for a GPU machine (its dense keys stay unknown)."""
+    from harness.errors import RecipeError
+    from harness.model.compute import PRECISIONS, device_problem
+
+    if device is not None and (problem := device_problem(device)):
+        raise RecipeError(f"--device {device}: {problem}")
+    if precision is not None and precision not in PRECISIONS:
+        raise RecipeError(f"--precision {precision}: unknown precision; use one of {', '.join(PRECISIONS)}")
+    if store.is_dir():
+        raise RecipeError(f"--store {store} is a folder; pass the results store's file (it need not exist yet)")
+    if cache_dir.exists() and not cache_dir.is_dir():
+        raise RecipeError(f"--cache-dir {cache_dir} is a file; pass a folder (it need not exist yet)")
 
 
 def summary(runs: list[PlannedRun]) -> dict[str, Any]:
@@ -74,28 +96,42 @@ def summary(runs: list[PlannedRun]) -> dict[str, Any]:
 
 
 def _table(runs: list[PlannedRun], recipe: str) -> None:
+    """One row per run; a column empty in every row is left out, so the table fits a terminal."""
     from rich.table import Table
     from rich.text import Text
 
+    rows = [_row(run) for run in runs]
     table = Table(title=Text(f"{recipe}: {counted(len(runs), 'run')}"), title_justify="left")
-    for name in ("phase", "variant", "seed", "collection", "index", "status", "docs", "queries", "train", "note"):
+    shown = [name for name in rows[0] if any(row[name] for row in rows)] if rows else []
+    for name in shown:
         table.add_column(name, justify="right" if name in ("seed", "docs", "queries", "train") else "left")
-    for run in runs:
-        spec, cost = run.spec, run.cost
-        train = "" if not spec.trains else f"{_n(cost.train_steps)} x {cost.train_batch}"
-        later = "; ".join(f"point of {name} chosen on dev" for name in spec.later)
-        note = f"decided later: {later}" if later and run.key is None else ""
+    for row in rows:
         # Text, not markup: names hold brackets (`star[lr=2e-05]`, `train[holdout:0.1]`) rich would eat
-        cells = (spec.phase, spec.variant, str(spec.seed), spec.collection, spec.index, run.status,
-                 _n(cost.docs) if cost.docs != 0 else "", _n(cost.queries) if cost.queries != 0 else "", train, note)
-        table.add_row(*(Text(cell) for cell in cells))
+        table.add_row(*(Text(row[name]) for name in shown))
     out.print(table)
     totals = summary(runs)
     counts = ", ".join(f"{n} {status}" for status, n in totals["status"].items() if n)
     todo = totals["to_do"]
+    unknown = " ? = unknown until the run." if None in todo.values() else ""
     out.print(f"{counts}; to do: {_n(todo['docs'])} documents and {_n(todo['queries'])} queries to encode, "
-              f"{_n(todo['train_examples'])} training examples (steps x batch). ? = unknown until the run",
+              f"{_n(todo['train_examples'])} training examples (steps x batch).{unknown}",
               markup=False, highlight=False, soft_wrap=True)
+
+
+def _row(run: PlannedRun) -> dict[str, str]:
+    from harness.pipeline.plan_status import NOT_TRAINED
+
+    spec, cost = run.spec, run.cost
+    if run.chosen is not None:
+        note = f"chosen on dev: {run.chosen}"
+    elif spec.later and run.key is None:
+        note = "decided later: " + "; ".join(f"point of {name} chosen on dev" for name in spec.later)
+    else:  # why the status could not be checked; a model the plan trains is no news
+        note = run.why if run.why and not run.why.endswith(NOT_TRAINED) else ""
+    return {"phase": spec.phase, "variant": spec.variant, "seed": str(spec.seed), "collection": spec.collection,
+            "index": spec.index, "status": run.status, "docs": _n(cost.docs) if cost.docs != 0 else "",
+            "queries": _n(cost.queries) if cost.queries != 0 else "",
+            "train": f"{_n(cost.train_steps)} x {cost.train_batch}" if spec.trains else "", "note": note}
 
 
 def _n(value: int | None) -> str:

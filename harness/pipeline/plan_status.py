@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.api.registry import kind
+from harness.data.holdout import holdout_size
 from harness.dense import DenseModel, ModelRef
 from harness.errors import DataError, DrbenchError
 from harness.model.compute import Compute, resolve_compute
@@ -29,6 +30,7 @@ from harness.train.strategy import Strategy, TrainInputs
 
 STORED, CACHED, EVALUATE, TRAIN = "stored", "model cached", "to evaluate", "to train"
 STATUSES = (STORED, CACHED, EVALUATE, TRAIN)
+NOT_TRAINED = "is not trained yet"  # the expected reason a key waits: the plan itself trains it
 
 
 @dataclass(frozen=True)
@@ -56,10 +58,14 @@ class PlannedRun:
     key: str | None
     why: str | None  # why the key is unknown
     cost: Cost
+    chosen: str | None = None  # the point dev chose, once its dev runs are stored (a run that reports it)
 
     def as_json(self) -> dict[str, Any]:
-        return {**self.spec.as_json(), "status": self.status, "run_key": self.key, "run_key_unknown": self.why,
-                "cost": self.cost.as_json()}
+        out = {**self.spec.as_json(), "status": self.status, "run_key": self.key, "run_key_unknown": self.why,
+               "cost": self.cost.as_json(), "chosen": self.chosen}
+        if self.chosen is not None:  # dev has decided: say what, not that it will
+            out["decided_later"] = []
+        return out
 
 
 @dataclass(frozen=True)
@@ -101,7 +107,7 @@ class _Lookup:
     _models: dict[tuple[str, int], DenseModel | str] = field(default_factory=dict)
     _chosen: dict[str, tuple[Variant, dict[str, Any]] | str] = field(default_factory=dict)
     _counts: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)
-    _encoded: set[tuple[str | None, int, str]] = field(default_factory=set)
+    _encoded: set[tuple[str, tuple[Any, ...], str]] = field(default_factory=set)  # (side, encoder, collection)
 
     def __post_init__(self) -> None:
         # A model's identity includes its precision on its device: planned on another machine than
@@ -116,9 +122,10 @@ class _Lookup:
             self.compute = f"dense keys depend on the device: {exc}"
 
     def status(self, spec: RunSpec) -> PlannedRun:
-        key, why, model = None, None, None
+        key, why, model, chosen = None, None, None, None
         try:
             variant, model_name, selection = self._evaluated(spec)
+            chosen = model_name if spec.model is None else None
             dense = kind(spec.kind).family == "dense"
             model = self.model(model_name, spec.seed) if dense else None
             key = run_key(self.recipe.with_seed(spec.seed), variant, self.data(spec.collection), spec.index,
@@ -133,7 +140,7 @@ class _Lookup:
             status = CACHED
         else:
             status = TRAIN if spec.trains else EVALUATE
-        self.done.append(PlannedRun(spec, status, key, why, self._cost(spec)))
+        self.done.append(PlannedRun(spec, status, key, why, self._cost(spec), chosen))
         return self.done[-1]
 
     def _stored(self, spec: RunSpec) -> str | None:
@@ -225,27 +232,47 @@ class _Lookup:
         key = training_key(self.recipe, strategy, variant, inputs, train, init, documents, negatives)
         folder = self.cache_dir / "models" / key
         if not folder.is_dir() or damage(folder, key) is not None:
-            raise Unknown(f"model {variant.name} (seed {seed}) is not trained yet")
+            raise Unknown(f"model {variant.name} (seed {seed}) {NOT_TRAINED}")
         return self._dense(trained_ref(variant, key, folder, read_meta(folder), documents))
 
     def _cost(self, spec: RunSpec) -> Cost:
+        """Documents and queries a run encodes (none for a sparse kind, which tokenises; none again
+        for an encoder whose vectors of that collection an earlier run made: a model's other
+        indexes, a query tower over another model's frozen documents), and its training."""
         docs, queries = self._count(spec.collection)
-        first = (spec.model or spec.sweep, spec.seed, spec.collection)
         cost = Cost()
-        if first not in self._encoded:
-            self._encoded.add(first)
-            cost = Cost(docs, queries)
+        if kind(spec.kind).family == "dense":
+            sides = [("docs", self._doc_encoder(spec.model or spec.sweep, spec.seed), docs),
+                     ("queries", (spec.model or spec.sweep, spec.seed), queries)]
+            for what, side, count in sides:
+                if (what, side, spec.collection) not in self._encoded:
+                    self._encoded.add((what, side, spec.collection))
+                    cost = replace(cost, **{what: count})
         if spec.trains:
             cost = replace(cost, **_training_cost(self.recipe, self.recipe.variant(str(spec.model)),
                                                   self._count(str(self.recipe.data.train))[1]))
         return cost
+
+    def _doc_encoder(self, name: str | None, seed: int) -> tuple[Any, ...]:
+        """Whose document vectors a run of the variant (or sweep) `name` searches: an untrained
+        model's, a shared tower's own (per seed), or, for a query tower, those of the model its
+        documents come from."""
+        if name is None or name == "base":
+            return ("untrained", self.recipe.model.base)
+        variant = self.recipe.sweeps[name][0] if name in self.recipe.sweeps else self.recipe.variant(name)
+        declared = kind(variant.kind)
+        if not isinstance(declared, Strategy):
+            return ("untrained", declared.model_name(variant.params, self.recipe.model.base))
+        if declared.tower == "query" and (documents := declared.needs(variant.params).documents):
+            return self._doc_encoder(documents, seed)
+        return (name, seed)
 
     def _count(self, dataset_id: str) -> tuple[int | None, int | None]:
         """(documents, queries) of a collection from ir_datasets' metadata, or None each."""
         dev = self.recipe.data.dev
         if dataset_id == dev_collection(self.recipe) and (fraction := holdout_fraction(dev)) is not None:
             docs, queries = self._count(str(self.recipe.data.train))
-            return docs, None if queries is None else max(1, round(fraction * queries))
+            return docs, None if queries is None else holdout_size(queries, fraction)
         if dataset_id not in self._counts:
             self._counts[dataset_id] = _metadata_counts(dataset_id)
         return self._counts[dataset_id]
@@ -268,7 +295,6 @@ def _local(name: str) -> bool:
 
 def _training_cost(recipe: Recipe, variant: Variant, queries: int | None) -> dict[str, Any]:
     """Optimizer steps and queries per step of training `variant` on `queries` training queries."""
-    from harness.data.holdout import holdout_size
     from harness.train.schedule import training_schedule
 
     params = variant.params
@@ -300,7 +326,7 @@ def _digests(dataset_id: str, mirror: Path | None) -> dict[str, str | None] | st
             listed = manifest.get(archive.relpath)
             out[archive.relpath] = listed["sha256"] if listed else cached_sha256(source, remember=False)
         else:
-            return f"{archive.relpath} is not downloaded yet (the run fetches it)"
+            return f"{archive.relpath} not downloaded yet: stored or not is unknown (pass --mirror DIR)"
     return out
 
 
