@@ -1,5 +1,7 @@
 """`python -m harness ...` is `drbench ...`: the form torchrun launches (`torchrun -m harness run RECIPE`)."""
 
-from harness.cli import app
+import sys
 
-app(prog_name="drbench")
+from harness.cli import main
+
+sys.exit(main())

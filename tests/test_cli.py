@@ -339,3 +339,20 @@ def test_a_filter_that_matches_nothing_says_what_is_stored(e2e: EndToEnd) -> Non
     result = invoke("leaderboard", "--store", e2e.store, "--collection", "vaswani")
     assert result.exit_code == 0, result.output
     assert "no runs match --collection vaswani; stored experiments: e2e; collections: cranfield" in result.stdout
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["plan"], "Missing argument 'recipe'. (see drbench plan --help)"),
+    (["export-run", "bm25", "cranfield"], "Missing option '--output' / '-o'. (see drbench export-run --help)"),
+    (["leaderboard", "--format", "yaml"], "'yaml' is not one of 'table', 'json'. (see drbench leaderboard --help)"),
+    (["serve", "--port", "abc"], "Invalid value for '--port'"),
+    (["nosuch"], "No such command 'nosuch'. (see drbench --help)"),
+])
+def test_a_command_line_mistake_is_one_line_and_exit_2(args: list[str], fragment: str) -> None:
+    # the console script (drbench = harness.cli.__main__:main), not CliRunner, which shows click's box
+    done = subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], done.stderr
+    assert done.stdout == ""
+

@@ -1,7 +1,8 @@
 """`drbench` command line. The only place errors become messages and exit codes.
 
-This file only assembles `app` (the `drbench` console script) from the command modules, which
-import `harness.cli.common` and never this package, so there is no import circle. Every module
+This file assembles `app` from the command modules, which import `harness.cli.common` and never
+this package, so there is no import circle, and `main` (the `drbench` console script), which runs
+it with command-line mistakes printed as one line. Every module
 here imports its heavy dependencies inside the command, so `drbench --help`, the read-side
 commands and `validate` start without torch.
 """
@@ -11,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import typer
+from rich.markup import escape
 
 from harness.cli import browse, cache, check, compare, plan, plot, recipes, report, serve
+from harness.cli.common import err
 
 # Names are the documented interface (README, .ci/run); `--help` lists them in this order.
 COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
@@ -64,4 +67,24 @@ def _build_app() -> typer.Typer:
 
 app = _build_app()
 
-__all__ = ["app"]
+
+def main(args: list[str] | None = None) -> int:
+    """`drbench`: run `app`, but print a command-line mistake (a missing argument, an unknown
+    option or command, a value outside its choices) as the one `error:` line every other bad
+    input gets, naming the `--help` to read, instead of a usage box. Returns the exit code."""
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=args, prog_name="drbench", standalone_mode=False)
+    except typer.Abort:
+        return 130
+    except typer.TyperException as exc:  # typer's click exceptions: usage errors, bad parameters
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        message = message.replace("Value error, ", "")  # pydantic's prefix on typer's choice errors
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+        err.print(f"[bold red]error:[/bold red] {escape(message)}{escape(hint)}", highlight=False, soft_wrap=True)
+        return int(getattr(exc, "exit_code", 2))
+    return code if isinstance(code, int) else 0
+
+
+__all__ = ["app", "main"]

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 
-from harness.cli import app
+import sys
+
+from harness.cli import main as cli_main
 
 
 def main() -> None:
     """Run the CLI; tokenizers' fork warning is noise for a command-line run, so it is off by default."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    app()
+    sys.exit(cli_main())
 
 
 if __name__ == "__main__":  # pragma: no cover
