@@ -23,7 +23,8 @@ WRITERS = {
 }
 BAD_FILES = {
     "folder": ("{tmp}", "is a folder; pass a file name such as"),
-    "missing-folder": ("{tmp}/no/such/out.txt", "does not exist; create it"),
+    "missing-folder": ("{tmp}/no/such/out.txt", "does not exist; create the folder"),
+    "under-a-file": ("{expect}/out.txt", "is a file, not a folder; create the folder"),
     "unwritable": ("/proc/drbench-output.txt", "cannot write"),
     "device": ("/dev/null", "not a regular file"),
     "store": ("{store}", "is the results store itself"),
@@ -96,10 +97,10 @@ def test_a_good_output_file_is_written(paths: dict[str, str], command: str) -> N
 
 @pytest.mark.parametrize("out, fragment", [
     ("{tmp}/gate.toml", "is a file, not a folder"),
-    ("{tmp}/no/such/plots", "does not exist; create it"),
+    ("{store}/plots", "is a file, not a folder"),
     ("/proc/drbench-plots", "cannot write"),
     ("{store}", "is the results store itself; pass --out another folder"),
-], ids=["file", "missing-parent", "unwritable", "store"])
+], ids=["file", "under-a-file", "unwritable", "store"])
 def test_plot_out_must_be_a_folder_it_can_write(paths: dict[str, str], out: str, fragment: str) -> None:
     before = digest(paths["store"])
     assert_refused(invoke(["plot", "--store", "{store}", "--out", "{out}"], paths, out), fragment, "--out")
@@ -114,6 +115,6 @@ def test_check_never_writes_junit_over_its_expectations_file(paths: dict[str, st
 
 
 def test_plot_creates_a_missing_out_folder(paths: dict[str, str]) -> None:
-    result = invoke(["plot", "--store", "{store}", "--out", "{out}", "-m", "ndcg@10"], paths, "{tmp}/plots")
+    result = invoke(["plot", "--store", "{store}", "--out", "{out}", "-m", "ndcg@10"], paths, "{tmp}/plots/of/today")
     assert result.exit_code == 0, result.output
-    assert (Path(paths["tmp"]) / "plots").is_dir()
+    assert (Path(paths["tmp"]) / "plots" / "of" / "today").is_dir()  # as its help says: created if missing

@@ -42,7 +42,8 @@ def check_output(path: Path, flag: str, store: str | Path | None, *, example: st
     if target.exists() and not stat.S_ISREG(target.stat().st_mode):
         raise OutputError(f"{flag} {path} is not a regular file (a device, a pipe); pass {flag} a file to write")
     if not target.parent.is_dir():
-        raise OutputError(f"{flag} {path}: folder {target.parent} does not exist; create it or pass another {flag}")
+        kind = "is a file, not a folder" if target.parent.exists() else "does not exist"
+        raise OutputError(f"{flag} {path}: {target.parent} {kind}; create the folder or pass another {flag}")
     if target.exists() and not os.access(target, os.W_OK):
         raise OutputError(f"cannot write {flag} {path}: the file is read-only; pass {flag} another file")
     _can_create_in(target.parent, flag, path)
@@ -55,10 +56,12 @@ def check_output_folder(path: Path, flag: str, store: str | Path | None) -> Path
     _not_the_store(target, flag, store, "folder")
     if target.exists() and not target.is_dir():
         raise OutputError(f"{flag} {path} is a file, not a folder; pass {flag} a folder (it is created if missing)")
-    if not target.exists() and not target.parent.is_dir():
-        raise OutputError(f"{flag} {path}: folder {target.parent} does not exist; create it or pass another {flag}")
-    _can_create_in(target if target.exists() else target.parent, flag, path)
+    existing = next(p for p in (target, *target.parents) if p.exists())  # what is created starts below it
+    if not existing.is_dir():
+        raise OutputError(f"{flag} {path}: {existing} is a file, not a folder; pass another {flag}")
+    _can_create_in(existing, flag, path)
     return target
+
 
 
 def _not_the_store(target: Path, flag: str, store: str | Path | None, expected: str = "file") -> None:
