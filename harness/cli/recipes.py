@@ -40,7 +40,11 @@ def validate(recipe: Path | None = typer.Argument(None, help="Recipe file to che
     from harness.recipe import load_recipe, recipe_warnings
 
     if explain:
+        from harness.api.registry import problems
         from harness.recipe.explain import explain_markdown, explain_text
+
+        for problem in problems().values():  # the reference of the rest still prints
+            warn(problem)
 
         # soft_wrap: a table row wrapped at the terminal width is no longer markdown; the text is
         # wrapped already, to the terminal's width

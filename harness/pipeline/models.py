@@ -27,7 +27,7 @@ from harness.model.compute import Compute
 from harness.progress import StageProgress
 from harness.recipe.model import Recipe, Variant, holdout_fraction
 from harness.recipe.expand import referenced_names
-from harness.api.registry import kind
+from harness.api.registry import kind, origin
 from harness.train.artifacts import (artifact_key, read_log, read_meta, read_negatives, write_meta,
                                      write_negatives)
 from harness.train.data import TrainData
@@ -263,6 +263,8 @@ def training_key(recipe: Recipe, strategy: Strategy, variant: Variant, inputs: T
     parts: dict[str, Any] = {"kind": strategy.cache_name or strategy.name, "params": variant.params.key_dict(),
                              "init": init.identity, "data": collection.archive_digests,
                              "train": collection.dataset_id, "seed": inputs.seed}
+    if (package := origin(variant.kind)) is not None:  # a plug-in's release: upgrading it retrains
+        parts["package"] = package
     if (holdout := holdout_fraction(recipe.data.dev)) is not None:  # only then: other keys stay as they were
         parts["holdout"] = holdout
     if getattr(variant.params, "keep", "last") == "best":  # the weights kept depend on what scored them

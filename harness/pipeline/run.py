@@ -38,9 +38,10 @@ from harness.recipe.checks import check_processes, check_resources
 from harness.recipe import plan
 from harness.recipe.expand import variant_seeds
 from harness.recipe.model import Recipe, Variant, holdout_fraction
-from harness.api.registry import kind
+from harness.api.registry import kind, package
 from harness.store import (SPARSE_INDEX, ExperimentRecord, RunRecord, completed_run_key, drop_other_seeds,
                            environment, git_commit, open_store, package_versions, utc_now, write_run)
+from harness.store.provenance import DEFAULT_PACKAGES
 from harness.world import World
 
 
@@ -250,9 +251,17 @@ def _experiment_record(recipe: Recipe) -> ExperimentRecord:
     env = environment()
     return ExperimentRecord(
         name=recipe.experiment.name, recipe_path=str(recipe.path), recipe_text=recipe.text,
-        recipe_hash=recipe.hash, git_commit=commit, git_dirty=dirty, packages=package_versions(),
+        recipe_hash=recipe.hash, git_commit=commit, git_dirty=dirty,
+        packages=package_versions(_packages(recipe)),
         python=env.get("python"), platform=env.get("platform"), seed=recipe.experiment.seed,
         started_at=utc_now())
+
+
+def _packages(recipe: Recipe) -> tuple[str, ...]:
+    """The distributions a run's provenance names: drbench's stack, then the packages of the
+    plug-in kinds the recipe uses."""
+    plugins = (package(v.kind) for v in recipe.variants)
+    return DEFAULT_PACKAGES + tuple(dict.fromkeys(p for p in plugins if p and p not in DEFAULT_PACKAGES))
 
 
 def run_key(recipe: Recipe, variant: Variant, collection: Collection, index: str,

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 from harness.api import params as P
+from harness.api.kind import Kind
 from harness.recipe.loader import train_keys, variant_keys
 from harness.recipe.model import TABLES
 
@@ -81,30 +83,46 @@ def _allowed(param: P.Param) -> str:
                                                            else "")
 
 
-def sections() -> list[tuple[str, tuple[P.Param, ...]]]:
-    """(table header, params) in the order a recipe is usually written."""
-    from harness.api.registry import kinds
-
+def sections(builtin_only: bool = False) -> list[tuple[str, tuple[P.Param, ...]]]:
+    """(table header, params) in the order a recipe is usually written; `builtin_only` leaves out
+    the kinds of installed plug-ins (the README documents drbench's own)."""
     out = [(f"[{name}]", P.declared(cls)) for name, cls in TABLES.items()]
     out.append(("[train]", train_keys()))
-    out.append(("[variant.NAME] (every kind)", variant_keys()))
-    out += [(f'[variant.NAME] kind = "{name}"', P.declared(k.Params)) for name, k in kinds().items()]
+    kinds = _kinds(builtin_only)
+    every = tuple(replace(p, choices=tuple(kinds)) if p.name == "kind" else p for p in variant_keys())
+    out.append(("[variant.NAME] (every kind)", every))
+    out += [(_kind_header(name), P.declared(k.Params)) for name, k in kinds.items()]
     return out
 
 
-def _helps() -> dict[str, str]:
-    from harness.api.registry import kinds
+def _kind_header(name: str) -> str:
+    return f'[variant.NAME] kind = "{name}"'
 
-    helps = {f'[variant.NAME] kind = "{name}"': k.help for name, k in kinds().items()}
+
+def _kinds(builtin_only: bool) -> dict[str, Kind]:
+    from harness.api.registry import kinds, origin
+
+    return {name: k for name, k in kinds().items() if not (builtin_only and origin(name))}
+
+
+def _helps(builtin_only: bool = False) -> dict[str, str]:
+    """Each section's paragraph: a kind's help, and for a plug-in the package it comes from."""
+    from harness.api.registry import origin
+
+    helps = {}
+    for name, k in _kinds(builtin_only).items():
+        source = origin(name)
+        helps[_kind_header(name)] = k.help + (f" From package {source}." if source else "")
     helps["[train]"] = TRAIN_HELP
     return helps
 
 
-def explain_markdown() -> str:
-    """Markdown tables of every recipe key (the README's recipe reference)."""
-    helps = _helps()
+def explain_markdown(builtin_only: bool = False) -> str:
+    """Markdown tables of every recipe key; `builtin_only`: the README's recipe reference, without
+    the kinds of whatever plug-ins are installed here."""
+    helps = _helps(builtin_only)
     lines: list[str] = []
-    for header, decls in sections():
+    for header, decls in sections(builtin_only):
         lines += [f"#### `{header}`", ""]
         if header in helps:
             lines += [helps[header], ""]
@@ -150,7 +168,7 @@ def splice_reference(readme: str) -> str:
     if start not in readme or end not in readme:
         raise ValueError(f"no {start.strip()} ... {end.strip()} markers")
     head, rest = readme.split(start, 1)
-    return head + start + explain_markdown() + end + rest.split(end, 1)[1]
+    return head + start + explain_markdown(builtin_only=True) + end + rest.split(end, 1)[1]
 
 
 def main(argv: list[str]) -> int:

@@ -162,7 +162,7 @@ def _parse_train(where: Where, raw: Any) -> dict[str, Any]:
 
 def _parse_variants(where: Where, raw: Any, train: dict[str, Any] | None = None) -> tuple[Variant, ...]:
     """Each [variant.NAME]; a trained kind takes `train`'s values ([train]) for keys it does not set."""
-    from harness.api.registry import kinds as registered
+    from harness.api.registry import kinds as registered, problems
 
     if not isinstance(raw, dict) or not raw:
         raise where.error("variant", None, None, 'declare at least one [variant.NAME] table with kind = "..."')
@@ -181,6 +181,8 @@ def _parse_variants(where: Where, raw: Any, train: dict[str, Any] | None = None)
         if not isinstance(kind, str):
             raise where.error(label, "kind", kind, f"expected str, got {type(kind).__name__}", kinds)
         if kind not in declared:
+            if problem := problems().get(kind):  # a plug-in that failed to load: its reason, not "unknown"
+                raise where.error(label, "kind", kind, problem)
             raise where.error(label, "kind", kind, "unknown variant kind", kinds)
         params_class = declared[kind].Params
         shared = {k: v for k, v in (train or {}).items() if declared[kind].trains}
@@ -322,20 +324,25 @@ def _check_dev(where: Where, recipe: Recipe) -> None:
 
 
 def recipe_warnings(recipe: Recipe) -> tuple[str, ...]:
-    """What a valid recipe does that is rarely meant: today, training on an evaluation split.
+    """What a valid recipe does that is rarely meant: training on an evaluation split, or using a
+    built-in kind whose name an installed plug-in also claims (the built-in runs; the plug-in is refused).
 
     `validate` and `run` print each as one `warning:` line; none stops a run (a smoke test may
     train and evaluate on one small collection on purpose).
     """
-    from harness.api.registry import kind
+    from harness.api.registry import kind, problems
 
+    refused = problems()
+    warnings = tuple(f'{recipe.path} [variant.{name}] kind = "{k}": the built-in kind runs; {refused[k]}'
+                     for name, k in dict.fromkeys((v.sweep_of or v.name, v.kind) for v in recipe.variants)
+                     if k in refused)
     trained = list(dict.fromkeys(v.sweep_of or v.name for v in recipe.variants if kind(v.kind).trains))
     train = recipe.data.train
     if not trained or train is None or train not in recipe.data.eval:
-        return ()
-    return (f'{recipe.path} [data] train = "{train}" is also an evaluation split: the trained variants '
-            f"({', '.join(trained)}) are evaluated on the queries they trained on; evaluate on another split for "
-            "numbers that measure retrieval, not memory",)
+        return warnings
+    return warnings + (f'{recipe.path} [data] train = "{train}" is also an evaluation split: the trained variants '
+                       f"({', '.join(trained)}) are evaluated on the queries they trained on; evaluate on another "
+                       "split for numbers that measure retrieval, not memory",)
 
 
 def _one_seed_key(where: Where, raw: dict[str, Any], experiment: dict[str, Any]) -> None:
