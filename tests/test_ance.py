@@ -227,3 +227,74 @@ def test_the_pipeline_trains_it_from_a_static_warm_up(tiny_model: Path, tmp_path
 
     log = read_log(Path(ref.query))
     assert [row.get("refresh", {}).get("step") for row in log] == [0, 2, None]
+
+
+# --- several processes --------------------------------------------------------------------------
+
+TORCHRUN_RECIPE = """\
+[experiment]
+name = "dist"
+seed = 7
+store = "{folder}/drbench.db"
+cache_dir = "{folder}/cache"
+[model]
+base = "{model}"
+batch_size = 64
+[data]
+train = "cranfield"
+eval = ["cranfield"]
+[eval]
+indexes = ["Flat"]
+metrics = ["ndcg@10"]
+depth = 100
+[variant.anc]
+kind = "ance"
+max_steps = 4
+batch_size = 7
+lr = 1e-3
+warmup_steps = 1
+refresh_every = 2
+negatives_depth = 20
+negatives = 3
+query_max_length = 16
+doc_max_length = 32
+"""
+
+
+def test_under_torchrun_every_rank_refreshes_and_trains_what_one_process_does(
+        tmp_path: Path, mirror: Path) -> None:
+    # Both ranks re-encode their share of the corpus (Encoder.encode) and draw the same negatives
+    # from rng([seed, step]); an odd batch (7) splits 3 and 4. No dropout: one source of difference less.
+    import io
+    import os
+    import subprocess
+    import sys
+
+    from rich.console import Console
+
+    from conftest import REPO, build_tiny_bert
+    from harness.pipeline import RunOptions, run_recipe
+    from harness.recipe import load_recipe
+    from harness.train.artifacts import read_log
+
+    model = build_tiny_bert(tmp_path / "model", dropout=0.0)
+
+    def recipe(folder: Path) -> Path:
+        folder.mkdir()
+        (folder / "recipe.toml").write_text(TORCHRUN_RECIPE.format(folder=folder, model=model))
+        return folder / "recipe.toml"
+
+    run_recipe(load_recipe(recipe(tmp_path / "one")), RunOptions(mirror=str(mirror)), Console(file=io.StringIO()))
+    done = subprocess.run([sys.executable, "-m", "harness", "run", str(recipe(tmp_path / "two")), "--mirror",
+                           str(mirror), "--nproc", "2"], cwd=tmp_path / "two", capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "250"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    one, two = ([p.parent for p in (tmp_path / run / "cache" / "models").glob("*/drbench.json")]
+                for run in ("one", "two"))
+    [one_log], [two_log] = [read_log(f) for f in one], [read_log(f) for f in two]
+    assert [row.get("refresh", {}).get("step") for row in two_log] == [0, 2, None, 4]
+    assert [row.get("refresh") for row in timeless(two_log)] == [row.get("refresh") for row in timeless(one_log)]
+    assert [{k: v for k, v in row.items() if k != "refresh"} for row in two_log] == [
+        pytest.approx({k: v for k, v in row.items() if k != "refresh"}, abs=1e-5) for row in one_log]
+    for name, tensor in folder_weights(one[0]).items():
+        torch.testing.assert_close(folder_weights(two[0])[name], tensor, rtol=1e-4, atol=5e-5)
