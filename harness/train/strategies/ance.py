@@ -43,10 +43,12 @@ if TYPE_CHECKING:
 
     from harness.model.encoder import Encoder
 
+
 @dataclass(frozen=True)
 class AnceParams(TrainParams):
-    init: str = like(TrainParams, "init", paper="the warm-up model, trained on BM25 negatives "
-                                               "(drivers/run_warmup.py): here a `static` variant")
+    init: str = like(TrainParams, "init", paper="the BM25 warm-up checkpoint (README.md:61-62; "
+                                               "drivers/run_warmup.py:743 reads MS MARCO's BM25 triples): "
+                                               "here a `static` variant")
     batch_size: int = like(TrainParams, "batch_size", help="Triples (query, positive, negative) per step.",
                            paper="64: 8 per GPU x 4 GPUs x 2 accumulated (passage, commands/run_train.sh:24-35)")
     optimizer: str = like(TrainParams, "optimizer",
@@ -56,7 +58,8 @@ class AnceParams(TrainParams):
     weight_decay: float = like(TrainParams, "weight_decay", paper="0.0 (drivers/run_ann.py:486-487)")
     query_max_length: int = like(TrainParams, "query_max_length",
                                  paper="64 (--max_query_length default, drivers/run_ann.py:429-431)")
-    doc_max_length: int = like(TrainParams, "doc_max_length", paper="512 (passage seq_length)")
+    doc_max_length: int = like(TrainParams, "doc_max_length",
+                               paper="512 (passage seq_length, commands/run_train.sh:25)")
     refresh_every: int = param(100, "Re-encode the corpus and redraw every training query's negatives every N "
                                     "optimizer steps (and once before the first), with the lengths and prefixes "
                                     "the model trains with.", minimum=1,
@@ -173,6 +176,7 @@ class Ance(PairStrategy):
     def batch(self, query_ids: list[str], data: TrainData, rng: np.random.Generator, params: AnceParams,
               negatives: dict[str, np.ndarray] | None) -> Batch:
         positives = sample_positives(query_ids, data, rng)
+        # a query whose top list held nothing but positives gets a random document (draw_mined)
         return Batch(query_ids, positives, draw_mined(query_ids, negatives or {}, 1, rng, len(data.doc_texts)))
 
     def loss(self, q: torch.Tensor, d_pos: torch.Tensor, d_neg: torch.Tensor, batch: Batch,
