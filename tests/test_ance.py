@@ -166,8 +166,8 @@ def test_it_refreshes_before_the_first_step_and_every_refresh_every_steps(whole:
 
 def test_negatives_come_from_the_current_models_top_list_without_positives(whole: Any, inputs: TrainInputs,
                                                                           tiny_model: Path) -> None:
-    # The last refresh ran after step 4; the model then is the one saved after step 5, so rank
-    # with the weights of step 4: retrain 4 steps.
+    # The 5-step run's last refresh (after step 4) ranked with weights step 5 then moved; a 4-step
+    # run saves the very weights its last refresh ranked with.
     folder, _, _ = whole
     params = AnceParams(**{**PARAMS.as_dict(), "max_steps": 4})
     strategy = Watched()
