@@ -37,6 +37,7 @@ BUILTIN: dict[str, str] = {
     "star": "harness.train.strategies.star",
     "adore": "harness.train.strategies.adore",
     "star+adore": "harness.train.strategies.star_adore",
+    "ance": "harness.train.strategies.ance",
 }
 
 
