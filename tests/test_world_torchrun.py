@@ -72,11 +72,11 @@ warmup_steps = 1
 """
 
 
-def write_recipe(folder: Path, model: Path, batch: int = 7) -> Path:
+def write_recipe(folder: Path, model: Path, batch: int = 7, extra: str = "") -> Path:
     """An odd batch (7): the two processes get unequal shares (3 and 4 queries)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "recipe.toml"
-    path.write_text(RECIPE.format(folder=folder, model=model, batch=batch))
+    path.write_text(RECIPE.format(folder=folder, model=model, batch=batch) + extra)
     return path
 
 
@@ -90,22 +90,27 @@ def no_dropout_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_bert(tmp_path_factory.mktemp("tiny-no-dropout"), dropout=0.0)
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory, mirror: Path, no_dropout_model: Path) -> tuple[Path, Path]:
+def run_one_and_two(tmp_path_factory: pytest.TempPathFactory, mirror: Path, model: Path,
+                    extra: str = "") -> tuple[Path, Path]:
     """The recipe run in this process, and by `drbench run --nproc 2`, each into its own folder."""
     one = tmp_path_factory.mktemp("one-process")
     before = torch.get_num_threads()
     torch.set_num_threads(1)  # as each of the 2 processes runs (2 cores / 2 processes)
     try:
-        run_recipe(load_recipe(write_recipe(one, no_dropout_model)), RunOptions(mirror=str(mirror)),
+        run_recipe(load_recipe(write_recipe(one, model, extra=extra)), RunOptions(mirror=str(mirror)),
                    Console(file=io.StringIO()))
     finally:
         torch.set_num_threads(before)
     two = tmp_path_factory.mktemp("two-processes")
-    done = drbench("run", str(write_recipe(two, no_dropout_model)), "--mirror", str(mirror), "--nproc", "2",
+    done = drbench("run", str(write_recipe(two, model, extra=extra)), "--mirror", str(mirror), "--nproc", "2",
                    cwd=two)
     assert done.returncode == 0, done.stderr[-3000:]
     return one, two
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory, mirror: Path, no_dropout_model: Path) -> tuple[Path, Path]:
+    return run_one_and_two(tmp_path_factory, mirror, no_dropout_model)
 
 
 def _query(folder: Path, sql: str) -> list[tuple]:
@@ -117,6 +122,18 @@ def test_stored_metrics_are_identical(runs: tuple[Path, Path]) -> None:
     sql = "SELECT r.variant, m.metric, m.value FROM metrics m JOIN runs r ON r.id = m.run_id ORDER BY 1, 2"
     one, two = (_query(folder, sql) for folder in runs)
     assert len(one) == 9 and one == two
+
+
+def test_with_the_dropout_key_at_zero_two_processes_store_the_one_process_metrics(
+        tmp_path_factory: pytest.TempPathFactory, mirror: Path, tiny_model: Path) -> None:
+    """A model with dropout in its config (the tiny BERT's 0.1) trained with `dropout = 0.0`: no
+    process draws masks, so N processes train what one does (README, "Several processes").
+    Without the key the two runs' metrics differ (checked when this test was written)."""
+    one, two = run_one_and_two(tmp_path_factory, mirror, tiny_model, extra="\n[train]\ndropout = 0.0\n")
+    sql = "SELECT r.variant, m.metric, m.value FROM metrics m JOIN runs r ON r.id = m.run_id ORDER BY 1, 2"
+    first, second = _query(one, sql), _query(two, sql)
+    assert len(first) == 9 and [row[:2] for row in first] == [row[:2] for row in second]
+    assert np.allclose([row[2] for row in first], [row[2] for row in second], rtol=0, atol=1e-6)
 
 
 def test_per_step_losses_match_one_process_at_the_same_global_batch(runs: tuple[Path, Path]) -> None:

@@ -14,6 +14,11 @@ NEGATIVE_SOURCES = ("bm25",) + MODEL_REFS  # ... and a hard-negative miner
 
 OPTIMIZERS = ("adamw", "lamb")
 KEEPS = ("last", "best")
+WARMUPS = ("shifted", "official")
+
+
+def _at_most_one(value: float) -> str | None:
+    return None if value <= 1.0 else "must be <= 1 (a probability)"
 
 
 @dataclass(frozen=True)
@@ -33,8 +38,18 @@ class TrainParams(Params):
                            paper="lamb (official star/train.py's default); adamw for ADORE", added=True)
     lr: float = param(2e-5, "Peak learning rate.", minimum=0.0, paper="1e-4 with LAMB")
     warmup_steps: int = param(10, "Linear warm-up steps, then linear decay to 0.", minimum=0)
+    warmup: str = param("shifted", "Warm-up multiplier of step s (from 0) over w = warmup_steps: shifted, (s+1)/(w+1) "
+                                   "(drbench's, every step learns); official, s/w as transformers' "
+                                   "get_linear_schedule_with_warmup (DRhard star/train.py:86, adore/train.py:142), so "
+                                   "the first step has lr 0.", choices=WARMUPS,
+                        paper="official (transformers' linear warm-up, s/w)", added=True)
     weight_decay: float = param(0.01, "Weight decay (biases and LayerNorm excluded).", minimum=0.0)
     grad_clip: float = param(1.0, "Max gradient norm; 0 disables.", minimum=0.0, paper="1.0")
+    dropout: float | None = param(None, "Dropout probability (0 to 1) of every dropout layer of the model while it "
+                                        "trains; unset: the model's own (its config's, 0.1 for MiniLM). 0.0 makes a "
+                                        "step deterministic, and --nproc N then trains what one process trains.",
+                                  minimum=0.0, check=_at_most_one, paper="unset: the model's own (0.1 for RoBERTa)",
+                                  added=True)
     query_max_length: int = param(32, "Training query tokens.", minimum=1, paper="24")
     doc_max_length: int = param(128, "Training document tokens.", minimum=1, paper="120")
     scale: float = param(1.0, "Scores are scale * q.d (~20 suits normalised encoders like MiniLM).",

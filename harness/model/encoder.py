@@ -206,6 +206,27 @@ def _load(path: Path, device: torch.device, allow_pickle: bool) -> tuple[object,
     return tokenizer, model
 
 
+# Attention code that reads a float instead of calling a Dropout module (T5's `dropout`, some
+# attention classes' `dropout_prob` / `attention_dropout`): set as well, or they keep the old rate.
+_DROPOUT_FLOATS = ("dropout", "dropout_prob", "attention_dropout", "dropout_rate")
+
+
+def set_dropout(model: torch.nn.Module, p: float) -> int:
+    """Give every dropout of `model` the probability `p` (its `nn.Dropout` layers and the float
+    rates some attention code reads); returns how many were set. The config is left as it was, so
+    the saved model, and one trained from it, keep the model's own rate."""
+    count = 0
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = p
+            count += 1
+        for name in _DROPOUT_FLOATS:
+            if isinstance(getattr(module, name, None), float):
+                setattr(module, name, p)
+                count += 1
+    return count
+
+
 def _model_limit(tokenizer: object, model: torch.nn.Module) -> int | None:
     limits = [getattr(model.config, "max_position_embeddings", None),
               getattr(tokenizer, "model_max_length", None)]

@@ -30,6 +30,8 @@ class LiveListParams(Protocol):
     weighting: str
     scale: float
     metric_cut: int
+    batch_size: int
+    loss_divisor: str
 
 
 @dataclass
@@ -88,6 +90,8 @@ def live_retrieval_step(encoder: Encoder, params: LiveListParams, data: TrainDat
                       for i, r in enumerate(rows)]
         loss = adore_batch_loss(scores, [torch.from_numpy(r).to(q.device) for r in rel], params.metric_cut,
                                 weighting=params.weighting)
+        if params.loss_divisor == "nominal":  # the official code's: the sum over batch_size, however many came
+            loss = loss * (len(query_ids) / params.batch_size)
         mrr, recall = np.mean(metrics, axis=0)
         return loss, {"train_mrr@10": float(mrr), "train_recall@10": float(recall)}
 

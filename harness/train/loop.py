@@ -75,10 +75,12 @@ def optimizer_for(model: torch.nn.Module, params: TrainParams, total_steps: int)
     groups = [{"params": decay, "weight_decay": params.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     optimizer = lamb(groups, params.lr) if params.optimizer == "lamb" else torch.optim.AdamW(groups, lr=params.lr)
     warmup = params.warmup_steps
+    # shifted: drbench's (s+1)/(w+1), so the first step already learns; official: transformers' s/w
+    shift = 0 if params.warmup == "official" else 1
 
     def factor(step: int) -> float:
         if step < warmup:
-            return (step + 1) / (warmup + 1)
+            return (step + shift) / (warmup + shift)
         return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
 
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
@@ -190,6 +192,8 @@ def _one_step(model: torch.nn.Module, optim: _Optimiser, params: TrainParams, sc
     totals: dict[str, float] = {}
     lr = optim.scheduler.get_last_lr()[0]
     world = compute.world
+    # ADORE's `clip = "micro"` (declared by the query-tower strategies, hence getattr)
+    per_micro = params.grad_clip > 0 and getattr(params, "clip", "step") == "micro"
     for micro in range(schedule.grad_accum):
         index = step * schedule.grad_accum + micro
         torch.manual_seed(int(np.random.default_rng([seed, step, micro, *([2, world.rank] if world.rank else [])])
@@ -204,6 +208,10 @@ def _one_step(model: torch.nn.Module, optim: _Optimiser, params: TrainParams, sc
             # Every rank's loss is the whole batch's; DDP averages gradients, so scale by N to sum them.
             objective = loss * world.size if world.size > 1 else loss
             optim.scaler.scale(objective / schedule.grad_accum).backward()
+        if per_micro and not last:  # the last one is clipped below, with the step's own clipping
+            # the gradient summed so far, as the official ADORE code clips it after every backward; a
+            # scaled (fp16) gradient clipped at grad_clip * scale is the true one clipped at grad_clip
+            torch.nn.utils.clip_grad_norm_(model.parameters(), params.grad_clip * optim.scaler.get_scale())
         for key, value in {"loss": float(loss.detach()), **info}.items():
             totals[key] = totals.get(key, 0.0) + value / schedule.grad_accum
     if params.grad_clip > 0:

@@ -29,13 +29,15 @@ def train_into(workdir: Path, strategy: Strategy, params: TrainParams, inputs: T
     """Train from the model folder `source`; returns (training log, seconds including resumed ones).
     `allow_pickle` lets a trusted pickle-only `source` load (drbench itself saves safetensors)."""
     from harness.cache.manifest import file_record
-    from harness.model.encoder import Encoder
+    from harness.model.encoder import Encoder, set_dropout
     from harness.train.loop import CHECKPOINT, train
 
     world = compute.world
     settings = inputs.settings
     encoder = Encoder(source, pooling=settings.pooling, normalize=settings.normalize, max_length=None,
                       allow_pickle=allow_pickle, device=compute.device, precision=compute.precision, world=world)
+    if params.dropout is not None:  # unset: the model's own rate
+        set_dropout(encoder.model, params.dropout)
     workdir.mkdir(parents=True, exist_ok=True)
     checkpoint = workdir / CHECKPOINT
     if checkpoint.is_file():

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from harness.train.hooks import Hook
 
 WEIGHTINGS = ("mrr", "ndcg")
+LOSS_DIVISORS = ("actual", "nominal")
+CLIPS = ("step", "micro")
 LOSS_VERSION = 2  # of adore_query_loss; part of every ADORE cache key
 
 
@@ -39,6 +41,16 @@ class QueryTowerParams(TrainParams):
                                   "default (None) zeroes every weight")
     weighting: str = param("mrr", "Pair weights: delta-MRR (paper) or delta-nDCG for graded qrels.",
                            choices=WEIGHTINGS, paper="mrr")
+    loss_divisor: str = param("actual", "What the summed per-query losses of a micro-batch are divided by: actual, "
+                                        "the queries it holds; nominal, batch_size, as the official code "
+                                        "(DRhard adore/train.py:223 `loss /= (args.train_batch_size * "
+                                        "args.gradient_accumulation_steps)`), which weighs an epoch's short last "
+                                        "batch less.", choices=LOSS_DIVISORS, paper="nominal", added=True)
+    clip: str = param("step", "When gradients are clipped at grad_clip: step, once before each optimizer step; "
+                              "micro, also after every micro-batch's backward (the gradient summed so far), as the "
+                              "official code (DRhard adore/train.py:227, inside the accumulation loop). The two "
+                              "differ only when grad_accum > 1; with several processes, micro clips each rank's "
+                              "own sum before the last micro-batch.", choices=CLIPS, paper="micro", added=True)
     train_index: str = param("Flat", "faiss factory string of the index ADORE trains against "
                                      "(compression-aware ADORE).")
 
