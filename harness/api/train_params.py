@@ -14,6 +14,11 @@ NEGATIVE_SOURCES = ("bm25",) + MODEL_REFS  # ... and a hard-negative miner
 
 OPTIMIZERS = ("adamw", "lamb")
 KEEPS = ("last", "best")
+SAMPLINGS = ("top", "random")  # sentence-transformers' mine_hard_negatives `sampling_strategy`
+
+# Where the denoising keys' semantics come from: sentence-transformers' mine_hard_negatives, read at
+# UKPLab/sentence-transformers@85ec6455 (5.2.0.dev0), sentence_transformers/util/hard_negatives.py.
+_ST = "sentence-transformers' mine_hard_negatives (util/hard_negatives.py"
 
 
 @dataclass(frozen=True)
@@ -55,3 +60,38 @@ class MinedParams(TrainParams):
                                         "variant's name.", refers=NEGATIVE_SOURCES)
     negatives_depth: int = param(200, "Hard negatives kept per query after removing positives.", minimum=1,
                                  paper="200")
+    # Denoising (issue 22): which mined candidates may become negatives. Applied in
+    # harness/train/denoise.py; at their defaults the negatives (and their cache key) are today's.
+    range_min: int = param(0, "Skip the first N candidates that survive the filters below (the likeliest false "
+                              f"negatives); {_ST}:577-579, applied after the filters as there).", minimum=0,
+                           added=True)
+    range_max: int | None = param(None, "Candidate depth: only the first N ranks after dropping the query's "
+                                        f"positives are candidates ({_ST}:458,574). Unset: negatives_depth + "
+                                        "range_min + 10, today's mining depth.", minimum=1, added=True)
+    max_score: float | None = param(None, "Reject a candidate the miner scores above this (BM25 score or dot "
+                                          f"product; {_ST}:550-551).", added=True)
+    absolute_margin: float | None = param(None, "Reject a candidate scoring within this of the positive: kept "
+                                                "only if score <= positive - margin, the positive being the "
+                                                f"query's lowest-scoring one ({_ST}:523-532). Dense miners "
+                                                "only.", minimum=0.0, added=True)
+    relative_margin: float | None = param(None, "Reject a candidate scoring above (1 - margin) x the positive's "
+                                                f"score (the query's lowest-scoring positive; {_ST}:540-541). Dense "
+                                                "miners only.", minimum=0.0, added=True,
+                                          paper="0.05 (NV-Retriever's TopK-PercPos: 95% of the positive)")
+    sampling: str = param("top", "top: the best negatives_depth eligible candidates; random: negatives_depth of "
+                                 "them drawn with the recipe's seed, kept in rank order "
+                                 f"({_ST}:582-594).", choices=SAMPLINGS, added=True)
+
+    def mining_problem(self) -> tuple[str, object, str] | None:
+        """(key, value, problem) when the denoising keys contradict each other, else None."""
+        if self.range_max is not None and self.range_min >= self.range_max:
+            return "range_min", self.range_min, f"must be below range_max ({self.range_max})"
+        if self.relative_margin is not None and self.relative_margin >= 1:
+            return "relative_margin", self.relative_margin, "must be below 1 (1 rejects every candidate)"
+        margin = "absolute_margin" if self.absolute_margin is not None else (
+            "relative_margin" if self.relative_margin is not None else None)
+        if margin and self.negatives_from == "bm25":
+            return margin, getattr(self, margin), ("needs the positive's score, which the BM25 miner does not "
+                                                   "compute; mine with a dense model (negatives_from) or use "
+                                                   "max_score")
+        return None

@@ -35,21 +35,38 @@ def hard_negatives(ranked: dict[str, list[int]], depth: int, data: TrainData) ->
             for q in data.query_ids}
 
 
-def bm25_ranking(data: TrainData, collection: Collection, k: int) -> dict[str, list[int]]:
-    """Each training query's top-`k` document rows under BM25 (:data:`BM25_MINER`)."""
+def bm25_ranking(data: TrainData, collection: Collection, k: int,
+                 scores: bool = False) -> dict[str, list[Any]]:
+    """Each training query's top-`k` document rows under BM25 (:data:`BM25_MINER`); with
+    `scores`, (row, BM25 score) pairs (what :mod:`harness.train.denoise` filters)."""
     row = {doc_id: i for i, doc_id in enumerate(collection.doc_ids)}
     results = bm25_search(collection.doc_ids, collection.doc_texts, {q: data.queries[q] for q in data.query_ids},
                           k=k, **BM25_MINER)
+    if scores:
+        return {q: [(row[d], s) for d, s in ranked] for q, ranked in results.items()}
     return {q: [row[d] for d, _ in ranked] for q, ranked in results.items()}
 
 
 def dense_ranking(doc_vectors: np.ndarray, query_vectors: np.ndarray, data: TrainData, k: int,
-                  seed: int, gpu: int | None = None) -> dict[str, list[int]]:
-    """Each training query's exact (Flat) top-`k` document rows; `query_vectors` in query_ids order."""
+                  seed: int, gpu: int | None = None, scores: bool = False) -> dict[str, list[Any]]:
+    """Each training query's exact (Flat) top-`k` document rows; `query_vectors` in query_ids order;
+    with `scores`, (row, dot product) pairs."""
     from harness.index.faiss_index import exact_search
 
-    _, ids, _ = exact_search(doc_vectors, query_vectors, k, gpu=gpu)
+    found, ids, _ = exact_search(doc_vectors, query_vectors, k, gpu=gpu)
+    if scores:
+        return {q: [(int(i), float(s)) for i, s in zip(ids[row], found[row]) if i >= 0]
+                for row, q in enumerate(data.query_ids)}
     return {q: [int(i) for i in ids[row] if i >= 0] for row, q in enumerate(data.query_ids)}
+
+
+def dense_positive_scores(doc_vectors: np.ndarray, query_vectors: np.ndarray,
+                          data: TrainData) -> dict[str, list[float]]:
+    """The dot product of each training query with each of its positives (the denoising margins'
+    reference); `query_vectors` in query_ids order."""
+    return {q: [float(s) for s in doc_vectors[list(data.positives[q])].astype(np.float32)
+                @ query_vectors[row].astype(np.float32)]
+            for row, q in enumerate(data.query_ids)}
 
 
 def miner_identity(model_identity: dict[str, Any] | None) -> dict[str, Any]:
