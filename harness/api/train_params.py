@@ -18,7 +18,7 @@ SAMPLINGS = ("top", "random")  # sentence-transformers' mine_hard_negatives `sam
 
 # Where the denoising keys' semantics come from: sentence-transformers' mine_hard_negatives, read at
 # UKPLab/sentence-transformers@85ec6455 (5.2.0.dev0), sentence_transformers/util/hard_negatives.py.
-_ST = "sentence-transformers' mine_hard_negatives (util/hard_negatives.py"
+_ST = "sentence-transformers' mine_hard_negatives, util/hard_negatives.py"
 
 
 @dataclass(frozen=True)
@@ -63,20 +63,20 @@ class MinedParams(TrainParams):
     # Denoising (issue 22): which mined candidates may become negatives. Applied in
     # harness/train/denoise.py; at their defaults the negatives (and their cache key) are today's.
     range_min: int = param(0, "Skip the first N candidates that survive the filters below (the likeliest false "
-                              f"negatives); {_ST}:577-579, applied after the filters as there).", minimum=0,
-                           added=True)
-    range_max: int | None = param(None, "Candidate depth: only the first N ranks after dropping the query's "
-                                        f"positives are candidates ({_ST}:458,574). Unset: negatives_depth + "
-                                        "range_min + 10, today's mining depth.", minimum=1, added=True)
-    max_score: float | None = param(None, "Reject a candidate the miner scores above this (BM25 score or dot "
-                                          f"product; {_ST}:550-551).", added=True)
+                              f"negatives), after the filters as in {_ST}:577-579.", minimum=0, added=True)
+    range_max: int | None = param(None, "Candidate depth: only the first N ranks without the query's positives "
+                                        f"are candidates ({_ST}:458, 574). Unset: all that the miner retrieves, "
+                                        "negatives_depth + range_min + 10 (today's depth; s-t's own default with "
+                                        "a filter is 10 x the negatives, :296-302).", minimum=1, added=True)
+    max_score: float | None = param(None, "Reject a candidate the miner scores above this, BM25 score or dot "
+                                          f"product ({_ST}:550-551).", added=True)
     absolute_margin: float | None = param(None, "Reject a candidate scoring within this of the positive: kept "
                                                 "only if score <= positive - margin, the positive being the "
-                                                f"query's lowest-scoring one ({_ST}:523-532). Dense miners "
-                                                "only.", minimum=0.0, added=True)
-    relative_margin: float | None = param(None, "Reject a candidate scoring above (1 - margin) x the positive's "
-                                                f"score (the query's lowest-scoring positive; {_ST}:540-541). Dense "
-                                                "miners only.", minimum=0.0, added=True,
+                                                f"query's lowest-scoring one ({_ST}:523-532). Dense miners only.",
+                                          minimum=0.0, added=True)
+    relative_margin: float | None = param(None, "Reject a candidate scoring above (1 - margin) x the score of the "
+                                                f"query's lowest-scoring positive ({_ST}:523-528, 540-541). Dense "
+                                                "miners only; below 1.", minimum=0.0, added=True,
                                           paper="0.05 (NV-Retriever's TopK-PercPos: 95% of the positive)")
     sampling: str = param("top", "top: the best negatives_depth eligible candidates; random: negatives_depth of "
                                  "them drawn with the recipe's seed, kept in rank order "
