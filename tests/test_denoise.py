@@ -127,7 +127,7 @@ def test_validation_names_the_key(tmp_path: Path, extra: str, fragment: str) -> 
 
 
 def test_static_with_a_relative_margin_mines_other_negatives_and_trains(
-        tiny_model: Path, tmp_path: Path, use_cranfield: Collection) -> None:
+        tiny_model: Path, tmp_path: Path, use_cranfield: Collection, mirror: Path) -> None:
     variants = (STATIC.format(name="plain", extra="max_steps = 2\nbatch_size = 4\n")
                 + STATIC.format(name="denoised", extra="max_steps = 2\nbatch_size = 4\nrelative_margin = 0.05\n"))
     models = stage_context(recipe_text(tmp_path, tiny_model, variants), tmp_path / "cache")
@@ -148,3 +148,23 @@ def test_static_with_a_relative_margin_mines_other_negatives_and_trains(
         assert not set(denoised[q].tolist()) & set(data.positives[q])
     trained = models.resolve("denoised")
     assert trained.trained is not None and trained.trained["steps"] == 2
+    # `drbench plan` computes the same negatives key, so it finds the model trained on them
+    from harness.pipeline.plan_status import _Lookup
+
+    planned = _Lookup(models.recipe, tmp_path / "cache", mirror, None).model("denoised", 3)
+    assert planned.ref.trained is not None and planned.ref.trained["key"] == trained.trained["key"]
+
+
+def test_bm25_scores_rank_as_its_rows_and_max_score_filters_them(cranfield: Collection) -> None:
+    from harness.train.mining import bm25_ranking
+
+    data = TrainData.from_collection(cranfield)
+    rows = bm25_ranking(data, cranfield, 30)
+    scored = bm25_ranking(data, cranfield, 30, scores=True)
+    assert {q: [r for r, _ in v] for q, v in scored.items()} == rows
+    assert all([s for _, s in v] == sorted((s for _, s in v), reverse=True) for v in scored.values())
+    cap = float(np.median([s for v in scored.values() for _, s in v]))
+    capped = denoised_negatives(scored, 20, data, Denoise(max_score=cap))
+    score = {q: dict(v) for q, v in scored.items()}
+    assert all(score[q][r] <= cap for q, v in capped.items() for r in v.tolist())
+    assert sum(map(len, capped.values())) < sum(map(len, hard_negatives(rows, 20, data).values()))
