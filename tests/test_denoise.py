@@ -115,12 +115,9 @@ STATIC = '[variant.{name}]\nkind = "static"\nnegatives_from = "base"\nnegatives_
     ("relative_margin = 1.0\n", "[variant.s] relative_margin = 1.0: must be below 1"),
     ("absolute_margin = -0.5\n", "[variant.s] absolute_margin = -0.5: must be >= 0"),
     ('sampling = "rand"\n', '[variant.s] sampling = "rand"'),
-    ('relative_margin = 0.05\nnegatives_from = "bm25"\n', "relative_margin = 0.05: needs the positive's score"),
 ])
 def test_validation_names_the_key(tmp_path: Path, extra: str, fragment: str) -> None:
     text = STATIC.format(name="s", extra=extra)
-    if 'negatives_from = "bm25"' in extra:
-        text = text.replace('negatives_from = "base"\n', "")
     with pytest.raises(RecipeError) as err:
         parse_recipe(recipe_text(tmp_path, tmp_path, text), "x.toml")
     assert fragment in str(err.value) and "\n" not in str(err.value), str(err.value)
@@ -155,16 +152,46 @@ def test_static_with_a_relative_margin_mines_other_negatives_and_trains(
     assert planned.ref.trained is not None and planned.ref.trained["key"] == trained.trained["key"]
 
 
-def test_bm25_scores_rank_as_its_rows_and_max_score_filters_them(cranfield: Collection) -> None:
-    from harness.train.mining import bm25_ranking
+def test_bm25_scores_rank_as_its_rows_and_score_every_positive(cranfield: Collection) -> None:
+    from harness.train.mining import bm25_ranking, bm25_scored
 
     data = TrainData.from_collection(cranfield)
     rows = bm25_ranking(data, cranfield, 30)
-    scored = bm25_ranking(data, cranfield, 30, scores=True)
+    scored, positive_scores = bm25_scored(data, cranfield, 30)
     assert {q: [r for r, _ in v] for q, v in scored.items()} == rows
     assert all([s for _, s in v] == sorted((s for _, s in v), reverse=True) for v in scored.values())
+    # a positive's score is the one retrieval gives it where it ranks, and 0 where it shares no term
+    ranked_positives = 0
+    for q in data.query_ids:
+        assert len(positive_scores[q]) == len(data.positives[q])
+        score = dict(scored[q])
+        for p, s in zip(data.positives[q], positive_scores[q]):
+            if p in score:
+                ranked_positives += 1
+                assert s == pytest.approx(score[p], rel=1e-5)
+            else:
+                assert s <= min(score.values(), default=np.inf) + 1e-5
+    assert ranked_positives > 50
     cap = float(np.median([s for v in scored.values() for _, s in v]))
     capped = denoised_negatives(scored, 20, data, Denoise(max_score=cap))
-    score = {q: dict(v) for q, v in scored.items()}
-    assert all(score[q][r] <= cap for q, v in capped.items() for r in v.tolist())
+    assert all(dict(scored[q])[r] <= cap for q, v in capped.items() for r in v.tolist())
     assert sum(map(len, capped.values())) < sum(map(len, hard_negatives(rows, 20, data).values()))
+
+
+def test_bm25_mines_with_a_relative_margin(tmp_path: Path, cranfield: Collection) -> None:
+    from harness.train.mining import bm25_scored
+
+    text = (STATIC.format(name="plain", extra="") + STATIC.format(name="denoised", extra="relative_margin = 0.1\n")
+            ).replace('negatives_from = "base"\n', "")
+    models = stage_context(recipe_text(tmp_path, tmp_path / "unused", text), tmp_path / "cache")
+    data = TrainData.from_collection(cranfield)
+    plain, plain_key = models._negatives(static.needs(models.recipe.variant("plain").params), data, cranfield)
+    denoised, key = models._negatives(static.needs(models.recipe.variant("denoised").params), data, cranfield)
+    assert plain_key == mined_key(None, 5, cranfield) != key
+    scored, positive_scores = bm25_scored(data, cranfield, 100)
+    changed = 0
+    for q in data.query_ids:
+        score, ceiling = dict(scored[q]), 0.9 * min(positive_scores[q])
+        assert all(score[r] <= ceiling + 1e-5 for r in denoised[q].tolist())
+        changed += plain[q].tolist() != denoised[q].tolist()
+    assert changed > 0

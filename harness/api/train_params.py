@@ -72,11 +72,10 @@ class MinedParams(TrainParams):
                                           f"product ({_ST}:550-551).", added=True)
     absolute_margin: float | None = param(None, "Reject a candidate scoring within this of the positive: kept "
                                                 "only if score <= positive - margin, the positive being the "
-                                                f"query's lowest-scoring one ({_ST}:523-532). Dense miners only.",
+                                                f"query's lowest-scoring one ({_ST}:523-532).",
                                           minimum=0.0, added=True)
     relative_margin: float | None = param(None, "Reject a candidate scoring above (1 - margin) x the score of the "
-                                                f"query's lowest-scoring positive ({_ST}:523-528, 540-541). Dense "
-                                                "miners only; below 1.", minimum=0.0, added=True,
+                                                f"query's lowest-scoring positive ({_ST}:523-528, 540-541). Below 1.", minimum=0.0, added=True,
                                           paper="0.05 (NV-Retriever's TopK-PercPos: 95% of the positive)")
     sampling: str = param("top", "top: the best negatives_depth eligible candidates; random: negatives_depth of "
                                  "them drawn with the recipe's seed, kept in rank order "
@@ -88,10 +87,4 @@ class MinedParams(TrainParams):
             return "range_min", self.range_min, f"must be below range_max ({self.range_max})"
         if self.relative_margin is not None and self.relative_margin >= 1:
             return "relative_margin", self.relative_margin, "must be below 1 (1 rejects every candidate)"
-        margin = "absolute_margin" if self.absolute_margin is not None else (
-            "relative_margin" if self.relative_margin is not None else None)
-        if margin and self.negatives_from == "bm25":
-            return margin, getattr(self, margin), ("needs the positive's score, which the BM25 miner does not "
-                                                   "compute; mine with a dense model (negatives_from) or use "
-                                                   "max_score")
         return None

@@ -236,19 +236,21 @@ class Models:
                 query_vectors = model.encode_queries([data.queries[q] for q in data.query_ids], advance)
 
         def mine() -> dict[str, np.ndarray]:
-            if model is None:
-                ranked = mining.bm25_ranking(data, collection, room, scores=denoised)
-            else:
-                ranked = mining.dense_ranking(doc_vectors, query_vectors, data, room, seed,
-                                              gpu=self.compute.faiss_gpu, scores=denoised)
             if not denoised:
+                if model is None:
+                    ranked = mining.bm25_ranking(data, collection, room)
+                else:
+                    ranked = mining.dense_ranking(doc_vectors, query_vectors, data, room, seed,
+                                                  gpu=self.compute.faiss_gpu)
                 negatives = mining.hard_negatives(ranked, depth, data)
             else:
-                if denoise.needs_positive_scores and model is None:  # the loader refuses this
-                    raise RecipeError("absolute_margin and relative_margin need a dense miner")
-                positive_scores = (mining.dense_positive_scores(doc_vectors, query_vectors, data)
-                                   if denoise.needs_positive_scores else None)
-                negatives = denoised_negatives(ranked, depth, data, denoise, positive_scores,
+                if model is None:
+                    scored, positive_scores = mining.bm25_scored(data, collection, room)
+                else:
+                    scored = mining.dense_ranking(doc_vectors, query_vectors, data, room, seed,
+                                                  gpu=self.compute.faiss_gpu, scores=True)
+                    positive_scores = mining.dense_positive_scores(doc_vectors, query_vectors, data)
+                negatives = denoised_negatives(scored, depth, data, denoise, positive_scores,
                                                np.random.default_rng(seed))
             work = entries.workdir(key)
             write_negatives(work, negatives)

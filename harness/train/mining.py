@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from harness.data.collection import Collection
-from harness.retrieval.bm25 import BM25Params, bm25_search
+from harness.retrieval.bm25 import BM25Params, bm25_search, bm25_search_scoring
 from harness.train.data import TrainData
 
 # The BM25 that mines negatives: the `bm25` kind's defaults (BM25Params, declared once beside the engine).
@@ -35,16 +35,23 @@ def hard_negatives(ranked: dict[str, list[int]], depth: int, data: TrainData) ->
             for q in data.query_ids}
 
 
-def bm25_ranking(data: TrainData, collection: Collection, k: int,
-                 scores: bool = False) -> dict[str, list[Any]]:
-    """Each training query's top-`k` document rows under BM25 (:data:`BM25_MINER`); with
-    `scores`, (row, BM25 score) pairs (what :mod:`harness.train.denoise` filters)."""
+def bm25_ranking(data: TrainData, collection: Collection, k: int) -> dict[str, list[int]]:
+    """Each training query's top-`k` document rows under BM25 (:data:`BM25_MINER`)."""
     row = {doc_id: i for i, doc_id in enumerate(collection.doc_ids)}
     results = bm25_search(collection.doc_ids, collection.doc_texts, {q: data.queries[q] for q in data.query_ids},
                           k=k, **BM25_MINER)
-    if scores:
-        return {q: [(row[d], s) for d, s in ranked] for q, ranked in results.items()}
     return {q: [row[d] for d, _ in ranked] for q, ranked in results.items()}
+
+
+def bm25_scored(data: TrainData, collection: Collection,
+                k: int) -> tuple[dict[str, list[tuple[int, float]]], dict[str, list[float]]]:
+    """:func:`bm25_ranking` as (row, BM25 score) pairs, and each query's BM25 score of each of
+    its positives, ranked or not (what :mod:`harness.train.denoise` filters with)."""
+    row = {doc_id: i for i, doc_id in enumerate(collection.doc_ids)}
+    results, positive_scores = bm25_search_scoring(
+        collection.doc_ids, collection.doc_texts, {q: data.queries[q] for q in data.query_ids},
+        {q: data.positives[q] for q in data.query_ids}, k=k, **BM25_MINER)
+    return {q: [(row[d], s) for d, s in ranked] for q, ranked in results.items()}, positive_scores
 
 
 def dense_ranking(doc_vectors: np.ndarray, query_vectors: np.ndarray, data: TrainData, k: int,
