@@ -195,3 +195,16 @@ def test_bm25_mines_with_a_relative_margin(tmp_path: Path, cranfield: Collection
         assert all(score[r] <= ceiling + 1e-5 for r in denoised[q].tolist())
         changed += plain[q].tolist() != denoised[q].tolist()
     assert changed > 0
+
+
+def test_the_plan_names_denoised_negatives_apart(tmp_path: Path) -> None:
+    from harness.recipe import build_plan
+
+    text = (STATIC.format(name="plain", extra="") + STATIC.format(name="denoised", extra="relative_margin = 0.05\n")
+            + STATIC.format(name="drawn", extra='sampling = "random"\n'))
+    plan = build_plan(parse_recipe(recipe_text(tmp_path, tmp_path, text)))
+    training = {r.variant: r for r in plan.runs if r.trains}
+    made = {v: [a for a in r.produces if a.startswith("negatives:")] for v, r in training.items()}
+    assert made == {"plain": ["negatives:base:5"], "denoised": ["negatives:base:5[relative_margin=0.05]"],
+                    "drawn": ["negatives:base:5[sampling=random, seed=3]"]}
+    assert not training["denoised"].after and not training["drawn"].after  # nothing the plain run makes
