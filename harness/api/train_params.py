@@ -75,11 +75,12 @@ class MinedParams(TrainParams):
                                                 f"query's lowest-scoring one ({_ST}:523-532).",
                                           minimum=0.0, added=True)
     relative_margin: float | None = param(None, "Reject a candidate scoring above (1 - margin) x the score of the "
-                                                f"query's lowest-scoring positive ({_ST}:523-528, 540-541). Below 1.", minimum=0.0, added=True,
+                                                f"query's lowest-scoring positive ({_ST}:523-528, 540-541). Below 1.",
+                                          minimum=0.0, added=True,
                                           paper="0.05 (NV-Retriever's TopK-PercPos: 95% of the positive)")
     sampling: str = param("top", "top: the best negatives_depth eligible candidates; random: negatives_depth of "
                                  "them drawn with the recipe's seed, kept in rank order "
-                                 f"({_ST}:582-594).", choices=SAMPLINGS, added=True)
+                                 f"({_ST}:582-596).", choices=SAMPLINGS, added=True)
 
     def mining_problem(self) -> tuple[str, object, str] | None:
         """(key, value, problem) when the denoising keys contradict each other, else None."""

@@ -287,7 +287,7 @@ def parse_eval(text: str, path: str | Path = "<recipe>") -> EvalConfig:
 
 
 def _check_mining(where: Where, recipe: Recipe) -> None:
-    """Denoising keys that contradict each other or the miner (MinedParams.mining_problem)."""
+    """Denoising keys that contradict each other (MinedParams.mining_problem)."""
     for variant in recipe.variants:
         problem = getattr(variant.params, "mining_problem", lambda: None)()
         if problem is not None:

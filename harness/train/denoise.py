@@ -3,7 +3,7 @@
 The semantics are sentence-transformers' `mine_hard_negatives`, read at
 UKPLab/sentence-transformers@85ec6455 (5.2.0.dev0), `sentence_transformers/util/hard_negatives.py`:
 
-* candidates: the ranking with the query's positives removed (:458, :507-512), the first
+* candidates: the ranking with the query's positives removed (:458, :508-517), the first
   `range_max` of them (:574);
 * margins, against the query's *lowest*-scoring positive (:523-528): a candidate is rejected when
   `score + absolute_margin > positive` (:532) or `score > positive * (1 - relative_margin)` (:541);
@@ -11,13 +11,19 @@ UKPLab/sentence-transformers@85ec6455 (5.2.0.dev0), `sentence_transformers/util/
 * `range_min`: the first `range_min` candidates that survive are skipped (:577-579, after the
   filters, as there);
 * `sampling`: "top" keeps the best `depth` of the rest (:582-584); "random" draws `depth` of them
-  without replacement and keeps them best first (:586-594); fewer than `depth` left: all of them.
+  without replacement and keeps them best first (:586-596); fewer than `depth` left: all of them.
 
-Two differences, both deliberate: s-t retrieves `range_max + max_positives` over the whole data set
-(:458), so a query with fewer positives than the largest set gets a few extra candidates; here every
-query has exactly `range_max` non-positive candidates. And s-t's per-query minimum of positives walks
-its offsets with `n_positives[q_idx - 1]` (:529), which misaligns queries whose positive counts
-differ; here each query's own positives are used. With every setting at its default the result is
+Three differences, all deliberate. s-t retrieves `range_max + max_positives` over the whole data
+set (:458), so a query with fewer positives than the largest set gets a few extra candidates; here
+every query has exactly `range_max` non-positive candidates. Unset, s-t's `range_max` is
+`range_min + 10 * num_negatives + max_positives` when a filter is set (:296-302); here it is what
+the miner retrieves, `range_min + negatives_depth + 10` plus room for the positives
+(:meth:`Denoise.retrieve_depth`), since 10 x 200 candidates per MS MARCO query would not fit; set
+`range_max` for more room. And s-t's per-query minimum of positives walks its offsets with
+`n_positives[q_idx - 1]` (:529), which misaligns queries whose positive counts differ; here each
+query's own positives are used. Scores are the miner's, as s-t's are its model's: dot products for
+a dense miner, BM25 scores for BM25 (the positives scored by the same index,
+:func:`harness.retrieval.bm25.bm25_search_scoring`). With every setting at its default the result is
 :func:`harness.train.mining.hard_negatives`' exactly.
 """
 

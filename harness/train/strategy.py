@@ -38,16 +38,16 @@ class Needs:
     """The models a strategy trains from, by variant name or `base`; the pipeline resolves them.
 
     `negatives`: the retriever (`bm25`, `base` or a dense variant) that mines static hard
-    negatives once, `negatives_depth` per query, filtered by `denoise` (:mod:`harness.train.denoise`).
-    `documents`: the model whose frozen corpus
-    vectors a query-tower strategy trains against.
+    negatives once, `negatives_depth` per query, its candidates filtered by `denoise`
+    (:mod:`harness.train.denoise`). `documents`: the model whose frozen corpus vectors a
+    query-tower strategy trains against.
     """
 
     init: str
     negatives: str | None = None
     negatives_depth: int = 0
-    denoise: Denoise = Denoise()
     documents: str | None = None
+    denoise: Denoise = Denoise()
 
 
 @dataclass(frozen=True)
