@@ -15,6 +15,11 @@ NEGATIVE_SOURCES = ("bm25",) + MODEL_REFS  # ... and a hard-negative miner
 OPTIMIZERS = ("adamw", "lamb")
 KEEPS = ("last", "best")
 WARMUPS = ("shifted", "official")
+SAMPLINGS = ("top", "random")  # sentence-transformers' mine_hard_negatives `sampling_strategy`
+
+# Where the denoising keys' semantics come from: sentence-transformers' mine_hard_negatives, read at
+# UKPLab/sentence-transformers@85ec6455 (5.2.0.dev0), sentence_transformers/util/hard_negatives.py.
+_ST = "sentence-transformers' mine_hard_negatives, util/hard_negatives.py"
 
 
 def _at_most_one(value: float) -> str | None:
@@ -70,3 +75,32 @@ class MinedParams(TrainParams):
                                         "variant's name.", refers=NEGATIVE_SOURCES)
     negatives_depth: int = param(200, "Hard negatives kept per query after removing positives.", minimum=1,
                                  paper="200")
+    # Denoising (issue 22): which mined candidates may become negatives. Applied in
+    # harness/train/denoise.py; at their defaults the negatives (and their cache key) are today's.
+    range_min: int = param(0, "Skip the first N candidates that survive the filters below (the likeliest false "
+                              f"negatives), after the filters as in {_ST}:577-579.", minimum=0, added=True)
+    range_max: int | None = param(None, "Candidate depth: only the first N ranks without the query's positives "
+                                        f"are candidates ({_ST}:458, 574). Unset: all that the miner retrieves, "
+                                        "negatives_depth + range_min + 10 (today's depth; s-t's own default with "
+                                        "a filter is 10 x the negatives, :296-302).", minimum=1, added=True)
+    max_score: float | None = param(None, "Reject a candidate the miner scores above this, BM25 score or dot "
+                                          f"product ({_ST}:550-551).", added=True)
+    absolute_margin: float | None = param(None, "Reject a candidate scoring within this of the positive: kept "
+                                                "only if score <= positive - margin, the positive being the "
+                                                f"query's lowest-scoring one ({_ST}:523-532).",
+                                          minimum=0.0, added=True)
+    relative_margin: float | None = param(None, "Reject a candidate scoring above (1 - margin) x the score of the "
+                                                f"query's lowest-scoring positive ({_ST}:523-528, 540-541). Below 1.",
+                                          minimum=0.0, added=True,
+                                          paper="0.05 (NV-Retriever's TopK-PercPos: 95% of the positive)")
+    sampling: str = param("top", "top: the best negatives_depth eligible candidates; random: negatives_depth of "
+                                 "them drawn with the recipe's seed, kept in rank order "
+                                 f"({_ST}:582-596).", choices=SAMPLINGS, added=True)
+
+    def mining_problem(self) -> tuple[str, object, str] | None:
+        """(key, value, problem) when the denoising keys contradict each other, else None."""
+        if self.range_max is not None and self.range_min >= self.range_max:
+            return "range_min", self.range_min, f"must be below range_max ({self.range_max})"
+        if self.relative_margin is not None and self.relative_margin >= 1:
+            return "relative_margin", self.relative_margin, "must be below 1 (1 rejects every candidate)"
+        return None

@@ -31,6 +31,7 @@ from harness.api.registry import kind, origin
 from harness.train.artifacts import (artifact_key, read_log, read_meta, read_negatives, write_meta,
                                      write_negatives)
 from harness.train.data import TrainData
+from harness.train.denoise import Denoise, denoised_negatives
 from harness.train.strategy import Needs, Strategy, TrainInputs
 
 
@@ -218,27 +219,39 @@ class Models:
         """Hard negatives (document rows) per training query from `needs.negatives`, cached."""
         from harness.train import mining
 
-        source, depth = str(needs.negatives), needs.negatives_depth
+        source, depth, denoise = str(needs.negatives), needs.negatives_depth, needs.denoise
+        seed = self.recipe.experiment.seed
         model = None if source == "bm25" else self.model(source)
-        key = mined_key(None if model is None else model.identity, depth, collection)
+        key = mined_key(None if model is None else model.identity, depth, collection, denoise.key(seed))
         entries = Entries(self.cache_dir / "negatives", self.console.log)
         world = self.compute.world
         cached = world.on_main(lambda: entries.get(key))
         if cached is not None:
             return read_negatives(cached), key
-        room = mining.mining_depth(depth, data)
+        denoised = denoise != Denoise()  # at the defaults, exactly today's path
+        room = denoise.retrieve_depth(depth, data) if denoised else mining.mining_depth(depth, data)
         if model is not None:  # encoding is collective: every rank takes part
             doc_vectors, _ = model.encode_corpus(collection, self.cache_dir, self.progress, self.console)
             with self.progress.task(f"mining negatives with {source}", len(data.query_ids), "queries") as advance:
                 query_vectors = model.encode_queries([data.queries[q] for q in data.query_ids], advance)
 
         def mine() -> dict[str, np.ndarray]:
-            if model is None:
-                ranked = mining.bm25_ranking(data, collection, room)
+            if not denoised:
+                if model is None:
+                    ranked = mining.bm25_ranking(data, collection, room)
+                else:
+                    ranked = mining.dense_ranking(doc_vectors, query_vectors, data, room, seed,
+                                                  gpu=self.compute.faiss_gpu)
+                negatives = mining.hard_negatives(ranked, depth, data)
             else:
-                ranked = mining.dense_ranking(doc_vectors, query_vectors, data, room, self.recipe.experiment.seed,
-                                              gpu=self.compute.faiss_gpu)
-            negatives = mining.hard_negatives(ranked, depth, data)
+                if model is None:
+                    scored, positive_scores = mining.bm25_scored(data, collection, room)
+                else:
+                    scored = mining.dense_ranking(doc_vectors, query_vectors, data, room, seed,
+                                                  gpu=self.compute.faiss_gpu, scores=True)
+                    positive_scores = mining.dense_positive_scores(doc_vectors, query_vectors, data)
+                negatives = denoised_negatives(scored, depth, data, denoise, positive_scores,
+                                               np.random.default_rng(seed))
             work = entries.workdir(key)
             write_negatives(work, negatives)
             entries.publish(key, work, produced_by={"what": "mined negatives", "source": source, "depth": depth})
@@ -276,13 +289,16 @@ def training_key(recipe: Recipe, strategy: Strategy, variant: Variant, inputs: T
     return artifact_key(**parts, **strategy.key_parts(variant.params, inputs))
 
 
-def mined_key(source: dict[str, Any] | None, depth: int, collection: KeyData) -> str:
+def mined_key(source: dict[str, Any] | None, depth: int, collection: KeyData,
+              denoise: dict[str, Any] | None = None) -> str:
     """The cache key of hard negatives mined from `collection` by the model of identity `source`
-    (None: BM25), `depth` per query."""
+    (None: BM25), `depth` per query; `denoise`: the denoising settings changed from their defaults
+    (:meth:`harness.train.denoise.Denoise.key`), in the key only when there are some."""
     from harness.train import mining
 
+    extra = {"denoise": denoise} if denoise else {}
     return artifact_key(what="negatives", source=mining.miner_identity(source), depth=depth,
-                        data=collection.archive_digests, queries=collection.dataset_id)
+                        data=collection.archive_digests, queries=collection.dataset_id, **extra)
 
 
 def trained_ref(variant: Variant, key: str, folder: Path, meta: dict[str, Any],

@@ -227,7 +227,7 @@ class _Lookup:
         negatives = None
         if needs.negatives:
             source = None if needs.negatives == "bm25" else self.model(needs.negatives, seed).identity
-            negatives = mined_key(source, needs.negatives_depth, train)
+            negatives = mined_key(source, needs.negatives_depth, train, needs.denoise.key(seed))
         inputs = TrainInputs(None, init.settings, seed, self.recipe.eval.nprobe)  # type: ignore[arg-type]
         key = training_key(self.recipe, strategy, variant, inputs, train, init, documents, negatives)
         folder = self.cache_dir / "models" / key

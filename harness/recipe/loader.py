@@ -267,6 +267,7 @@ def parse_recipe(text: str, path: str | Path = "<recipe>") -> Recipe:
     _check_references(where, recipe)
     _check_compute(where, recipe)
     _check_dev(where, recipe)
+    _check_mining(where, recipe)
     return recipe
 
 
@@ -283,6 +284,15 @@ def parse_eval(text: str, path: str | Path = "<recipe>") -> EvalConfig:
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"{path}: invalid TOML: {exc}") from None
     return EvalConfig(**parse_table(Where(Path(path)), "eval", raw, P.declared(EvalConfig)))
+
+
+def _check_mining(where: Where, recipe: Recipe) -> None:
+    """Denoising keys that contradict each other (MinedParams.mining_problem)."""
+    for variant in recipe.variants:
+        problem = getattr(variant.params, "mining_problem", lambda: None)()
+        if problem is not None:
+            key, value, why = problem
+            raise where.error(where.variant_table(variant.sweep_of or variant.name, key), key, value, why)
 
 
 def _check_dev(where: Where, recipe: Recipe) -> None:

@@ -74,7 +74,8 @@ class RunSpec:
     """One run of the plan. `model` is the recipe variant whose model (or ranking) is evaluated,
     None when it is the point dev chooses; artifacts are named `model:VARIANT@SEED`,
     `negatives:SOURCE:DEPTH[@SEED]` and `frozen:VARIANT[@SEED]` (a trained variant's name carries
-    the seed it trains with; a sweep's name means its chosen point)."""
+    the seed it trains with; a sweep's name means its chosen point; denoised negatives carry their
+    settings after DEPTH, `negatives:bm25:200[relative_margin=0.05]`)."""
 
     id: str
     phase: str  # "dev" or "eval"
@@ -182,7 +183,10 @@ class _Builder:
         out = [self._model(needs.init, seed)]
         if needs.negatives:
             source = self._model(needs.negatives, seed)
-            out += [source, f"negatives:{needs.negatives}:{needs.negatives_depth}" + _at(source)]
+            # Denoised negatives are other negatives: their settings name them (the seed too, when drawn).
+            settings = needs.denoise.key(seed)
+            denoised = f"[{', '.join(f'{k}={v}' for k, v in settings.items())}]" if settings else ""
+            out += [source, f"negatives:{needs.negatives}:{needs.negatives_depth}{denoised}" + _at(source)]
         if needs.documents:
             source = self._model(needs.documents, seed)
             out += [source, f"frozen:{needs.documents}" + _at(source)]

@@ -47,6 +47,25 @@ def bm25_search(doc_ids: Sequence[str], doc_texts: Sequence[str], queries: dict[
 
     Documents scoring 0 (no shared term) are dropped, so a query may get fewer than `k`.
     """
+    return _search(doc_ids, doc_texts, queries, None, k=k, k1=k1, b=b, method=method, stemmer=stemmer,
+                   stopwords=stopwords, progress=progress)[0]
+
+
+def bm25_search_scoring(doc_ids: Sequence[str], doc_texts: Sequence[str], queries: dict[str, str],
+                        rows: dict[str, Sequence[int]], *, k: int, k1: float, b: float, method: str, stemmer: str,
+                        stopwords: str) -> tuple[dict[str, list[tuple[str, float]]], dict[str, list[float]]]:
+    """:func:`bm25_search`, and each query's BM25 score of the document rows `rows[query]`
+    wherever they rank (a hard-negative miner's margins compare with the positives' scores)."""
+    results, scored = _search(doc_ids, doc_texts, queries, rows, k=k, k1=k1, b=b, method=method, stemmer=stemmer,
+                              stopwords=stopwords)
+    assert scored is not None
+    return results, scored
+
+
+def _search(doc_ids: Sequence[str], doc_texts: Sequence[str], queries: dict[str, str],
+            rows: dict[str, Sequence[int]] | None, *, k: int, k1: float, b: float, method: str, stemmer: str,
+            stopwords: str, progress: Callable[[int], None] | None = None
+            ) -> tuple[dict[str, list[tuple[str, float]]], dict[str, list[float]] | None]:
     import bm25s
 
     stem = None
@@ -69,4 +88,12 @@ def bm25_search(doc_ids: Sequence[str], doc_texts: Sequence[str], queries: dict[
         keep = scores[row] > 0
         results[query_id] = [(doc_ids[i], float(s)) for i, s in zip(np.asarray(top[row])[keep],
                                                                    np.asarray(scores[row])[keep])]
-    return results
+    if rows is None:
+        return results, None
+    # As retrieve() scores a query: its tokens as strings, mapped to the index's ids, those it lacks left out.
+    words = bm25s.tokenization.convert_tokenized_to_string_list(tokens)
+    scored: dict[str, list[float]] = {}
+    for row, query_id in enumerate(query_ids):
+        every = retriever.get_scores_from_ids(retriever.get_tokens_ids(words[row]))
+        scored[query_id] = [float(every[r]) for r in rows[query_id]]
+    return results, scored

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from harness.data.collection import Collection
-from harness.retrieval.bm25 import BM25Params, bm25_search
+from harness.retrieval.bm25 import BM25Params, bm25_search, bm25_search_scoring
 from harness.train.data import TrainData
 
 # The BM25 that mines negatives: the `bm25` kind's defaults (BM25Params, declared once beside the engine).
@@ -43,13 +43,37 @@ def bm25_ranking(data: TrainData, collection: Collection, k: int) -> dict[str, l
     return {q: [row[d] for d, _ in ranked] for q, ranked in results.items()}
 
 
+def bm25_scored(data: TrainData, collection: Collection,
+                k: int) -> tuple[dict[str, list[tuple[int, float]]], dict[str, list[float]]]:
+    """:func:`bm25_ranking` as (row, BM25 score) pairs, and each query's BM25 score of each of
+    its positives, ranked or not (what :mod:`harness.train.denoise` filters with)."""
+    row = {doc_id: i for i, doc_id in enumerate(collection.doc_ids)}
+    results, positive_scores = bm25_search_scoring(
+        collection.doc_ids, collection.doc_texts, {q: data.queries[q] for q in data.query_ids},
+        {q: data.positives[q] for q in data.query_ids}, k=k, **BM25_MINER)
+    return {q: [(row[d], s) for d, s in ranked] for q, ranked in results.items()}, positive_scores
+
+
 def dense_ranking(doc_vectors: np.ndarray, query_vectors: np.ndarray, data: TrainData, k: int,
-                  seed: int, gpu: int | None = None) -> dict[str, list[int]]:
-    """Each training query's exact (Flat) top-`k` document rows; `query_vectors` in query_ids order."""
+                  seed: int, gpu: int | None = None, scores: bool = False) -> dict[str, list[Any]]:
+    """Each training query's exact (Flat) top-`k` document rows; `query_vectors` in query_ids order;
+    with `scores`, (row, dot product) pairs."""
     from harness.index.faiss_index import exact_search
 
-    _, ids, _ = exact_search(doc_vectors, query_vectors, k, gpu=gpu)
+    found, ids, _ = exact_search(doc_vectors, query_vectors, k, gpu=gpu)
+    if scores:
+        return {q: [(int(i), float(s)) for i, s in zip(ids[row], found[row]) if i >= 0]
+                for row, q in enumerate(data.query_ids)}
     return {q: [int(i) for i in ids[row] if i >= 0] for row, q in enumerate(data.query_ids)}
+
+
+def dense_positive_scores(doc_vectors: np.ndarray, query_vectors: np.ndarray,
+                          data: TrainData) -> dict[str, list[float]]:
+    """The dot product of each training query with each of its positives (the denoising margins'
+    reference); `query_vectors` in query_ids order."""
+    return {q: [float(s) for s in doc_vectors[list(data.positives[q])].astype(np.float32)
+                @ query_vectors[row].astype(np.float32)]
+            for row, q in enumerate(data.query_ids)}
 
 
 def miner_identity(model_identity: dict[str, Any] | None) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import numpy as np
 from harness.api.kind import Kind
 from harness.api.train_params import MinedParams, TrainParams
 from harness.train.data import TrainData
+from harness.train.denoise import Denoise
 from harness.train.sampling import Batch
 
 if TYPE_CHECKING:
@@ -37,14 +38,16 @@ class Needs:
     """The models a strategy trains from, by variant name or `base`; the pipeline resolves them.
 
     `negatives`: the retriever (`bm25`, `base` or a dense variant) that mines static hard
-    negatives once, `negatives_depth` per query. `documents`: the model whose frozen corpus
-    vectors a query-tower strategy trains against.
+    negatives once, `negatives_depth` per query, its candidates filtered by `denoise`
+    (:mod:`harness.train.denoise`). `documents`: the model whose frozen corpus vectors a
+    query-tower strategy trains against.
     """
 
     init: str
     negatives: str | None = None
     negatives_depth: int = 0
     documents: str | None = None
+    denoise: Denoise = Denoise()
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,8 @@ class MinedPairStrategy(PairStrategy):
     """A pairwise strategy that draws from static hard negatives (its params: :class:`MinedParams`)."""
 
     def needs(self, params: MinedParams) -> Needs:  # type: ignore[override]
-        return Needs(init=params.init, negatives=params.negatives_from, negatives_depth=params.negatives_depth)
+        return Needs(init=params.init, negatives=params.negatives_from, negatives_depth=params.negatives_depth,
+                     denoise=Denoise.of(params))
 
     def mined(self, negatives: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:
         """The mined negatives, or a clear error when the pipeline handed none."""
