@@ -229,7 +229,7 @@ def test_plan_counts_what_validate_counts() -> None:
     (["{recipe}", "--precision", "fp8"], "--precision fp8: unknown precision", SWEPT),
     (["{recipe}", "--device", "gpu"], "--device gpu: unknown device", SWEPT),
     (["{recipe}", "--store", "{folder}"], "is a folder", SWEPT),
-    (["{recipe}", "--cache-dir", "{recipe}"], "is a file; pass a folder", SWEPT),
+    (["{recipe}", "--cache-dir", "{recipe}"], "is a file; pass --cache-dir a folder", SWEPT),
     # what validate checks: a collection id ir_datasets does not know, a factory string the model cannot take
     (["{recipe}"], "did you mean 'beir/scifact/test'", SWEPT.replace('eval = ["beir/scifact/test"]',
                                                                       'eval = ["beir/scifakt/test"]')),

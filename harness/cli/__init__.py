@@ -12,10 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import typer
-from rich.markup import escape
 
 from harness.cli import browse, cache, check, compare, plan, plot, recipes, report, serve
-from harness.cli.common import err
+from harness.cli.common import fail
 
 # Names are the documented interface (README, .ci/run); `--help` lists them in this order.
 COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
@@ -82,8 +81,7 @@ def main(args: list[str] | None = None) -> int:
         message = message.replace("Value error, ", "")  # pydantic's prefix on typer's choice errors
         ctx = getattr(exc, "ctx", None)
         hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
-        err.print(f"[bold red]error:[/bold red] {escape(message)}{escape(hint)}", highlight=False, soft_wrap=True)
-        return int(getattr(exc, "exit_code", 2))
+        return fail(message + hint, int(getattr(exc, "exit_code", 2))).exit_code
     return code if isinstance(code, int) else 0
 
 

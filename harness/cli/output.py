@@ -63,7 +63,6 @@ def check_output_folder(path: Path, flag: str, store: str | Path | None) -> Path
     return target
 
 
-
 def _not_the_store(target: Path, flag: str, store: str | Path | None, expected: str = "file") -> None:
     if store is not None and _same(target, Path(store).expanduser().resolve()):
         raise OutputError(f"{flag} {target} is the results store itself; pass {flag} another {expected}")

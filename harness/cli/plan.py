@@ -30,7 +30,7 @@ def plan(recipe: Path = typer.Argument(..., help="Recipe file."),
          ) -> None:
     """Print every run RECIPE makes: stored (skipped), model cached (evaluate only), to evaluate or
     to train, with a hardware-independent cost (JSON: also its run key). Writes nothing. The
-    recipe and options get `validate`'s and `run`'s checks first."""
+    recipe gets `validate`'s checks, the options `run`'s."""
     formats = [f.value for f in Format]
     if format not in formats:  # checked here rather than by typer: one line, as every bad input gets
         raise fail(f"--format {format!r}: use one of {', '.join(formats)}")
@@ -41,13 +41,12 @@ def plan(recipe: Path = typer.Argument(..., help="Recipe file."),
     try:
         parsed = load_recipe(recipe)
         check_resources(parsed)  # what validate checks: ids, models, factory strings
-        store_path, cache_path = Path(store or parsed.experiment.store), Path(cache_dir or parsed.experiment.cache_dir)
-        _check_options(store_path, cache_path, device, precision)
         the_plan = build_plan(parsed)
         from harness.pipeline.plan_status import plan_status
 
-        runs = plan_status(the_plan, store_path, cache_path, resolve_mirror(mirror, parsed.data.mirror), device,
-                           precision)
+        runs = plan_status(the_plan, Path(store or parsed.experiment.store),
+                           Path(cache_dir or parsed.experiment.cache_dir), resolve_mirror(mirror, parsed.data.mirror),
+                           device, precision)
     except DrbenchError as exc:
         raise fail(exc) from None
     for message in recipe_warnings(parsed):
@@ -59,22 +58,6 @@ def plan(recipe: Path = typer.Argument(..., help="Recipe file."),
                           "summary": summary(runs), "runs": [run.as_json() for run in runs]}, indent=2))
         return
     _table(runs, str(recipe))
-
-
-def _check_options(store: Path, cache_dir: Path, device: str | None, precision: str | None) -> None:
-    """What `run` would refuse about its options, refused here too. A device this machine lacks is
-    not refused: a plan may be made on a laptop for a GPU machine (its dense keys stay unknown)."""
-    from harness.errors import RecipeError
-    from harness.model.compute import PRECISIONS, device_problem
-
-    if device is not None and (problem := device_problem(device)):
-        raise RecipeError(f"--device {device}: {problem}")
-    if precision is not None and precision not in PRECISIONS:
-        raise RecipeError(f"--precision {precision}: unknown precision; use one of {', '.join(PRECISIONS)}")
-    if store.is_dir():
-        raise RecipeError(f"--store {store} is a folder; pass the results store's file (it need not exist yet)")
-    if cache_dir.exists() and not cache_dir.is_dir():
-        raise RecipeError(f"--cache-dir {cache_dir} is a file; pass a folder (it need not exist yet)")
 
 
 def summary(runs: list[PlannedRun]) -> dict[str, Any]:

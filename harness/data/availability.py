@@ -75,12 +75,11 @@ def ensure_available(dataset_id: str, mirror: Path | None = None,
     missing: list[Archive] = []
     archives = archives_for(dataset_id)
     for archive in archives:
-        source = mirror / archive.relpath if mirror is not None else None
-        if archive.path.is_file():
-            decided[archive.relpath] = ArchiveRecord(archive.relpath, cached_sha256(archive.path),
-                                                     "cached")
-        elif source is not None and source.is_file():
-            digest = _copy_verified(source, archive, manifest.get(archive.relpath))
+        where, path = locate(archive, mirror)
+        if where == "cached":
+            decided[archive.relpath] = ArchiveRecord(archive.relpath, cached_sha256(path), "cached")
+        elif where == "mirror":
+            digest = _copy_verified(path, archive, manifest.get(archive.relpath))
             decided[archive.relpath] = ArchiveRecord(archive.relpath, digest, "mirror")
         else:
             missing.append(archive)
@@ -95,6 +94,17 @@ def ensure_available(dataset_id: str, mirror: Path | None = None,
         for archive in missing:
             decided[archive.relpath] = ArchiveRecord(archive.relpath, None, "download")
     return [decided[archive.relpath] for archive in archives]
+
+
+def locate(archive: Archive, mirror: Path | None) -> tuple[str, Path | None]:
+    """Where an archive is to be had, in the order drbench takes it: already in IR_DATASETS_HOME
+    ("cached"), in the `mirror` ("mirror"), or neither ("missing", a download)."""
+    if archive.path.is_file():
+        return "cached", archive.path
+    source = mirror / archive.relpath if mirror is not None else None
+    if source is not None and source.is_file():
+        return "mirror", source
+    return "missing", None
 
 
 def cached_sha256(path: Path, *, remember: bool = True) -> str:

@@ -104,6 +104,15 @@ class Compute:
             yield
 
 
+def check_names(device: str, precision: str, device_label: str, precision_label: str) -> None:
+    """A one-line RecipeError for a device or precision drbench does not know (whether this
+    machine has that device is :func:`resolve_compute`'s question)."""
+    if problem := device_problem(device):
+        raise RecipeError(f"{device_label}: {problem}")
+    if precision not in PRECISIONS:
+        raise RecipeError(f"{precision_label}: unknown precision; use one of {', '.join(PRECISIONS)}")
+
+
 def resolve_compute(device: str, precision: str, *, device_label: str | None = None,
                     precision_label: str | None = None, warn: Any = None, world: World = ONE) -> Compute:
     """Turn a device and a precision (from a recipe or the command line) into a :class:`Compute`.
@@ -115,10 +124,7 @@ def resolve_compute(device: str, precision: str, *, device_label: str | None = N
     """
     device_label = device_label or f'[compute] device = "{device}"'
     precision_label = precision_label or f'[compute] precision = "{precision}"'
-    if problem := device_problem(device):
-        raise RecipeError(f"{device_label}: {problem}")
-    if precision not in PRECISIONS:
-        raise RecipeError(f"{precision_label}: unknown precision; use one of {', '.join(PRECISIONS)}")
+    check_names(device, precision, device_label, precision_label)
     resolved = _resolve_device(device, device_label, world)
     kind = resolved.split(":")[0]
     if precision == "auto":

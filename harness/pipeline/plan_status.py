@@ -19,10 +19,10 @@ from typing import Any
 from harness.api.registry import kind
 from harness.data.holdout import holdout_size
 from harness.dense import DenseModel, ModelRef
-from harness.errors import DataError, DrbenchError
-from harness.model.compute import Compute, resolve_compute
+from harness.errors import DataError, DrbenchError, StoreError
+from harness.model.compute import Compute, check_names, resolve_compute
 from harness.pipeline.models import mined_key, trained_ref, training_key
-from harness.pipeline.run import run_key
+from harness.pipeline.run import check_cache_dir, run_key
 from harness.pipeline.selection import select_point
 from harness.recipe.model import Recipe, Variant, holdout_fraction
 from harness.recipe.plan import Plan, RunSpec, dev_collection
@@ -83,7 +83,12 @@ class Unknown(Exception):
 def plan_status(plan: Plan, store: Path, cache_dir: Path, mirror: Path | None = None, device: str | None = None,
                 precision: str | None = None) -> list[PlannedRun]:
     """Each run of `plan` with its status against `store` and `cache_dir`, its key and its cost
-    (`device`, `precision`: `drbench run`'s options over the recipe's, which models' keys depend on)."""
+    (`device`, `precision`: `drbench run`'s options over the recipe's, which models' keys depend on).
+    What `run` would refuse about them is refused here too, except a device this machine lacks:
+    a plan may be made on a laptop for a GPU machine, and its dense keys are then unknown."""
+    if store.is_dir():  # run's open would fail on it; the plan never opens a store it cannot read
+        raise StoreError(f"--store {store} is a folder; pass the results store's file (it need not exist yet)")
+    check_cache_dir(cache_dir)
     db = None
     if store.is_file():
         from harness.store import open_store_readonly
@@ -111,13 +116,15 @@ class _Lookup:
 
     def __post_init__(self) -> None:
         # A model's identity includes its precision on its device: planned on another machine than
-        # the one that runs (a laptop, for a CUDA recipe), dense keys are unknown, not wrong.
+        # the one that runs (a laptop, for a CUDA recipe), dense keys are unknown, not wrong. A
+        # name drbench does not know is wrong anywhere, and refused.
+        where = f"{self.recipe.path} [compute]"
+        device, precision = self.device or self.recipe.compute.device, self.precision or self.recipe.compute.precision
+        labels = {"device_label": f"--device {self.device}" if self.device else f"{where} device",
+                  "precision_label": f"--precision {self.precision}" if self.precision else f"{where} precision"}
+        check_names(device, precision, **labels)
         try:
-            where = f"{self.recipe.path} [compute]"
-            self.compute = resolve_compute(
-                self.device or self.recipe.compute.device, self.precision or self.recipe.compute.precision,
-                device_label=f"--device {self.device}" if self.device else f"{where} device",
-                precision_label=f"--precision {self.precision}" if self.precision else f"{where} precision")
+            self.compute = resolve_compute(device, precision, **labels)
         except DrbenchError as exc:
             self.compute = f"dense keys depend on the device: {exc}"
 
@@ -310,7 +317,7 @@ def _training_cost(recipe: Recipe, variant: Variant, queries: int | None) -> dic
 def _digests(dataset_id: str, mirror: Path | None) -> dict[str, str | None] | str:
     """sha256 per archive of `dataset_id`, as `ensure_available` would record it, without copying
     or downloading; or why that is not known yet."""
-    from harness.data.availability import archives_for, cached_sha256, load_manifest
+    from harness.data.availability import archives_for, cached_sha256, load_manifest, locate
 
     manifest = load_manifest()
     out: dict[str, str | None] = {}
@@ -319,14 +326,11 @@ def _digests(dataset_id: str, mirror: Path | None) -> dict[str, str | None] | st
     except DataError as exc:
         return str(exc)
     for archive in archives:
-        source = mirror / archive.relpath if mirror is not None else None
-        if archive.path.is_file():
-            out[archive.relpath] = cached_sha256(archive.path, remember=False)
-        elif source is not None and source.is_file():
-            listed = manifest.get(archive.relpath)
-            out[archive.relpath] = listed["sha256"] if listed else cached_sha256(source, remember=False)
-        else:
+        where, path = locate(archive, mirror)
+        if path is None:
             return f"{archive.relpath} not downloaded yet: stored or not is unknown (pass --mirror DIR)"
+        listed = manifest.get(archive.relpath) if where == "mirror" else None
+        out[archive.relpath] = listed["sha256"] if listed else cached_sha256(path, remember=False)
     return out
 
 

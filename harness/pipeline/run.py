@@ -219,11 +219,16 @@ def _drop_other_seeds(ctx: _Context) -> None:
         ctx.console.log(f"removed {gone} stored runs of seeds {recipe.path} no longer lists")
 
 
+def check_cache_dir(path: Path) -> None:
+    """A file where the cache folder should be stops a run (and a plan) before any work."""
+    if path.exists() and not path.is_dir():
+        raise CacheError(f"cache folder {path} is a file; pass --cache-dir a folder (or set [experiment] cache_dir)")
+
+
 def _cache_dir(path: Path, console: Console) -> Path:
     """The cache folder, checked before any work: a file there, or a folder that cannot be
     made, stops the run; a read-only one still serves what it holds, after a warning."""
-    if path.exists() and not path.is_dir():
-        raise CacheError(f"cache folder {path} is a file; pass --cache-dir a folder (or set [experiment] cache_dir)")
+    check_cache_dir(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
