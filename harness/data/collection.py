@@ -69,7 +69,7 @@ def load_collection(dataset_id: str, mirror: Path | None = None, *,
     records = ensure_available(dataset_id, mirror)
     try:
         with quiet_ir_datasets():
-            dataset = ir_datasets.load(dataset_id)
+            dataset = open_dataset(dataset_id)
             require_parts(dataset, dataset_id, with_docs)
             qrels = _positive_qrels(dataset, dataset_id)
             queries = _queries(dataset, qrels, dataset_id)
@@ -92,12 +92,18 @@ def load_collection(dataset_id: str, mirror: Path | None = None, *,
     )
 
 
-def _texts(dataset_id: str) -> Iterator[str]:
-    """The texts drbench encodes, in corpus order, read afresh (see :func:`doc_text`)."""
+def open_dataset(dataset_id: str) -> Any:
+    """The ir_datasets dataset object behind `dataset_id` (docs_iter, queries_iter, qrels_iter,
+    docs_store), its archives not fetched: call `ensure_available` first."""
     import ir_datasets
 
+    return ir_datasets.load(dataset_id)
+
+
+def _texts(dataset_id: str) -> Iterator[str]:
+    """The texts drbench encodes, in corpus order, read afresh (see :func:`doc_text`)."""
     with quiet_ir_datasets():
-        for doc in ir_datasets.load(dataset_id).docs_iter():
+        for doc in open_dataset(dataset_id).docs_iter():
             yield doc_text(doc)
 
 
