@@ -39,7 +39,8 @@ from rich.table import Table
 
 from harness.errors import RecipeError
 from harness.recipe import Recipe, Variant, load_recipe, variant_seeds
-from harness.recipe.loader import parse_table, Where
+from harness.recipe.loader import parse_table
+from harness.recipe.where import Where
 from harness.api.params import Param
 from harness.recipe.plan import eval_rows, run_indexes
 from harness.store import SPARSE_INDEX, list_runs, run_metrics, seed_mean

@@ -21,7 +21,8 @@ import pytest
 from harness.data import availability
 from harness.data.availability import (Archive, archives_for, check_dataset_id, ensure_available,
                                        load_manifest, resolve_mirror)
-from harness.data.collection import doc_text, docs_count, load_collection
+from harness.data.catalog import docs_count
+from harness.data.collection import doc_text, load_collection
 from harness.errors import DataError
 
 REPO = Path(__file__).resolve().parent.parent

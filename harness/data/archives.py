@@ -20,7 +20,7 @@ _MAX_DEPTH = 12  # ir_datasets nests Download objects about 4 levels deep; this 
 _ATOMS = (str, bytes, int, float, bool, type(None), Path, type, types.ModuleType,
           types.FunctionType, types.BuiltinFunctionType, types.MethodType)
 
-Source = Literal["cached", "mirror", "download"]
+Source = Literal["cached", "mirror", "download", "local"]  # local: a file a recipe declares
 
 
 @dataclass(frozen=True)

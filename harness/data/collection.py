@@ -7,20 +7,18 @@ are on disk, and handed to the model and evaluation stages as one frozen object.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import logging
-import os
-import types
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.data.archives import require_parts
-from harness.data.availability import (ArchiveRecord, cached_sha256, check_dataset_id,
-                                       ensure_available)
+from harness.data.availability import ArchiveRecord, cached_sha256
+from harness.data.catalog import docs_id, ensure_available, open_dataset
 from harness.data.doc_texts import DocTexts
+from harness.data.quiet import quiet_ir_datasets  # noqa: F401  (re-exported: its long-standing home)
 from harness.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -57,15 +55,13 @@ class Collection:
 
 def load_collection(dataset_id: str, mirror: Path | None = None, *,
                     with_docs: bool = True) -> Collection:
-    """Load ``dataset_id`` through ir_datasets, fetching its archives from ``mirror`` if needed.
+    """Load ``dataset_id`` (an ir_datasets id or a name the recipe declares, see
+    :mod:`harness.data.catalog`), fetching its archives from ``mirror`` if needed.
 
     >>> c = load_collection("cranfield", Path("../shared/data/ir_datasets"))
     >>> len(c.doc_ids), len(c.queries)
     (1400, 225)
     """
-    import ir_datasets
-
-    check_dataset_id(dataset_id)
     records = ensure_available(dataset_id, mirror)
     try:
         with quiet_ir_datasets():
@@ -83,7 +79,7 @@ def load_collection(dataset_id: str, mirror: Path | None = None, *,
                         "IR_DATASETS_HOME and retry, or pass --mirror DIR") from exc
     return Collection(
         dataset_id=dataset_id,
-        docs_id=ir_datasets.docs_parent_id(dataset_id),
+        docs_id=docs_id(dataset_id),
         doc_ids=doc_ids,
         doc_texts=DocTexts(dataset_id, len(doc_ids), lambda: _texts(dataset_id)),
         queries=queries,
@@ -92,28 +88,11 @@ def load_collection(dataset_id: str, mirror: Path | None = None, *,
     )
 
 
-def open_dataset(dataset_id: str) -> Any:
-    """The ir_datasets dataset object behind `dataset_id` (docs_iter, queries_iter, qrels_iter,
-    docs_store), its archives not fetched: call `ensure_available` first."""
-    import ir_datasets
-
-    return ir_datasets.load(dataset_id)
-
-
 def _texts(dataset_id: str) -> Iterator[str]:
     """The texts drbench encodes, in corpus order, read afresh (see :func:`doc_text`)."""
     with quiet_ir_datasets():
         for doc in open_dataset(dataset_id).docs_iter():
             yield doc_text(doc)
-
-
-def docs_count(dataset_id: str) -> int | None:
-    """Number of documents from ir_datasets' metadata, without loading anything; None if unknown."""
-    import ir_datasets
-
-    check_dataset_id(dataset_id)
-    with quiet_ir_datasets():
-        return ir_datasets.load(dataset_id).docs_count()
 
 
 # The version of the text rules below (doc_text, query_text): part of every embedding cache key,
@@ -195,42 +174,3 @@ def _fill_digests(records: list[ArchiveRecord]) -> list[ArchiveRecord]:
             record = record._replace(sha256=cached_sha256(path))
         filled.append(record)
     return filled
-
-
-@contextlib.contextmanager
-def quiet_ir_datasets() -> Iterator[None]:
-    """Silence ir_datasets' INFO logging and tqdm bars; drbench shows its own progress.
-
-    ir_datasets has no switch for its bars and tqdm reads TQDM_DISABLE only when imported, so
-    its cached tqdm module is swapped for one whose bars are disabled, and restored after.
-    """
-    import ir_datasets
-    import tqdm
-
-    logger = ir_datasets.log.easy().logger()  # created first: creating it resets it to INFO
-    cache = getattr(ir_datasets.lazy_libs, "_cache", None)
-
-    class QuietTqdm(tqdm.tqdm):  # type: ignore[misc,valid-type]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs["disable"] = True
-            super().__init__(*args, **kwargs)
-
-    level, pbar_env = logger.level, os.environ.get("IR_DATASETS_DL_DISABLE_PBAR")
-    had_tqdm, old_tqdm = (cache is not None and "tqdm" in cache), (cache or {}).get("tqdm")
-    logger.setLevel(logging.WARNING)
-    os.environ["IR_DATASETS_DL_DISABLE_PBAR"] = "true"
-    if isinstance(cache, dict):
-        cache["tqdm"] = types.SimpleNamespace(tqdm=QuietTqdm)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-        if pbar_env is None:
-            os.environ.pop("IR_DATASETS_DL_DISABLE_PBAR", None)
-        else:
-            os.environ["IR_DATASETS_DL_DISABLE_PBAR"] = pbar_env
-        if isinstance(cache, dict):
-            if had_tqdm:
-                cache["tqdm"] = old_tqdm
-            else:
-                cache.pop("tqdm", None)

@@ -316,9 +316,17 @@ def _training_cost(recipe: Recipe, variant: Variant, queries: int | None) -> dic
 
 def _digests(dataset_id: str, mirror: Path | None) -> dict[str, str | None] | str:
     """sha256 per archive of `dataset_id`, as `ensure_available` would record it, without copying
-    or downloading; or why that is not known yet."""
+    or downloading; or why that is not known yet. A declared collection's files are read (and
+    checked) here, as `run` reads them: nothing is written."""
     from harness.data.availability import archives_for, cached_sha256, load_manifest, locate
+    from harness.data.catalog import ensure_available
+    from harness.data.local.declared import lookup
 
+    if lookup(dataset_id) is not None:  # declared: its files are here or nowhere
+        try:
+            return {r.relpath: r.sha256 for r in ensure_available(dataset_id, None, probe_timeout=0.0)}
+        except DataError as exc:
+            return str(exc)
     manifest = load_manifest()
     out: dict[str, str | None] = {}
     try:
@@ -336,7 +344,12 @@ def _digests(dataset_id: str, mirror: Path | None) -> dict[str, str | None] | st
 
 def _metadata_counts(dataset_id: str) -> tuple[int | None, int | None]:
     """(documents, queries) from ir_datasets' metadata (shipped with it: nothing is read from the
-    collection); None where it has none."""
+    collection), or a declared collection's checks; None where it has none."""
+    from harness.data.catalog import declared_counts
+    from harness.data.local.declared import lookup
+
+    if lookup(dataset_id) is not None:
+        return declared_counts(dataset_id)
     try:
         import ir_datasets
 

@@ -22,7 +22,8 @@ from rich.console import Console
 from rich.markup import escape
 
 import harness
-from harness.data.availability import ensure_available, resolve_mirror
+from harness.data.availability import resolve_mirror
+from harness.data.catalog import ensure_available
 from harness.data.collection import Collection, load_collection
 from harness.data.holdout import holdout_collection
 from harness.dense import EXACT_DEPTH

@@ -1,4 +1,4 @@
-"""Checks that look outside the recipe text: ir_datasets ids, model folders, faiss strings.
+"""Checks that look outside the recipe text: collection names, model folders, faiss strings.
 
 Run by `drbench validate` and before any work by `drbench run`. Imports ir_datasets and faiss
 (never torch) lazily.
@@ -12,7 +12,7 @@ from harness.recipe.model import Recipe
 
 def check_resources(recipe: Recipe) -> None:
     """Raise RecipeError naming the table and key of the first unusable resource."""
-    from harness.data.archives import check_dataset_id, check_dataset_parts
+    from harness.data.catalog import check_name
 
     from harness.recipe.model import holdout_fraction
 
@@ -22,8 +22,7 @@ def check_resources(recipe: Recipe) -> None:
                      ("dev", dev)):
         for dataset_id in ids:
             try:
-                check_dataset_id(dataset_id)
-                check_dataset_parts(dataset_id)
+                check_name(dataset_id)
             except DataError as exc:
                 raise RecipeError(f'{path} [data] {key} = "{dataset_id}": {exc}') from None
     dims = _model_dims(recipe)
@@ -50,7 +49,7 @@ def check_processes(recipe: Recipe, processes: int) -> None:
 
 def _min_docs(recipe: Recipe) -> int | None:
     """The smallest corpus an index will be built over (from ir_datasets metadata; no loading)."""
-    from harness.data.collection import docs_count
+    from harness.data.catalog import docs_count
 
     counts = [docs_count(d) for d in (*recipe.data.eval, *([recipe.data.train] if recipe.data.train else []))]
     known = [c for c in counts if c]

@@ -16,49 +16,14 @@ from typing import Any
 from harness.api import params as P
 from harness.errors import RecipeError
 from harness.evaluate.metrics import metric_cutoff
+from harness.data.local.declared import FileCollection, QuerySplit, declare, split_problem
+from harness.recipe.collections import parse_collections
+from harness.recipe.where import Where, as_toml
 from harness.recipe.model import (TABLES, ComputeConfig, DataConfig, EvalConfig, ExperimentConfig, ModelConfig,
                                   Recipe, Variant)
 
 _VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 _PY_TYPES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
-
-
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return f'"{value}"'
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return str(value)
-
-
-class Where:
-    """Formats a file's errors: `FILE [TABLE] KEY = VALUE: problem; did you mean ...? (allowed)`."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        # variant -> the keys it took from [train]: a check on the merged values names [train],
-        # where the user wrote them, not the variant table they were merged into
-        self.inherited: dict[str, set[str]] = {}
-
-    def variant_table(self, variant: str, key: str) -> str:
-        """The table `key` of `variant` (a swept variant's own name) was written in."""
-        return "train" if key in self.inherited.get(variant, ()) else f"variant.{variant}"
-
-    def error(self, table: str, key: str | None, value: Any, problem: str,
-              allowed: tuple[str, ...] | list[str] | None = None) -> RecipeError:
-        where = f"{self.path} [{table}]"
-        if key is not None:
-            where += f" {key} = {_toml(value)}" if value is not None else f" {key}"
-        message = f"{where}: {problem}"
-        if allowed:
-            guess = value if isinstance(value, str) else (key or table) if value is None else None
-            close = difflib.get_close_matches(guess, list(allowed), n=1) if guess else []
-            if close:
-                message += f'; did you mean "{close[0]}"?'
-            message += f" ({', '.join(allowed)})"
-        return RecipeError(message)
 
 
 def _check_type(where: Where, table: str, param: P.Param, value: Any) -> Any:
@@ -118,7 +83,7 @@ def parse_table(where: Where, table: str, raw: Any, decls: tuple[P.Param, ...]) 
         value = _check_type(where, table, param, raw[param.name])
         if param.check and (problem := param.check(list(value) if isinstance(value, tuple) else value)):
             raise RecipeError(problem if problem.startswith(str(where.path)) else
-                              f"{where.path} [{table}] {param.name} = {_toml(raw[param.name])}: {problem}")
+                              f"{where.path} [{table}] {param.name} = {as_toml(raw[param.name])}: {problem}")
         out[param.name] = value
     return out
 
@@ -204,7 +169,7 @@ def _parse_variants(where: Where, raw: Any, train: dict[str, Any] | None = None)
 
 def _point_value(value: Any) -> str:
     """A swept value as a variant name shows it: `2e-05`, `3`, `true`, `mean`."""
-    return _toml(value).strip('"')
+    return as_toml(value).strip('"')
 
 
 def _sweep_points(where: Where, name: str, kind: str, sweep: Any, own: dict[str, Any],
@@ -228,7 +193,7 @@ def _sweep_points(where: Where, name: str, kind: str, sweep: Any, own: dict[str,
             raise where.error(label, key, values, "expected a non-empty list of values to try")
         for value in values:
             _check_type(where, label, known[key], value)
-        if len({_toml(v) for v in values}) != len(values):
+        if len({as_toml(v) for v in values}) != len(values):
             raise where.error(label, key, values, "lists a value twice")
     return [tuple(zip(sweep, combo)) for combo in itertools.product(*sweep.values())]
 
@@ -248,7 +213,7 @@ def parse_recipe(text: str, path: str | Path = "<recipe>") -> Recipe:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"{path}: invalid TOML: {exc}") from None
-    tables = tuple(TABLES) + ("train", "variant")
+    tables = tuple(TABLES) + ("collections", "train", "variant")
     for key in raw:
         if key not in tables:
             raise where.error(key, None, None, "unknown table", tables)
@@ -262,12 +227,15 @@ def parse_recipe(text: str, path: str | Path = "<recipe>") -> Recipe:
         eval=EvalConfig(**parsed["eval"]),
         variants=_parse_variants(where, raw.get("variant"), _parse_train(where, raw.get("train", {}))),
         compute=ComputeConfig(**parsed["compute"]),
+        collections=parse_collections(where, raw.get("collections"), Path(path).parent),
     )
     _check_depth(where, recipe)
     _check_references(where, recipe)
     _check_compute(where, recipe)
     _check_dev(where, recipe)
     _check_mining(where, recipe)
+    _check_declared(where, recipe)
+    declare(recipe.collections)  # as ir_datasets registers its ids: every stage resolves the names alike
     return recipe
 
 
@@ -284,6 +252,32 @@ def parse_eval(text: str, path: str | Path = "<recipe>") -> EvalConfig:
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"{path}: invalid TOML: {exc}") from None
     return EvalConfig(**parse_table(Where(Path(path)), "eval", raw, P.declared(EvalConfig)))
+
+
+def _check_declared(where: Where, recipe: Recipe) -> None:
+    """`[data]` names that start with a declared collection name one of its splits (a BEIR
+    folder's splits are its files, checked before any work), and splits are taken of files or
+    ir_datasets ids, not of other splits."""
+    names = {c.name: c for c in recipe.collections}
+    data = recipe.data
+    for key, value in (("train", data.train), *(("eval", e) for e in data.eval), ("dev", data.dev)):
+        name, _, split = (value or "").partition("/")
+        collection = names.get(name)
+        if isinstance(collection, QuerySplit) and (problem := split_problem(collection, split or None)):
+            raise where.error("data", key, value, problem)
+        if isinstance(collection, FileCollection) and not split:
+            raise where.error("data", key, value, f"names a collection, not one of its splits; write {name}/SPLIT, "
+                                                  f"e.g. {name}/test")
+    for collection in recipe.collections:
+        if isinstance(collection, QuerySplit):
+            source = names.get(collection.source.partition("/")[0])
+            if isinstance(source, QuerySplit):
+                raise where.error(f"collections.{collection.name}", "from", collection.source,
+                                  "is itself a split of queries; split an ir_datasets id or a declared file "
+                                  "collection's split")
+            if isinstance(source, FileCollection) and "/" not in collection.source:
+                raise where.error(f"collections.{collection.name}", "from", collection.source,
+                                  f"names a collection, not one of its splits; write {source.name}/SPLIT")
 
 
 def _check_mining(where: Where, recipe: Recipe) -> None:

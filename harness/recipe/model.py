@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.api.params import Params, param
+from harness.data.local.declared import Declared
 from harness.evaluate.metrics import RANX_METRICS, metrics_problem
 from harness.model.compute import PRECISIONS, device_problem
 from harness.model.spec import POOLINGS
@@ -75,8 +76,10 @@ def dev_problem(dev: str) -> str | None:
 
 @dataclass(frozen=True)
 class DataConfig(Params):
-    train: str | None = param(None, "ir_datasets id of the training split (used by trained variants).")
-    eval: tuple[str, ...] = param(None, "ir_datasets ids of the evaluation splits.", required=True)
+    train: str | None = param(None, "The training split (used by trained variants): an ir_datasets id, or "
+                                    "NAME/SPLIT of a collection declared in [collections].")
+    eval: tuple[str, ...] = param(None, "The evaluation splits: ir_datasets ids, or NAME/SPLIT of collections "
+                                        "declared in [collections].", required=True)
     mirror: str | None = param(None, "Offline mirror laid out like IR_DATASETS_HOME, relative to the recipe "
                                      "file (CLI --mirror and $DRBENCH_MIRROR win).")
     dev: str | None = param(None, "Dev split that sweeps are selected on: an ir_datasets id (e.g. "
@@ -153,6 +156,7 @@ class Recipe:
     eval: EvalConfig
     variants: tuple[Variant, ...]
     compute: ComputeConfig = ComputeConfig()
+    collections: tuple[Declared, ...] = ()  # [collections.NAME]: BEIR folders, TREC files, query splits
 
     @property
     def seeds(self) -> tuple[int, ...]:

@@ -34,7 +34,7 @@ def read_texts(collection: str, query_ids: Iterable[str], doc_ids: Iterable[str]
                mirror: Path | None = None) -> Texts:
     """The texts and labels of `query_ids`, the titles of `doc_ids` and of every document judged
     relevant to one of the queries, in `collection` (see the module docstring)."""
-    from harness.data.availability import ensure_available
+    from harness.data.catalog import ensure_available, open_dataset
     from harness.data.collection import query_text, quiet_ir_datasets
     from harness.data.holdout import held_out_of
 
@@ -43,9 +43,7 @@ def read_texts(collection: str, query_ids: Iterable[str], doc_ids: Iterable[str]
     try:
         with quiet_ir_datasets():
             ensure_available(name, mirror)
-            import ir_datasets
-
-            dataset = ir_datasets.load(name)
+            dataset = open_dataset(name)
             queries = {q.query_id: query_text(q) for q in dataset.queries_iter() if q.query_id in wanted_queries}
             qrels: dict[str, dict[str, int]] = {}
             for qrel in dataset.qrels_iter():
