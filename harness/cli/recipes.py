@@ -55,13 +55,16 @@ def validate(recipe: Path | None = typer.Argument(None, help="Recipe file to che
         raise fail("give a recipe file, or --explain for the reference")
     try:
         parsed = load_recipe(recipe)
+        overlaps: tuple[str, ...] = ()
         if not offline:
-            from harness.recipe.checks import check_resources
+            from harness.data.availability import resolve_mirror
+            from harness.recipe.checks import check_resources, overlap_warnings
 
             check_resources(parsed)
+            overlaps = overlap_warnings(parsed, resolve_mirror(None, parsed.data.mirror), probe_timeout=0.0)
     except DrbenchError as exc:
         raise fail(exc) from None
-    for warning in recipe_warnings(parsed):
+    for warning in recipe_warnings(parsed) + overlaps:
         warn(warning)
     from harness.recipe import run_count
 

@@ -139,6 +139,14 @@ def declared_counts(dataset_id: str) -> tuple[int | None, int | None]:
         return None, None
 
 
+def shared_queries(train: str, other: str, mirror: Path | None, probe_timeout: float = 3.0) -> int:
+    """How many judged queries `other` shares with `train` over the same corpus (0 over another
+    corpus: query ids of two collections need not mean the same queries)."""
+    if docs_id(train) != docs_id(other):
+        return 0
+    return len(set(_judged_ids(train, mirror, probe_timeout)) & set(_judged_ids(other, mirror, probe_timeout)))
+
+
 def summary(dataset_id: str, advance: Callable[[int], None] | None = None) -> Summary:
     """The checks' counts of a declared file collection (`NAME` or `NAME/SPLIT`)."""
     found = lookup(dataset_id)

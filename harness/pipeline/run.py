@@ -35,7 +35,7 @@ from harness.model.compute import Compute, resolve_compute
 from harness.pipeline.models import Models
 from harness.pipeline.selection import select_point
 from harness.progress import StageProgress, log_console
-from harness.recipe.checks import check_processes, check_resources
+from harness.recipe.checks import check_processes, check_resources, overlap_warnings
 from harness.recipe import plan
 from harness.recipe.expand import variant_seeds
 from harness.recipe.model import Recipe, Variant, holdout_fraction
@@ -124,6 +124,8 @@ def run_recipe(recipe: Recipe, options: RunOptions = RunOptions(),
     named_dev = [recipe.data.dev] if recipe.data.dev and holdout_fraction(recipe.data.dev) is None else []
     for dataset_id in dict.fromkeys((*recipe.data.eval, *filter(None, [recipe.data.train]), *named_dev)):
         world.first(lambda: ensure_available(dataset_id, mirror))
+    for line in overlap_warnings(recipe, mirror) if world.main else ():
+        console.print(f"warning: {line}", markup=False, highlight=False, soft_wrap=True)
     cache_dir = _cache_dir(Path(options.cache_dir or recipe.experiment.cache_dir), console)
     db = open_store(store_path(recipe, options)) if world.main else None
     experiment = _experiment_record(recipe)

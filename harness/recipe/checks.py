@@ -6,7 +6,9 @@ Run by `drbench validate` and before any work by `drbench run`. Imports ir_datas
 
 from __future__ import annotations
 
-from harness.errors import DataError, IndexBuildError, ModelError, RecipeError
+from pathlib import Path
+
+from harness.errors import DataError, DrbenchError, IndexBuildError, ModelError, RecipeError
 from harness.recipe.model import Recipe
 
 
@@ -33,6 +35,34 @@ def check_resources(recipe: Recipe) -> None:
     for where, factory in factories:
         for dim in sorted(set(dims.values())):
             _check_index(recipe, where, factory, dim, n_docs)
+
+
+def overlap_warnings(recipe: Recipe, mirror: Path | None, probe_timeout: float = 3.0) -> tuple[str, ...]:
+    """One line per evaluation or dev split that shares judged queries with the training split
+    (a split of one collection's queries evaluated against another of its parts, or against the
+    whole): numbers on queries a model trained on measure memory. A split named like the training
+    split is left to `recipe_warnings`; a split whose data cannot be read here is not judged."""
+    from harness.api.registry import kind
+    from harness.data.catalog import shared_queries
+    from harness.recipe.model import holdout_fraction
+
+    train = recipe.data.train
+    if train is None or not any(kind(v.kind).trains for v in recipe.variants):
+        return ()
+    dev = [recipe.data.dev] if recipe.data.dev and holdout_fraction(recipe.data.dev) is None else []
+    lines = []
+    for key, other in [("eval", e) for e in recipe.data.eval] + [("dev", d) for d in dev]:
+        if other == train:
+            continue
+        try:
+            shared = shared_queries(train, other, mirror, probe_timeout)
+        except DrbenchError:
+            continue
+        if shared:
+            lines.append(f'{recipe.path} [data] {key} = "{other}" shares {shared} judged queries with train = '
+                         f'"{train}": the trained variants are scored on queries they trained on; split the '
+                         "queries once ([collections.NAME] split or folds) and train and evaluate on its parts")
+    return tuple(lines)
 
 
 def check_processes(recipe: Recipe, processes: int) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 from harness.api import params as P
 from harness.errors import RecipeError
 from harness.evaluate.metrics import metric_cutoff
-from harness.data.local.declared import FileCollection, QuerySplit, declare, split_problem
+from harness.data.local.declared import Declared, FileCollection, QuerySplit, declare, split_problem
 from harness.recipe.collections import parse_collections
 from harness.recipe.where import Where, as_toml
 from harness.recipe.model import (TABLES, ComputeConfig, DataConfig, EvalConfig, ExperimentConfig, ModelConfig,
@@ -278,6 +278,20 @@ def _check_declared(where: Where, recipe: Recipe) -> None:
             if isinstance(source, FileCollection) and "/" not in collection.source:
                 raise where.error(f"collections.{collection.name}", "from", collection.source,
                                   f"names a collection, not one of its splits; write {source.name}/SPLIT")
+
+
+def parse_declared(text: str, path: str | Path = "<recipe>") -> tuple[Declared, ...]:
+    """A recipe's `[collections]` alone, paths resolved against the recipe's folder, or a
+    one-line RecipeError: for recipes stored with past runs (the report reads their texts).
+
+    >>> [c.name for c in parse_declared('[collections.cran]\nfrom = "cranfield"\nfolds = 5\n')]
+    ['cran']
+    """
+    try:
+        raw = tomllib.loads(text).get("collections")
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(f"{path}: invalid TOML: {exc}") from None
+    return parse_collections(Where(Path(path)), raw, Path(path).parent)
 
 
 def _check_mining(where: Where, recipe: Recipe) -> None:

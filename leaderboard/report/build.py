@@ -75,6 +75,7 @@ def build_report(db: Any, store: str, options: ReportOptions) -> Report:
         raise CompareError(f"unknown baseline {options.baseline!r}; stored variants: {', '.join(names)}")
     rows = [r for r in leaderboard_rows(db, collection=options.collection)
             if experiments is None or r.experiment in experiments]
+    _declare_stored(db, experiments)
     training, skipped = training_plots(db, groups)
     figures = {p.scope: (p.caption, _svg(p.figure)) for p in training}
     sections = []
@@ -94,6 +95,24 @@ def build_report(db: Any, store: str, options: ReportOptions) -> Report:
     records = [ExperimentReport(p, [figures[p.experiment]] if p.experiment in figures else [])
                for p in provenance(list_experiments(db), runs)]
     return Report(store, utc_now(), options, sections, records, skipped)
+
+
+def _declare_stored(db: Any, experiments: list[str] | None) -> None:
+    """The collections the stored recipes declared (`[collections]`), so that the drill-down
+    reads their texts from their files; a recipe that no longer parses declares nothing."""
+    from harness.data.local.declared import declare
+    from harness.errors import RecipeError
+    from harness.recipe.loader import parse_declared
+
+    found = {}
+    for record in list_experiments(db):
+        if (experiments is None or record["name"] in experiments) and record.get("recipe_text"):
+            try:
+                declared = parse_declared(record["recipe_text"], record.get("recipe_path") or "<recipe>")
+            except RecipeError:
+                continue
+            found.update({c.name: c for c in declared})
+    declare(tuple(found.values()))
 
 
 def _collection(db: Any, name: str, systems: list[System], rows: list[Any], kinds: dict[int, str],
