@@ -5,8 +5,8 @@ A file another process may read (a cache manifest, an embedding matrix, a checkp
 archive, a report) is written to a temp file in its own folder, so the rename is atomic and never
 a copy, and renamed onto its name only once complete; on any failure the temp file is removed,
 never left to be taken for the real one. A folder of such files (an exported collection) is filled
-the same way: in a temp folder beside it, renamed into place whole. A file is hashed in 1 MiB chunks, so a multi-gigabyte
-archive or model never sits in memory.
+the same way: in a temp folder beside it, renamed into place whole. A file is hashed in 1 MiB
+chunks, so a multi-gigabyte archive or model never sits in memory.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.files import (CHUNK, hash_file, replacing, replacing_folder, replacing_open, sha256_file, write_bytes_atomic,
-                           write_text_atomic)
+from harness.files import (CHUNK, hash_file, replacing, replacing_folder, replacing_open, sha256_file,
+                           write_bytes_atomic, write_text_atomic)
 
 
 def mode(path: Path) -> int:

@@ -83,8 +83,9 @@ def export_beir(dataset_id: str, folder: Path, *, mirror: Path | None = None, sp
     """Write `dataset_id` as a BEIR folder at `folder` (see the module docstring); `force` replaces
     a folder that holds files. Documents are counted on `progress` as they are written.
 
-    >>> done = export_beir("cranfield", Path(tempfile.mkdtemp()) / "cran", mirror=MIRROR)  # doctest: +SKIP
-    >>> done.docs, done.queries, done.judgments, done.qrels_file  # doctest: +SKIP
+    >>> import tempfile
+    >>> done = export_beir("cranfield", Path(tempfile.mkdtemp()) / "cran", mirror=Path("../shared/data/ir_datasets"))
+    >>> done.docs, done.queries, done.judgments, done.qrels_file
     (1400, 225, 1837, 'qrels/test.tsv')
     """
     split = split or default_split(dataset_id)
