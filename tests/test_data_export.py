@@ -134,11 +134,12 @@ def test_a_failure_midway_leaves_no_folder(tmp_path: Path, mirror: Path, monkeyp
 
 def test_a_failed_force_keeps_the_old_folder(tmp_path: Path, mirror: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "mine.txt").write_text("keep")
+    (tmp_path / "out" / "corpus.jsonl").write_text("old")
     fail_after(monkeypatch, 700)
     with pytest.raises(DataError):
         export_beir("cranfield", tmp_path / "out", mirror=mirror, force=True)
-    assert os.listdir(tmp_path) == ["out"] and os.listdir(tmp_path / "out") == ["mine.txt"]
+    assert os.listdir(tmp_path) == ["out"] and os.listdir(tmp_path / "out") == ["corpus.jsonl"]
+    assert (tmp_path / "out" / "corpus.jsonl").read_text() == "old"
 
 
 # --- the command -----------------------------------------------------------------------------
@@ -180,14 +181,23 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path: Path, mirror:
 
 def test_a_folder_with_files_is_refused_unless_forced(tmp_path: Path, mirror: Path) -> None:
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "mine.txt").write_text("keep")
+    (out / "qrels").mkdir(parents=True)
+    (out / "qrels" / "old.tsv").write_text("old")
     assert_one_line_error(invoke("cranfield", "-o", out, "--mirror", mirror), f"{out} is not empty", "--force")
-    assert os.listdir(out) == ["mine.txt"]
+    assert os.listdir(out) == ["qrels"]
     result = invoke("cranfield", "-o", out, "--mirror", mirror, "--force")
     assert result.exit_code == 0, result.output
     assert sorted(os.listdir(out)) == ["corpus.jsonl", "qrels", "queries.jsonl"]
+    assert os.listdir(out / "qrels") == ["test.tsv"]  # the old split went with the old folder
     assert os.listdir(tmp_path) == ["out"]  # the old folder, moved aside, is gone too
+
+
+def test_force_replaces_only_a_beir_folder(tmp_path: Path, mirror: Path) -> None:
+    (tmp_path / "corpus.jsonl").write_text("old")
+    (tmp_path / "notes.txt").write_text("keep")  # `-o ~ --force` must not remove a home folder
+    assert_one_line_error(invoke("cranfield", "-o", tmp_path, "--mirror", mirror, "--force"),
+                          "holds 'notes.txt', which an export does not write")
+    assert sorted(os.listdir(tmp_path)) == ["corpus.jsonl", "notes.txt"]
 
 
 def test_an_empty_folder_is_filled(tmp_path: Path, mirror: Path) -> None:

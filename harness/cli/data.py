@@ -24,7 +24,7 @@ def export(dataset_id: str = typer.Argument(..., metavar="ID", help="An ir_datas
            split: str | None = typer.Option(None, "--split", metavar="NAME",
                                             help="Name of the qrels file, qrels/NAME.tsv (default: the id's last "
                                                  "part if it is train, dev, test or validation, else test)."),
-           force: bool = typer.Option(False, "--force", help="Replace DIR if it holds files."),
+           force: bool = typer.Option(False, "--force", help="Replace DIR if it holds a BEIR folder."),
            mirror: str | None = MirrorOpt) -> None:
     """Write a collection as a BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv) for BEIR or MTEB:
     every document, every query and every judgment with its grade."""

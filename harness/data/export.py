@@ -35,6 +35,7 @@ from harness.progress import StageProgress
 BEIR_SPLITS = ("train", "dev", "test", "validation")
 QRELS_HEADER = "query-id\tcorpus-id\tscore\n"
 _SPLIT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_EXPORTED = frozenset({"corpus.jsonl", "queries.jsonl", "qrels"})  # what a folder `--force` replaces may hold
 _BATCH = 1000  # documents written between progress updates
 
 
@@ -74,14 +75,21 @@ def _check_split(split: str) -> None:
 
 
 def _check_target(folder: Path, force: bool) -> None:
-    if not force and folder.is_dir() and any(folder.iterdir()):
+    held = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    if held and not force:
         raise ExportError(f"{folder} is not empty; pass --force to replace it, or another folder")
+    # `--force` removes the old folder: never one that holds more than an export (`-o ~ --force`)
+    other = [name for name in held if name not in _EXPORTED]
+    if other:
+        raise ExportError(f"{folder} holds {other[0]!r}, which an export does not write; --force replaces only a "
+                          "BEIR folder (corpus.jsonl, queries.jsonl, qrels/): remove the rest or pass another folder")
 
 
 def export_beir(dataset_id: str, folder: Path, *, mirror: Path | None = None, split: str | None = None,
                 force: bool = False, progress: StageProgress | None = None) -> Exported:
     """Write `dataset_id` as a BEIR folder at `folder` (see the module docstring); `force` replaces
-    a folder that holds files. Documents are counted on `progress` as they are written.
+    a BEIR folder there (one that holds other files is refused). Documents are counted on `progress`
+    as they are written.
 
     >>> import tempfile
     >>> done = export_beir("cranfield", Path(tempfile.mkdtemp()) / "cran", mirror=Path("../shared/data/ir_datasets"))
