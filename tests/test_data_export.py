@@ -15,9 +15,10 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from harness.cli import app
-from harness.data.availability import ensure_available
-from harness.data.collection import doc_text, open_dataset, query_text, quiet_ir_datasets
+from harness.data.catalog import ensure_available, open_dataset
+from harness.data.collection import doc_text, query_text
 from harness.data.export import QRELS_HEADER, Exported, default_split, doc_record, export_beir
+from harness.data.quiet import quiet_ir_datasets
 from harness.errors import DataError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -83,6 +84,26 @@ def test_reimport_gives_the_texts_drbench_encodes(exported: dict[str, Exported],
 def test_scifact_counts(exported: dict[str, Exported]) -> None:
     done = exported["beir/scifact/test"]
     assert (done.docs, done.queries, done.judgments) == (5183, 300, 339)
+
+
+def test_a_declared_query_split_exports_its_part(tmp_path: Path, mirror: Path) -> None:
+    """A name a recipe declares goes through the catalog as every stage's does: `cran/test` is the
+    test part's queries and all their judgments, over every Cranfield document."""
+    from harness.data.catalog import partition
+    from harness.data.local.declared import QuerySplit, declare
+
+    split = QuerySplit("cran", "cranfield", (("train", 0.8), ("test", 0.2)))
+    declare((split,))
+    try:
+        done = export_beir("cran/test", tmp_path / "cran", mirror=mirror)
+        ids = partition(split, mirror)["test"]
+    finally:
+        declare(())
+    _, _, qrels = original("cranfield", mirror)
+    _, back_queries, back_qrels = reread(done.folder)
+    assert (done.docs, done.queries, done.split) == (1400, len(ids), "test")
+    assert {q.query_id for q in back_queries} == ids
+    assert judgments(back_qrels) == judgments([q for q in qrels if q.query_id in ids])
 
 
 class TextlessDoc(NamedTuple):
@@ -177,6 +198,37 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path: Path, mirror:
     extra = [] if "--mirror" in args else ["--mirror", mirror]
     assert_one_line_error(invoke(*args, "-o", out, *extra), *fragments)
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["cranfield", "beir/scifact/test"])
+def test_an_export_declared_as_a_collection_loads_and_exports_as_itself(
+        exported: dict[str, Exported], tmp_path: Path, mirror: Path, name: str) -> None:
+    """The folder, declared in a recipe (`format = "beir"`), is read by drbench's own loader into the
+    texts drbench encodes for the original, and exported again byte for byte."""
+    from harness.data.local.declared import declare
+
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(textwrap.dedent(f"""\
+        [experiment]
+        name = "again"
+        [data]
+        eval = ["mine/test"]
+        [collections.mine]
+        format = "beir"
+        path = "{exported[name].folder}"
+        [variant.bm25]
+        kind = "bm25"
+        """))
+    try:
+        result = invoke("mine/test", "-o", tmp_path / "again", "--recipe", recipe)
+        assert result.exit_code == 0, result.output
+        with quiet_ir_datasets():
+            docs = list(open_dataset("mine/test").docs_iter())
+    finally:
+        declare(())
+    for part in ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv"):
+        assert (tmp_path / "again" / part).read_bytes() == (exported[name].folder / part).read_bytes(), part
+    assert [doc_text(d) for d in docs] == [doc_text(d) for d in original(name, mirror)[0]]
 
 
 def test_a_folder_with_files_is_refused_unless_forced(tmp_path: Path, mirror: Path) -> None:

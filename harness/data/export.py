@@ -10,7 +10,9 @@ A document's `title` and `text` are its own fields, so BEIR's "title + text" and
 exports `default_text()` with an empty title. The folder is filled beside DIR and renamed into
 place whole (`harness.files.replacing_folder`): a failure leaves no DIR, or the old one.
 
-Torch-free; ir_datasets is imported by the functions of `harness.data.collection` it calls.
+The collection is found as every stage finds one, through :mod:`harness.data.catalog`, so a name
+a recipe declares in `[collections]` exports as an ir_datasets id does. Torch-free; ir_datasets is
+imported by the catalog's functions.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.data.archives import require_parts
-from harness.data.availability import ensure_available
-from harness.data.collection import open_dataset, query_text, quiet_ir_datasets
+from harness.data.catalog import docs_count, ensure_available, open_dataset
+from harness.data.collection import query_text
+from harness.data.quiet import quiet_ir_datasets
 from harness.errors import DataError, DrbenchError
 from harness.files import replacing_folder
 from harness.progress import StageProgress
@@ -99,7 +102,7 @@ def export_beir(dataset_id: str, folder: Path, *, mirror: Path | None = None, sp
     split = split or default_split(dataset_id)
     _check_split(split)
     _check_target(folder, force)
-    ensure_available(dataset_id, mirror)  # checks the id first: an unknown one writes nothing
+    ensure_available(dataset_id, mirror)  # checks the name first: an unknown one writes nothing
     with quiet_ir_datasets():
         dataset = open_dataset(dataset_id)
         require_parts(dataset, dataset_id)
@@ -111,7 +114,7 @@ def export_beir(dataset_id: str, folder: Path, *, mirror: Path | None = None, sp
                 judgments = _write_lines(tmp / "qrels" / f"{split}.tsv",
                                          _qrels_lines(dataset.qrels_iter()), header=QRELS_HEADER)
                 with ExitStack() as stack:
-                    advance = _docs_progress(stack, progress, dataset_id, dataset.docs_count())
+                    advance = _docs_progress(stack, progress, dataset_id, docs_count(dataset_id))
                     docs = _write_lines(tmp / "corpus.jsonl", map(_doc_line, dataset.docs_iter()), advance)
             except (DrbenchError, OSError):
                 raise
