@@ -4,14 +4,16 @@ store and data module shares.
 A file another process may read (a cache manifest, an embedding matrix, a checkpoint, a copied
 archive, a report) is written to a temp file in its own folder, so the rename is atomic and never
 a copy, and renamed onto its name only once complete; on any failure the temp file is removed,
-never left to be taken for the real one. A file is hashed in 1 MiB chunks, so a multi-gigabyte
-archive or model never sits in memory.
+never left to be taken for the real one. A folder of such files (an exported collection) is filled
+the same way: in a temp folder beside it, renamed into place whole. A file is hashed in 1 MiB
+chunks, so a multi-gigabyte archive or model never sits in memory.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -61,6 +63,50 @@ def replacing_open(path: Path, mode: str = "wb", *, encoding: str | None = None,
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+
+
+@contextmanager
+def replacing_folder(path: Path, *, replace: bool = False) -> Iterator[Path]:
+    """A temp folder beside `path` (`.NAME.XXXX.tmp`) to fill; renamed onto `path` when the block
+    ends, removed with all it holds when it raises. `path` may be missing or an empty folder; one
+    that holds files is replaced only with `replace` (moved aside, then removed once the new one is
+    in place), else the rename raises OSError and `path` is left as it was.
+
+    >>> import tempfile
+    >>> target = Path(tempfile.mkdtemp()) / "out"
+    >>> with replacing_folder(target) as tmp:
+    ...     _ = (tmp / "a.txt").write_text("whole")
+    >>> sorted(p.name for p in target.iterdir()), [p.name for p in target.parent.iterdir()]
+    (['a.txt'], ['out'])
+    """
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would hide the folder from its readers
+        yield tmp
+        if replace and path.is_dir() and any(path.iterdir()):
+            _swap_in(tmp, path)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _swap_in(new: Path, path: Path) -> None:
+    """Rename `new` onto the non-empty folder `path`: the old one is moved aside first (a rename
+    cannot replace a folder that holds files), put back if the second rename fails, removed after."""
+    old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))
+    try:
+        os.replace(path, old)  # onto the empty folder mkdtemp reserved
+    except BaseException:
+        os.rmdir(old)
+        raise
+    try:
+        os.replace(new, path)
+    except BaseException:
+        os.replace(old, path)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def write_text_atomic(path: Path, chunks: Iterable[str]) -> Path:

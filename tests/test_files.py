@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.files import CHUNK, hash_file, replacing, replacing_open, sha256_file, write_bytes_atomic, write_text_atomic
+from harness.files import (CHUNK, hash_file, replacing, replacing_folder, replacing_open, sha256_file,
+                           write_bytes_atomic, write_text_atomic)
 
 
 def mode(path: Path) -> int:
@@ -63,3 +64,39 @@ def test_a_file_is_hashed_in_chunks_as_a_whole(tmp_path: Path) -> None:
     assert seen == [CHUNK, CHUNK, 3]
     fed = hash_file(hashlib.sha256(b"prefix"), tmp_path / "f")
     assert fed.hexdigest() == hashlib.sha256(b"prefix" + data).hexdigest()
+
+
+# --- folders ---------------------------------------------------------------------------------
+
+def test_a_finished_folder_is_renamed_into_place_readable(tmp_path: Path) -> None:
+    umask = os.umask(0o022)
+    try:
+        (tmp_path / "out").mkdir()  # an empty folder is taken as missing
+        with replacing_folder(tmp_path / "out") as tmp:
+            assert tmp.parent == tmp_path and tmp.name.startswith(".out.") and tmp.name.endswith(".tmp")
+            (tmp / "a.txt").write_text("new")
+    finally:
+        os.umask(umask)
+    assert os.listdir(tmp_path) == ["out"] and (tmp_path / "out" / "a.txt").read_text() == "new"
+    assert mode(tmp_path / "out") == 0o755
+
+
+@pytest.mark.parametrize("replace", [False, True])
+def test_a_failed_folder_leaves_the_old_one_and_no_temp_folder(tmp_path: Path, replace: bool) -> None:
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError), replacing_folder(tmp_path / "out", replace=replace) as tmp:
+        (tmp / "a.txt").write_text("half")
+        raise RuntimeError("killed halfway")
+    assert os.listdir(tmp_path) == ["out"] and os.listdir(tmp_path / "out") == ["old.txt"]
+
+
+def test_a_folder_with_files_is_replaced_only_when_asked(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "old.txt").write_text("old")
+    with pytest.raises(OSError), replacing_folder(tmp_path / "out") as tmp:
+        (tmp / "a.txt").write_text("new")
+    assert os.listdir(tmp_path) == ["out"] and os.listdir(tmp_path / "out") == ["old.txt"]
+    with replacing_folder(tmp_path / "out", replace=True) as tmp:
+        (tmp / "a.txt").write_text("new")
+    assert os.listdir(tmp_path) == ["out"] and os.listdir(tmp_path / "out") == ["a.txt"]

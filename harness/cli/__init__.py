@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import typer
 
-from harness.cli import browse, cache, check, compare, plan, plot, recipes, report, serve
+from harness.cli import browse, cache, check, compare, data, plan, plot, recipes, report, serve
 from harness.cli.common import fail
 
 # Names are the documented interface (README, .ci/run); `--help` lists them in this order.
@@ -33,6 +33,7 @@ COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
 # Command groups (`drbench cache ls`), listed after the commands.
 GROUPS: tuple[tuple[str, typer.Typer], ...] = (
     ("cache", cache.app),
+    ("data", data.app),
 )
 
 
