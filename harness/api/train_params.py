@@ -100,14 +100,16 @@ class MinedParams(TrainParams):
     # RocketQA's denoising (Qu et al., NAACL 2021): a cross-encoder vetoes likely false negatives.
     # Applied in harness/train/cross_filter.py, after the filters above and before range_min.
     filter_model: str | None = param(None, "A local cross-encoder folder (a Hugging Face sequence-classification "
-                                           "model with one output, as sentence-transformers' CrossEncoder loads) "
-                                           "that scores each candidate left by the filters above, before range_min "
-                                           "and sampling; with filter_max_score. In the negatives' key by its "
-                                           "content's fingerprint, not its path.", added=True)
-    filter_max_score: float | None = param(None, "Keep a candidate only if the cross-encoder scores it below this: "
-                                                 "the score is sigmoid(logit), a probability in (0, 1), as "
-                                                 "sentence-transformers' CrossEncoder.predict gives for one output "
-                                                 "and as RocketQA's threshold reads. With filter_model.",
+                                           "model with one output, as sentence-transformers' CrossEncoder saves) "
+                                           "that scores (query, document) in fp32 on the run's device each "
+                                           "candidate the filters above leave, before range_min and sampling; with "
+                                           "filter_max_score. In the negatives' key by its files' fingerprint, not "
+                                           "its path.", added=True)
+    filter_max_score: float | None = param(None, "Keep a candidate only if the cross-encoder scores it below this. "
+                                                 "The score is sigmoid(logit) of its one output, a probability in "
+                                                 "(0, 1), not the raw logit: what sentence-transformers' "
+                                                 "CrossEncoder.predict returns by default and what RocketQA's 0.1 "
+                                                 "reads. With filter_model.",
                                            minimum=0.0, check=_at_most_one, added=True,
                                            paper="0.1 (RocketQA keeps negatives its cross-encoder scores below 0.1)")
 
