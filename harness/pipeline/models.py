@@ -275,7 +275,8 @@ class Models:
         from harness.train.cross_filter import CrossFilter
 
         return CrossFilter(denoise.filter_model, denoise.filter_max_score, data, device=self.compute.device,
-                           allow_pickle=self.recipe.model.allow_pickle, progress=self.progress)
+                           allow_pickle=self.recipe.model.allow_pickle, progress=self.progress,
+                           batch_size=self.recipe.model.batch_size)
 
 
 class KeyData(Protocol):
