@@ -55,16 +55,10 @@ def build_tiny_bert(folder: Path, *, pooling: str = "mean", normalize: bool = Tr
     """Write a random-weight 2-layer BERT in sentence-transformers layout to `folder` (`dropout`:
     BERT's default 0.1; 0 makes training deterministic across process counts)."""
     import torch
-    from transformers import BertConfig, BertModel, BertTokenizer
+    from transformers import BertModel
 
     folder.mkdir(parents=True, exist_ok=True)
-    vocab = _vocab()
-    # transformers 5 ignores `vocab_file` for the fast tokenizer; an explicit vocab works on 4 and 5.
-    tokenizer = BertTokenizer(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
-    tokenizer.save_pretrained(folder)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
-                        hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    config = _tiny_bert_config(folder, dropout)
     torch.manual_seed(seed)
     BertModel(config).save_pretrained(folder)
     modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
@@ -85,6 +79,39 @@ def build_tiny_bert(folder: Path, *, pooling: str = "mean", normalize: bool = Tr
     (folder / "sentence_bert_config.json").write_text(
         json.dumps({"max_seq_length": max_seq_length, "do_lower_case": False}))
     return folder
+
+
+def _tiny_bert_config(folder: Path, dropout: float = 0.1, **extra: object) -> object:
+    """Save the tiny tokenizer to `folder`; return the tiny 2-layer BertConfig over its vocab."""
+    from transformers import BertConfig, BertTokenizer
+
+    vocab = _vocab()
+    # transformers 5 ignores `vocab_file` for the fast tokenizer; an explicit vocab works on 4 and 5.
+    tokenizer = BertTokenizer(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
+    tokenizer.save_pretrained(folder)
+    return BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
+                      num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
+                      hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout, **extra)
+
+
+def build_tiny_cross_encoder(folder: Path, *, seed: int = 0, num_labels: int = 1) -> Path:
+    """Write a random-weight 2-layer BERT with a sequence-classification head of `num_labels`
+    outputs (a cross-encoder, as sentence-transformers' CrossEncoder saves one) to `folder`."""
+    import torch
+    from transformers import BertForSequenceClassification
+
+    folder.mkdir(parents=True, exist_ok=True)
+    # A wide initialisation spreads the scores, so thresholds between them are far from rounding.
+    config = _tiny_bert_config(folder, num_labels=num_labels, initializer_range=0.5)
+    torch.manual_seed(seed)
+    BertForSequenceClassification(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_cross_encoder(tmp_path_factory) -> Path:
+    """A tiny random-weight cross-encoder (BERT, one output) built from a config."""
+    return build_tiny_cross_encoder(tmp_path_factory.mktemp("tiny-cross-encoder"))
 
 
 @pytest.fixture(scope="session")

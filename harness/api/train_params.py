@@ -5,6 +5,7 @@ without importing the trainers."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from harness.api.params import Params, param
 
@@ -96,6 +97,21 @@ class MinedParams(TrainParams):
     sampling: str = param("top", "top: the best negatives_depth eligible candidates; random: negatives_depth of "
                                  "them drawn with the recipe's seed, kept in rank order "
                                  f"({_ST}:582-596).", choices=SAMPLINGS, added=True)
+    # RocketQA's denoising (Qu et al., NAACL 2021): a cross-encoder vetoes likely false negatives.
+    # Applied in harness/train/cross_filter.py, after the filters above and before range_min.
+    filter_model: str | None = param(None, "A local cross-encoder folder (a Hugging Face sequence-classification "
+                                           "model with one output, as sentence-transformers' CrossEncoder saves) "
+                                           "that scores (query, document) in fp32 on the run's device each "
+                                           "candidate the filters above leave, before range_min and sampling; with "
+                                           "filter_max_score. In the negatives' key by its files' fingerprint, not "
+                                           "its path.", added=True)
+    filter_max_score: float | None = param(None, "Keep a candidate only if the cross-encoder scores it below this. "
+                                                 "The score is sigmoid(logit) of its one output, a probability in "
+                                                 "(0, 1), not the raw logit: what sentence-transformers' "
+                                                 "CrossEncoder.predict returns by default and what RocketQA's 0.1 "
+                                                 "reads. With filter_model.",
+                                           minimum=0.0, check=_at_most_one, added=True,
+                                           paper="0.1 (RocketQA keeps negatives its cross-encoder scores below 0.1)")
 
     def mining_problem(self) -> tuple[str, object, str] | None:
         """(key, value, problem) when the denoising keys contradict each other, else None."""
@@ -103,4 +119,15 @@ class MinedParams(TrainParams):
             return "range_min", self.range_min, f"must be below range_max ({self.range_max})"
         if self.relative_margin is not None and self.relative_margin >= 1:
             return "relative_margin", self.relative_margin, "must be below 1 (1 rejects every candidate)"
+        if self.filter_max_score is not None and self.filter_model is None:
+            return "filter_max_score", self.filter_max_score, "needs filter_model, the cross-encoder that scores"
+        if self.filter_model is not None and self.filter_max_score is None:
+            return ("filter_model", self.filter_model,
+                    "needs filter_max_score, the score a kept candidate stays below (RocketQA: 0.1)")
         return None
+
+    def key_dict(self) -> dict[str, Any]:
+        """:meth:`Params.key_dict` without the cross-encoder's folder: its content's fingerprint
+        enters the negatives' key (:meth:`harness.train.denoise.Denoise.key`), which every key of a
+        model trained on them holds, so moving the folder invalidates nothing."""
+        return {k: v for k, v in super().key_dict().items() if k != "filter_model"}

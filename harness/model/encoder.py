@@ -101,11 +101,11 @@ class Encoder:
         self.device = torch.device(device)
         self.compute = Compute(device, precision)  # encode() runs under its autocast; trainers wrap embed()
         self.prefix = prefix
-        self.tokenizer, self.model = _load(self.path, self.device, allow_pickle)
+        self.tokenizer, self.model = load_pretrained(self.path, self.device, allow_pickle)
         self.world = world
         # What embed() calls; a multi-process trainer swaps in its DistributedDataParallel wrapper.
         self.pooled: torch.nn.Module = Pooled(self.model, pooling=pooling, normalize=normalize)
-        self.max_length = max_length or _model_limit(self.tokenizer, self.model)
+        self.max_length = max_length or model_limit(self.tokenizer, self.model)
         self.dim = _hidden_size(self.model)
 
     @classmethod
@@ -182,8 +182,13 @@ class Encoder:
         return {k: v.to(self.device) for k, v in batch.items()}
 
 
-def _load(path: Path, device: torch.device, allow_pickle: bool) -> tuple[object, torch.nn.Module]:
-    from transformers import AutoModel, AutoTokenizer
+def load_pretrained(path: Path, device: torch.device, allow_pickle: bool, *,
+                    head: str = "AutoModel") -> tuple[object, torch.nn.Module]:
+    """The tokenizer and model of a local folder, as drbench loads every model: from that folder
+    only, safetensors unless `allow_pickle`, float32, in eval mode, on `device`; `head`: the
+    transformers auto class (`AutoModelForSequenceClassification` for a cross-encoder)."""
+    import transformers
+    from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     # transformers 5 draws a tqdm bar while loading weights; it would tear the pipeline's rich bar.
@@ -192,7 +197,7 @@ def _load(path: Path, device: torch.device, allow_pickle: bool) -> tuple[object,
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         # safetensors only: a pickle checkpoint can run code when loaded (validate says so first).
-        model = AutoModel.from_pretrained(path, use_safetensors=None if allow_pickle else True)
+        model = getattr(transformers, head).from_pretrained(path, use_safetensors=None if allow_pickle else True)
     except (OSError, ValueError) as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ModelError(f"cannot load model from {path}: {reason}") from exc
@@ -227,7 +232,7 @@ def set_dropout(model: torch.nn.Module, p: float) -> int:
     return count
 
 
-def _model_limit(tokenizer: object, model: torch.nn.Module) -> int | None:
+def model_limit(tokenizer: object, model: torch.nn.Module) -> int | None:
     limits = [getattr(model.config, "max_position_embeddings", None),
               getattr(tokenizer, "model_max_length", None)]
     limits = [x for x in limits if isinstance(x, int) and x < 1_000_000]

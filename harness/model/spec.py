@@ -59,8 +59,12 @@ class ModelSpec:
     def pickle_only(self) -> bool:
         """True when the weights are only in pickle files (`pytorch_model.bin`): loading them can
         run code, so drbench refuses them unless a recipe sets `allow_pickle = true`."""
-        return not any(p.name.endswith(".safetensors") for p in self.path.iterdir()
-                       if _WEIGHT_PATTERN.match(p.name))
+        return pickle_only(self.path)
+
+
+def pickle_only(folder: Path) -> bool:
+    """True when the weights in `folder` are only in pickle files (see :attr:`ModelSpec.pickle_only`)."""
+    return not any(p.name.endswith(".safetensors") for p in folder.iterdir() if _WEIGHT_PATTERN.match(p.name))
 
 
 PICKLE_REFUSAL = ("its weights are pickle only (pytorch_model.bin), and loading pickle can run code; convert "

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from rich.console import Console
@@ -33,6 +33,9 @@ from harness.train.artifacts import (artifact_key, read_log, read_meta, read_neg
 from harness.train.data import TrainData
 from harness.train.denoise import Denoise, denoised_negatives
 from harness.train.strategy import Needs, Strategy, TrainInputs
+
+if TYPE_CHECKING:
+    from harness.train.cross_filter import CrossFilter
 
 
 class Models:
@@ -222,7 +225,8 @@ class Models:
         source, depth, denoise = str(needs.negatives), needs.negatives_depth, needs.denoise
         seed = self.recipe.experiment.seed
         model = None if source == "bm25" else self.model(source)
-        key = mined_key(None if model is None else model.identity, depth, collection, denoise.key(seed))
+        key = mined_key(None if model is None else model.identity, depth, collection,
+                        denoise.key(seed, self.compute.device_type))
         entries = Entries(self.cache_dir / "negatives", self.console.log)
         world = self.compute.world
         cached = world.on_main(lambda: entries.get(key))
@@ -250,8 +254,11 @@ class Models:
                     scored = mining.dense_ranking(doc_vectors, query_vectors, data, room, seed,
                                                   gpu=self.compute.faiss_gpu, scores=True)
                     positive_scores = mining.dense_positive_scores(doc_vectors, query_vectors, data)
+                keep = self._cross_filter(denoise, data)
                 negatives = denoised_negatives(scored, depth, data, denoise, positive_scores,
-                                               np.random.default_rng(seed))
+                                               np.random.default_rng(seed), keep)
+                if keep is not None:
+                    self.console.log(escape(keep.summary()))
             work = entries.workdir(key)
             write_negatives(work, negatives)
             entries.publish(key, work, produced_by={"what": "mined negatives", "source": source, "depth": depth})
@@ -260,6 +267,16 @@ class Models:
             return negatives
 
         return world.on_main(mine), key
+
+    def _cross_filter(self, denoise: Denoise, data: TrainData) -> CrossFilter | None:
+        """The cross-encoder filter `denoise` asks for (`filter_model`), or None."""
+        if denoise.filter_model is None or denoise.filter_max_score is None:
+            return None
+        from harness.train.cross_filter import CrossFilter
+
+        return CrossFilter(denoise.filter_model, denoise.filter_max_score, data, device=self.compute.device,
+                           allow_pickle=self.recipe.model.allow_pickle, progress=self.progress,
+                           batch_size=self.recipe.model.batch_size)
 
 
 class KeyData(Protocol):

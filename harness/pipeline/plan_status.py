@@ -234,7 +234,10 @@ class _Lookup:
         negatives = None
         if needs.negatives:
             source = None if needs.negatives == "bm25" else self.model(needs.negatives, seed).identity
-            negatives = mined_key(source, needs.negatives_depth, train, needs.denoise.key(seed))
+            if needs.denoise.filter_model is not None and isinstance(self.compute, str):
+                raise Unknown(self.compute)  # the cross-encoder's key names the device it scores on
+            device = "cpu" if isinstance(self.compute, str) else self.compute.device_type
+            negatives = mined_key(source, needs.negatives_depth, train, needs.denoise.key(seed, device))
         inputs = TrainInputs(None, init.settings, seed, self.recipe.eval.nprobe)  # type: ignore[arg-type]
         key = training_key(self.recipe, strategy, variant, inputs, train, init, documents, negatives)
         folder = self.cache_dir / "models" / key

@@ -27,6 +27,7 @@ def check_resources(recipe: Recipe) -> None:
                 check_name(dataset_id)
             except DataError as exc:
                 raise RecipeError(f'{path} [data] {key} = "{dataset_id}": {exc}') from None
+    _check_filter_models(recipe)
     dims = _model_dims(recipe)
     n_docs = _min_docs(recipe)
     factories = [("[eval] indexes", f) for f in recipe.eval.indexes]
@@ -84,6 +85,22 @@ def _min_docs(recipe: Recipe) -> int | None:
     counts = [docs_count(d) for d in (*recipe.data.eval, *([recipe.data.train] if recipe.data.train else []))]
     known = [c for c in counts if c]
     return min(known) if known else None
+
+
+def _check_filter_models(recipe: Recipe) -> None:
+    """Every `filter_model` is a local cross-encoder drbench may load (sequence classification,
+    one output; safetensors unless [model] allow_pickle)."""
+    from harness.model.cross_encoder import check_cross_encoder
+
+    for variant in recipe.variants:
+        name = getattr(variant.params, "filter_model", None)
+        if name is None:
+            continue
+        try:
+            check_cross_encoder(name, recipe.model.allow_pickle)
+        except ModelError as exc:
+            raise RecipeError(f'{recipe.path} [variant.{variant.sweep_of or variant.name}] filter_model = "{name}": '
+                              f"{exc}") from None
 
 
 def _model_dims(recipe: Recipe) -> dict[str, int]:

@@ -25,12 +25,18 @@ query's own positives are used. Scores are the miner's, as s-t's are its model's
 a dense miner, BM25 scores for BM25 (the positives scored by the same index,
 :func:`harness.retrieval.bm25.bm25_search_scoring`). With every setting at its default the result is
 :func:`harness.train.mining.hard_negatives`' exactly.
+
+The optional cross-encoder filter (`filter_model`, `filter_max_score`; RocketQA's denoising, which
+s-t's function does not have) runs where RocketQA runs it, on the retriever's candidates: after
+the candidate depth and the score filters above and before `range_min` and sampling, so that
+`range_min` skips the first survivors of every filter and sampling draws only among candidates
+the cross-encoder let through (:mod:`harness.train.cross_filter`).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -48,6 +54,8 @@ class Denoise:
     absolute_margin: float | None = None
     relative_margin: float | None = None
     sampling: str = "top"
+    filter_model: str | None = None
+    filter_max_score: float | None = None
 
     @classmethod
     def of(cls, params: MinedParams) -> Denoise:
@@ -62,13 +70,25 @@ class Denoise:
     def needs_positive_scores(self) -> bool:
         return self.absolute_margin is not None or self.relative_margin is not None
 
-    def key(self, seed: int) -> dict[str, Any]:
-        """What enters the negatives' cache key: the settings changed from their defaults (and the
-        seed, when it draws), {} when none is, so today's keys stay."""
+    def settings(self, seed: int) -> dict[str, Any]:
+        """The settings changed from their defaults (and the seed, when it draws), as written in
+        the recipe: what names these negatives in the plan."""
         default = Denoise()
         changed = {k: v for k, v in asdict(self).items() if v != getattr(default, k)}
         if self.sampling == "random":
             changed["seed"] = seed
+        return changed
+
+    def key(self, seed: int, device_type: str = "cpu") -> dict[str, Any]:
+        """What enters the negatives' cache key: :meth:`settings`, {} when none is set, so today's
+        keys stay; the cross-encoder by its content's fingerprint, not its folder (and the device
+        it scores on, `device_type`, when not the CPU, as dense models' keys say theirs)."""
+        changed = self.settings(seed)
+        if self.filter_model is not None:
+            from harness.model.spec import fingerprint
+
+            changed["filter_model"] = {"fingerprint": fingerprint(self.filter_model),
+                                       **({"device": device_type} if device_type != "cpu" else {})}
         return changed
 
     def retrieve_depth(self, depth: int, data: TrainData) -> int:
@@ -77,12 +97,18 @@ class Denoise:
         return (self.range_max if self.range_max is not None else self.range_min + depth + 10) + most
 
 
+# The cross-encoder filter as the denoising sees it: each query's eligible rows in -> those kept.
+Keep = Callable[[dict[str, list[int]]], dict[str, list[int]]]
+
+
 def denoised_negatives(ranked: dict[str, Sequence[tuple[int, float]]], depth: int, data: TrainData,
                        denoise: Denoise, positive_scores: dict[str, Sequence[float]] | None = None,
-                       rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
+                       rng: np.random.Generator | None = None, keep: Keep | None = None) -> dict[str, np.ndarray]:
     """Up to `depth` negatives (document rows) per training query from its ranking of
     (row, score), best first, under `denoise`; `positive_scores`: the miner's score of each of the
-    query's positives (the margins need them); `rng`: what "random" sampling draws with.
+    query's positives (the margins need them); `rng`: what "random" sampling draws with; `keep`:
+    the cross-encoder filter (`filter_model`), given every query's candidates that pass the score
+    filters at once, so that it can batch across queries.
 
     >>> data = TrainData(("q",), {"q": "x"}, {"q": (1,)}, ("a", "b", "c", "d"))
     >>> ranked = {"q": [(1, 9.0), (3, 8.9), (0, 5.0), (2, 1.0)]}
@@ -93,12 +119,19 @@ def denoised_negatives(ranked: dict[str, Sequence[tuple[int, float]]], depth: in
         raise ValueError("absolute_margin and relative_margin need the positives' scores")
     if denoise.sampling == "random" and rng is None:
         raise ValueError('sampling = "random" needs an rng')
-    out = {}
+    if denoise.filter_model is not None and keep is None:
+        raise ValueError("filter_model needs the cross-encoder filter (harness.train.cross_filter)")
+    passed = {}
     for q in data.query_ids:
         positives = set(data.positives[q])
         candidates = [(r, s) for r, s in ranked[q] if r not in positives][:denoise.range_max]
         ceiling = _ceiling(denoise, positive_scores[q] if positive_scores is not None else ())
-        eligible = [r for r, s in candidates if s <= ceiling][denoise.range_min:]
+        passed[q] = [r for r, s in candidates if s <= ceiling]
+    if keep is not None:
+        passed = keep(passed)
+    out = {}
+    for q in data.query_ids:  # in query order, so "random" draws as it did before the filter existed
+        eligible = passed[q][denoise.range_min:]
         if denoise.sampling == "random" and len(eligible) > depth:
             assert rng is not None
             eligible = [eligible[i] for i in sorted(rng.choice(len(eligible), size=depth, replace=False))]
