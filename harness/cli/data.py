@@ -1,4 +1,5 @@
-"""`drbench data export`: a collection drbench can load, written as a BEIR folder.
+"""`drbench data check` and `drbench data export`: a collection's files checked and counted, or
+any collection drbench can load written as a BEIR folder.
 
 Torch-free: the collection is read through ir_datasets (:mod:`harness.data.export`); `--recipe`
 first declares the recipe's own collections, as loading it for `run` does.
@@ -14,11 +15,70 @@ from harness.cli.common import MirrorOpt, counted, err, fail
 from harness.cli.output import check_output_folder
 from harness.errors import DrbenchError
 
-app = typer.Typer(help="Collections: write one as a BEIR folder.", no_args_is_help=True)
+app = typer.Typer(help="Collections: check and count one, or write one as a BEIR folder.", no_args_is_help=True)
 
 # No square brackets in help: typer renders it as rich markup.
 RecipeOpt = typer.Option(None, "--recipe", metavar="FILE", help="Also know the collections this recipe declares "
                                                                 "(its collections tables); its mirror is the default.")
+
+
+@app.command("check")
+def check(target: str = typer.Argument(..., metavar="PATH|NAME",
+                                       help="A BEIR folder, or a file collection --recipe declares (mine)."),
+          recipe: Path | None = RecipeOpt) -> None:
+    """Run the checks a declared collection passes before any work, and print what it holds:
+    documents, queries, judged queries and qrels per relevance level of each split, duplicate
+    texts, and each file's size and sha256. Exit 2 with one line naming file:line on the first
+    problem."""
+    from harness.data.catalog import summary
+    from harness.data.local.declared import FileCollection, declare, declared, lookup
+    from harness.progress import StageProgress
+
+    try:
+        _declare(recipe)
+        name = target
+        if lookup(target) is None:
+            folder = Path(target)
+            if not folder.is_dir():
+                hint = " (or pass --recipe FILE to check a collection it declares)" if recipe is None else ""
+                raise DrbenchError(f"{target}: neither a BEIR folder nor a collection declared in [collections]"
+                                   f"{hint}; pass a folder holding corpus.jsonl, queries.jsonl and qrels/")
+            name = folder.resolve().name or "folder"
+            declare((*declared().values(), FileCollection(name, "beir", folder, folder / "corpus.jsonl",
+                                                          folder / "queries.jsonl")))
+        with StageProgress(err) as progress:
+            found = lookup(name)
+            total = sum(p.stat().st_size for p in _files(found[0])) if found and isinstance(found[0], FileCollection) \
+                else 0
+            with progress.task(f"checking {name}", total, "bytes") as advance:
+                result = summary(name.partition("/")[0], advance)
+    except DrbenchError as exc:
+        raise fail(exc) from None
+    _print_summary(result)
+
+
+def _files(collection: object) -> list[Path]:
+    files = [collection.docs, collection.queries, *collection.splits().values()]  # type: ignore[attr-defined]
+    return [p for p in files if p.is_file()]
+
+
+def _print_summary(result: object) -> None:
+    from harness.cli.common import out
+
+    r = result
+    lines = [f"{r.name}: ok",  # type: ignore[attr-defined]
+             f"  documents  {r.documents:,} ({r.titled:,} with a title; {r.duplicate_texts:,} duplicate texts)",
+             f"  queries    {r.queries:,}"]
+    for split, counts in r.splits.items():  # type: ignore[attr-defined]
+        grades = ", ".join(f"{grade}: {n:,}" for grade, n in counts.grades.items())
+        lines.append(f"  {split:<10} {counts.judged:,} judged queries; qrels per relevance {grades}")
+        if counts.missing_docs:
+            lines.append(f"  warning: {counts.missing_docs:,} qrels rows of {split} name documents the corpus lacks; "
+                         "they are kept (as ir_datasets and trec_eval keep them): relevant documents no system can "
+                         "retrieve")
+    for digest in r.files.values():  # type: ignore[attr-defined]
+        lines.append(f"  {digest.role:<10} {digest.path} ({digest.size:,} bytes, sha256 {digest.sha256[:16]}…)")
+    out.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("export")

@@ -26,12 +26,46 @@ import re
 from pathlib import Path
 from typing import Any
 
+from harness.api.params import Param
 from harness.data.local.declared import FORMATS, SPLIT_NAMES, Declared, FileCollection, QuerySplit
 from harness.recipe.where import Where
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_FILE_KEYS = ("format", "path", "docs", "queries", "qrels", "description")
-_SPLIT_KEYS = ("from", "split", "folds", "seed", "description")
+FILES_HEADER = '[collections.NAME] format = "beir" | "trec"'
+FILES_HELP = ("A collection from files, used as NAME/SPLIT wherever an ir_datasets id is ([data] train, eval, dev; "
+              "a split's `from`). Its files are checked line by line before any work, and each file's sha256 is "
+              "what identifies it in keys: editing a file re-runs what reads it, moving the folder does not. "
+              "The formats are described under \"Your own collections\".")
+FILE_KEYS = (
+    Param("format", "str", None, "`beir`: a BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv, one "
+                                 "split per qrels file); `trec`: documents, queries and qrels files named below.",
+          choices=FORMATS, required=True),
+    Param("path", "str", None, "The BEIR folder (required for beir); for trec, the folder the file names are "
+                               "relative to (default: the recipe's). Relative to the recipe file."),
+    Param("docs", "str", None, "trec: the documents, JSON lines (`_id`, `title`, `text`) or `.tsv` (id, text or "
+                               "id, title, text)."),
+    Param("queries", "str", None, "trec: the queries, TREC topics (`<num>`, `<title>`), `.tsv` (id, text) or "
+                                  "`.jsonl` (`_id`, `text`)."),
+    Param("qrels", "table", None, 'trec: one TREC qrels file per split, e.g. { train = "qrels.train", test = '
+                                  '"qrels.test" }; a lone file is the split `test`.'),
+    Param("description", "str", "", "Free text."),
+)
+SPLIT_HEADER = '[collections.NAME] from = "..."'
+SPLIT_HELP = ("Another collection's judged queries (relevance > 0), partitioned once: sorted, shuffled with `seed` "
+              "and cut in order, the same on every machine and for every recipe seed. Its parts are used as "
+              "NAME/train, NAME/dev, NAME/test (or NAME/foldK/train and NAME/foldK/test), over the source's "
+              "documents; the partition's digest is part of every key that reads a part.")
+SPLIT_KEYS = (
+    Param("from", "str", None, "The collection whose queries are split: an ir_datasets id (e.g. cranfield) or "
+                               "NAME/SPLIT of a declared file collection.", required=True),
+    Param("split", "table", None, "Parts and their fractions (train, dev, test; adding up to 1), e.g. "
+                                  "{ train = 0.6, dev = 0.2, test = 0.2 }."),
+    Param("folds", "int", None, "K-fold cross-validation instead of split: K folds dealt from the shuffled "
+                                "queries; foldK/test is the K-th, foldK/train the rest.", minimum=2),
+    Param("seed", "int", 0, "Seed of the partition (not the recipe's: every seed of a recipe sees one "
+                            "partition).", minimum=0),
+    Param("description", "str", "", "Free text."),
+)
 
 
 def parse_collections(where: Where, raw: Any, base: Path) -> tuple[Declared, ...]:
@@ -53,7 +87,7 @@ def parse_collections(where: Where, raw: Any, base: Path) -> tuple[Declared, ...
 
 
 def _files(where: Where, label: str, name: str, table: dict[str, Any], base: Path) -> FileCollection:
-    _known(where, label, table, _FILE_KEYS)
+    _known(where, label, table, tuple(p.name for p in FILE_KEYS))
     fmt = table.get("format")
     if fmt is None:
         raise where.error(label, "format", None, 'missing; declare format = "beir" or "trec", or from = "<collection>" '
@@ -88,7 +122,7 @@ def _files(where: Where, label: str, name: str, table: dict[str, Any], base: Pat
 
 
 def _split(where: Where, label: str, name: str, table: dict[str, Any]) -> QuerySplit:
-    _known(where, label, table, _SPLIT_KEYS)
+    _known(where, label, table, tuple(p.name for p in SPLIT_KEYS))
     source = table["from"]
     if not isinstance(source, str) or not source:
         raise where.error(label, "from", source, "expected the collection whose queries are split, e.g. "

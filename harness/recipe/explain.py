@@ -15,6 +15,7 @@ from pathlib import Path
 
 from harness.api import params as P
 from harness.api.kind import Kind
+from harness.recipe.collections import FILE_KEYS, FILES_HEADER, FILES_HELP, SPLIT_HEADER, SPLIT_HELP, SPLIT_KEYS
 from harness.recipe.loader import train_keys, variant_keys
 from harness.recipe.model import TABLES
 
@@ -87,6 +88,7 @@ def sections(builtin_only: bool = False) -> list[tuple[str, tuple[P.Param, ...]]
     """(table header, params) in the order a recipe is usually written; `builtin_only` leaves out
     the kinds of installed plug-ins (the README documents drbench's own)."""
     out = [(f"[{name}]", P.declared(cls)) for name, cls in TABLES.items()]
+    out += [(FILES_HEADER, FILE_KEYS), (SPLIT_HEADER, SPLIT_KEYS)]
     out.append(("[train]", train_keys()))
     kinds = _kinds(builtin_only)
     every = tuple(replace(p, choices=tuple(kinds)) if p.name == "kind" else p for p in variant_keys())
@@ -114,6 +116,7 @@ def _helps(builtin_only: bool = False) -> dict[str, str]:
         source = origin(name)
         helps[_kind_header(name)] = k.help + (f" From package {source}." if source else "")
     helps["[train]"] = TRAIN_HELP
+    helps[FILES_HEADER], helps[SPLIT_HEADER] = FILES_HELP, SPLIT_HELP
     return helps
 
 

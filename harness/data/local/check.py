@@ -58,7 +58,7 @@ _remembered: dict[tuple, Summary] = {}
 
 def check_collection(collection: FileCollection, advance: Callable[[int], None] | None = None) -> Summary:
     """Check every file of `collection` (all its splits); DataError on the first problem.
-    `advance(bytes)` reports progress through the files."""
+    `advance(n)` is called with the bytes read since its last call."""
     splits = collection.splits()
     if collection.format == "beir" and not collection.root.is_dir():
         raise DataError(f"{collection.root}: no such folder; [collections.{collection.name}] path names a BEIR "
@@ -80,11 +80,17 @@ def check_collection(collection: FileCollection, advance: Callable[[int], None] 
     return _remembered[key]
 
 
-def _check(collection: FileCollection, splits: dict[str, Path], advance: Callable[[int], None]) -> Summary:
+def _check(collection: FileCollection, splits: dict[str, Path], report: Callable[[int], None]) -> Summary:
     files: dict[str, FileDigest] = {}
+    shown = [0, 0]  # bytes of the files done, bytes reported
+
+    def advance(within: int) -> None:
+        report(shown[0] + within - shown[1])
+        shown[1] = shown[0] + within
 
     def done(role: str, lines: read.Lines) -> None:
         files[role] = FileDigest(role, lines.path, lines.size, lines.sha256)
+        shown[0] += lines.size
 
     lines = read.Lines(collection.docs)
     doc_ids: set[str] = set()
