@@ -81,8 +81,9 @@ def test_a_bad_file_stops_the_run_in_one_line_before_anything_is_written(tmp_pat
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], result.stderr
     assert str(folder) in lines[0]  # the file's path, so the user knows which file
     assert not (tmp_path / "out.db").exists() and not (tmp_path / "cache").exists()
-    checked = CliRunner().invoke(app, ["data", "check", str(folder)])
-    assert checked.exit_code == 2 and expected in checked.stderr
+    for command in (["validate", str(recipe)], ["data", "check", str(folder)]):
+        checked = CliRunner().invoke(app, command)
+        assert checked.exit_code == 2 and expected in checked.stderr, (command, checked.output)
 
 
 @pytest.mark.parametrize("missing", ["folder", "corpus.jsonl", "queries.jsonl", "qrels"])

@@ -147,6 +147,12 @@ def shared_queries(train: str, other: str, mirror: Path | None, probe_timeout: f
     return len(set(_judged_ids(train, mirror, probe_timeout)) & set(_judged_ids(other, mirror, probe_timeout)))
 
 
+def is_file_collection(dataset_id: str) -> bool:
+    """Whether `dataset_id` names a split of declared files."""
+    found = lookup(dataset_id)
+    return found is not None and isinstance(found[0], FileCollection)
+
+
 def summary(dataset_id: str, advance: Callable[[int], None] | None = None) -> Summary:
     """The checks' counts of a declared file collection (`NAME` or `NAME/SPLIT`)."""
     found = lookup(dataset_id)

@@ -14,7 +14,7 @@ from harness.recipe.model import Recipe
 
 def check_resources(recipe: Recipe) -> None:
     """Raise RecipeError naming the table and key of the first unusable resource."""
-    from harness.data.catalog import check_name
+    from harness.data.catalog import check_name, is_file_collection, summary
 
     from harness.recipe.model import holdout_fraction
 
@@ -25,6 +25,8 @@ def check_resources(recipe: Recipe) -> None:
         for dataset_id in ids:
             try:
                 check_name(dataset_id)
+                if is_file_collection(dataset_id):
+                    summary(dataset_id)  # its files' checks: one line naming file:line
             except DataError as exc:
                 raise RecipeError(f'{path} [data] {key} = "{dataset_id}": {exc}') from None
     _check_filter_models(recipe)

@@ -284,7 +284,7 @@ def parse_declared(text: str, path: str | Path = "<recipe>") -> tuple[Declared, 
     """A recipe's `[collections]` alone, paths resolved against the recipe's folder, or a
     one-line RecipeError: for recipes stored with past runs (the report reads their texts).
 
-    >>> [c.name for c in parse_declared('[collections.cran]\nfrom = "cranfield"\nfolds = 5\n')]
+    >>> [c.name for c in parse_declared('[collections.cran]\\nfrom = "cranfield"\\nfolds = 5\\n')]
     ['cran']
     """
     try:
