@@ -178,3 +178,17 @@ def test_trec_files_give_the_numbers_of_their_ir_datasets_id(tmp_path: Path, mir
     assert mine["per_query"].keys() == theirs["per_query"].keys() and len(mine["per_query"]) == 225 * 3
     for metric, value in theirs["metrics"].items():
         assert mine["metrics"][metric] == pytest.approx(value, abs=1e-9), metric
+
+
+def test_an_export_reimported_gives_the_same_numbers(tmp_path: Path, mirror: Path, tiny_model: Path) -> None:
+    """`drbench data export beir/scifact/test`, declared as a BEIR folder: BM25's numbers, per query."""
+    from harness.data.export import export_beir
+
+    export_beir("beir/scifact/test", tmp_path / "exported", mirror=mirror)
+    recipe = write(tmp_path / "run", declaration=f'format = "beir"\npath = "{tmp_path / "exported"}"',
+                   model=tiny_model, cache=tmp_path / "cache", eval=["sf/test", "beir/scifact/test"])
+    run(recipe, mirror)
+    runs = stored(tmp_path / "run" / "drbench.db")
+    mine, theirs = runs[("bm25", "sf/test")], runs[("bm25", "beir/scifact/test")]
+    assert mine["per_query"].keys() == theirs["per_query"].keys() and len(mine["per_query"]) == 300 * 3
+    assert all(mine["per_query"][k] == pytest.approx(v, abs=1e-9) for k, v in theirs["per_query"].items())
