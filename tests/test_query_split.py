@@ -141,3 +141,96 @@ def test_overlapping_train_and_eval_queries_are_warned_about(tmp_path: Path, mir
     assert ('warning: ' + f'{recipe} [data] eval = "cranfield" shares 135 judged queries with train = "cran/train"'
             ) in " ".join(result.stderr.split())
     assert "cran/test\" shares" not in result.stderr
+
+
+FOLDS = """\
+[experiment]
+name = "folds"
+store = "{folder}/drbench.db"
+cache_dir = "{folder}/cache"
+
+[model]
+base = "{model}"
+
+[collections.cran]
+from = "cranfield"
+folds = 3
+
+[data]
+train = "cran/train"
+eval = ["cran/test"]
+{dev}
+[eval]
+depth = 100
+
+[variant.bm25]
+kind = "bm25"
+
+[variant.star]
+kind = "star"
+max_steps = 1
+batch_size = 8
+"""
+
+
+def _per_query(conn: sqlite3.Connection, variant: str, collection: str) -> dict[str, float]:
+    return dict(conn.execute("SELECT query_id, value FROM query_metrics JOIN runs ON runs.id = run_id WHERE "
+                             "variant = ? AND collection = ? AND metric = 'ndcg@10'", (variant, collection)))
+
+
+def test_every_fold_trains_and_reports_and_the_folds_combine(tmp_path: Path, mirror: Path, tiny_model: Path) -> None:
+    from harness.recipe.folds import fold_recipes
+    from harness.recipe.plan import build_plan
+
+    recipe_path = tmp_path / "recipe.toml"
+    recipe_path.write_text(FOLDS.format(folder=tmp_path, model=tiny_model, dev=""))
+    recipe = load_recipe(recipe_path)
+    for fold in fold_recipes(recipe):  # no query of a fold's test part is trained on
+        trained = set(load_collection(str(fold.data.train), mirror, with_docs=False).queries)
+        tested = set(load_collection(fold.data.eval[0], mirror, with_docs=False).queries)
+        assert trained and tested and not trained & tested and len(trained | tested) == 225
+    plan = build_plan(recipe)
+    assert [len(fold.runs) for fold in plan.folds] == [2, 2, 2] and len(plan.phase("folds")) == 2
+    models = {a for run in plan.runs for a in run.produces if ":model:" in a}
+    assert models == {f"fold{k}:model:star@42" for k in (1, 2, 3)}  # each fold trains its own model
+    outcomes = run_recipe(recipe, RunOptions(mirror=str(mirror)), Console(file=io.StringIO()))
+    assert sorted((o.collection, o.status) for o in outcomes if o.variant == "star") == [
+        ("cran/fold1/test", "done"), ("cran/fold2/test", "done"), ("cran/fold3/test", "done"), ("cran/test", "done")]
+    with closing(sqlite3.connect(tmp_path / "drbench.db")) as conn:
+        for variant in ("bm25", "star"):
+            combined = _per_query(conn, variant, "cran/test")
+            folds = [_per_query(conn, variant, f"cran/fold{k}/test") for k in (1, 2, 3)]
+            assert len(combined) == 225 and sum(map(len, folds)) == 225
+            assert combined == {q: v for fold in folds for q, v in fold.items()}  # each from the fold that held it out
+            stored = conn.execute("SELECT value FROM metrics JOIN runs ON runs.id = run_id WHERE variant = ? AND "
+                                  "collection = 'cran/test' AND metric = 'ndcg@10'", (variant,)).fetchone()[0]
+            assert stored == pytest.approx(sum(combined.values()) / 225, abs=1e-12)
+    log = io.StringIO()
+    again = run_recipe(load_recipe(recipe_path), RunOptions(mirror=str(mirror)), Console(file=log, width=200))
+    assert {o.status for o in again} == {"skipped"} and len(again) == 8
+
+
+def test_bm25_over_folds_is_bm25_over_the_whole_collection(tmp_path: Path, mirror: Path, tiny_model: Path) -> None:
+    """BM25 does not train: its folds' combination is its run on every judged query."""
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(FOLDS.format(folder=tmp_path, model=tiny_model, dev="").split("[variant.star]")[0])
+    run_recipe(load_recipe(recipe), RunOptions(mirror=str(mirror)), Console(file=io.StringIO()))
+    whole = tmp_path / "whole.toml"
+    whole.write_text(f'[experiment]\nname = "whole"\nstore = "{tmp_path}/drbench.db"\n[data]\neval = ["cranfield"]\n'
+                     '[eval]\ndepth = 100\n[variant.bm25]\nkind = "bm25"\n')
+    run_recipe(load_recipe(whole), RunOptions(mirror=str(mirror)), Console(file=io.StringIO()))
+    with closing(sqlite3.connect(tmp_path / "drbench.db")) as conn:
+        assert _per_query(conn, "bm25", "cran/test") == pytest.approx(_per_query(conn, "bm25", "cranfield"), abs=1e-12)
+
+
+@pytest.mark.parametrize(("data", "fragment"), [
+    ('train = "cran/train"\neval = ["cran/test", "cranfield"]', "evaluates nothing else"),
+    ('train = "cran/train"\neval = ["cranfield"]', "trains once per fold"),
+    ('train = "cran/train"\neval = ["cran/test"]\ndev = "cran/fold1/test"', "holdout"),
+    ('train = "cranfield"\neval = ["cran/test"]', 'train = "cran/train"'),
+])
+def test_a_folds_recipe_names_its_parts_as_a_fold_runs_them(data: str, fragment: str) -> None:
+    with pytest.raises(RecipeError) as caught:
+        parse_recipe(f'[experiment]\nname = "x"\n[collections.cran]\nfrom = "cranfield"\nfolds = 3\n[data]\n{data}\n'
+                     '[variant.star]\nkind = "star"\n', "r.toml")
+    assert str(caught.value).startswith("r.toml [data]") and fragment in str(caught.value)

@@ -178,6 +178,7 @@ def _partition(split: QuerySplit, judged: tuple[str, ...]) -> dict[str, frozense
             test = frozenset(order[k::split.folds])
             parts[f"fold{k + 1}/train"] = frozenset(q for q in order if q not in test)
             parts[f"fold{k + 1}/test"] = test
+        parts["train"] = parts["test"] = frozenset(order)  # every fold at once: each query is in one test part
         return parts
     parts, start, total = {}, 0, 0.0
     for i, (name, fraction) in enumerate(split.fractions):

@@ -94,8 +94,33 @@ def plan_status(plan: Plan, store: Path, cache_dir: Path, mirror: Path | None = 
         from harness.store import open_store_readonly
 
         db = open_store_readonly(store)
+    if plan.folds:  # a k-fold recipe: each fold's runs as its own recipe plans them, then their combinations
+        runs = [look.status(spec) for fold in plan.folds
+                for look in [_Lookup(fold.recipe, cache_dir, mirror, db, device, precision)] for spec in fold.runs]
+        return runs + _combined(plan, runs, db)
     look = _Lookup(plan.recipe, cache_dir, mirror, db, device, precision)
     return [look.status(spec) for spec in plan.runs]
+
+
+def _combined(plan: Plan, folds: list[PlannedRun], db: Any) -> list[PlannedRun]:
+    """The `folds` runs: keyed by their folds' keys (harness.pipeline.folds), stored or to do (no
+    cost of their own: they read what their folds stored)."""
+    from harness.pipeline.folds import combined_key
+
+    keys = {run.spec.id: run.key for run in folds}
+    out = []
+    for spec in plan.phase("folds"):
+        fold_keys = [keys[run_id] for run_id in spec.after]
+        key = None if None in fold_keys else combined_key(fold_keys)  # type: ignore[arg-type]
+        stored = None
+        if db is not None:
+            from harness.store import completed_run_key
+
+            stored = completed_run_key(db, plan.recipe.experiment.name, spec.variant, spec.collection, spec.index,
+                                       spec.seed)
+        why = None if key is not None else "its folds' keys are known once they are"
+        out.append(PlannedRun(spec, STORED if key is not None and stored == key else EVALUATE, key, why, Cost()))
+    return out
 
 
 @dataclass
@@ -325,10 +350,14 @@ def _digests(dataset_id: str, mirror: Path | None) -> dict[str, str | None] | st
     from harness.data.catalog import ensure_available
     from harness.data.local.declared import lookup
 
-    if lookup(dataset_id) is not None:  # declared: its files are here or nowhere
+    if (found := lookup(dataset_id)) is not None:  # declared: its files are here or nowhere
         try:
             return {r.relpath: r.sha256 for r in ensure_available(dataset_id, None, probe_timeout=0.0)}
         except DataError as exc:
+            source = getattr(found[0], "source", None)
+            if source is not None and lookup(source) is None:  # a split of an ir_datasets id not cached yet
+                return (f"the partition of {source} is known once its archives are in IR_DATASETS_HOME (`drbench "
+                        "run` copies them from the mirror)")
             return str(exc)
     manifest = load_manifest()
     out: dict[str, str | None] = {}

@@ -32,6 +32,7 @@ from harness.evaluate.metrics import evaluate
 from harness.evaluate.ties import trec_order
 from harness.index.faiss_index import codebook_key, exact_search, faiss_build, search_key
 from harness.model.compute import Compute, resolve_compute
+from harness.pipeline.folds import combine_folds
 from harness.pipeline.models import Models
 from harness.pipeline.selection import select_point
 from harness.progress import StageProgress, log_console
@@ -129,14 +130,29 @@ def run_recipe(recipe: Recipe, options: RunOptions = RunOptions(),
     cache_dir = _cache_dir(Path(options.cache_dir or recipe.experiment.cache_dir), console)
     db = open_store(store_path(recipe, options)) if world.main else None
     experiment = _experiment_record(recipe)
+    the_plan = plan.build_plan(recipe)
+    outcomes: list[Outcome] = []
     with StageProgress(console) as progress:
-        models = Models(recipe, cache_dir, progress, console, mirror, db, experiment.name, compute)
-        ctx = _Context(recipe, options, models, db, experiment)
-        _execute(ctx, plan.build_plan(recipe), mirror)
+        for k, part in enumerate(the_plan.folds or (the_plan,), 1):  # a k-fold recipe: each fold in turn
+            if the_plan.folds:
+                console.log(f"fold {k} of {len(the_plan.folds)}: train on {escape(str(part.recipe.data.train))}, "
+                            f"evaluate on {escape(part.recipe.data.eval[0])}")
+            models = Models(part.recipe, cache_dir, progress, console, mirror, db, experiment.name, compute)
+            ctx = _Context(part.recipe, options, models, db, experiment, outcomes)
+            _execute(ctx, part, mirror)
     if world.main:
-        _drop_other_seeds(ctx)
+        if the_plan.folds:
+            _combine(ctx, the_plan)
+        _drop_other_seeds(replace(ctx, recipe=recipe))
     world.leave()
-    return ctx.outcomes
+    return outcomes
+
+
+def _combine(ctx: _Context, the_plan: plan.Plan) -> None:
+    """Each run's folds as one run over every query (:mod:`harness.pipeline.folds`)."""
+    for spec, status, run_id in combine_folds(ctx.db, ctx.experiment, the_plan, ctx.console.log):
+        if status != "incomplete":
+            ctx.outcomes.append(Outcome(spec.variant, spec.collection, spec.index, status, spec.seed, run_id))
 
 
 @dataclass(frozen=True)

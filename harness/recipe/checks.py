@@ -46,12 +46,23 @@ def overlap_warnings(recipe: Recipe, mirror: Path | None, probe_timeout: float =
     whole): numbers on queries a model trained on measure memory. A split named like the training
     split is left to `recipe_warnings`; a split whose data cannot be read here is not judged."""
     from harness.api.registry import kind
+    from harness.recipe.folds import fold_recipes
+
+    if not any(kind(v.kind).trains for v in recipe.variants):
+        return ()
+    lines: list[str] = []
+    for one in fold_recipes(recipe):  # a k-fold recipe: each fold's training and test parts
+        lines += [line for line in _overlaps(one, recipe, mirror, probe_timeout) if line not in lines]
+    return tuple(lines)
+
+
+def _overlaps(recipe: Recipe, written: Recipe, mirror: Path | None, probe_timeout: float) -> list[str]:
     from harness.data.catalog import shared_queries
     from harness.recipe.model import holdout_fraction
 
     train = recipe.data.train
-    if train is None or not any(kind(v.kind).trains for v in recipe.variants):
-        return ()
+    if train is None:
+        return []
     dev = [recipe.data.dev] if recipe.data.dev and holdout_fraction(recipe.data.dev) is None else []
     lines = []
     for key, other in [("eval", e) for e in recipe.data.eval] + [("dev", d) for d in dev]:
@@ -62,10 +73,10 @@ def overlap_warnings(recipe: Recipe, mirror: Path | None, probe_timeout: float =
         except DrbenchError:
             continue
         if shared:
-            lines.append(f'{recipe.path} [data] {key} = "{other}" shares {shared} judged queries with train = '
+            lines.append(f'{written.path} [data] {key} = "{other}" shares {shared} judged queries with train = '
                          f'"{train}": the trained variants are scored on queries they trained on; split the '
                          "queries once ([collections.NAME] split or folds) and train and evaluate on its parts")
-    return tuple(lines)
+    return lines
 
 
 def check_processes(recipe: Recipe, processes: int) -> None:

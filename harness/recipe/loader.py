@@ -18,6 +18,7 @@ from harness.errors import RecipeError
 from harness.evaluate.metrics import metric_cutoff
 from harness.data.local.declared import Declared, FileCollection, QuerySplit, declare, split_problem
 from harness.recipe.collections import parse_collections
+from harness.recipe.folds import folds_problem
 from harness.recipe.where import Where, as_toml
 from harness.recipe.model import (TABLES, ComputeConfig, DataConfig, EvalConfig, ExperimentConfig, ModelConfig,
                                   Recipe, Variant)
@@ -268,6 +269,8 @@ def _check_declared(where: Where, recipe: Recipe) -> None:
         if isinstance(collection, FileCollection) and not split:
             raise where.error("data", key, value, f"names a collection, not one of its splits; write {name}/SPLIT, "
                                                   f"e.g. {name}/test")
+    if problem := folds_problem(recipe):
+        raise where.error("data", *problem)
     for collection in recipe.collections:
         if isinstance(collection, QuerySplit):
             source = names.get(collection.source.partition("/")[0])

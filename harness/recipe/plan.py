@@ -13,13 +13,13 @@ from) is named, not guessed: `later` lists the swept variants whose choice a run
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from harness.recipe.expand import dev_order, referenced_names, variant_seeds
 from harness.recipe.model import Recipe, Variant, holdout_fraction
 
-PHASES = ("dev", "eval")
+PHASES = ("dev", "eval", "folds")  # folds: a run's folds combined (harness.recipe.folds)
 
 
 def run_indexes(recipe: Recipe, variant: Variant) -> tuple[str, ...]:
@@ -108,6 +108,7 @@ class Plan:
 
     recipe: Recipe
     runs: tuple[RunSpec, ...]
+    folds: tuple[Plan, ...] = ()  # a k-fold recipe: each fold's own plan (their runs lead `runs`)
 
     def __len__(self) -> int:
         return len(self.runs)
@@ -128,6 +129,12 @@ def build_plan(recipe: Recipe) -> Plan:
     >>> [run.id for run in build_plan(r)]
     ['eval/bm25/42/cranfield/bm25', 'eval/zs/42/cranfield/Flat']
     """
+    from harness.recipe.folds import fold_recipes, folds_of
+
+    if (split := folds_of(recipe)) is not None:
+        folds = tuple(_in_fold(build_plan(r), k) for k, r in enumerate(fold_recipes(recipe), 1))
+        return Plan(recipe, tuple(run for fold in folds for run in fold.runs) + _combined(folds, split.name),
+                    folds)
     builder = _Builder(recipe)
     dev = dev_collection(recipe)
     if dev is not None:
@@ -137,6 +144,28 @@ def build_plan(recipe: Recipe) -> Plan:
         for row in eval_rows(recipe):
             builder.add("eval", row.name, row.variant, collection, chosen=row.chosen)
     return Plan(recipe, tuple(builder.runs))
+
+
+def _in_fold(plan: Plan, k: int) -> Plan:
+    """Fold `k`'s plan, its artifacts named `foldK:...`: each fold trains its own models."""
+    def named(artifacts: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(f"fold{k}:{a}" for a in artifacts)
+
+    return replace(plan, runs=tuple(replace(run, needs=named(run.needs), produces=named(run.produces))
+                                    for run in plan.runs))
+
+
+def _combined(folds: tuple[Plan, ...], name: str) -> tuple[RunSpec, ...]:
+    """One run per evaluation run of a fold: the folds of its (variant, seed, index) combined,
+    stored under `NAME/test` once all of them are."""
+    out = []
+    for run in folds[0].phase("eval"):
+        same = [r for fold in folds for r in fold.phase("eval")
+                if (r.variant, r.seed, r.index) == (run.variant, run.seed, run.index)]
+        out.append(replace(run, id="/".join(("folds", run.variant, str(run.seed), f"{name}/test", run.index)),
+                           phase="folds", collection=f"{name}/test", trains=False, needs=(), produces=(),
+                           after=tuple(r.id for r in same)))
+    return tuple(out)
 
 
 @dataclass

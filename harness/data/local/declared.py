@@ -66,8 +66,11 @@ class QuerySplit:
     seed: int = 0
 
     def split_names(self) -> tuple[str, ...]:
+        """The parts a recipe may name; with folds, also `train` and `test`, every fold's parts at
+        once (a recipe over them runs once per fold; as a collection, each is every judged query)."""
         if self.folds:
-            return tuple(f"fold{k}/{part}" for k in range(1, self.folds + 1) for part in ("train", "test"))
+            return tuple(f"fold{k}/{part}" for k in range(1, self.folds + 1) for part in ("train", "test")) + (
+                "train", "test")
         return tuple(name for name, _ in self.fractions)
 
 
