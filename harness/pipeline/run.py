@@ -23,7 +23,7 @@ from rich.markup import escape
 
 import harness
 from harness.data.availability import resolve_mirror
-from harness.data.catalog import ensure_available
+from harness.data.catalog import ensure_available, is_file_collection, summary
 from harness.data.collection import Collection, load_collection
 from harness.data.holdout import holdout_collection
 from harness.dense import EXACT_DEPTH
@@ -125,6 +125,10 @@ def run_recipe(recipe: Recipe, options: RunOptions = RunOptions(),
     named_dev = [recipe.data.dev] if recipe.data.dev and holdout_fraction(recipe.data.dev) is None else []
     for dataset_id in dict.fromkeys((*recipe.data.eval, *filter(None, [recipe.data.train]), *named_dev)):
         world.first(lambda: ensure_available(dataset_id, mirror))
+        if is_file_collection(dataset_id) and world.main:  # its files were just checked, line by line
+            checked = summary(dataset_id)
+            console.log(f"{escape(dataset_id)}: files checked ({checked.documents:,} documents, {checked.queries:,} "
+                        f"queries, splits {', '.join(checked.splits)})")
     for line in overlap_warnings(recipe, mirror) if world.main else ():
         console.print(f"warning: {line}", markup=False, highlight=False, soft_wrap=True)
     cache_dir = _cache_dir(Path(options.cache_dir or recipe.experiment.cache_dir), console)
