@@ -199,7 +199,7 @@ def test_what_dev_decides_is_said_not_guessed(tmp_path: Path, mirror: Path) -> N
     recipe.write_text(SWEPT)
     where = ["--mirror", mirror, "--store", tmp_path / "s.db", "--cache-dir", tmp_path / "cache"]
     planned = plan_json(recipe, *where)
-    assert planned["version"] == 1 and planned["summary"]["runs"] == len(planned["runs"]) == 12
+    assert planned["version"] == 2 and planned["summary"]["runs"] == len(planned["runs"]) == 12
     star = next(r for r in planned["runs"] if r["id"] == "eval/star/1/beir/scifact/test/Flat")
     assert star["status"] == "to evaluate" and star["run_key"] is None  # trained on dev, chosen there
     assert star["run_key_unknown"] == "the point of star is chosen on dev once its dev runs are stored"

@@ -20,7 +20,9 @@ from harness.errors import DrbenchError
 if TYPE_CHECKING:
     from harness.pipeline.plan_status import PlannedRun
 
-PLAN_JSON_VERSION = 1  # bump when a field of the JSON form changes meaning or goes (executors read it)
+# Bumped when a field of the JSON form changes meaning or goes, or a value appears that an executor must
+# handle (executors read it). 2: phase "folds", a combination of stored fold runs, not a run to execute.
+PLAN_JSON_VERSION = 2
 
 
 def plan(recipe: Path = typer.Argument(..., help="Recipe file."),
