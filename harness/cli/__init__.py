@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import typer
 
-from harness.cli import browse, cache, check, compare, data, plan, plot, recipes, report, serve
+from harness.cli import browse, cache, check, compare, data, merge, plan, plot, recipes, report, serve
 from harness.cli.common import fail
 
 # Names are the documented interface (README, .ci/run); `--help` lists them in this order.
@@ -24,6 +24,7 @@ COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
     ("leaderboard", browse.leaderboard),
     ("ls", browse.ls),
     ("export-run", browse.export_run),
+    ("merge", merge.merge),
     ("compare", compare.compare),
     ("plot", plot.plot),
     ("check", check.check),

@@ -48,6 +48,9 @@ StoreOpt = typer.Option(None, "--store", envvar=STORE_ENV, help=f"Results store 
 
 # `run`'s options, declared once: `check --run` runs a recipe with the same ones (as sqlite-utils
 # declares `output_options` once for every command that prints rows). `run_options` reads them.
+ShardOpt = typer.Option(None, "--shard", metavar="I/N",
+                        help="Run only shard I of N of the plan (an array job's task), into its own store "
+                             "(default: the recipe's, named .shard-I-of-N); join them with drbench merge.")
 RecipeStoreOpt = typer.Option(None, "--store", envvar=STORE_ENV, help="Results store (default: the recipe's).")
 MirrorOpt = typer.Option(None, "--mirror", help="Offline ir_datasets mirror folder (also $DRBENCH_MIRROR).")
 ForceOpt = typer.Option(False, "--force", help="Re-run runs already in the store.")
@@ -60,12 +63,13 @@ PrecisionOpt = typer.Option(None, "--precision", help="fp32, bf16, fp16 or auto 
 
 
 def run_options(mirror: str | None, force: bool, store: str | None, cache_dir: str | None, device: str | None,
-                precision: str | None) -> RunOptions:
+                precision: str | None, shard: str | None = None) -> RunOptions:
     """The `RunOptions` the run option group's values ask for (imports the pipeline, so torch)."""
     from harness.pipeline import RunOptions
+    from harness.recipe.shards import parse_shard
 
     return RunOptions(mirror=mirror, force=force, store=store, cache_dir=cache_dir, device=device,
-                      precision=precision)
+                      precision=precision, shard=None if shard is None else parse_shard(shard))
 
 
 class Format(str, Enum):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from harness.cli.common import (INTERRUPTED, CacheDirOpt, DeviceOpt, ForceOpt, Format, MirrorOpt, PrecisionOpt,
-                                RecipeStoreOpt, counted, err, fail, out, print_leaderboard, run_options, warn)
+                                RecipeStoreOpt, ShardOpt, counted, err, fail, out, print_leaderboard, run_options, warn)
 from harness.errors import DrbenchError
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ def validate(recipe: Path | None = typer.Argument(None, help="Recipe file to che
 def run(recipe: Path = typer.Argument(..., help="Recipe file."),
         mirror: str | None = MirrorOpt, force: bool = ForceOpt, store: str | None = RecipeStoreOpt,
         cache_dir: str | None = CacheDirOpt, device: str | None = DeviceOpt, precision: str | None = PrecisionOpt,
-        nproc: int = typer.Option(1, "--nproc", help="Processes to run on this machine through torchrun (gloo on "
+        shard: str | None = ShardOpt, nproc: int = typer.Option(1, "--nproc", help="Processes to run on this machine through torchrun (gloo on "
                                   "the CPU, one GPU each on CUDA); for several machines run torchrun yourself "
                                   "(README).")) -> None:
     """Train and evaluate every variant of RECIPE, store the results, print the leaderboard."""
@@ -97,7 +97,7 @@ def run(recipe: Path = typer.Argument(..., help="Recipe file."),
     world = World.from_env()
     try:
         parsed = load_recipe(recipe)
-        options = run_options(mirror, force, store, cache_dir, device, precision)
+        options = run_options(mirror, force, store, cache_dir, device, precision, shard)
         if nproc != 1 and world.size == 1:
             _launch(nproc, parsed, options, [str(recipe)] + _passed_on(options))
             return  # the launched rank 0 warns
@@ -119,6 +119,8 @@ def _passed_on(options: RunOptions) -> list[str]:
     flags = {"mirror": "--mirror", "store": "--store", "cache_dir": "--cache-dir", "device": "--device",
              "precision": "--precision"}
     args = [x for name, flag in flags.items() if (value := getattr(options, name)) is not None for x in (flag, value)]
+    if options.shard is not None:
+        args += ["--shard", f"{options.shard[0]}/{options.shard[1]}"]
     return args + (["--force"] if options.force else [])
 
 

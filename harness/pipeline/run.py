@@ -40,6 +40,7 @@ from harness.recipe.checks import check_processes, check_resources, overlap_warn
 from harness.recipe import plan
 from harness.recipe.expand import variant_seeds
 from harness.recipe.model import Recipe, Variant, holdout_fraction
+from harness.recipe.shards import shard_of
 from harness.api.registry import kind, package
 from harness.store import (SPARSE_INDEX, ExperimentRecord, RunRecord, completed_run_key, drop_other_seeds,
                            environment, git_commit, open_store, package_versions, utc_now, write_run)
@@ -58,6 +59,7 @@ class RunOptions:
     cache_dir: str | None = None
     device: str | None = None  # over [compute] device
     precision: str | None = None  # over [compute] precision
+    shard: tuple[int, int] | None = None  # (I, N): only shard I of N of the plan (harness.recipe.shards)
 
 
 @dataclass
@@ -106,7 +108,15 @@ class _Context:
 
 
 def store_path(recipe: Recipe, options: RunOptions) -> Path:
-    return Path(options.store or recipe.experiment.store)
+    """`--store`, else the recipe's store; a shard's, unless `--store` names it, beside it:
+    `drbench.shard-1-of-4.db`."""
+    if options.store:
+        return Path(options.store)
+    path = Path(recipe.experiment.store)
+    if options.shard is None:
+        return path
+    index, count = options.shard
+    return path.with_name(f"{path.stem}.shard-{index}-of-{count}{path.suffix}")
 
 
 def run_recipe(recipe: Recipe, options: RunOptions = RunOptions(),
@@ -135,6 +145,10 @@ def run_recipe(recipe: Recipe, options: RunOptions = RunOptions(),
     db = open_store(store_path(recipe, options)) if world.main else None
     experiment = _experiment_record(recipe)
     the_plan = plan.build_plan(recipe)
+    if options.shard is not None:
+        whole, the_plan = len(the_plan), shard_of(the_plan, *options.shard)
+        console.log(f"shard {options.shard[0]} of {options.shard[1]}: {len(the_plan)} of the plan's {whole} runs, "
+                    f"into {escape(str(store_path(recipe, options)))}")
     outcomes: list[Outcome] = []
     with StageProgress(console) as progress:
         for k, part in enumerate(the_plan.folds or (the_plan,), 1):  # a k-fold recipe: each fold in turn
