@@ -1,12 +1,19 @@
-"""The order a recipe lists its metrics and indexes in, which the store does not keep."""
+"""What a stored recipe's text says that the store's rows do not: the order it lists its metrics
+and indexes in, and the grids its sweeps tried."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from harness.errors import RecipeError
+from harness.recipe.grid import recipe_grids
 from harness.recipe.loader import parse_eval
 from harness.store import list_experiments
+
+
+def recipe_grids_of(db: Any) -> dict[str, dict[str, dict[str, list[Any]]]]:
+    """Each experiment's swept variants' grids (variant -> key -> values), from its recipe text."""
+    return {exp["name"]: recipe_grids(exp.get("recipe_text") or "") for exp in list_experiments(db)}
 
 
 def recipe_order(db: Any) -> dict[str, dict[str, tuple[str, ...]]]:

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from harness.store import SPARSE_INDEX, list_runs, run_metrics, seed_mean
-from leaderboard.order import ordered, recipe_order
+from harness.recipe.grid import grid_edges
+from leaderboard.order import ordered, recipe_grids_of, recipe_order
 
 EVAL_STAGES = ("encode_docs", "encode_queries", "index", "search")  # the timings that make up evaluation
 
@@ -32,6 +33,7 @@ class LeaderboardRow:
     sd: dict[str, float] = field(default_factory=dict)  # metric -> sample sd over seeds (0.0 for one)
     run_ids: tuple[int, ...] = ()  # the runs behind the row, in seed order
     selection: dict[str, Any] | None = None  # a swept variant: its point chosen on the dev split
+    grid: dict[str, list[Any]] = field(default_factory=dict)  # a swept variant: the values its recipe tried
 
     @property
     def chosen(self) -> str | None:
@@ -52,6 +54,8 @@ class LeaderboardRow:
             parts.append("on " + ", ".join(on.values()))
         if "point" in selection:
             parts.append(f"(dev {selection['metric']} {selection['score']:.4f})")
+            if edges := grid_edges(self.grid, selection["point"]):
+                parts.append(f"at the grid's edge: {'; '.join(edges)}")
         return " ".join(parts) or None
 
     @property
@@ -125,7 +129,7 @@ def _run_rows(db: Any, experiment: str | None, collection: str | None) -> list[L
     """Every stored run (filtered), in recipe index order, then store order (seeds ascending)."""
     runs = list_runs(db, experiment=experiment, collection=collection)
     metrics = run_metrics(db, [run["id"] for run in runs])
-    order = recipe_order(db)
+    order, grids = recipe_order(db), recipe_grids_of(db)
     metrics = {run["id"]: ordered(metrics.get(run["id"], {}), order.get(run["experiment"], {}).get("metrics", ()))
                for run in runs}
 
@@ -141,7 +145,8 @@ def _run_rows(db: Any, experiment: str | None, collection: str | None) -> list[L
                            index_stats=run.get("index_stats") or {}, params=run.get("params") or {},
                            compute=run.get("compute"), seeds=() if run.get("seed") is None else (run["seed"],),
                            sd={m: 0.0 for m in metrics.get(run["id"], {})}, run_ids=(run["id"],),
-                           selection=run.get("selection"))
+                           selection=run.get("selection"),
+                           grid=grids.get(run["experiment"], {}).get(run["variant"], {}))
             for run in runs]
 
 

@@ -135,7 +135,9 @@ def _numbers(store: Path) -> dict:
 def stores(tmp_path_factory: pytest.TempPathFactory, mirror: Path, tiny_model: Path) -> tuple[Path, list[Path]]:
     folder = tmp_path_factory.mktemp("shards")
     recipe = _recipe(folder, tiny_model)
-    run_recipe(load_recipe(recipe), RunOptions(mirror=str(mirror)), Console(file=io.StringIO()))
+    log = io.StringIO()
+    run_recipe(load_recipe(recipe), RunOptions(mirror=str(mirror)), Console(file=log, width=300))
+    (folder / "whole.log").write_text(log.getvalue())
     shards = []
     for index in (1, 2):
         run_recipe(load_recipe(recipe), RunOptions(mirror=str(mirror), shard=(index, 2)), Console(file=io.StringIO()))
@@ -155,6 +157,13 @@ def test_shards_merged_are_the_whole_run(stores: tuple[Path, list[Path]], tmp_pa
     again = merge_stores(shards, merged)  # merging the same stores again changes nothing
     assert again.copied == 0 and again.kept_once == len(_numbers(whole)["runs"]) and again.log_rows == 0
     assert _numbers(merged) == _numbers(whole)
+
+
+def test_a_point_at_the_edge_of_its_grid_is_said(stores: tuple[Path, list[Path]]) -> None:
+    """Two learning rates: whichever dev chooses is the smallest or the largest tried."""
+    log = (stores[0].parent / "whole.log").read_text()
+    assert "warning: star: the point chosen on dev sits at the edge of its grid (lr = " in log
+    assert "widen the grid in the recipe before reading any test number" in log
 
 
 def test_conflicting_numbers_are_refused_and_nothing_is_written(stores: tuple[Path, list[Path]],

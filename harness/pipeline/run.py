@@ -39,6 +39,7 @@ from harness.progress import StageProgress, log_console
 from harness.recipe.checks import check_processes, check_resources, overlap_warnings
 from harness.recipe import plan
 from harness.recipe.expand import variant_seeds
+from harness.recipe.grid import grid_edges
 from harness.recipe.model import Recipe, Variant, holdout_fraction
 from harness.recipe.shards import shard_of
 from harness.api.registry import kind, package
@@ -242,6 +243,11 @@ def _choose(ctx: _Context, dev: Collection, name: str) -> tuple[Variant, dict[st
     ctx.models.alias(name, point.name)
     ctx.console.log(f"{name}: chose {escape(point.name)} on {escape(dev.dataset_id)} ({record['metric']} "
                     f"{record['score']:.4f}, best of {len(record['scores'])} points)")
+    grid = {key: list(dict.fromkeys(dict(p.point)[key] for p in ctx.recipe.sweeps[name])) for key in dict(point.point)}
+    if edges := grid_edges(grid, dict(point.point)):
+        ctx.console.print(f"warning: {name}: the point chosen on dev sits at the edge of its grid ({'; '.join(edges)}): "
+                          "the best value may lie outside it; widen the grid in the recipe before reading any test "
+                          "number", markup=False, highlight=False, soft_wrap=True)
     return point, record
 
 
