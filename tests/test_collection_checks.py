@@ -132,3 +132,11 @@ def test_duplicate_texts_are_counted(tmp_path: Path) -> None:
     copies = DOCS + [{**DOCS[0], "_id": "d9"}]
     folder = beir_folder(tmp_path, corpus="".join(json.dumps(d) + "\n" for d in copies).encode())
     assert check_collection(declared(folder)).duplicate_texts == 1
+
+
+def test_a_declared_name_may_not_shadow_ir_datasets(tmp_path: Path) -> None:
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(f'[experiment]\nname = "x"\n[collections.beir]\nformat = "beir"\npath = "mine"\n'
+                      '[data]\neval = ["beir/scifact/test"]\n[variant.bm25]\nkind = "bm25"\n')
+    result = CliRunner().invoke(app, ["validate", str(recipe)])
+    assert result.exit_code == 2 and "'beir' is also an ir_datasets name" in result.stderr

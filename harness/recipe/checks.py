@@ -19,6 +19,7 @@ def check_resources(recipe: Recipe) -> None:
     from harness.recipe.model import holdout_fraction
 
     path = recipe.path
+    _check_declared_names(recipe)
     dev = [recipe.data.dev] if recipe.data.dev and holdout_fraction(recipe.data.dev) is None else []
     for key, ids in (("train", [recipe.data.train] if recipe.data.train else []), ("eval", recipe.data.eval),
                      ("dev", dev)):
@@ -38,6 +39,19 @@ def check_resources(recipe: Recipe) -> None:
     for where, factory in factories:
         for dim in sorted(set(dims.values())):
             _check_index(recipe, where, factory, dim, n_docs)
+
+
+def _check_declared_names(recipe: Recipe) -> None:
+    """A declared collection may not take a name ir_datasets uses: `beir/scifact/test` would then
+    mean a split of the declared `beir`."""
+    from harness.data.archives import known_dataset_ids
+
+    taken = {dataset_id.partition("/")[0] for dataset_id in known_dataset_ids()}
+    for collection in recipe.collections:
+        if collection.name in taken:
+            raise RecipeError(f"{recipe.path} [collections.{collection.name}]: {collection.name!r} is also an "
+                              f"ir_datasets name ({collection.name}/...); rename the collection, e.g. "
+                              f"my-{collection.name}")
 
 
 def overlap_warnings(recipe: Recipe, mirror: Path | None, probe_timeout: float = 3.0) -> tuple[str, ...]:
