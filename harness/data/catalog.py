@@ -66,7 +66,7 @@ def ensure_available(dataset_id: str, mirror: Path | None = None,
         return [ArchiveRecord(role, summary.files[role].sha256, "local")
                 for role in collection.role_files(split)]
     records = ensure_available(collection.source, mirror, advance, probe_timeout)
-    ids = partition(collection, mirror)[str(split)]
+    ids = partition(collection, mirror, probe_timeout)[str(split)]
     digest = hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()
     return [*records, ArchiveRecord(f"queries of {dataset_id}", digest, "local")]
 
