@@ -4,6 +4,9 @@ default, out of every key while off; declared by the shared-tower pair strategie
 
 from __future__ import annotations
 
+import json
+import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ from harness.api.train_params import PairParams
 from harness.cli import app
 from harness.dense import EncoderSettings
 from harness.errors import RecipeError
+from harness.model.compute import Compute
 from harness.model.encoder import Encoder
 from harness.progress import StageProgress
 from harness.recipe import parse_recipe
@@ -29,6 +33,7 @@ from harness.train.strategies.star import KIND as star
 from harness.train.strategies.static import KIND as static
 from harness.train.strategy import PairStrategy, TrainInputs
 from harness.train.trainer import train_into
+from harness.world import World
 
 # Fixtures (one_torch_thread, ...) are used by name, hence the noqa.
 from train_helpers import (  # noqa: F401
@@ -48,14 +53,32 @@ KINDS: dict[str, tuple[PairStrategy, dict[str, Any]]] = {
 TEXTS = [f"text number {i} about {'aero ' * (i % 4)}dynamics" for i in range(7)]
 
 
-def _train(tmp_path: Path, model: Path, kind: str, **keys: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _train(tmp_path: Path, model: Path, kind: str, world: World = World(),
+           **keys: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     strategy, extra = KINDS[kind]
     params = strategy.Params(**{**COMMON, **extra, **keys})
     inputs = TrainInputs(data=hand_data(), settings=SETTINGS, seed=5, nprobe=1, negatives=HAND_NEGATIVES)
     console = quiet_console()
-    workdir = tmp_path / f"{kind}-{keys.get('chunk_size', 0)}"
-    log, _ = train_into(workdir, strategy, params, inputs, model, StageProgress(console), console, kind)
-    return log, folder_weights(workdir)
+    workdir = tmp_path / f"{kind}-{keys.get('chunk_size', 0)}-{world.size}"
+    log, _ = train_into(workdir, strategy, params, inputs, model, StageProgress(console), console, kind,
+                        compute=Compute(world=world))
+    return log, folder_weights(workdir) if world.main else {}
+
+
+def _losses(log: list[dict[str, Any]]) -> list[dict[str, float]]:
+    return [{k: v for k, v in row.items() if k.endswith("loss")} for row in log if "loss" in row]
+
+
+def _assert_same_training(a: tuple[list[dict[str, Any]], dict[str, Any]],
+                          b: tuple[list[dict[str, Any]], dict[str, Any]]) -> None:
+    losses_a, losses_b = _losses(a[0]), _losses(b[0])
+    assert len(losses_a) == len(losses_b) == 3
+    for x, y in zip(losses_a, losses_b):
+        assert x.keys() == y.keys()
+        for key in x:
+            assert abs(x[key] - y[key]) < 1e-5, (key, x[key], y[key])
+    for name, tensor in a[1].items():
+        assert torch.allclose(tensor, b[1][name], atol=1e-5), name
 
 
 # --- the same training --------------------------------------------------------------------------
@@ -63,20 +86,11 @@ def _train(tmp_path: Path, model: Path, kind: str, **keys: Any) -> tuple[list[di
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_without_dropout_chunks_train_what_the_whole_batch_trains(kind: str, tmp_path: Path,
                                                                   tiny_model: Path) -> None:
-    whole, whole_weights = _train(tmp_path, tiny_model, kind, dropout=0.0)
-    # 3: the 4 queries in chunks of 2, the documents (4 to 12 of them) in chunks of 2 or 3
-    chunked, chunked_weights = _train(tmp_path, tiny_model, kind, dropout=0.0, chunk_size=3)
-    steps = [row for row in whole if "loss" in row]
-    assert len(steps) == 3 and len([row for row in chunked if "loss" in row]) == 3
-    for a, b in zip(steps, (row for row in chunked if "loss" in row)):
-        assert a.keys() == b.keys()
-        for key in a:
-            if key.endswith("loss"):
-                assert abs(a[key] - b[key]) < 1e-5, (key, a[key], b[key])
+    whole = _train(tmp_path, tiny_model, kind, dropout=0.0)
     start = folder_weights(tiny_model)
-    assert any(not torch.equal(whole_weights[k], start[k]) for k in whole_weights)  # the steps did train
-    for name, tensor in whole_weights.items():
-        assert torch.allclose(tensor, chunked_weights[name], atol=1e-5), name
+    assert any(not torch.equal(whole[1][k], start[k]) for k in whole[1])  # the steps did train
+    # 3: the 4 queries in chunks of 2, the documents (4 to 12 of them) in chunks of 2 or 3
+    _assert_same_training(whole, _train(tmp_path, tiny_model, kind, dropout=0.0, chunk_size=3))
 
 
 def test_cached_gradients_are_the_chunked_graphs_gradients_with_dropout(tiny_model: Path) -> None:
@@ -192,3 +206,43 @@ def test_several_processes_need_chunks_they_can_share(tmp_path: Path) -> None:
     for n in range(1, 200):
         for processes in (2, 3, 4):
             assert min(hi - lo for lo, hi in chunk_bounds(n, 2 * processes)) >= min(n, processes)
+
+
+# --- several processes ----------------------------------------------------------------------------
+
+def _ranks(rank: int, port: int, folder: str, model: str) -> None:
+    """One of two gloo processes: random and star trained with and without chunks of 4 (each
+    chunk split 2 + 2 over the processes), the logs and rank 0's weights written to `folder`."""
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    world = World(rank, 2, rank, 2)
+    out: dict[str, Any] = {}
+    for kind in ("random", "star"):
+        for chunk in (0, 4):
+            log, weights = _train(Path(folder), Path(model), kind, world, dropout=0.0, chunk_size=chunk)
+            out[f"{kind}-{chunk}"] = _losses(log)
+            if weights:
+                torch.save(weights, Path(folder) / f"{kind}-{chunk}.pt")
+    (Path(folder) / f"{rank}.json").write_text(json.dumps(out))
+    dist.destroy_process_group()
+
+
+def test_two_processes_chunked_train_what_they_train_unchunked(tmp_path: Path, tiny_model: Path) -> None:
+    """Cross-device negatives with chunks: every chunk's vectors are gathered from both processes,
+    each re-encodes its own rows; the same losses and weights as without chunks, and as one process."""
+    import torch.multiprocessing as mp
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    mp.spawn(_ranks, args=(port, str(tmp_path), str(tiny_model)), nprocs=2)
+    zero, one = (json.loads((tmp_path / f"{r}.json").read_text()) for r in (0, 1))
+    for kind in ("random", "star"):
+        whole = (zero[f"{kind}-0"], torch.load(tmp_path / f"{kind}-0.pt"))
+        chunked = (zero[f"{kind}-4"], torch.load(tmp_path / f"{kind}-4.pt"))
+        assert one[f"{kind}-4"] == chunked[0]  # every rank computes the whole batch's loss
+        _assert_same_training(whole, chunked)
+        _assert_same_training(_train(tmp_path, tiny_model, kind, dropout=0.0), chunked)

@@ -85,9 +85,11 @@ def cached_embed(embed: Callable[[Sequence[str]], torch.Tensor], texts: Sequence
     `embed`: texts -> vectors, with a graph when grad mode is on (what the strategy calls
     uncached). `replica`: the DistributedDataParallel module `embed` goes through, if any: every
     chunk's second pass but the last runs under its `no_sync`. Texts that fit in one chunk are
-    embedded directly: caching them would save nothing.
+    embedded directly (caching them would save nothing), but for a `replica`: a forward pass
+    with a graph whose backward runs beside the chunks' would interleave DistributedDataParallel's
+    forward and backward passes, which it does not support.
     """
-    if len(texts) <= chunk_size:
+    if len(texts) <= chunk_size and replica is None:
         return embed(texts)
     bounds = chunk_bounds(len(texts), chunk_size)
     states, parts = [], []
