@@ -93,6 +93,13 @@ def test_without_dropout_chunks_train_what_the_whole_batch_trains(kind: str, tmp
     _assert_same_training(whole, _train(tmp_path, tiny_model, kind, dropout=0.0, chunk_size=3))
 
 
+def test_with_accumulated_micro_batches_too(tmp_path: Path, tiny_model: Path) -> None:
+    """The loop divides the loss by grad_accum before its backward: the cached gradients carry it."""
+    whole = _train(tmp_path / "whole", tiny_model, "star", dropout=0.0, grad_accum=2)
+    _assert_same_training(whole, _train(tmp_path / "chunked", tiny_model, "star", dropout=0.0, grad_accum=2,
+                                        chunk_size=3))
+
+
 def test_cached_gradients_are_the_chunked_graphs_gradients_with_dropout(tiny_model: Path) -> None:
     """With dropout on, back-propagating through the cache gives the weights the gradient that one
     graph over the same chunks, drawing the same masks, gives."""
