@@ -22,7 +22,8 @@ Several processes: each chunk is split over the processes as any batch is
 (:meth:`~harness.model.encoder.Encoder.embed`: each encodes its share and gathers the rest), so
 the loss sees the cross-device negatives, and each process re-encodes its own share of every
 chunk. Every chunk but the last is re-encoded under DistributedDataParallel's `no_sync`, so the
-gradients are all-reduced once per step, as GradCache's `no_sync_except_last` does.
+gradients are all-reduced once per cached encoding (queries, documents), as GradCache's
+`no_sync_except_last` does once per model.
 """
 
 from __future__ import annotations
