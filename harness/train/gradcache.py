@@ -72,7 +72,7 @@ def chunk_bounds(n: int, chunk_size: int) -> list[tuple[int, int]]:
     sizes as even as possible (so no last chunk of one text, which several processes could not share).
 
     >>> chunk_bounds(10, 4)
-    [(0, 4), (4, 7), (7, 10)]
+    [(0, 3), (3, 6), (6, 10)]
     """
     count = -(-n // chunk_size)
     return [(n * i // count, n * (i + 1) // count) for i in range(count)]
