@@ -68,8 +68,25 @@ class TrainParams(Params):
                               "recipe's first metric (needs eval_every).", choices=KEEPS, added=True)
 
 
+_GRADCACHE = "Gao et al. 2021, Scaling Deep Contrastive Learning Batch Size under Memory Limited Setup"
+
+
 @dataclass(frozen=True)
-class MinedParams(TrainParams):
+class PairParams(TrainParams):
+    """Keys of the shared-tower pair strategies (inbatch, random, static, star, ance)."""
+
+    chunk_size: int = param(0, "Gradient caching (GradCache, an implementation of " + _GRADCACHE + "): encode a "
+                               "step's queries and documents N at a time, first without a graph, then again per "
+                               "chunk to back-propagate the whole batch's loss, so peak memory is that of N texts "
+                               "at the cost of a second forward pass. The same training (with dropout = 0.0, the "
+                               "same losses up to float rounding), in the model's key when set. 0: off. Texts "
+                               "that fit in one chunk are encoded at once.", minimum=0,
+                            paper="0: the official DRhard/STAR code has no such option (STAR's batch of 256 ran "
+                                  "without gradient caching, in fp16 on a GPU)", added=True)
+
+
+@dataclass(frozen=True)
+class MinedParams(PairParams):
     """Keys of the strategies that draw static hard negatives, mined once by a fixed retriever."""
 
     negatives_from: str = param("bm25", "Retriever that mines hard negatives once: `bm25`, `base`, or a dense "

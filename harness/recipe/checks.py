@@ -94,8 +94,8 @@ def _overlaps(recipe: Recipe, written: Recipe, mirror: Path | None, probe_timeou
 
 
 def check_processes(recipe: Recipe, processes: int) -> None:
-    """Raise RecipeError when a trained variant's batch cannot be split over `processes`
-    (every process encodes its share of each global batch)."""
+    """Raise RecipeError when a trained variant's batch, or its gradient-caching chunks, cannot be
+    split over `processes` (every process encodes its share of each global batch and chunk)."""
     from harness.api.registry import kind
 
     for variant in recipe.variants:
@@ -103,6 +103,11 @@ def check_processes(recipe: Recipe, processes: int) -> None:
         if kind(variant.kind).trains and batch is not None and batch < processes:
             raise RecipeError(f"{recipe.path} [variant.{variant.name}] batch_size = {batch} cannot be split over "
                               f"{processes} processes; use a batch_size of at least {processes}, or fewer processes")
+        chunk = getattr(variant.params, "chunk_size", 0)
+        if processes > 1 and 0 < chunk < 2 * processes:
+            # chunks are split over the processes as batches are; at 2 x processes every chunk has a row for each
+            raise RecipeError(f"{recipe.path} [variant.{variant.name}] chunk_size = {chunk} cannot be split over "
+                              f"{processes} processes; use a chunk_size of at least {2 * processes}, or 0")
 
 
 def _min_docs(recipe: Recipe) -> int | None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 from harness.api.kind import Kind
-from harness.api.train_params import MinedParams, TrainParams
+from harness.api.train_params import MinedParams, PairParams, TrainParams
 from harness.train.data import TrainData
 from harness.train.denoise import Denoise
 from harness.train.sampling import Batch
@@ -101,7 +101,11 @@ class Strategy(Kind):
 
 
 class PairStrategy(Strategy):
-    """A shared-tower strategy scored by pairwise losses: draw a batch, then score it."""
+    """A shared-tower strategy scored by pairwise losses: draw a batch, then score it. Its params
+    (:class:`PairParams`) take `chunk_size`: the batch's vectors then come from
+    :func:`harness.train.gradcache.cached_embed`, and the loss is the same."""
+
+    Params: type[TrainParams] = PairParams
 
     def batch(self, query_ids: list[str], data: TrainData, rng: np.random.Generator, params: TrainParams,
               negatives: dict[str, np.ndarray] | None) -> Batch:
@@ -115,15 +119,25 @@ class PairStrategy(Strategy):
              hooks: Sequence[Hook] = ()) -> StepFn:
         """Draw a batch, encode its queries and documents with the one tower, score it."""
         data, settings = inputs.data, inputs.settings
+        chunk_size = getattr(params, "chunk_size", 0)
+
+        def embed(texts: list[str], max_length: int, prefix: str) -> torch.Tensor:
+            def plain(part: Sequence[str]) -> torch.Tensor:
+                return encoder.embed(part, max_length=max_length, prefix=prefix)
+
+            if not chunk_size:
+                return plain(texts)
+            from harness.train.gradcache import cached_embed
+
+            replica = encoder.pooled if encoder.world.size > 1 else None
+            return cached_embed(plain, texts, chunk_size, encoder.device, replica)
 
         def step(query_ids: list[str], rng: np.random.Generator,
                  at: int) -> tuple[torch.Tensor, dict[str, float]]:
             batch = self.batch(query_ids, data, rng, params, inputs.negatives)
-            q = encoder.embed([data.queries[x] for x in query_ids], max_length=params.query_max_length,
-                              prefix=settings.query_prefix)
+            q = embed([data.queries[x] for x in query_ids], params.query_max_length, settings.query_prefix)
             rows = batch.positive_rows + batch.negative_rows
-            d = encoder.embed([data.doc_texts[r] for r in rows], max_length=params.doc_max_length,
-                              prefix=settings.doc_prefix)
+            d = embed([data.doc_texts[r] for r in rows], params.doc_max_length, settings.doc_prefix)
             b = len(query_ids)
             # fp32 from here on, whatever the encoder's precision: scores and losses stay fp32
             loss, info = self.loss(q.float() * params.scale, d[:b].float(), d[b:].float(), batch, params)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from harness.api.params import like, param
-from harness.api.train_params import TrainParams
+from harness.api.train_params import PairParams, TrainParams
 from harness.train.data import TrainData
 from harness.train.hooks import Hook
 from harness.train.sampling import Batch, draw_mined, sample_positives
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class AnceParams(TrainParams):
+class AnceParams(PairParams):
     init: str = like(TrainParams, "init", paper="the BM25 warm-up checkpoint (README.md:61-62; "
                                                "drivers/run_warmup.py:743 reads MS MARCO's BM25 triples): "
                                                "here a `static` variant")

@@ -9,7 +9,7 @@ import numpy as np
 
 from harness.train.data import TrainData
 from harness.train.sampling import Batch, relevance_mask, sample_positives
-from harness.api.train_params import TrainParams
+from harness.api.train_params import PairParams
 from harness.train.strategy import PairStrategy
 
 if TYPE_CHECKING:
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class InbatchParams(TrainParams):
+class InbatchParams(PairParams):
     pass
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from harness.api.params import param
 from harness.train.data import TrainData
 from harness.train.sampling import Batch, all_pairs_batch, draw_uniform, sample_positives
-from harness.api.train_params import TrainParams
+from harness.api.train_params import PairParams
 from harness.train.strategy import PairStrategy
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class RandomParams(TrainParams):
+class RandomParams(PairParams):
     random_negatives: int = param(1, "Corpus documents sampled uniformly per query and step.", minimum=1)
 
 
