@@ -49,6 +49,10 @@ class LeaderboardRow:
         ('on star[lr=5e-05]', None)
         """
         selection = self.selection or {}
+        if "folds" in selection:  # a k-fold combination: each fold chose on its own dev split
+            points = [",".join(f"{k}={v}" for k, v in (fold or {}).get("point", {}).items()) or "-"
+                      for fold in selection["folds"]]
+            return "per fold: " + "; ".join(points)
         parts = [",".join(f"{k}={v}" for k, v in selection["point"].items())] if "point" in selection else []
         if on := selection.get("on"):
             parts.append("on " + ", ".join(on.values()))

@@ -140,3 +140,20 @@ def test_a_declared_name_may_not_shadow_ir_datasets(tmp_path: Path) -> None:
                       '[data]\neval = ["beir/scifact/test"]\n[variant.bm25]\nkind = "bm25"\n')
     result = CliRunner().invoke(app, ["validate", str(recipe)])
     assert result.exit_code == 2 and "'beir' is also an ir_datasets name" in result.stderr
+
+
+def test_a_topic_left_open_is_named_not_lost(tmp_path: Path) -> None:
+    from harness.data.local import read
+
+    topics = tmp_path / "topics.txt"
+    topics.write_text("<top>\n<num> Number: 90\n<title> first\n\n<top>\n<num> Number: 1\n<title> second\n</top>\n")
+    with pytest.raises(DataError, match=r"topics.txt:5: <top> inside the <top> block opened at line 1"):
+        list(read.queries(topics))
+
+
+def test_a_missing_beir_folder_says_so(tmp_path: Path) -> None:
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text('[experiment]\nname = "x"\n[collections.mine]\nformat = "beir"\npath = "gone"\n'
+                      '[data]\neval = ["mine/test"]\n[variant.bm25]\nkind = "bm25"\n')
+    result = CliRunner().invoke(app, ["validate", str(recipe)])
+    assert result.exit_code == 2 and f"no such folder {tmp_path / 'gone'}; check [collections.mine] path" in result.stderr

@@ -162,8 +162,10 @@ def test_shards_merged_are_the_whole_run(stores: tuple[Path, list[Path]], tmp_pa
 def test_a_point_at_the_edge_of_its_grid_is_said(stores: tuple[Path, list[Path]]) -> None:
     """Two learning rates: whichever dev chooses is the smallest or the largest tried."""
     log = (stores[0].parent / "whole.log").read_text()
-    assert "warning: star: the point chosen on dev sits at the edge of its grid (lr = " in log
-    assert "widen the grid in the recipe before reading any test number" in log
+    assert "warning: star on cran/train[holdout:0.2]: " in log
+    edge = ("the point chosen on dev sits at the edge of its grid (lr = " in log
+            and "widen the grid in the recipe before reading any test number" in log)
+    assert edge or "points tie on dev (star[lr=1e-05], star[lr=2e-05]); the first in grid order was taken" in log
 
 
 def test_conflicting_numbers_are_refused_and_nothing_is_written(stores: tuple[Path, list[Path]],
@@ -211,9 +213,14 @@ def test_an_older_store_is_migrated_before_it_is_merged(tmp_path: Path) -> None:
     assert old_path.read_bytes() == before  # the input is read, never migrated in place
     with closing(sqlite3.connect(merged)) as conn:
         assert conn.execute("SELECT seed, variant FROM runs").fetchall() == [(7, "bm25")]  # v5 gave it its seed
-    with pytest.raises(StoreError, match="ran another recipe"):
-        other = tmp_path / "other.db"
-        _copy(merged, other)
-        with closing(sqlite3.connect(other)) as conn, conn:
-            conn.execute("UPDATE experiments SET recipe_hash = 'other'")
+    other = tmp_path / "other.db"  # the same runs from a copy of the recipe naming another store
+    _copy(merged, other)
+    with closing(sqlite3.connect(other)) as conn, conn:
+        conn.execute("UPDATE experiments SET recipe_hash = 'other'")
+    done = merge_stores([merged, other], tmp_path / "both.db")
+    assert done.kept_once == 1 and len(done.warnings) == 1 and "ran another recipe text" in done.warnings[0]
+    with closing(sqlite3.connect(other)) as conn, conn:
+        conn.execute("UPDATE runs SET run_key = 'another'")
+    with pytest.raises(StoreError, match=f"stored with another run key in {other} than in {merged}"):
         merge_stores([merged, other], tmp_path / "none.db")
+    assert not (tmp_path / "none.db").exists()

@@ -234,3 +234,35 @@ def test_a_folds_recipe_names_its_parts_as_a_fold_runs_them(data: str, fragment:
         parse_recipe(f'[experiment]\nname = "x"\n[collections.cran]\nfrom = "cranfield"\nfolds = 3\n[data]\n{data}\n'
                      '[variant.star]\nkind = "star"\n', "r.toml")
     assert str(caught.value).startswith("r.toml [data]") and fragment in str(caught.value)
+
+
+def test_a_dev_split_that_holds_test_queries_is_refused(tmp_path: Path, mirror: Path, tiny_model: Path) -> None:
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(RECIPE.format(folder=tmp_path, model=tiny_model, eval='["cran/test"]')
+                      .replace('dev = "cran/dev"', 'dev = "cranfield"'))
+    result = CliRunner().invoke(app, ["validate", str(recipe)], env={"DRBENCH_MIRROR": str(mirror)})
+    assert result.exit_code == 2, result.output
+    assert 'dev = "cranfield" shares 45 judged queries with eval = "cran/test"' in " ".join(result.stderr.split())
+
+
+def test_the_combined_row_names_each_folds_choice() -> None:
+    from leaderboard.rows import LeaderboardRow
+
+    folds = [{"point": {"lr": 1e-5}}, {"point": {"lr": 2e-5}}, None]
+    row = LeaderboardRow("e", "star", "star", "cran/test", "Flat", {}, selection={"folds": folds})
+    assert row.chosen == "per fold: lr=1e-05; lr=2e-05; -"
+
+
+def test_the_plan_counts_a_shared_corpus_once_per_encoder(mirror: Path, tiny_model: Path, tmp_path: Path) -> None:
+    from harness.pipeline.plan_status import plan_status
+    from harness.recipe.plan import build_plan
+
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(RECIPE.format(folder=tmp_path, model=tiny_model, eval='["cran/test"]')
+                      .replace('[variant.bm25]\nkind = "bm25"', '[variant.zs]\nkind = "zero-shot"'))
+    from harness.data.catalog import ensure_available
+
+    ensure_available("cranfield", mirror)
+    runs = plan_status(build_plan(load_recipe(recipe)), tmp_path / "none.db", tmp_path / "cache", mirror)
+    zero_shot = [run.cost.docs for run in runs if run.spec.variant == "zs"]
+    assert zero_shot == [1400, 0]  # cran/dev and cran/test share cranfield's corpus: one encoding

@@ -37,12 +37,20 @@ def check(target: str = typer.Argument(..., metavar="PATH|NAME",
     try:
         _declare(recipe)
         name = target
-        if lookup(target) is None:
+        found = lookup(target)
+        if found is not None and not isinstance(found[0], FileCollection):
+            raise DrbenchError(f"{target}: [collections.{found[0].name}] splits the queries of {found[0].source}, "
+                               "it has no files of its own; check the source's files (a declared file collection) "
+                               "or trust ir_datasets' (an ir_datasets id)")
+        if found is None:
             folder = Path(target)
             if not folder.is_dir():
                 hint = " (or pass --recipe FILE to check a collection it declares)" if recipe is None else ""
                 raise DrbenchError(f"{target}: neither a BEIR folder nor a collection declared in [collections]"
                                    f"{hint}; pass a folder holding corpus.jsonl, queries.jsonl and qrels/")
+            if not (folder / "corpus.jsonl").is_file():
+                raise DrbenchError(f"{target}: not a BEIR folder (no corpus.jsonl); TREC files are checked through "
+                                   "the recipe that declares them: drbench data check NAME --recipe FILE")
             name = folder.resolve().name or "folder"
             declare((*declared().values(), FileCollection(name, "beir", folder, folder / "corpus.jsonl",
                                                           folder / "queries.jsonl")))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from harness.cli.common import counted, err, fail
+from harness.cli.common import counted, err, fail, warn
 from harness.errors import DrbenchError
 
 
@@ -29,6 +29,8 @@ def merge(stores: list[Path] = typer.Argument(..., metavar="STORE...", help="Res
         raise fail(exc) from None
     except OSError as exc:
         raise fail(f"cannot write -o {output}: {exc.strerror or exc}; pass a file in a folder you can write") from None
+    for line in done.warnings:
+        warn(line)
     err.print(f"wrote {output}: {counted(done.copied, 'run')} copied, {counted(done.kept_once, 'run')} met again and "
               f"kept once, {counted(done.log_rows, 'training-log row')}; {counted(done.experiments, 'experiment')} in all",
               markup=False, highlight=False, soft_wrap=True)

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from harness.cli.common import (CacheDirOpt, DeviceOpt, Format, MirrorOpt, PrecisionOpt, RecipeStoreOpt, counted,
-                                fail, out, warn)
+from harness.cli.common import (CacheDirOpt, DeviceOpt, Format, MirrorOpt, PrecisionOpt, RecipeStoreOpt, ShardOpt,
+                                counted, fail, out, warn)
 from harness.errors import DrbenchError
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ PLAN_JSON_VERSION = 2
 
 def plan(recipe: Path = typer.Argument(..., help="Recipe file."),
          store: str | None = RecipeStoreOpt, cache_dir: str | None = CacheDirOpt, mirror: str | None = MirrorOpt,
-         device: str | None = DeviceOpt, precision: str | None = PrecisionOpt,
+         device: str | None = DeviceOpt, precision: str | None = PrecisionOpt, shard: str | None = ShardOpt,
          format: str = typer.Option("table", "--format", help="table (for people) or json (for executors).")
          ) -> None:
     """Print every run RECIPE makes: stored (skipped), model cached (evaluate only), to evaluate or
@@ -44,9 +44,15 @@ def plan(recipe: Path = typer.Argument(..., help="Recipe file."),
         parsed = load_recipe(recipe)
         check_resources(parsed)  # what validate checks: ids, models, factory strings
         the_plan = build_plan(parsed)
+        from harness.pipeline import RunOptions, store_path
         from harness.pipeline.plan_status import plan_status
+        from harness.recipe.shards import parse_shard, shard_of
 
-        runs = plan_status(the_plan, Path(store or parsed.experiment.store),
+        chosen = None if shard is None else parse_shard(shard)
+        if chosen is not None:  # what `run --shard I/N` runs, against the shard's own store
+            the_plan = shard_of(the_plan, *chosen)
+        store = str(store_path(parsed, RunOptions(store=store, shard=chosen)))
+        runs = plan_status(the_plan, Path(store),
                            Path(cache_dir or parsed.experiment.cache_dir), resolve_mirror(mirror, parsed.data.mirror),
                            device, precision)
     except DrbenchError as exc:

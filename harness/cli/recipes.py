@@ -58,9 +58,10 @@ def validate(recipe: Path | None = typer.Argument(None, help="Recipe file to che
         overlaps: tuple[str, ...] = ()
         if not offline:
             from harness.data.availability import resolve_mirror
-            from harness.recipe.checks import check_resources, overlap_warnings
+            from harness.recipe.checks import check_dev_overlap, check_resources, overlap_warnings
 
             check_resources(parsed)
+            check_dev_overlap(parsed, resolve_mirror(None, parsed.data.mirror), probe_timeout=0.0)
             overlaps = overlap_warnings(parsed, resolve_mirror(None, parsed.data.mirror), probe_timeout=0.0)
     except DrbenchError as exc:
         raise fail(exc) from None

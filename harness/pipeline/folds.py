@@ -43,7 +43,7 @@ def combine_folds(db: Any, experiment: ExperimentRecord, plan: Plan, log: Any) -
             log(f"[dim]skip {spec.variant} / {spec.collection} / {spec.index}: already in the store[/dim]")
             out.append((spec, "skipped", None))
             continue
-        record = _combined(db, experiment.name, spec, key, folds)  # type: ignore[arg-type]
+        record = _combined(db, experiment.name, spec, key, folds, plan.recipe.eval.metrics)  # type: ignore[arg-type]
         run_id = write_run(db, experiment, record)
         shown = ", ".join(f"{m} {v:.4f}" for m, v in record.metrics.items())
         log(f"[green]done[/green] {spec.variant} / {spec.collection} / {spec.index} ({len(folds)} folds): {shown}")
@@ -51,7 +51,13 @@ def combine_folds(db: Any, experiment: ExperimentRecord, plan: Plan, log: Any) -
     return out
 
 
-def _combined(db: Any, experiment: str, spec: RunSpec, key: str, folds: list[dict[str, Any]]) -> RunRecord:
+def _in_order(names: list[str], order: tuple[str, ...]) -> list[str]:
+    """`names` in the recipe's `order`, the others after them."""
+    return [m for m in order if m in names] + [m for m in names if m not in order]
+
+
+def _combined(db: Any, experiment: str, spec: RunSpec, key: str, folds: list[dict[str, Any]],
+              order: tuple[str, ...]) -> RunRecord:
     ids = [fold["id"] for fold in folds]
     names = list(run_metrics(db, ids)[ids[0]])
     per_query: dict[str, dict[str, float]] = {m: {} for m in names}
@@ -79,5 +85,5 @@ def _combined(db: Any, experiment: str, spec: RunSpec, key: str, folds: list[dic
         selection=first.get("selection") if all(f.get("selection") == first.get("selection") for f in folds)
         else {"folds": [f.get("selection") for f in folds]},
         started_at=min(f["started_at"] for f in folds), finished_at=utc_now(),
-        metrics={m: statistics.fmean(v for v in per_query[m].values()) for m in names},
+        metrics={m: statistics.fmean(v for v in per_query[m].values()) for m in _in_order(names, order)},
         query_metrics=per_query, results=results)

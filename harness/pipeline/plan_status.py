@@ -280,13 +280,25 @@ class _Lookup:
             sides = [("docs", self._doc_encoder(spec.model or spec.sweep, spec.seed), docs),
                      ("queries", (spec.model or spec.sweep, spec.seed), queries)]
             for what, side, count in sides:
-                if (what, side, spec.collection) not in self._encoded:
-                    self._encoded.add((what, side, spec.collection))
+                # documents once per corpus (splits and parts of one collection share it), queries per split
+                target = self._corpus(spec.collection) if what == "docs" else spec.collection
+                if (what, side, target) not in self._encoded:
+                    self._encoded.add((what, side, target))
                     cost = replace(cost, **{what: count})
         if spec.trains:
             cost = replace(cost, **_training_cost(self.recipe, self.recipe.variant(str(spec.model)),
                                                   self._count(str(self.recipe.data.train))[1]))
         return cost
+
+    def _corpus(self, collection: str) -> str:
+        """What names `collection`'s corpus in embedding keys (`catalog.docs_id`), else its name."""
+        from harness.data.catalog import docs_id
+        from harness.data.holdout import held_out_of
+
+        try:
+            return docs_id(held_out_of(collection))
+        except (DrbenchError, KeyError, ValueError):  # a corpus this machine cannot name yet: counted per split
+            return collection
 
     def _doc_encoder(self, name: str | None, seed: int) -> tuple[Any, ...]:
         """Whose document vectors a run of the variant (or sweep) `name` searches: an untrained

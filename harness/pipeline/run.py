@@ -36,7 +36,7 @@ from harness.pipeline.folds import combine_folds
 from harness.pipeline.models import Models
 from harness.pipeline.selection import select_point
 from harness.progress import StageProgress, log_console
-from harness.recipe.checks import check_processes, check_resources, overlap_warnings
+from harness.recipe.checks import check_dev_overlap, check_processes, check_resources, overlap_warnings
 from harness.recipe import plan
 from harness.recipe.expand import variant_seeds
 from harness.recipe.grid import grid_edges
@@ -140,6 +140,12 @@ def run_recipe(recipe: Recipe, options: RunOptions = RunOptions(),
             checked = summary(dataset_id)
             console.log(f"{escape(dataset_id)}: files checked ({checked.documents:,} documents, {checked.queries:,} "
                         f"queries, splits {', '.join(checked.splits)})")
+            split = dataset_id.partition("/")[2]
+            if missing := checked.splits[split].missing_docs:
+                console.print(f"warning: {dataset_id}: {missing:,} qrels rows name documents the corpus lacks; kept "
+                              "as ir_datasets and trec_eval keep them (relevant documents no system retrieves)",
+                              markup=False, highlight=False, soft_wrap=True)
+    world.on_main(lambda: check_dev_overlap(recipe, mirror))
     for line in overlap_warnings(recipe, mirror) if world.main else ():
         console.print(f"warning: {line}", markup=False, highlight=False, soft_wrap=True)
     cache_dir = _cache_dir(Path(options.cache_dir or recipe.experiment.cache_dir), console)
@@ -244,8 +250,13 @@ def _choose(ctx: _Context, dev: Collection, name: str) -> tuple[Variant, dict[st
     ctx.console.log(f"{name}: chose {escape(point.name)} on {escape(dev.dataset_id)} ({record['metric']} "
                     f"{record['score']:.4f}, best of {len(record['scores'])} points)")
     grid = {key: list(dict.fromkeys(dict(p.point)[key] for p in ctx.recipe.sweeps[name])) for key in dict(point.point)}
-    if edges := grid_edges(grid, dict(point.point)):
-        ctx.console.print(f"warning: {name}: the point chosen on dev sits at the edge of its grid ({'; '.join(edges)}): "
+    tied = [p for p, score in record["scores"].items() if score == record["score"]]
+    where = f"{name} on {dev.dataset_id}"
+    if len(tied) > 1:
+        ctx.console.print(f"warning: {where}: {len(tied)} points tie on dev ({', '.join(tied)}); the first in grid "
+                          "order was taken", markup=False, highlight=False, soft_wrap=True)
+    elif edges := grid_edges(grid, dict(point.point)):
+        ctx.console.print(f"warning: {where}: the point chosen on dev sits at the edge of its grid ({'; '.join(edges)}): "
                           "the best value may lie outside it; widen the grid in the recipe before reading any test "
                           "number", markup=False, highlight=False, soft_wrap=True)
     return point, record
@@ -298,7 +309,7 @@ def _experiment_record(recipe: Recipe) -> ExperimentRecord:
     commit, dirty = git_commit(Path(harness.__file__).resolve().parent.parent)
     env = environment()
     return ExperimentRecord(
-        name=recipe.experiment.name, recipe_path=str(recipe.path), recipe_text=recipe.text,
+        name=recipe.experiment.name, recipe_path=str(recipe.path.resolve()), recipe_text=recipe.text,
         recipe_hash=recipe.hash, git_commit=commit, git_dirty=dirty,
         packages=package_versions(_packages(recipe)),
         python=env.get("python"), platform=env.get("platform"), seed=recipe.experiment.seed,

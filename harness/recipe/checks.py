@@ -20,6 +20,12 @@ def check_resources(recipe: Recipe) -> None:
 
     path = recipe.path
     _check_declared_names(recipe)
+    for collection in recipe.collections:
+        if source := getattr(collection, "source", None):
+            try:
+                check_name(source)
+            except DataError as exc:
+                raise RecipeError(f'{path} [collections.{collection.name}] from = "{source}": {exc}') from None
     dev = [recipe.data.dev] if recipe.data.dev and holdout_fraction(recipe.data.dev) is None else []
     for key, ids in (("train", [recipe.data.train] if recipe.data.train else []), ("eval", recipe.data.eval),
                      ("dev", dev)):
@@ -68,6 +74,28 @@ def overlap_warnings(recipe: Recipe, mirror: Path | None, probe_timeout: float =
     for one in fold_recipes(recipe):  # a k-fold recipe: each fold's training and test parts
         lines += [line for line in _overlaps(one, recipe, mirror, probe_timeout) if line not in lines]
     return tuple(lines)
+
+
+def check_dev_overlap(recipe: Recipe, mirror: Path | None, probe_timeout: float = 3.0) -> None:
+    """RecipeError when the dev split shares judged queries with an evaluation split: a point
+    chosen on dev would be chosen partly on test queries (`[data] dev` equal to an evaluation
+    split is refused by the loader; this catches a dev split that contains one, e.g. a whole
+    collection over one of its parts). Data that cannot be read here is not judged."""
+    from harness.data.catalog import shared_queries
+    from harness.recipe.model import holdout_fraction
+
+    dev = recipe.data.dev
+    if dev is None or holdout_fraction(dev) is not None:
+        return
+    for other in recipe.data.eval:
+        try:
+            shared = shared_queries(dev, other, mirror, probe_timeout)
+        except DrbenchError:
+            continue
+        if shared:
+            raise RecipeError(f'{recipe.path} [data] dev = "{dev}" shares {shared} judged queries with eval = '
+                              f'"{other}": points would be chosen partly on test queries; pick a dev split '
+                              'disjoint from it (a [collections.NAME] split part, or dev = "holdout:0.1")')
 
 
 def _overlaps(recipe: Recipe, written: Recipe, mirror: Path | None, probe_timeout: float) -> list[str]:

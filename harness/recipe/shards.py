@@ -30,6 +30,8 @@ def parse_shard(text: str) -> tuple[int, int]:
     if match is None:
         raise RecipeError(f"--shard {text!r}: write I/N, shard I of N (1 <= I <= N), e.g. --shard 1/4")
     index, count = int(match.group(1)), int(match.group(2))
+    if count < 1:
+        raise RecipeError(f"--shard {text}: N, the number of shards, must be at least 1")
     if not 1 <= index <= count:
         raise RecipeError(f"--shard {text}: shard {index} of {count} does not exist; I runs from 1 to N")
     return index, count

@@ -11,8 +11,9 @@ nothing written. A run is one (experiment, variant, collection, index, seed):
 * met again with the same run key and other numbers, or with another run key (another recipe or
   code), the merge is refused in one line naming the run.
 
-An experiment met twice must have run the same recipe text; its provenance keeps the earliest
-start and the latest finish. A training log (experiment, variant, seed) is copied from the first
+An experiment met twice keeps the earliest start and the latest finish; if its recipe texts differ
+(a laptop's and a cluster's copies name other stores and caches), the first store's provenance is
+kept and a warning says so: its runs, keyed by what determines their numbers, decide the rest. A training log (experiment, variant, seed) is copied from the first
 store that has it, linked to the merged run of its model.
 """
 
@@ -42,6 +43,7 @@ class Merged:
     kept_once: int
     log_rows: int
     experiments: int
+    warnings: tuple[str, ...] = ()
 
 
 def merge_stores(inputs: list[Path], output: Path, advance: Callable[[int], None] = lambda n: None) -> Merged:
@@ -57,6 +59,8 @@ def merge_stores(inputs: list[Path], output: Path, advance: Callable[[int], None
             conn = db.conn
             conn.execute("PRAGMA journal_mode = DELETE")  # one file to rename, no -wal beside it
             copied = kept = logs = 0
+            warnings: list[str] = []
+            origin: dict[tuple, Path] = {}  # run identity -> the store it came from
             for number, path in enumerate(inputs):
                 copy = Path(scratch) / f"input{number}.db"
                 _copy(path, copy)
@@ -64,8 +68,8 @@ def merge_stores(inputs: list[Path], output: Path, advance: Callable[[int], None
                 conn.execute("ATTACH DATABASE ? AS src", (str(copy),))
                 try:
                     with conn:
-                        _experiments(conn, path)
-                        ids, c, k = _runs(conn, path)
+                        warnings += _experiments(conn, path)
+                        ids, c, k = _runs(conn, path, origin, output)
                         logs += _training_logs(conn, ids)
                     copied, kept = copied + c, kept + k
                 finally:
@@ -76,7 +80,7 @@ def merge_stores(inputs: list[Path], output: Path, advance: Callable[[int], None
             db.close()
         for suffix in ("-wal", "-shm"):
             Path(str(tmp) + suffix).unlink(missing_ok=True)
-    return Merged(copied, kept, logs, experiments)
+    return Merged(copied, kept, logs, experiments, tuple(warnings))
 
 
 def _copy(path: Path, to: Path) -> None:
@@ -116,21 +120,25 @@ def _check_store(path: Path) -> None:
         raise StoreError(f"{path} is not a drbench results store (no runs table); pass stores `drbench run` wrote")
 
 
-def _experiments(conn: sqlite3.Connection, path: Path) -> None:
+def _experiments(conn: sqlite3.Connection, path: Path) -> list[str]:
+    warnings = []
     for name, recipe_hash, started, finished in conn.execute(
             "SELECT name, recipe_hash, started_at, finished_at FROM src.experiments").fetchall():
         row = conn.execute("SELECT recipe_hash FROM experiments WHERE name = ?", (name,)).fetchone()
         if row is None:
             conn.execute("INSERT INTO experiments SELECT * FROM src.experiments WHERE name = ?", (name,))
-        elif row[0] != recipe_hash:
-            raise StoreError(f"experiment {name!r} in {path} ran another recipe than the one merged before it "
-                             "(recipe sha256 differs); rename one experiment, or merge them into separate stores")
-        else:
-            conn.execute("UPDATE experiments SET started_at = min(started_at, ?), finished_at = max(finished_at, ?) "
-                         "WHERE name = ?", (started, finished, name))
+            continue
+        if row[0] != recipe_hash:
+            warnings.append(f"experiment {name!r} in {path} ran another recipe text than the store merged before "
+                            "it; the first one's provenance (recipe text, commit, packages) is kept, and each run "
+                            "keeps its own run key")
+        conn.execute("UPDATE experiments SET started_at = min(started_at, ?), finished_at = max(finished_at, ?) "
+                     "WHERE name = ?", (started, finished, name))
+    return warnings
 
 
-def _runs(conn: sqlite3.Connection, path: Path) -> tuple[dict[int, int], int, int]:
+def _runs(conn: sqlite3.Connection, path: Path, origin: dict[tuple, Path],
+          output: Path) -> tuple[dict[int, int], int, int]:
     """Copy or match every run of `src`; {src run id: merged run id}, copied, kept once."""
     columns = [c[1] for c in conn.execute("PRAGMA main.table_info(runs)") if c[1] != "id"]
     names = ", ".join(columns)
@@ -144,17 +152,19 @@ def _runs(conn: sqlite3.Connection, path: Path) -> tuple[dict[int, int], int, in
         if found is None:
             cursor = conn.execute(f"INSERT INTO runs ({names}) SELECT {names} FROM src.runs WHERE id = ?", (src_id,))
             ids[src_id] = int(cursor.lastrowid)  # type: ignore[arg-type]
+            origin[tuple(identity)] = path
             for table, fields in _CHILDREN.items():
                 conn.execute(f"INSERT INTO {table} (run_id, {fields}) SELECT ?, {fields} FROM src.{table} "
                              "WHERE run_id = ?", (ids[src_id], src_id))
             copied += 1
             continue
+        before = origin.get(tuple(identity), output)
         if found[1] != key:
-            raise StoreError(f"run {label} is stored with another run key in {path} than in a store merged before "
-                             "it (another recipe, code or data); keep one of them, e.g. merge without that store")
+            raise StoreError(f"run {label} is stored with another run key in {path} than in {before} (another "
+                             "recipe, code or data); nothing was written: merge without one of the two")
         if differs := _differs(conn, found[0], src_id):
-            raise StoreError(f"run {label} has the same run key but other {differs} in {path} than in a store "
-                             "merged before it; nothing was written: find which is right before merging")
+            raise StoreError(f"run {label} has the same run key but other {differs} in {path} than in {before}; "
+                             "nothing was written: find which is right before merging")
         ids[src_id] = found[0]
         kept += 1
     return ids, copied, kept

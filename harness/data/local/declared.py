@@ -109,6 +109,9 @@ def split_problem(collection: Declared, split: str | None) -> str | None:
     import difflib
 
     if isinstance(collection, FileCollection):
+        if collection.format == "beir" and not collection.root.is_dir():
+            return (f"no such folder {collection.root}; check [collections.{collection.name}] path (a BEIR folder "
+                    "holds corpus.jsonl, queries.jsonl and qrels/<split>.tsv)")
         known = tuple(collection.splits())
         if not known:
             return (f"{collection.root / 'qrels'} holds no <split>.tsv file; a BEIR folder has qrels/test.tsv "
@@ -118,6 +121,6 @@ def split_problem(collection: Declared, split: str | None) -> str | None:
     if split in known:
         return None
     close = difflib.get_close_matches(split or "", known, n=1)
-    hint = f'did you mean "{collection.name}/{close[0]}"? ' if close else ""
+    hint = f'did you mean "{collection.name}/{close[0]}"? ' if close else "its splits are "
     what = "names no split" if split is None else f"has no split {split!r}"
     return f"{collection.name} {what}; {hint}({', '.join(f'{collection.name}/{s}' for s in known)})"

@@ -187,6 +187,8 @@ def _topics(lines: Lines) -> Iterator[Query]:
             yield Query(start, number_, query)
             start, number_, title = 0, None, []
         elif name == "top":
+            if start:
+                raise lines.error(number, f"<top> inside the <top> block opened at line {start} (missing </top>)")
             start = number
         elif not start:
             raise lines.error(number, f"<{name}> outside a <top> block")
