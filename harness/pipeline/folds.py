@@ -16,6 +16,8 @@ import json
 import statistics
 from typing import Any
 
+from rich.markup import escape
+
 from harness.recipe.plan import Plan, RunSpec
 from harness.store import ExperimentRecord, RunRecord, completed_run_key, list_runs, utc_now, write_run
 from harness.store.db import query_metrics, run_metrics, run_results
@@ -40,13 +42,15 @@ def combine_folds(db: Any, experiment: ExperimentRecord, plan: Plan, log: Any) -
             continue
         key = combined_key([fold["run_key"] for fold in folds])  # type: ignore[index]
         if completed_run_key(db, experiment.name, spec.variant, spec.collection, spec.index, spec.seed) == key:
-            log(f"[dim]skip {spec.variant} / {spec.collection} / {spec.index}: already in the store[/dim]")
+            log(f"[dim]skip {escape(spec.variant)} / {escape(spec.collection)} / {spec.index}: already in the "
+                "store[/dim]")
             out.append((spec, "skipped", None))
             continue
         record = _combined(db, experiment.name, spec, key, folds, plan.recipe.eval.metrics)  # type: ignore[arg-type]
         run_id = write_run(db, experiment, record)
         shown = ", ".join(f"{m} {v:.4f}" for m, v in record.metrics.items())
-        log(f"[green]done[/green] {spec.variant} / {spec.collection} / {spec.index} ({len(folds)} folds): {shown}")
+        log(f"[green]done[/green] {escape(spec.variant)} / {escape(spec.collection)} / {spec.index} "
+            f"({len(folds)} folds): {shown}")
         out.append((spec, "done", run_id))
     return out
 
