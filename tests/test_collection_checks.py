@@ -36,7 +36,7 @@ def beir_folder(root: Path, *, corpus: bytes | None = None, queries: bytes | Non
 
 
 def declared(folder: Path) -> FileCollection:
-    return FileCollection("mine", "beir", folder, folder / "corpus.jsonl", folder / "queries.jsonl")
+    return FileCollection.beir("mine", folder)
 
 
 def good_lines(items: list[dict]) -> list[str]:

@@ -52,22 +52,16 @@ def check(target: str = typer.Argument(..., metavar="PATH|NAME",
                 raise DrbenchError(f"{target}: not a BEIR folder (no corpus.jsonl); TREC files are checked through "
                                    "the recipe that declares them: drbench data check NAME --recipe FILE")
             name = folder.resolve().name or "folder"
-            declare((*declared().values(), FileCollection(name, "beir", folder, folder / "corpus.jsonl",
-                                                          folder / "queries.jsonl")))
+            declare((*declared().values(), FileCollection.beir(name, folder)))
         with StageProgress(err) as progress:
             found = lookup(name)
-            total = sum(p.stat().st_size for p in _files(found[0])) if found and isinstance(found[0], FileCollection) \
-                else 0
+            files = found[0].files() if found and isinstance(found[0], FileCollection) else []
+            total = sum(p.stat().st_size for p in files if p.is_file())
             with progress.task(f"checking {name}", total, "bytes") as advance:
                 result = summary(name.partition("/")[0], advance)
     except DrbenchError as exc:
         raise fail(exc) from None
     _print_summary(result)
-
-
-def _files(collection: object) -> list[Path]:
-    files = [collection.docs, collection.queries, *collection.splits().values()]  # type: ignore[attr-defined]
-    return [p for p in files if p.is_file()]
 
 
 def _print_summary(result: object) -> None:

@@ -81,25 +81,29 @@ def check_dev_overlap(recipe: Recipe, mirror: Path | None, probe_timeout: float 
     chosen on dev would be chosen partly on test queries (`[data] dev` equal to an evaluation
     split is refused by the loader; this catches a dev split that contains one, e.g. a whole
     collection over one of its parts). Data that cannot be read here is not judged."""
-    from harness.data.catalog import shared_queries
     from harness.recipe.model import holdout_fraction
 
     dev = recipe.data.dev
     if dev is None or holdout_fraction(dev) is not None:
         return
     for other in recipe.data.eval:
-        try:
-            shared = shared_queries(dev, other, mirror, probe_timeout)
-        except DrbenchError:
-            continue
-        if shared:
+        if shared := _shared(dev, other, mirror, probe_timeout):
             raise RecipeError(f'{recipe.path} [data] dev = "{dev}" shares {shared} judged queries with eval = '
                               f'"{other}": points would be chosen partly on test queries; pick a dev split '
                               'disjoint from it (a [collections.NAME] split part, or dev = "holdout:0.1")')
 
 
-def _overlaps(recipe: Recipe, written: Recipe, mirror: Path | None, probe_timeout: float) -> list[str]:
+def _shared(one: str, other: str, mirror: Path | None, probe_timeout: float) -> int:
+    """Judged queries `one` and `other` share over one corpus; 0 where their data cannot be read here."""
     from harness.data.catalog import shared_queries
+
+    try:
+        return shared_queries(one, other, mirror, probe_timeout)
+    except DrbenchError:
+        return 0
+
+
+def _overlaps(recipe: Recipe, written: Recipe, mirror: Path | None, probe_timeout: float) -> list[str]:
     from harness.recipe.model import holdout_fraction
 
     train = recipe.data.train
@@ -108,13 +112,7 @@ def _overlaps(recipe: Recipe, written: Recipe, mirror: Path | None, probe_timeou
     dev = [recipe.data.dev] if recipe.data.dev and holdout_fraction(recipe.data.dev) is None else []
     lines = []
     for key, other in [("eval", e) for e in recipe.data.eval] + [("dev", d) for d in dev]:
-        if other == train:
-            continue
-        try:
-            shared = shared_queries(train, other, mirror, probe_timeout)
-        except DrbenchError:
-            continue
-        if shared:
+        if other != train and (shared := _shared(train, other, mirror, probe_timeout)):
             lines.append(f'{written.path} [data] {key} = "{other}" shares {shared} judged queries with train = '
                          f'"{train}": the trained variants are scored on queries they trained on; split the '
                          "queries once ([collections.NAME] split or folds) and train and evaluate on its parts")

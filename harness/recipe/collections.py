@@ -103,7 +103,7 @@ def _files(where: Where, label: str, name: str, table: dict[str, Any], base: Pat
             if key in table:
                 raise where.error(label, key, table[key], "a BEIR folder's files have fixed names; use "
                                                           'format = "trec" to name files')
-        return FileCollection(name, "beir", folder, folder / "corpus.jsonl", folder / "queries.jsonl")
+        return FileCollection.beir(name, folder)
     root = folder or base
     for key in ("docs", "queries", "qrels"):
         if key not in table:

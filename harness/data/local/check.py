@@ -60,14 +60,13 @@ def check_collection(collection: FileCollection, advance: Callable[[int], None] 
     """Check every file of `collection` (all its splits); DataError on the first problem.
     `advance(n)` is called with the bytes read since its last call."""
     splits = collection.splits()
-    if collection.format == "beir" and not collection.root.is_dir():
-        raise DataError(f"{collection.root}: no such folder; [collections.{collection.name}] path names a BEIR "
-                        "folder with corpus.jsonl, queries.jsonl and qrels/<split>.tsv")
+    if problem := collection.folder_problem():
+        raise DataError(problem)
     if not splits:
         where = collection.root / "qrels" if collection.format == "beir" else f"[collections.{collection.name}]"
         raise DataError(f"{where}: no qrels; a BEIR folder has qrels/<split>.tsv, TREC files declare qrels = "
                         '{ test = "qrels.txt" }')
-    paths = [collection.docs, collection.queries, *splits.values()]
+    paths = collection.files()
     for path in paths:
         if not path.is_file():
             raise DataError(f"{path}: no such file; check [collections.{collection.name}]"

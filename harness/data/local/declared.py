@@ -37,6 +37,22 @@ class FileCollection:
     queries: Path
     qrels: dict[str, Path] = field(default_factory=dict)
 
+    @classmethod
+    def beir(cls, name: str, folder: Path) -> FileCollection:
+        """A BEIR folder: `corpus.jsonl`, `queries.jsonl`, `qrels/<split>.tsv`."""
+        return cls(name, "beir", folder, folder / "corpus.jsonl", folder / "queries.jsonl")
+
+    def files(self) -> list[Path]:
+        """Every file it reads: documents, queries, each split's qrels."""
+        return [self.docs, self.queries, *self.splits().values()]
+
+    def folder_problem(self) -> str | None:
+        """Why a BEIR folder cannot be read at all (it is missing), else None."""
+        if self.format == "beir" and not self.root.is_dir():
+            return (f"no such folder {self.root}; check [collections.{self.name}] path (a BEIR folder holds "
+                    "corpus.jsonl, queries.jsonl and qrels/<split>.tsv)")
+        return None
+
     def splits(self) -> dict[str, Path]:
         """Split name -> its qrels file (for a BEIR folder, whatever `qrels/*.tsv` holds now)."""
         if self.format == "trec":
@@ -109,9 +125,8 @@ def split_problem(collection: Declared, split: str | None) -> str | None:
     import difflib
 
     if isinstance(collection, FileCollection):
-        if collection.format == "beir" and not collection.root.is_dir():
-            return (f"no such folder {collection.root}; check [collections.{collection.name}] path (a BEIR folder "
-                    "holds corpus.jsonl, queries.jsonl and qrels/<split>.tsv)")
+        if problem := collection.folder_problem():
+            return problem
         known = tuple(collection.splits())
         if not known:
             return (f"{collection.root / 'qrels'} holds no <split>.tsv file; a BEIR folder has qrels/test.tsv "
