@@ -27,3 +27,7 @@ class StoreError(DrbenchError):
 
 class CacheError(DrbenchError):
     """A cached artifact (checkpoint, model, negatives, embeddings) cannot be trusted or read."""
+
+
+class RunsFailed(DrbenchError):
+    """Some runs of a recipe failed and the others are stored: the recipe was fine, a run was not (exit 1)."""

@@ -63,13 +63,14 @@ PrecisionOpt = typer.Option(None, "--precision", help="fp32, bf16, fp16 or auto 
 
 
 def run_options(mirror: str | None, force: bool, store: str | None, cache_dir: str | None, device: str | None,
-                precision: str | None, shard: str | None = None) -> RunOptions:
-    """The `RunOptions` the run option group's values ask for (imports the pipeline, so torch)."""
+                precision: str | None, shard: str | None = None, **parallel: Any) -> RunOptions:
+    """The `RunOptions` the run option group's values ask for (imports the pipeline, so torch);
+    `parallel`: `drbench run`'s executor, address, workers and threads."""
     from harness.pipeline import RunOptions
     from harness.recipe.shards import parse_shard
 
     return RunOptions(mirror=mirror, force=force, store=store, cache_dir=cache_dir, device=device,
-                      precision=precision, shard=None if shard is None else parse_shard(shard))
+                      precision=precision, shard=None if shard is None else parse_shard(shard), **parallel)
 
 
 class Format(str, Enum):

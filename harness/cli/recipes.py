@@ -14,11 +14,18 @@ import typer
 
 from harness.cli.common import (INTERRUPTED, CacheDirOpt, DeviceOpt, ForceOpt, Format, MirrorOpt, PrecisionOpt,
                                 RecipeStoreOpt, ShardOpt, counted, err, fail, out, print_leaderboard, run_options, warn)
-from harness.errors import DrbenchError
+from harness.errors import DrbenchError, RunsFailed
 
 if TYPE_CHECKING:
     from harness.pipeline import RunOptions
     from harness.recipe.model import Recipe
+
+
+class Executor(str, Enum):
+    """Where a recipe's runs run: one after another in this process, or as Ray tasks."""
+
+    local = "local"
+    ray = "ray"
 
 
 class ExplainFormat(str, Enum):
@@ -89,7 +96,22 @@ def run(recipe: Path = typer.Argument(..., help="Recipe file."),
         cache_dir: str | None = CacheDirOpt, device: str | None = DeviceOpt, precision: str | None = PrecisionOpt,
         shard: str | None = ShardOpt, nproc: int = typer.Option(1, "--nproc", help="Processes to run on this machine through torchrun (gloo on "
                                   "the CPU, one GPU each on CUDA); for several machines run torchrun yourself "
-                                  "(README).")) -> None:
+                                  "(README)."),
+        executor: Executor = typer.Option(Executor.local, "--executor",
+                                          help="local: the runs one after another in this process. ray: the plan's "
+                                               "tasks on Ray (pip install 'drbench\\[ray]'), each in its own process, "
+                                               "after the tasks it needs; a task whose process dies is retried twice "
+                                               "and resumes its training. The same numbers either way."),
+        address: str | None = typer.Option(None, "--address", metavar="auto|HOST:PORT",
+                                           help="--executor ray: a running Ray cluster (auto: the one on this "
+                                                "machine, as RAY_ADDRESS names it); left out, a local Ray is started."),
+        workers: int | None = typer.Option(None, "--workers", min=1,
+                                           help="--executor ray, local Ray: tasks at once (default: this machine's "
+                                                "cores over --threads)."),
+        threads: int | None = typer.Option(None, "--threads", min=0,
+                                           help="CPU threads per process (over the recipe's \\[compute] threads): each Ray task "
+                                                "asks for this many CPUs (default 1 there; torch's own choice in "
+                                                "one process).")) -> None:
     """Train and evaluate every variant of RECIPE, store the results, print the leaderboard."""
     from harness.pipeline import run_recipe, store_path  # imports torch: only here
     from harness.recipe import load_recipe, recipe_warnings
@@ -98,17 +120,32 @@ def run(recipe: Path = typer.Argument(..., help="Recipe file."),
     world = World.from_env()
     try:
         parsed = load_recipe(recipe)
-        options = run_options(mirror, force, store, cache_dir, device, precision, shard)
+        options = run_options(mirror, force, store, cache_dir, device, precision, shard, threads=threads)
+        on = None
+        if executor is Executor.ray:
+            from harness.pipeline.ray_executor import RayExecutor, check_ray
+
+            if nproc != 1:
+                raise fail("--nproc and --executor ray: each Ray task is one process; leave --nproc out")
+            if workers is not None and address is not None:
+                raise fail("--workers sizes the local Ray this run starts; with --address the cluster's own "
+                           "resources decide (leave --workers out)")
+            check_ray(address)
+            on = RayExecutor(address, workers)
+        elif address is not None or workers is not None:
+            raise fail("--address and --workers go with --executor ray")
         if nproc != 1 and world.size == 1:
             _launch(nproc, parsed, options, [str(recipe)] + _passed_on(options))
             return  # the launched rank 0 warns
         for warning in recipe_warnings(parsed) if world.main else ():
             warn(warning)
-        run_recipe(parsed, options, err)
+        run_recipe(parsed, options, err, on)
         if world.main:
             print_leaderboard(str(store_path(parsed, options)), parsed.experiment.name, None, Format.table)
     except RankError:
         raise typer.Exit(2) from None  # rank 0 hit it and prints it; one line, not one per process
+    except RunsFailed as exc:
+        raise fail(exc, 1) from None
     except DrbenchError as exc:
         raise fail(f"process {world.rank}: {exc}" if world.size > 1 and not world.main else exc) from None
     except KeyboardInterrupt:
@@ -122,6 +159,8 @@ def _passed_on(options: RunOptions) -> list[str]:
     args = [x for name, flag in flags.items() if (value := getattr(options, name)) is not None for x in (flag, value)]
     if options.shard is not None:
         args += ["--shard", f"{options.shard[0]}/{options.shard[1]}"]
+    if options.threads is not None:
+        args += ["--threads", str(options.threads)]
     return args + (["--force"] if options.force else [])
 
 

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field, replace
 from itertools import groupby
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from rich.console import Console
 from rich.markup import escape
@@ -40,7 +40,7 @@ from harness.recipe.checks import check_dev_overlap, check_processes, check_reso
 from harness.recipe import plan
 from harness.recipe.expand import variant_seeds
 from harness.recipe.grid import grid_edges
-from harness.recipe.model import Recipe, Variant, holdout_fraction
+from harness.recipe.model import Recipe, Variant, holdout_fraction, read_collections
 from harness.recipe.shards import shard_of
 from harness.api.registry import kind, package
 from harness.store import (SPARSE_INDEX, ExperimentRecord, RunRecord, completed_run_key, drop_other_seeds,
@@ -61,6 +61,7 @@ class RunOptions:
     device: str | None = None  # over [compute] device
     precision: str | None = None  # over [compute] precision
     shard: tuple[int, int] | None = None  # (I, N): only shard I of N of the plan (harness.recipe.shards)
+    threads: int | None = None  # over [compute] threads
 
 
 @dataclass
@@ -76,7 +77,7 @@ class Outcome:
 
 
 @dataclass
-class _Context:
+class Context:
     """One `drbench run`: the recipe, its command-line options, its models and its outcomes."""
 
     recipe: Recipe
@@ -90,7 +91,7 @@ class _Context:
     def console(self) -> Console:
         return self.models.console
 
-    def seeded(self, seed: int) -> _Context:
+    def seeded(self, seed: int) -> Context:
         """This run as the variant runs of `seed` see it (the same outcomes list)."""
         return replace(self, recipe=self.recipe.with_seed(seed), models=self.models.seeded(seed))
 
@@ -120,10 +121,19 @@ def store_path(recipe: Recipe, options: RunOptions) -> Path:
     return path.with_name(f"{path.stem}.shard-{index}-of-{count}{path.suffix}")
 
 
-def run_recipe(recipe: Recipe, options: RunOptions = RunOptions(),
-               console: Console | None = None) -> list[Outcome]:
+class Executor(Protocol):
+    """What makes a plan's runs other than one after another in this process (`--executor ray`,
+    :mod:`harness.pipeline.ray_executor`): it writes them to `db`, the store at `store`, and
+    returns their outcomes; checked, the store opened and the plan cut, as `run_recipe` hands them."""
+
+    def __call__(self, plan: plan.Plan, options: RunOptions, store: Path, db: Any, experiment: ExperimentRecord,
+                 cache_dir: Path, mirror: Path | None, compute: Compute, console: Console) -> list[Outcome]: ...
+
+
+def run_recipe(recipe: Recipe, options: RunOptions = RunOptions(), console: Console | None = None,
+               executor: Executor | None = None) -> list[Outcome]:
     """Run every variant of `recipe` on every evaluation collection and index (as one rank of
-    several when torchrun started this process)."""
+    several when torchrun started this process), here, or with `executor`."""
     world = World.from_env()
     console = (console or log_console()) if world.main else Console(quiet=True)
     check_resources(recipe)
@@ -131,10 +141,14 @@ def run_recipe(recipe: Recipe, options: RunOptions = RunOptions(),
     world = world.join(compute.device)
     compute = replace(compute, world=world)
     world.on_main(lambda: check_processes(recipe, world.size))  # one line from rank 0, not one per process
+    threads = options.threads if options.threads is not None else recipe.compute.threads
+    if threads and executor is None:  # an executor's processes set their own
+        import torch
+
+        torch.set_num_threads(threads)
     mirror = resolve_mirror(options.mirror, recipe.data.mirror)
     # Fail on an unavailable collection before anything (the store included) is created.
-    named_dev = [recipe.data.dev] if recipe.data.dev and holdout_fraction(recipe.data.dev) is None else []
-    for dataset_id in dict.fromkeys((*recipe.data.eval, *filter(None, [recipe.data.train]), *named_dev)):
+    for dataset_id in read_collections(recipe.data):
         world.first(lambda: ensure_available(dataset_id, mirror))
         if is_file_collection(dataset_id) and world.main:  # its files were just checked, line by line
             checked = summary(dataset_id)
@@ -157,27 +171,29 @@ def run_recipe(recipe: Recipe, options: RunOptions = RunOptions(),
         console.log(f"shard {options.shard[0]} of {options.shard[1]}: {len(the_plan)} of the plan's {whole} runs, "
                     f"into {escape(str(store_path(recipe, options)))}")
     outcomes: list[Outcome] = []
-    with StageProgress(console) as progress:
-        for k, part in enumerate(the_plan.folds or (the_plan,), 1):  # a k-fold recipe: each fold in turn
-            if the_plan.folds:
-                console.log(f"fold {k} of {len(the_plan.folds)}: train on {escape(str(part.recipe.data.train))}, "
-                            f"evaluate on {escape(part.recipe.data.eval[0])}")
-            models = Models(part.recipe, cache_dir, progress, console, mirror, db, experiment.name, compute)
-            ctx = _Context(part.recipe, options, models, db, experiment, outcomes)
-            _execute(ctx, part, mirror)
+    if executor is not None:
+        outcomes = executor(the_plan, options, store_path(recipe, options), db, experiment, cache_dir, mirror, compute,
+                            console)
+    else:
+        with StageProgress(console) as progress:
+            for k, part in enumerate(the_plan.folds or (the_plan,), 1):  # a k-fold recipe: each fold in turn
+                if the_plan.folds:
+                    console.log(f"fold {k} of {len(the_plan.folds)}: train on {escape(str(part.recipe.data.train))}, "
+                                f"evaluate on {escape(part.recipe.data.eval[0])}")
+                models = Models(part.recipe, cache_dir, progress, console, mirror, db, experiment.name, compute)
+                execute(Context(part.recipe, options, models, db, experiment, outcomes), part, mirror)
     if world.main:
         if the_plan.folds:
-            _combine(ctx, the_plan)
-        _drop_other_seeds(replace(ctx, recipe=recipe))
+            outcomes += combined_folds(db, experiment, the_plan, console)
+        _drop_other_seeds(db, recipe, console)
     world.leave()
     return outcomes
 
 
-def _combine(ctx: _Context, the_plan: plan.Plan) -> None:
+def combined_folds(db: Any, experiment: ExperimentRecord, the_plan: plan.Plan, console: Console) -> list[Outcome]:
     """Each run's folds as one run over every query (:mod:`harness.pipeline.folds`)."""
-    for spec, status, run_id in combine_folds(ctx.db, ctx.experiment, the_plan, ctx.console.log):
-        if status != "incomplete":
-            ctx.outcomes.append(Outcome(spec.variant, spec.collection, spec.index, status, spec.seed, run_id))
+    return [Outcome(spec.variant, spec.collection, spec.index, status, spec.seed, run_id)
+            for spec, status, run_id in combine_folds(db, experiment, the_plan, console.log) if status != "incomplete"]
 
 
 @dataclass(frozen=True)
@@ -200,7 +216,7 @@ def stored_row(recipe: Recipe, spec: plan.RunSpec, chosen: dict[str, tuple[Varia
     return StoredRow(replace(point, name=spec.variant, sweep_of=None, point=()), point.name, record)
 
 
-def _load(ctx: _Context, dataset_id: str, mirror: Path | None) -> Collection:
+def _load(ctx: Context, dataset_id: str, mirror: Path | None) -> Collection:
     with ctx.progress.spinner(f"loading {dataset_id}"):
         collection = ctx.world.first(lambda: load_collection(dataset_id, mirror))
     ctx.console.log(f"{escape(dataset_id)}: {len(collection.doc_ids):,} documents, {len(collection.queries):,} judged "
@@ -208,7 +224,7 @@ def _load(ctx: _Context, dataset_id: str, mirror: Path | None) -> Collection:
     return collection
 
 
-def _dev_collection(ctx: _Context, mirror: Path | None) -> Collection:
+def dev_collection(ctx: Context, mirror: Path | None) -> Collection:
     """`[data] dev`: the named split, or the held-out training queries (`holdout:F`)."""
     dev = str(ctx.recipe.data.dev)
     fraction = holdout_fraction(dev)
@@ -219,15 +235,21 @@ def _dev_collection(ctx: _Context, mirror: Path | None) -> Collection:
     return held
 
 
-def _execute(ctx: _Context, the_plan: plan.Plan, mirror: Path | None) -> None:
+def execute(ctx: Context, the_plan: plan.Plan, mirror: Path | None,
+             chosen: dict[str, tuple[Variant, dict[str, Any]]] | None = None) -> None:
     """Make the plan's runs in its order: the dev split first (each sweep's point is chosen as
     soon as its last point is evaluated there, so a variant chained on it trains on that point),
-    then each evaluation collection. A variant's runs of one seed share its encodings."""
-    recipe, chosen = ctx.recipe, {}
-    last_point = {run.sweep: run.id for run in the_plan.phase("dev") if run.sweep and recipe.selects}
+    then each evaluation collection. A variant's runs of one seed share its encodings.
+
+    `chosen`: the points chosen before (a task of a parallel run: its plan is a part whose
+    sweeps were chosen from the store), and then no choice is made here."""
+    recipe = ctx.recipe
+    last_point = {} if chosen is not None else {run.sweep: run.id for run in the_plan.phase("dev")
+                                                if run.sweep and recipe.selects}
+    chosen = dict(chosen or {})
     for (phase, dataset_id), runs in groupby(the_plan, key=lambda run: (run.phase, run.collection)):
         if phase == "dev":
-            collection = ctx.models.dev = _dev_collection(ctx, mirror)  # dev: what eval_every scores on
+            collection = ctx.models.dev = dev_collection(ctx, mirror)  # dev: what eval_every scores on
         else:
             collection = _load(ctx, dataset_id, mirror)
         for _, specs in groupby(runs, key=lambda run: run.variant):
@@ -240,37 +262,42 @@ def _execute(ctx: _Context, the_plan: plan.Plan, mirror: Path | None) -> None:
                 else:
                     _dense_runs(ctx.seeded(seed), collection, row, indexes)
             if (name := specs[-1].sweep) is not None and last_point.get(name) == specs[-1].id:
-                chosen[name] = _choose(ctx, collection, name)
+                chosen[name] = choose(ctx, collection.dataset_id, name)
 
 
-def _choose(ctx: _Context, dev: Collection, name: str) -> tuple[Variant, dict[str, Any]]:
-    """The point of the swept variant `name` chosen on `dev`; from now on `name` means it."""
-    point, record = ctx.world.on_main(lambda: select_point(ctx.db, ctx.recipe, dev.dataset_id, name))
+def choose(ctx: Context, dev: str, name: str) -> tuple[Variant, dict[str, Any]]:
+    """The point of the swept variant `name` chosen on the dev split `dev`; from now on `name` means it."""
+    point, record = ctx.world.on_main(lambda: select_point(ctx.db, ctx.recipe, dev, name))
     ctx.models.alias(name, point.name)
-    ctx.console.log(f"{name}: chose {escape(point.name)} on {escape(dev.dataset_id)} ({record['metric']} "
-                    f"{record['score']:.4f}, best of {len(record['scores'])} points)")
-    grid = {key: list(dict.fromkeys(dict(p.point)[key] for p in ctx.recipe.sweeps[name])) for key in dict(point.point)}
-    tied = [p for p, score in record["scores"].items() if score == record["score"]]
-    where = f"{name} on {dev.dataset_id}"
-    if len(tied) > 1:
-        ctx.console.print(f"warning: {where}: {len(tied)} points tie on dev ({', '.join(tied)}); the first in grid "
-                          "order was taken", markup=False, highlight=False, soft_wrap=True)
-    elif edges := grid_edges(grid, dict(point.point)):
-        ctx.console.print(f"warning: {where}: the point chosen on dev sits at the edge of its grid ({'; '.join(edges)}): "
-                          "the best value may lie outside it; widen the grid in the recipe before reading any test "
-                          "number", markup=False, highlight=False, soft_wrap=True)
+    announce_choice(ctx.console, ctx.recipe, dev, name, point, record)
     return point, record
 
 
-def _drop_other_seeds(ctx: _Context) -> None:
+def announce_choice(console: Console, recipe: Recipe, dev: str, name: str, point: Variant,
+                    record: dict[str, Any]) -> None:
+    """Say which point of `name` dev chose, and warn of a tie or a point at its grid's edge."""
+    console.log(f"{name}: chose {escape(point.name)} on {escape(dev)} ({record['metric']} "
+                f"{record['score']:.4f}, best of {len(record['scores'])} points)")
+    grid = {key: list(dict.fromkeys(dict(p.point)[key] for p in recipe.sweeps[name])) for key in dict(point.point)}
+    tied = [p for p, score in record["scores"].items() if score == record["score"]]
+    where = f"{name} on {dev}"
+    if len(tied) > 1:
+        console.print(f"warning: {where}: {len(tied)} points tie on dev ({', '.join(tied)}); the first in grid "
+                      "order was taken", markup=False, highlight=False, soft_wrap=True)
+    elif edges := grid_edges(grid, dict(point.point)):
+        console.print(f"warning: {where}: the point chosen on dev sits at the edge of its grid ({'; '.join(edges)}): "
+                      "the best value may lie outside it; widen the grid in the recipe before reading any test "
+                      "number", markup=False, highlight=False, soft_wrap=True)
+
+
+def _drop_other_seeds(db: Any, recipe: Recipe, console: Console) -> None:
     """Runs of seeds the recipe no longer lists go (its runs replace them, as a re-run replaces
     its own), so the leaderboard's means are over the recipe's seeds only. After every run is
     stored: an interrupted run leaves the old ones until it completes."""
-    recipe = ctx.recipe
     keep = {v.name: set(variant_seeds(recipe, v)) for v in recipe.variants}
     keep.update({name: set(variant_seeds(recipe, points[0])) for name, points in recipe.sweeps.items()})
-    if gone := drop_other_seeds(ctx.db, recipe.experiment.name, keep):
-        ctx.console.log(f"removed {gone} stored runs of seeds {recipe.path} no longer lists")
+    if gone := drop_other_seeds(db, recipe.experiment.name, keep):
+        console.log(f"removed {gone} stored runs of seeds {recipe.path} no longer lists")
 
 
 def check_cache_dir(path: Path) -> None:
@@ -350,7 +377,7 @@ def _data_record(collection: Collection) -> dict[str, Any]:
             "archives": collection.archive_digests}
 
 
-def _is_done(ctx: _Context, variant: Variant, collection: Collection, index: str, key: str) -> bool:
+def _is_done(ctx: Context, variant: Variant, collection: Collection, index: str, key: str) -> bool:
     """Whether the store holds this run already (rank 0 reads the store; every rank gets its answer)."""
     seed = ctx.recipe.experiment.seed
 
@@ -366,7 +393,7 @@ def _is_done(ctx: _Context, variant: Variant, collection: Collection, index: str
     return False
 
 
-def _sparse_run(ctx: _Context, collection: Collection, row: StoredRow) -> None:
+def _sparse_run(ctx: Context, collection: Collection, row: StoredRow) -> None:
     variant = row.variant
     index, = plan.run_indexes(ctx.recipe, variant)
     key = run_key(ctx.recipe, variant, collection, index, None, row.selection)
@@ -380,7 +407,7 @@ def _sparse_run(ctx: _Context, collection: Collection, row: StoredRow) -> None:
     _finish(ctx, collection, row, index, key, None, results, timings, started)
 
 
-def _dense_runs(ctx: _Context, collection: Collection, row: StoredRow, indexes: list[str]) -> None:
+def _dense_runs(ctx: Context, collection: Collection, row: StoredRow, indexes: list[str]) -> None:
     variant = row.variant
     ref = ctx.models.resolve(row.model)
     if on := ctx.models.chained_on(row.model):  # stored, so the leaderboard can say what it trained on
@@ -420,7 +447,7 @@ def _exact_top(doc_vectors: Any, query_vectors: Any, gpu: int | None = None) -> 
     return exact_search(doc_vectors, query_vectors, EXACT_DEPTH, gpu=gpu)[1]
 
 
-def _finish(ctx: _Context, collection: Collection, row: StoredRow, index: str, key: str,
+def _finish(ctx: Context, collection: Collection, row: StoredRow, index: str, key: str,
             model: dict[str, Any] | None, results: dict[str, list[tuple[str, float]]],
             timings: dict[str, float], started: str, stats: dict[str, float] | None = None) -> None:
     variant = row.variant

@@ -9,14 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.errors import DataError, DrbenchError, IndexBuildError, ModelError, RecipeError
-from harness.recipe.model import Recipe
+from harness.recipe.model import Recipe, named_dev
 
 
 def check_resources(recipe: Recipe) -> None:
     """Raise RecipeError naming the table and key of the first unusable resource."""
     from harness.data.catalog import check_name, is_file_collection, summary
-
-    from harness.recipe.model import holdout_fraction
 
     path = recipe.path
     _check_declared_names(recipe)
@@ -26,9 +24,8 @@ def check_resources(recipe: Recipe) -> None:
                 check_name(source)
             except DataError as exc:
                 raise RecipeError(f'{path} [collections.{collection.name}] from = "{source}": {exc}') from None
-    dev = [recipe.data.dev] if recipe.data.dev and holdout_fraction(recipe.data.dev) is None else []
     for key, ids in (("train", [recipe.data.train] if recipe.data.train else []), ("eval", recipe.data.eval),
-                     ("dev", dev)):
+                     ("dev", named_dev(recipe.data))):
         for dataset_id in ids:
             try:
                 check_name(dataset_id)
@@ -104,14 +101,11 @@ def _shared(one: str, other: str, mirror: Path | None, probe_timeout: float) -> 
 
 
 def _overlaps(recipe: Recipe, written: Recipe, mirror: Path | None, probe_timeout: float) -> list[str]:
-    from harness.recipe.model import holdout_fraction
-
     train = recipe.data.train
     if train is None:
         return []
-    dev = [recipe.data.dev] if recipe.data.dev and holdout_fraction(recipe.data.dev) is None else []
     lines = []
-    for key, other in [("eval", e) for e in recipe.data.eval] + [("dev", d) for d in dev]:
+    for key, other in [("eval", e) for e in recipe.data.eval] + [("dev", d) for d in named_dev(recipe.data)]:
         if other != train and (shared := _shared(train, other, mirror, probe_timeout)):
             lines.append(f'{written.path} [data] {key} = "{other}" shares {shared} judged queries with train = '
                          f'"{train}": the trained variants are scored on queries they trained on; split the '

@@ -59,6 +59,16 @@ def holdout_fraction(dev: str | None) -> float | None:
     return float(dev[len(HOLDOUT):]) if dev and dev.startswith(HOLDOUT) else None
 
 
+def named_dev(data: DataConfig) -> list[str]:
+    """`[data] dev` when it names a collection (not a holdout of train): [it], else []."""
+    return [data.dev] if data.dev and holdout_fraction(data.dev) is None else []
+
+
+def read_collections(data: DataConfig) -> list[str]:
+    """Every collection a recipe reads by name, once each: eval, train, then a named dev split."""
+    return list(dict.fromkeys((*data.eval, *filter(None, [data.train]), *named_dev(data))))
+
+
 def dev_problem(dev: str) -> str | None:
     """Why `dev` is not a dev split drbench takes, or None.
 
@@ -118,6 +128,9 @@ class ComputeConfig(Params):
                                    "only) or auto (bf16 on CUDA and on CPUs with native bf16; CLI --precision "
                                    "wins).", choices=PRECISIONS,
                                paper="STAR: fp16 (the official command's --fp16); ADORE: fp32")
+    threads: int = param(0, "CPU threads of each process (torch's intra-op threads): 0 keeps torch's own choice "
+                            "(every core) for `drbench run`, and 1 per task under --executor ray, where each task "
+                            "also asks Ray for this many CPUs (CLI --threads wins).", minimum=0)
 
 
 # The recipe's fixed tables, in the order a recipe is usually written.
