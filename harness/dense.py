@@ -138,15 +138,15 @@ class DenseModel:
         target = (cache.writer(key, shape, {"model": self.name, "docs": collection.docs_id}, schedule)
                   if world.main else contextlib.nullcontext(None))
         start = time.perf_counter()
-        with target as partial, progress.task(f"encoding {collection.docs_id}", shape[0], "docs") as advance:
+        with target as partial:
             vectors = partial.vectors if world.main else np.empty(shape, dtype=np.float32)
             # Rows gather into rank 0's cache file; the other ranks map that file once it is
             # published, so one machine holds one copy however many processes it runs. A cache
             # that cannot be written gathers every row into every process instead.
             to_file, done = world.on_main(lambda: (isinstance(vectors, np.memmap), partial.done))
-            advance(done)
-            encoder.encode(collection.doc_texts, progress=advance, out=vectors, everyone=not to_file,
-                           every=schedule.every, start=done, commit=partial.commit if world.main else None)
+            with progress.task(f"encoding {collection.docs_id}", shape[0], "docs", start=done) as advance:
+                encoder.encode(collection.doc_texts, progress=advance, out=vectors, everyone=not to_file,
+                               every=schedule.every, start=done, commit=partial.commit if world.main else None)
         world.barrier()  # rank 0 has published the file
         if to_file and not world.main:
             vectors = cache.load(key)

@@ -55,9 +55,9 @@ class Schedule:
     chunk: int
 
     @classmethod
-    def of(cls, batch_size: int, chunk: int, rows: int = RESUME_ROWS) -> Schedule:
-        """Groups of about `rows` rows: `rows` rounded to whole batches, at least one."""
-        return cls(batch_size, max(1, rows // batch_size), chunk)
+    def of(cls, batch_size: int, chunk: int, rows: int | None = None) -> Schedule:
+        """Groups of about `rows` rows (default :data:`RESUME_ROWS`), in whole batches, at least one."""
+        return cls(batch_size, max(1, (rows or RESUME_ROWS) // batch_size), chunk)
 
     def group_sizes(self, count: int) -> Iterator[int]:
         """The rows of each group of an encode of `count` texts, in encode order."""
