@@ -59,7 +59,8 @@ def main(model: str, cache_dir: str, docs: str, stop_after: str, how: str) -> No
                                doc_max_length=None, query_prefix="", doc_prefix="", batch_size=4)
     dense = DenseModel(ModelRef.shared("tiny"), spec, spec, settings, compute=Compute("cpu", "fp32", world))
     console = Console(file=sys.stderr, width=400, log_path=False)
-    dense.encode_corpus(collection, Path(cache_dir), StageProgress(console, plain=True), console)  # type: ignore[arg-type]
+    progress = StageProgress(console, plain=True)
+    dense.encode_corpus(collection, Path(cache_dir), progress, console)  # type: ignore[arg-type]
     world.leave()
 
 
