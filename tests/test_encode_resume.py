@@ -145,6 +145,16 @@ def test_a_stopped_partial_resumes_with_its_rows(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == [key[:2]]  # the work folder is gone
 
 
+def test_a_partial_stopped_after_its_last_group_is_published_as_it_is(tmp_path: Path) -> None:
+    log: list[str] = []
+    cache = EmbeddingCache(tmp_path, log.append)
+    key = cache.key(model="f")
+    _stopped(cache, key, 3, log)  # every row recorded, killed before publishing
+    with cache.writer(key, SHAPE, {}, SCHEDULE) as partial:
+        assert partial.done == 10 and "from 10 of 10 rows" in log[-1]
+    np.testing.assert_array_equal(cache.load(key), np.arange(30, dtype=np.float32).reshape(SHAPE))
+
+
 def _flip_done_row(work: Path) -> None:
     vectors = np.load(work / "vectors.npy", mmap_mode="r+")
     vectors[1, 0] += 1.0

@@ -78,6 +78,7 @@ class Partial:
                  chain: str = "") -> None:
         self.vectors, self.folder, self.key, self.schedule = vectors, folder, key, schedule
         self.order, self.done, self.chain = order, done, chain
+        self.rows = len(vectors)  # kept: the maps are dropped before publishing
 
     @classmethod
     def in_memory(cls, shape: tuple[int, int]) -> Partial:
@@ -157,9 +158,8 @@ class Partial:
         if self.folder is None:
             return
         if self.done > 0 and self.schedule is not None:
-            rows = len(self.vectors)
             self.vectors = self.order = None  # type: ignore[assignment]
-            log(f"cache: {label}: encode stopped after {self.done:,} of {rows:,} rows; kept {self.folder} "
+            log(f"cache: {label}: encode stopped after {self.done:,} of {self.rows:,} rows; kept {self.folder} "
                 "for the next run to resume (`drbench cache prune` removes it)")
         else:
             self.remove()
