@@ -127,18 +127,26 @@ class DenseModel:
                                  f"{cache.root}; on several machines, put --cache-dir on a shared filesystem")
             console.log(f"corpus embeddings of {collection.docs_id} from cache ({cached.shape[0]:,} x {cached.shape[1]})")
             return cached, 0.0
+        from harness.cache.partial import Schedule
+        from harness.model.encoder import ENCODE_CHUNK
+
         encoder = self._encoder("doc")
         shape = (len(collection.doc_ids), encoder.dim)
-        # Rank 0 encodes straight into the cache file (memory-mapped), published when complete.
-        target = (cache.writer(key, shape, {"model": self.name, "docs": collection.docs_id}) if world.main
-                  else contextlib.nullcontext(np.empty(shape, dtype=np.float32)))
+        schedule = Schedule.of(encoder.batch_size, ENCODE_CHUNK)
+        # Rank 0 encodes straight into a file in its cache work folder (memory-mapped), resuming a
+        # dead process's partial of this key; published when complete.
+        target = (cache.writer(key, shape, {"model": self.name, "docs": collection.docs_id}, schedule)
+                  if world.main else contextlib.nullcontext(None))
         start = time.perf_counter()
-        with target as vectors, progress.task(f"encoding {collection.docs_id}", shape[0], "docs") as advance:
+        with target as partial:
+            vectors = partial.vectors if world.main else np.empty(shape, dtype=np.float32)
             # Rows gather into rank 0's cache file; the other ranks map that file once it is
             # published, so one machine holds one copy however many processes it runs. A cache
             # that cannot be written gathers every row into every process instead.
-            to_file = world.on_main(lambda: isinstance(vectors, np.memmap))
-            encoder.encode(collection.doc_texts, progress=advance, out=vectors, everyone=not to_file)
+            to_file, done = world.on_main(lambda: (isinstance(vectors, np.memmap), partial.done))
+            with progress.task(f"encoding {collection.docs_id}", shape[0], "docs", start=done) as advance:
+                encoder.encode(collection.doc_texts, progress=advance, out=vectors, everyone=not to_file,
+                               every=schedule.every, start=done, commit=partial.commit if world.main else None)
         world.barrier()  # rank 0 has published the file
         if to_file and not world.main:
             vectors = cache.load(key)
@@ -146,8 +154,9 @@ class DenseModel:
                 raise CacheError(f"process {world.rank} cannot read the corpus embeddings process 0 wrote to "
                                  f"{cache.root}; on several machines, put --cache-dir on a shared filesystem")
         seconds = time.perf_counter() - start
-        console.log(f"encoded {len(vectors):,} documents in {seconds:.1f}s "
-                    f"({len(vectors) / max(seconds, 1e-9):.1f} docs/s)")
+        encoded = len(vectors) - done  # a resumed encode's own work: its rate is not flattered
+        console.log(f"encoded {encoded:,} documents in {seconds:.1f}s ({encoded / max(seconds, 1e-9):.1f} docs/s)"
+                    + (f", {done:,} more resumed" if done else ""))
         if vectors.flags.writeable:
             vectors.flags.writeable = False  # as a cached entry is served: read-only
         return vectors, seconds

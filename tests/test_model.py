@@ -314,25 +314,27 @@ def test_writer_publishes_what_was_filled_and_bytes_match_save(tmp_path: Path, s
     saved_cache, saved_key, array = stored
     cache = EmbeddingCache(tmp_path / "streamed")
     key = cache.key(model="f", docs="d")
-    with cache.writer(key, array.shape, {"model": "f", "docs": "d"}) as out:
+    with cache.writer(key, array.shape, {"model": "f", "docs": "d"}) as partial:
+        out = partial.vectors
         assert isinstance(out, np.memmap) and cache.load(key) is None  # not visible while being filled
         out[:] = array
     np.testing.assert_array_equal(cache.load(key), array)
     # the same bytes as np.save writes, so entries made either way are interchangeable
     assert cache.paths(key)[0].read_bytes() == saved_cache.paths(saved_key)[0].read_bytes()
     assert not list(cache.paths(key)[0].parent.glob(".*.tmp"))
+    assert sorted(p.name for p in cache.root.iterdir()) == [key[:2]]  # no work folder left
 
 
-def test_writer_leaves_nothing_when_encoding_fails(tmp_path: Path) -> None:
+def test_writer_leaves_nothing_when_encoding_fails_before_a_group_is_recorded(tmp_path: Path) -> None:
     cache = EmbeddingCache(tmp_path)
     key = cache.key(model="f")
     with pytest.raises(KeyboardInterrupt):
-        with cache.writer(key, (3, 4), {}) as out:
-            out[0] = 1.0
+        with cache.writer(key, (3, 4), {}) as partial:
+            partial.vectors[0] = 1.0
             raise KeyboardInterrupt
     npy, meta = cache.paths(key)
     assert cache.load(key) is None and not npy.exists() and not meta.exists()
-    assert not list(npy.parent.glob(".*.tmp"))
+    assert not list(npy.parent.glob(".*.tmp")) and not list(tmp_path.iterdir())
 
 
 def test_writer_where_the_cache_cannot_be_written_encodes_in_memory_and_says_so(tmp_path: Path) -> None:
@@ -340,7 +342,8 @@ def test_writer_where_the_cache_cannot_be_written_encodes_in_memory_and_says_so(
     blocked.write_text("")
     said: list[str] = []
     cache = EmbeddingCache(blocked, log=said.append)
-    with cache.writer(cache.key(model="f"), (2, 2), {}) as out:
+    with cache.writer(cache.key(model="f"), (2, 2), {}) as partial:
+        out = partial.vectors
         out[:] = 1.0
     assert not isinstance(out, np.memmap) and out.sum() == 4.0
     assert len(said) == 1 and "these vectors are not cached" in said[0]

@@ -8,5 +8,6 @@ sha256, checked before use; damaged entries are moved aside and rebuilt.
   (`drbench cache ls`, `verify`); :mod:`harness.cache.prune`: what `drbench cache prune` removes.
 
 Embedding matrices (:mod:`harness.model.embedding_cache`) are single files with the same
-manifest fields. Nothing here imports torch.
+manifest fields; :mod:`harness.cache.partial` is one being encoded, in a work folder that records
+the rows done so a later process resumes it. Nothing here imports torch.
 """

@@ -7,7 +7,9 @@ Under a cache folder (a recipe's `[experiment] cache_dir`):
   mtime of their `manifest.json` is their last use (`Entries.get` touches it). Beside them,
   work folders `<key>.tmp-<host>-<pid>-<hex>/` (legacy `<key>.partial/`) and `.damaged/`.
 * `embeddings/<key[:2]>/<key>.npy` + `<key>.json` (:mod:`harness.model.embedding_cache`); the
-  json's mtime is the last use (`EmbeddingCache.load` touches it).
+  json's mtime is the last use (`EmbeddingCache.load` touches it). Beside the shards, partial
+  encodes in work folders `<key>.tmp-<host>-<pid>-<hex>/` (:mod:`harness.cache.partial`), told
+  live or dead by their pid as the other kinds' are, and `.damaged/`.
 
 Listing hashes nothing. Checking applies the rules loading applies (:func:`~harness.cache.manifest.damage`,
 :func:`~harness.cache.arrays.entry_damage`), but hashes every listed byte afresh, not through the
@@ -30,16 +32,19 @@ from harness.cache.arrays import entry_damage
 from harness.cache.entries import ASIDE as ASIDE_DIR  # the folder damaged entries are moved to
 from harness.cache.entries import Entries
 from harness.cache.manifest import MANIFEST, damage, read_manifest
+from harness.cache.partial import partial_progress
 from harness.errors import CacheError
 
 FOLDER_KINDS = ("models", "negatives")
 KINDS = (*FOLDER_KINDS, "embeddings")
 META = "drbench.json"  # a trained model's own record (harness.train.artifacts.META)
 # An embedding .npy without its .json, or a temp file, younger than this may be a write in
-# progress (EmbeddingCache.save renames the .npy first, hashes it, then writes the json).
+# progress (EmbeddingCache.save renames the .npy first, hashes it, then writes the json). Such
+# files name no process; encodes, which take long, work in folders that do (see above).
 WRITE_GRACE_SECONDS = 24 * 3600
 
 ENTRY, STALE, ASIDE, LIVE = "entry", "stale", "aside", "in progress"
+RESUMABLE = "resumable encode"  # how a partial encode that records its rows done is described
 KEY = re.compile(r"[0-9a-f]{64}")  # a cache key: sha256 hex
 
 Advance = Callable[[int], None]
@@ -106,13 +111,23 @@ def _folder_items(root: Path) -> list[Item]:
     stale = set(Entries(root, log=lambda _: None).stale())
     items = []
     for path in sorted(root.iterdir()):
-        if path.name == ASIDE_DIR and path.is_dir():
-            items += [_leftover(root.name, p, ASIDE) for p in sorted(path.iterdir())]
-        elif KEY.fullmatch(path.name) and path.is_dir():
+        if KEY.fullmatch(path.name) and path.is_dir():
             items.append(_folder_entry(root.name, path))
-        elif KEY.match(path.name) and path.is_dir():  # <key>.tmp-<host>-<pid>-<hex>, <key>.partial
-            items.append(_leftover(root.name, path, STALE if path in stale else LIVE))
+        else:
+            items += _work_leftovers(path, stale)
     return items
+
+
+def _work_leftovers(path: Path, stale: set[Path], what: Callable[[Path], str] = lambda _: "") -> list[Item]:
+    """What `path`, beside a kind's entries, leaves: the entries moved aside in `.damaged/`, or a
+    work folder (`<key>.tmp-<host>-<pid>-<hex>`, legacy `<key>.partial`), a dead process's when in
+    `stale`; `what` describes a work folder."""
+    kind = path.parent.name
+    if path.name == ASIDE_DIR and path.is_dir():
+        return [_leftover(kind, p, ASIDE) for p in sorted(path.iterdir())]
+    if KEY.match(path.name) and not KEY.fullmatch(path.name) and path.is_dir():
+        return [_leftover(kind, path, STALE if path in stale else LIVE, what(path))]
+    return []
 
 
 def _folder_entry(kind: str, path: Path) -> Item:
@@ -126,15 +141,15 @@ def _folder_entry(kind: str, path: Path) -> Item:
                 record.get("created_at"), used, produced)
 
 
-def _leftover(kind: str, path: Path, state: str) -> Item:
+def _leftover(kind: str, path: Path, state: str, what: str = "") -> Item:
     key = path.name[:64] if KEY.match(path.name) else ""
-    return Item(kind, key, (path,), _tree_size(path), state, last_used=_mtime(path))
+    return Item(kind, key, (path,), _tree_size(path), state, what, last_used=_mtime(path))
 
 
 def _embedding_items(root: Path, now: float) -> list[Item]:
     if not root.is_dir():
         return []
-    items = []
+    items = _encode_leftovers(root)
     for shard in sorted(p for p in root.iterdir() if p.is_dir() and re.fullmatch(r"[0-9a-f]{2}", p.name)):
         names = sorted(p.name for p in shard.iterdir())
         for key in sorted({n[:64] for n in names if KEY.match(n) and n[64:] in (".npy", ".json")}):
@@ -146,6 +161,19 @@ def _embedding_items(root: Path, now: float) -> list[Item]:
                 items.append(Item("embeddings", name[1:65], (temp,), _size(temp), LIVE if young else STALE,
                                   last_used=_mtime(temp)))
     return items
+
+
+def _encode_leftovers(root: Path) -> list[Item]:
+    """Partial encodes (:mod:`harness.cache.partial`), `<key>.tmp-<host>-<pid>-<hex>/` beside the
+    shards: a dead process's is STALE, resumable or not (the next run of its key resumes it; prune
+    removes it), a live one's LIVE; and what `.damaged/` holds."""
+    stale = set(Entries(root, log=lambda _: None).stale())
+    return [item for path in sorted(root.iterdir()) for item in _work_leftovers(path, stale, _partial_encode)]
+
+
+def _partial_encode(folder: Path) -> str:
+    progress = partial_progress(folder)
+    return f"{RESUMABLE}, {progress[0]:,} of {progress[1]:,} rows" if progress else "partial encode"
 
 
 def _embedding_entry(key: str, npy: Path, meta_path: Path, now: float) -> Item:

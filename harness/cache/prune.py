@@ -1,7 +1,9 @@
 """What `drbench cache prune` removes, and removing it without racing a run.
 
 Always the leftovers :func:`harness.cache.inventory.inventory` finds (work folders of dead
-processes, interrupted writes, damaged entries moved aside); with filters, old or unreferenced
+processes, a dead encode's resumable partial included, interrupted writes, damaged entries moved
+aside): pruning is asked for to free space, and a partial is only worth its bytes to a rerun that
+may never come; with filters, old or unreferenced
 entries; on request, damaged ones. A write in progress never. Nothing here imports torch.
 """
 
@@ -88,7 +90,7 @@ def remove(item: Item) -> bool:
     deleted, and a run adopting a stale work folder at the same moment gets all of it or none.
     """
     first = item.paths[0]
-    if item.kind == "embeddings":
+    if item.kind == "embeddings" and not first.is_dir():  # an entry's files; a partial encode is a folder
         # The json first: without it nothing vouches for the .npy any more.
         gone = [_unlink(path) for path in reversed(item.paths)]
         return any(gone)

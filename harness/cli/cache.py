@@ -92,10 +92,13 @@ def _table(path: Path, entries: list[Item]) -> Table:
 
 
 def _leftover_lines(items: list[Item]) -> list[str]:
-    from harness.cache.inventory import ASIDE, LIVE, STALE
+    from harness.cache.inventory import ASIDE, LIVE, RESUMABLE, STALE
 
     lines = []
-    for state, what, fate in ((STALE, "left by dead processes (work folders, interrupted writes)",
+    resumable = sum(1 for item in items if item.state == STALE and item.what.startswith(RESUMABLE))
+    partials = (f"; {counted(resumable, 'partial encode')} the next run of the same key resumes"
+                if resumable else "")
+    for state, what, fate in ((STALE, f"left by dead processes (work folders, interrupted writes{partials})",
                                "`drbench cache prune` removes them"),
                               (ASIDE, "damaged entries moved aside", "`drbench cache prune` removes them"),
                               (LIVE, "writes in progress (live processes, or another host's)", "left alone")):
@@ -168,8 +171,10 @@ def prune(cache_dir: str | None = CacheDirOpt, recipe: Path | None = RecipeOpt,
                                                                 "remove nothing.")) -> None:
     """Remove what dead processes left and damaged entries moved aside; with options, more.
 
-    --older-than, --unreferenced and --damaged also remove old, unreferenced or damaged entries.
-    A write in progress is never removed.
+    What dead processes left includes a killed encode's partial corpus embeddings, which the next
+    run of the same recipe would have resumed: pruning frees the space, and that run starts the
+    encode again from row 0. --older-than, --unreferenced and --damaged also remove old,
+    unreferenced or damaged entries. A write in progress is never removed.
     """
     from harness.cache import inventory as inv
     from harness.cache.prune import plan_prune

@@ -9,7 +9,9 @@ trusted.
 Matrices are memory-mapped both ways: an encoder writes rows straight into the file being
 made (:meth:`EmbeddingCache.writer`), and :meth:`EmbeddingCache.load` maps it read-only, so a
 corpus's vectors are in the page cache once, never copied into the process as well (8.8M
-MS MARCO passages at 384 dims are 13.6 GB).
+MS MARCO passages at 384 dims are 13.6 GB). The file being made lives in the encoding process's
+work folder, `root/<key>.tmp-<host>-<pid>-<hex>/`, with the rows done recorded beside it, so an
+encode killed at 90% resumes there, not at row 0 (:mod:`harness.cache.partial`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ import hashlib
 import json
 import os
 import re
-import tempfile
+import signal
+import tempfile  # the class docstring's example (a doctest) uses it
+import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path, PurePath
@@ -29,9 +33,11 @@ from typing import Any
 import numpy as np
 
 from harness.cache.arrays import entry_damage
+from harness.cache.entries import Entries
+from harness.cache.manifest import sha256_file
+from harness.cache.partial import Partial, Schedule
 from harness.errors import CacheError
 from harness.files import write_bytes_atomic
-from harness.cache.manifest import sha256_file
 
 _KEY = re.compile(r"^[0-9a-f]{64}$")
 
@@ -113,35 +119,43 @@ class EmbeddingCache:
                              "folder or pass another --cache-dir") from None
 
     @contextlib.contextmanager
-    def writer(self, key: str, shape: tuple[int, int], meta: dict[str, Any]) -> Iterator[np.ndarray]:
-        """A float32 ``shape`` matrix to fill, memory-mapped onto a temp file in the cache; when
-        the block ends without an error it becomes the entry `key` (hashed, renamed, then its json
-        written, as :meth:`save` does); on an error it is deleted.
+    def writer(self, key: str, shape: tuple[int, int], meta: dict[str, Any],
+               schedule: Schedule | None = None) -> Iterator[Partial]:
+        """A :class:`~harness.cache.partial.Partial` whose float32 ``shape`` matrix (`.vectors`,
+        memory-mapped onto a file in this process's work folder) is to be filled; when the block
+        ends without an error it becomes the entry `key` (hashed, renamed, then its json written,
+        as :meth:`save` does).
+
+        With a `schedule`, the encode resumes a dead process's partial of the same key
+        (`.done` rows are filled already) and records its rows after each group (`.commit`). An
+        error, Ctrl-C or SIGTERM (raised as `SystemExit` while the block runs) keeps the partial
+        for the next run when it recorded a group and removes it when not, saying which in one
+        line; nothing is left that looks like a write in progress once this process is gone.
 
         A cache folder that cannot be written yields an in-memory matrix instead, and says so.
         """
-        npy, meta_path = self.paths(key)
+        entries = Entries(self.root, self.log)
         try:
-            npy.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=npy.parent, prefix=f".{npy.name}.", suffix=".tmp")
-            os.close(fd)
-        except OSError as exc:
-            self.log(f"cache: cannot write in {npy.parent} ({exc.strerror or exc}); these vectors are not cached")
-            yield np.empty(shape, dtype=np.float32)
+            partial = Partial.start(entries, key, shape, schedule, self.log)
+        except (OSError, CacheError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            self.log(f"cache: cannot write in {self.root} ({reason}); these vectors are not cached")
+            yield Partial.in_memory(shape)
             return
         try:
-            array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
-            yield array
-            array.flush()
-            del array
-            self._publish(key, Path(tmp), shape, meta)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+            with _sigterm_raises():
+                yield partial
+            self._publish(key, partial.finish(), shape, meta)
+        except BaseException:
+            partial.leave(entries.label(key), self.log)
+            raise
+        partial.remove()
 
     def _publish(self, key: str, tmp: Path, shape: tuple[int, int], meta: dict[str, Any]) -> None:
         """Make the filled temp file `tmp` the entry `key`: hash it, rename it, write its json last."""
         npy, meta_path = self.paths(key)
         try:
+            npy.parent.mkdir(parents=True, exist_ok=True)
             with open(npy.parent / f".{key}.lock", "a") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)
                 meta_path.unlink(missing_ok=True)  # an old json must never vouch for new bytes
@@ -176,6 +190,26 @@ class EmbeddingCache:
     def _discard(self, key: str) -> None:
         for path in self.paths(key):
             path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """SIGTERM raised as `SystemExit(143)` inside the block, as Ctrl-C raises KeyboardInterrupt:
+    without it the process dies on the spot and says nothing of the partial it leaves. Only the
+    main thread can set a handler; elsewhere SIGTERM keeps its meaning (and a dead process's
+    partial is still found, resumed or pruned by its pid)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _touch(path: Path) -> None:

@@ -116,7 +116,8 @@ class Encoder:
 
     def encode(self, texts: Sequence[str], *, max_length: int | None = None,
                progress: Callable[[int], None] | None = None, out: np.ndarray | None = None,
-               everyone: bool = True, chunk: int = ENCODE_CHUNK) -> np.ndarray:
+               everyone: bool = True, chunk: int = ENCODE_CHUNK, every: int | None = None, start: int = 0,
+               commit: Callable[[int, np.ndarray], None] | None = None) -> np.ndarray:
         """Encode `texts` into a float32 array ``(len(texts), dim)``, rows in input order.
 
         Texts are read `chunk` at a time (streamed from ir_datasets for a corpus) and sorted by
@@ -125,6 +126,13 @@ class Encoder:
         with the number of texts done after each batch. `out`: the array to fill and return (a
         memory-mapped cache file), instead of a new one. With several processes every one gets
         all rows, or with `everyone=False` only rank 0 (the others' `out` holds their own rows).
+
+        Resuming (:class:`harness.cache.partial.Schedule`): every `every` batches of a chunk (a
+        group; default, the whole chunk) the processes gather their rows and `commit(position,
+        rows)` is called with the encode position reached and the group's rows in encode order
+        (on rank 0 only when `everyone=False`). `start`: the positions a dead process's partial
+        already filled in `out`, a group's end; they are skipped. The batches are those of an
+        uninterrupted encode, whatever `start` and the process count, so the vectors are too.
         """
         limit = max_length or self.max_length
         world = self.world
@@ -132,25 +140,42 @@ class Encoder:
             out = np.empty((len(texts), self.dim), dtype=np.float32)
         elif out.shape != (len(texts), self.dim):
             raise ValueError(f"out has shape {out.shape}; encoding needs {(len(texts), self.dim)}")
-        mine: list[np.ndarray] = []  # the rows this process encoded
         offset = 0
         with torch.inference_mode(), self.compute.autocast():
             for part in chunks_of(texts, chunk):
+                if offset + len(part) <= start:  # a chunk the resumed partial holds whole
+                    offset += len(part)
+                    continue
                 order = sorted(range(len(part)), key=lambda i: len(part[i]), reverse=True)
-                batches = [order[start:start + self.batch_size] for start in range(0, len(order), self.batch_size)]
-                # Round r: rank k encodes batch r * size + k (a world of one: every batch in turn).
-                for first in range(0, len(batches), world.size):
-                    round_ = batches[first:first + world.size]
-                    if world.rank < len(round_):
-                        rows = round_[world.rank]
-                        vectors = self._embed([part[i] for i in rows], max_length=limit)
-                        out[[offset + i for i in rows]] = vectors.float().cpu().numpy()
-                        mine.append(np.asarray(rows, dtype=np.int64) + offset)
-                    if progress is not None:
-                        progress(sum(len(rows) for rows in round_))
+                batches = [order[lo:lo + self.batch_size] for lo in range(0, len(order), self.batch_size)]
+                step = every or len(batches)
+                first, skipped = divmod(max(start - offset, 0), self.batch_size * step)
+                if skipped:
+                    raise ValueError(f"start {start} is not the end of a group of {step} batches")
+                for group in range(first * step, len(batches), step):
+                    self._encode_group(part, batches[group:group + step], offset, out, limit, progress,
+                                       everyone)
+                    if commit is not None and (everyone or world.main):
+                        rows = [offset + i for batch in batches[group:group + step] for i in batch]
+                        commit(offset + min((group + step) * self.batch_size, len(part)), np.asarray(rows))
                 offset += len(part)
-        rows_done = np.concatenate(mine) if mine else np.empty(0, dtype=np.int64)
-        return world.assemble(out, rows_done, everyone=everyone)
+        return out
+
+    def _encode_group(self, part: Sequence[str], batches: list[list[int]], offset: int, out: np.ndarray,
+                      limit: int | None, progress: Callable[[int], None] | None, everyone: bool) -> None:
+        """Encode one group of batches into `out` (rows `offset` + each batch's indices), dealt
+        round-robin over the processes (round r: rank k encodes batch r * size + k), then gather."""
+        world, mine = self.world, []
+        for first in range(0, len(batches), world.size):
+            round_ = batches[first:first + world.size]
+            if world.rank < len(round_):
+                rows = round_[world.rank]
+                vectors = self._embed([part[i] for i in rows], max_length=limit)
+                out[[offset + i for i in rows]] = vectors.float().cpu().numpy()
+                mine.append(np.asarray(rows, dtype=np.int64) + offset)
+            if progress is not None:
+                progress(sum(len(rows) for rows in round_))
+        world.assemble(out, np.concatenate(mine) if mine else np.empty(0, dtype=np.int64), everyone=everyone)
 
     def embed(self, texts: Sequence[str], *, max_length: int | None = None,
               prefix: str | None = None) -> torch.Tensor:
