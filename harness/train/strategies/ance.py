@@ -87,8 +87,8 @@ class AnceParams(Denoised, PairParams):
     negatives_depth: int = param(200, "Rank of the current model's exact ranking down to which negatives are "
                                       "drawn (judged positives left out): ance's range_max, the candidate depth "
                                       "of the denoising keys below, so ance takes no range_max key. Counted as "
-                                      "the official code counts it, positives among the N ranks (s-t's range_max "
-                                      f"counts N ranks without them, {_ST}:458, 574).", minimum=1,
+                                      "the official code counts it, positives among the N ranks (the range_max of "
+                                      f"{_ST}:458, 574 counts N ranks without them).", minimum=1,
                                  paper="200 (--topk_training, commands/run_train.sh:93)")
     negatives: int = param(20, "Negatives drawn per query and refresh from the eligible candidates of its top "
                                "negatives_depth (see sampling); each step pairs a query with one of them.", minimum=1,
