@@ -342,3 +342,46 @@ def test_the_pipeline_filters_ances_candidates_with_a_cross_encoder(
     # `drbench plan` computes the same key (the cross-encoder's fingerprint in it), so it finds the model
     planned = _Lookup(models.recipe, tmp_path / "cache", mirror, None).model("anc", 3)
     assert planned.ref.trained is not None and planned.ref.trained["key"] == ref.trained["key"]
+
+
+def test_under_torchrun_rank_0_filters_and_every_rank_draws_what_one_process_draws(
+        tmp_path: Path, mirror: Path, tiny_cross_encoder: Path) -> None:
+    # The cross-encoder runs on rank 0 and hands every rank its answer (World.on_main), so both
+    # ranks draw the same negatives from rng([seed, step]); as test_ance's torchrun test, denoised.
+    import io
+    import os
+    import subprocess
+    import sys
+
+    from rich.console import Console
+
+    from conftest import REPO, build_tiny_bert
+    from harness.pipeline import RunOptions, run_recipe
+    from harness.recipe import load_recipe
+    from harness.train.artifacts import read_log
+    from test_ance import TORCHRUN_RECIPE
+
+    model = build_tiny_bert(tmp_path / "model", dropout=0.0)
+    extra = f'range_min = 1\nabsolute_margin = 0.0\nfilter_model = "{tiny_cross_encoder}"\nfilter_max_score = 0.5\n'
+    text = TORCHRUN_RECIPE.replace("negatives_depth = 20", "negatives_depth = 150") + extra
+
+    def recipe(folder: Path) -> Path:
+        folder.mkdir()
+        (folder / "recipe.toml").write_text(text.format(folder=folder, model=model))
+        return folder / "recipe.toml"
+
+    run_recipe(load_recipe(recipe(tmp_path / "one")), RunOptions(mirror=str(mirror)), Console(file=io.StringIO()))
+    done = subprocess.run([sys.executable, "-m", "harness", "run", str(recipe(tmp_path / "two")), "--mirror",
+                           str(mirror), "--nproc", "2"], cwd=tmp_path / "two", capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "250"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    one, two = ([p.parent for p in (tmp_path / run / "cache" / "models").glob("*/drbench.json")]
+                for run in ("one", "two"))
+    [one_log], [two_log] = [read_log(f) for f in one], [read_log(f) for f in two]
+    refreshes = [row.get("refresh") for row in timeless(two_log)]
+    assert refreshes == [row.get("refresh") for row in timeless(one_log)]
+    assert all(r["denoise"]["filtered_out"] > 0 and r["denoise"]["eligible"] > 0 for r in refreshes if r)
+    assert [{k: v for k, v in row.items() if k != "refresh"} for row in two_log] == [
+        pytest.approx({k: v for k, v in row.items() if k != "refresh"}, abs=1e-5) for row in one_log]
+    for name, tensor in folder_weights(one[0]).items():
+        torch.testing.assert_close(folder_weights(two[0])[name], tensor, rtol=1e-4, atol=5e-5)
