@@ -184,6 +184,16 @@ def test_validation_names_the_key(tmp_path: Path, extra: str, fragment: str) -> 
     assert fragment in str(err.value) and "\n" not in str(err.value), str(err.value)
 
 
+def test_a_missing_cross_encoder_is_refused_before_any_work(tmp_path: Path, tiny_model: Path) -> None:
+    from harness.recipe.checks import check_resources
+
+    missing = tmp_path / "missing"
+    text = recipe_text(tmp_path, tiny_model, ANCE.format(extra=f'filter_model = "{missing}"\nfilter_max_score = 0.1\n'))
+    with pytest.raises(RecipeError, match="does not exist") as err:
+        check_resources(parse_recipe(text, "x.toml"))
+    assert str(err.value).startswith(f'x.toml [variant.anc] filter_model = "{missing}": ')
+
+
 def test_validate_refuses_it_in_one_line_with_exit_2(tmp_path: Path) -> None:
     (tmp_path / "r.toml").write_text(recipe_text(tmp_path, tmp_path, ANCE.format(extra="range_max = 50\n")))
     result = CliRunner().invoke(app, ["validate", str(tmp_path / "r.toml")])

@@ -209,7 +209,8 @@ def draw_negatives(ranked: np.ndarray, data: TrainData, count: int, rng: np.rand
             allowed = set(eligible[q].tolist())
             shuffled = ranked[i][rng.permutation(ranked.shape[1])]
             drawn[q] = np.asarray([r for r in shuffled if r in allowed][:count], dtype=np.int64)
-    total = sum(1 for q in data.query_ids for r, _ in candidates[q] if r not in set(data.positives[q]))
+    total = sum(len(candidates[q]) - len(set(data.positives[q]) & {r for r, _ in candidates[q]})
+                for q in data.query_ids)
     left = sum(len(v) for v in eligible.values())
     return drawn, DrawCounts(total, total - passed["scores"], passed["scores"] - passed["filter"],
                              passed["filter"] - left, left)
@@ -221,7 +222,9 @@ class Refresh(Hook):
     `negatives` is the dict the step function draws from; a refresh (or a resumed checkpoint)
     replaces its contents in place. Every rank encodes its share of the corpus and gets all
     vectors back (:meth:`~harness.model.encoder.Encoder.encode`), ranks and draws the same
-    negatives from `rng([seed, step])`, so the ranks agree without exchanging them.
+    negatives from `rng([seed, step])`, so the ranks agree without exchanging them. The
+    cross-encoder filter (`filter_model`, :attr:`TrainInputs.cross_filter`) is the exception: the
+    pipeline has rank 0 score and hand every rank its answer, and it loads the model at each refresh.
     """
 
     name = "ance"
