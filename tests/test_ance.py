@@ -95,12 +95,12 @@ def test_the_loss_is_anCEs_log_softmax_over_the_positive_and_the_negative() -> N
 def test_drawing_shuffles_the_top_list_and_skips_positives() -> None:
     data = TrainData(("a", "b"), {"a": "x", "b": "y"}, {"a": (1,), "b": (4, 5)}, tuple("0123456789"))
     ranked = np.array([[1, 3, 0, 2, -1], [4, 6, 5, 7, 8]])
-    drawn = draw_negatives(ranked, data, 2, np.random.default_rng([3, 0]))
+    drawn, _ = draw_negatives(ranked, data, 2, np.random.default_rng([3, 0]))
     assert set(drawn["a"]) <= {3, 0, 2} and len(drawn["a"]) == 2
     assert set(drawn["b"]) <= {6, 7, 8} and len(drawn["b"]) == 2
-    again = draw_negatives(ranked, data, 2, np.random.default_rng([3, 0]))
+    again, _ = draw_negatives(ranked, data, 2, np.random.default_rng([3, 0]))
     assert all(np.array_equal(drawn[q], again[q]) for q in drawn)  # the seed and step decide
-    everything = draw_negatives(ranked, data, 10, np.random.default_rng(1))
+    everything, _ = draw_negatives(ranked, data, 10, np.random.default_rng(1))
     assert sorted(everything["a"]) == [0, 2, 3] and sorted(everything["b"]) == [6, 7, 8]
 
 
@@ -162,6 +162,16 @@ def test_it_refreshes_before_the_first_step_and_every_refresh_every_steps(whole:
             assert refresh["documents"] == len(cranfield.doc_ids) and refresh["queries"] > 0
             assert refresh["seconds"] >= 0
     assert all(row["loss"] > 0 for row in log)
+
+
+def test_the_default_draw_trains_what_ance_trained_before_the_denoising_keys(whole: Any) -> None:
+    # Losses of this run recorded before the denoising keys existed (harness/train/strategies/ance.py
+    # at 30bbfea): every key at its default draws the same negatives, so the same losses.
+    _, log, _ = whole
+    assert [row["loss"] for row in log] == pytest.approx(
+        [2.6732044219970703, 6.62734317779541, 3.5440351963043213, 8.279183387756348, 7.958535194396973],
+        rel=1e-6, abs=1e-9)
+    assert all("denoise" not in row.get("refresh", {}) for row in log)  # and the same log rows
 
 
 def test_negatives_come_from_the_current_models_top_list_without_positives(whole: Any, inputs: TrainInputs,

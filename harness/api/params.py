@@ -16,7 +16,7 @@ from __future__ import annotations
 import types
 import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,10 @@ class Param:
 
 class Params:
     """Base of every frozen parameter dataclass a recipe table or a variant kind declares."""
+
+    # key another kind takes -> why this one does not, and what to set instead: the loader's
+    # answer to that key, rather than "unknown key; did you mean" a neighbour of another meaning
+    instead: ClassVar[dict[str, str]] = {}
 
     def as_dict(self) -> dict[str, Any]:
         """Every key with its value: what provenance stores."""

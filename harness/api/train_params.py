@@ -85,8 +85,46 @@ class PairParams(TrainParams):
                                   "without gradient caching, in fp16 on a GPU)", added=True)
 
 
+class Denoised:
+    """What every params class that declares the denoising keys (`range_min`, `max_score`, the
+    margins, `sampling`, `filter_model`, `filter_max_score`) shares: their consistency check and
+    their key. Listed before the dataclass base (`class X(Denoised, PairParams)`): it declares no
+    field, and its :meth:`key_dict` wraps the dataclass's."""
+
+    range_min: int
+    relative_margin: float | None
+    filter_model: str | None
+    filter_max_score: float | None
+
+    def candidate_depth(self) -> tuple[str, int | None]:
+        """The key that bounds the candidates and its value (None: unbounded): static mining's
+        `range_max`; a strategy that names its depth otherwise (ance: `negatives_depth`) says so."""
+        return "range_max", getattr(self, "range_max")
+
+    def mining_problem(self) -> tuple[str, object, str] | None:
+        """(key, value, problem) when the denoising keys contradict each other, else None."""
+        depth_key, depth = self.candidate_depth()
+        if depth is not None and self.range_min >= depth:
+            return "range_min", self.range_min, f"must be below {depth_key} ({depth})"
+        if self.relative_margin is not None and self.relative_margin >= 1:
+            return "relative_margin", self.relative_margin, "must be below 1 (1 rejects every candidate)"
+        if self.filter_max_score is not None and self.filter_model is None:
+            return "filter_max_score", self.filter_max_score, "needs filter_model, the cross-encoder that scores"
+        if self.filter_model is not None and self.filter_max_score is None:
+            return ("filter_model", self.filter_model,
+                    "needs filter_max_score, the score a kept candidate stays below (RocketQA: 0.1)")
+        return None
+
+    def key_dict(self) -> dict[str, Any]:
+        """:meth:`Params.key_dict` without the cross-encoder's folder: its content's fingerprint
+        enters the key instead (the negatives' key, :meth:`harness.train.denoise.Denoise.key`,
+        which every key of a model trained on them holds; ance's training key, through its
+        strategy's `key_parts`), so moving the folder invalidates nothing."""
+        return {k: v for k, v in super().key_dict().items() if k != "filter_model"}  # type: ignore[misc]
+
+
 @dataclass(frozen=True)
-class MinedParams(PairParams):
+class MinedParams(Denoised, PairParams):
     """Keys of the strategies that draw static hard negatives, mined once by a fixed retriever."""
 
     negatives_from: str = param("bm25", "Retriever that mines hard negatives once: `bm25`, `base`, or a dense "
@@ -129,22 +167,3 @@ class MinedParams(PairParams):
                                                  "reads. With filter_model.",
                                            minimum=0.0, check=_at_most_one, added=True,
                                            paper="0.1 (RocketQA keeps negatives its cross-encoder scores below 0.1)")
-
-    def mining_problem(self) -> tuple[str, object, str] | None:
-        """(key, value, problem) when the denoising keys contradict each other, else None."""
-        if self.range_max is not None and self.range_min >= self.range_max:
-            return "range_min", self.range_min, f"must be below range_max ({self.range_max})"
-        if self.relative_margin is not None and self.relative_margin >= 1:
-            return "relative_margin", self.relative_margin, "must be below 1 (1 rejects every candidate)"
-        if self.filter_max_score is not None and self.filter_model is None:
-            return "filter_max_score", self.filter_max_score, "needs filter_model, the cross-encoder that scores"
-        if self.filter_model is not None and self.filter_max_score is None:
-            return ("filter_model", self.filter_model,
-                    "needs filter_max_score, the score a kept candidate stays below (RocketQA: 0.1)")
-        return None
-
-    def key_dict(self) -> dict[str, Any]:
-        """:meth:`Params.key_dict` without the cross-encoder's folder: its content's fingerprint
-        enters the negatives' key (:meth:`harness.train.denoise.Denoise.key`), which every key of a
-        model trained on them holds, so moving the folder invalidates nothing."""
-        return {k: v for k, v in super().key_dict().items() if k != "filter_model"}

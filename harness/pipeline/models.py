@@ -31,7 +31,7 @@ from harness.api.registry import kind, origin
 from harness.train.artifacts import (artifact_key, read_log, read_meta, read_negatives, write_meta,
                                      write_negatives)
 from harness.train.data import TrainData
-from harness.train.denoise import Denoise, denoised_negatives
+from harness.train.denoise import Denoise, Keep, denoised_negatives
 from harness.train.strategy import Needs, Strategy, TrainInputs
 
 if TYPE_CHECKING:
@@ -141,7 +141,8 @@ class Models:
         data = self._without_holdout(full, collection)
         inputs = TrainInputs(data, init.settings, self.recipe.experiment.seed, self.recipe.eval.nprobe, negatives,
                              frozen_docs=self._corpus(documents, collection) if documents else None,
-                             faiss_gpu=self.compute.faiss_gpu, dev_score=self._dev_score(variant, init, documents))
+                             faiss_gpu=self.compute.faiss_gpu, dev_score=self._dev_score(variant, init, documents),
+                             cross_filter=None if needs.negatives else self._training_filter(needs.denoise, data))
         key = training_key(self.recipe, strategy, variant, inputs, collection, init, documents, negatives_key)
         folder, meta, log = self._train_or_reuse(variant, strategy, key, inputs, init, documents)
         if self.db is not None and self.experiment is not None:
@@ -267,6 +268,19 @@ class Models:
             return negatives
 
         return world.on_main(mine), key
+
+    def _training_filter(self, denoise: Denoise, data: TrainData) -> Keep | None:
+        """The cross-encoder filter of a strategy that mines as it trains (ance's refresh, on every
+        rank): rank 0 scores, every rank gets its answer, so all draw the same negatives."""
+        keep = self._cross_filter(denoise, data)
+        if keep is None:
+            return None
+        world = self.compute.world
+
+        def on_main(eligible: dict[str, list[int]]) -> dict[str, list[int]]:
+            return world.on_main(lambda: keep(eligible))
+
+        return on_main
 
     def _cross_filter(self, denoise: Denoise, data: TrainData) -> CrossFilter | None:
         """The cross-encoder filter `denoise` asks for (`filter_model`), or None."""

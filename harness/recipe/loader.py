@@ -158,6 +158,8 @@ def _parse_variants(where: Where, raw: Any, train: dict[str, Any] | None = None)
         keys = variant_keys()[1:] + P.declared(params_class)
         for key in own:  # before parse_table, whose list leaves out the two keys taken here
             if key not in {p.name for p in keys}:
+                if key in params_class.instead:
+                    raise where.error(label, key, None, params_class.instead[key])
                 raise where.error(label, key, None, "unknown key", ("kind", "sweep", *(p.name for p in keys)))
         for point in _sweep_points(where, name, kind, table.get("sweep"), own, P.declared(params_class)):
             values = parse_table(where, label, {**shared, **own, **dict(point)}, keys)

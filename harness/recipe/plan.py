@@ -213,6 +213,7 @@ class _Builder:
         if needs.negatives:
             source = self._model(needs.negatives, seed)
             # Denoised negatives are other negatives: their settings name them (the seed too, when drawn).
+            # (ance draws its own at every refresh: no negatives artifact; its keys are in its model's key.)
             settings = needs.denoise.settings(seed)
             denoised = f"[{', '.join(f'{k}={v}' for k, v in settings.items())}]" if settings else ""
             out += [source, f"negatives:{needs.negatives}:{needs.negatives_depth}{denoised}" + _at(source)]

@@ -40,13 +40,14 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from harness.api.train_params import MinedParams
+from harness.api.train_params import Denoised
 from harness.train.data import TrainData
 
 
 @dataclass(frozen=True)
 class Denoise:
-    """The denoising keys of a :class:`~harness.api.train_params.MinedParams` (see its help)."""
+    """The denoising keys of a :class:`~harness.api.train_params.MinedParams` or an
+    :class:`~harness.train.strategies.ance.AnceParams` (see their help)."""
 
     range_min: int = 0
     range_max: int | None = None
@@ -58,8 +59,10 @@ class Denoise:
     filter_max_score: float | None = None
 
     @classmethod
-    def of(cls, params: MinedParams) -> Denoise:
-        return cls(**{f.name: getattr(params, f.name) for f in fields(cls)})
+    def of(cls, params: Denoised) -> Denoise:
+        """The denoising keys of `params`; a key its class does not declare keeps its default
+        (ance declares no `range_max`: its `negatives_depth` bounds the candidates)."""
+        return cls(**{f.name: getattr(params, f.name, f.default) for f in fields(cls)})
 
     @property
     def needs_scores(self) -> bool:
@@ -85,11 +88,17 @@ class Denoise:
         it scores on, `device_type`, when not the CPU, as dense models' keys say theirs)."""
         changed = self.settings(seed)
         if self.filter_model is not None:
-            from harness.model.spec import fingerprint
-
-            changed["filter_model"] = {"fingerprint": fingerprint(self.filter_model),
+            changed["filter_model"] = {**self.filter_identity(),
                                        **({"device": device_type} if device_type != "cpu" else {})}
         return changed
+
+    def filter_identity(self) -> dict[str, Any]:
+        """The cross-encoder as keys name it: its content's fingerprint, not its folder ({} without one)."""
+        if self.filter_model is None:
+            return {}
+        from harness.model.spec import fingerprint
+
+        return {"fingerprint": fingerprint(self.filter_model)}
 
     def retrieve_depth(self, depth: int, data: TrainData) -> int:
         """How deep the miner retrieves: room for the candidates plus the largest positive set."""

@@ -19,7 +19,7 @@ import numpy as np
 from harness.api.kind import Kind
 from harness.api.train_params import MinedParams, PairParams, TrainParams
 from harness.train.data import TrainData
-from harness.train.denoise import Denoise
+from harness.train.denoise import Denoise, Keep
 from harness.train.sampling import Batch
 
 if TYPE_CHECKING:
@@ -40,7 +40,9 @@ class Needs:
     `negatives`: the retriever (`bm25`, `base` or a dense variant) that mines static hard
     negatives once, `negatives_depth` per query, its candidates filtered by `denoise`
     (:mod:`harness.train.denoise`). `documents`: the model whose frozen corpus vectors a
-    query-tower strategy trains against.
+    query-tower strategy trains against. A strategy that mines as it trains (ance) declares no
+    `negatives` but its `denoise`, whose `filter_model` the pipeline then hands it as
+    :attr:`TrainInputs.cross_filter`.
     """
 
     init: str
@@ -62,6 +64,9 @@ class TrainInputs:
     frozen_docs: Callable[[], np.ndarray] | None = None  # the frozen corpus vectors, encoded on first call
     faiss_gpu: int | None = None  # the GPU a frozen index may live on (a CUDA run with faiss-gpu)
     dev_score: Callable[[Any], dict[str, float]] | None = None  # encoder -> {"dev_<metric>": v} (eval_every)
+    # the cross-encoder filter (filter_model) of a strategy that mines as it trains (ance's
+    # refresh), run by rank 0 and its answer handed to every rank; None without one
+    cross_filter: Keep | None = None
 
 
 class MissingInputError(ValueError):
