@@ -4,8 +4,9 @@ with more devices than this one.
 Each task of the plan (harness.recipe.tasks) costs what `drbench plan` says it does (documents
 and queries to encode, training steps x batch), in seconds at given rates; the tasks are started
 as Ray starts them: in plan order, each as soon as the tasks before it have finished and a worker
-is free. Prints the wall time for each worker count, its ratio to one worker, and the critical
-path (the wall time with unlimited workers). The ratios depend only on the rates' proportions,
+is free. Prints the wall time for each worker count, its ratio to one process making every run
+(`drbench run`, which starts no process per task), and the critical path (the wall time with
+unlimited workers); `--task-overhead` adds what each task's own process costs before its work. The ratios depend only on the rates' proportions,
 not on the hardware's speed: a GPU that encodes and trains k times faster divides every wall
 time by k and leaves the ratios as they are.
 
@@ -28,10 +29,10 @@ from harness.recipe.tasks import Task, plan_tasks
 
 
 def task_seconds(tasks: list[Task], costs: dict[str, object], docs_s: float, examples_s: float,
-                 queries_s: float) -> dict[str, float]:
+                 queries_s: float, overhead: float = 0.0) -> dict[str, float]:
     out = {}
     for task in tasks:
-        total = 0.0
+        total = overhead
         for run in task.runs:
             cost = costs[run.id]
             total += (cost.docs or 0) / docs_s + (cost.queries or 0) / queries_s  # type: ignore[attr-defined]
@@ -61,6 +62,8 @@ def main() -> None:
     parser.add_argument("--examples-per-s", type=float, required=True, help="training examples (steps x batch) per s")
     parser.add_argument("--queries-per-s", type=float, required=True, help="query encoding rate")
     parser.add_argument("--workers", default="1,2,4,8")
+    parser.add_argument("--task-overhead", type=float, default=0.0,
+                        help="seconds a task's process spends before its work (start, imports, loading)")
     parser.add_argument("--mirror")
     args = parser.parse_args()
     recipe = load_recipe(Path(args.recipe))
@@ -70,9 +73,10 @@ def main() -> None:
     costs = {p.spec.id: p.cost for p in planned}
     tasks = plan_tasks(plan)
     seconds = task_seconds(tasks, costs, args.docs_per_s, args.examples_per_s, args.queries_per_s)
-    one = makespan(tasks, seconds, 1)
+    one = makespan(tasks, seconds, 1)  # the local executor: one process, no per-task start
+    seconds = task_seconds(tasks, costs, args.docs_per_s, args.examples_per_s, args.queries_per_s, args.task_overhead)
     print(f"{args.recipe}: {len(plan)} runs in {len(tasks)} tasks; one worker {one / 60:.0f} min at these rates")
-    print("| workers | wall | x one worker |\n|---:|---:|---:|")
+    print("| workers | wall | x one process |\n|---:|---:|---:|")
     for workers in [int(w) for w in args.workers.split(",")] + [None]:
         wall = makespan(tasks, seconds, workers)
         print(f"| {workers or 'unlimited (critical path)'} | {wall / 60:.0f} min | {one / wall:.2f}x |")

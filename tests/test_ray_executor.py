@@ -161,6 +161,7 @@ def test_a_rerun_on_ray_makes_only_what_is_missing(parallel: tuple[Path, Path, s
                           RunOptions(mirror=str(mirror), store=str(ray), cache_dir=str(folder / "cache-ray")),
                           Console(file=log, width=400), RayExecutor(workers=2))
     assert [o.status for o in outcomes].count("done") == 1 and [o.status for o in outcomes].count("skipped") == 9
+    assert log.getvalue().count(" started ") == 1  # the stored runs' tasks start no process
     assert _numbers(ray)["metrics"] == _numbers(local)["metrics"]
 
 
@@ -206,7 +207,7 @@ def test_tasks_follow_the_plan() -> None:
     (["--executor", "ray", "--address", "127.0.0.1:9"], "no Ray cluster answers there"),
     (["--executor", "ray", "--address", "nowhere"], "write HOST:PORT"),
     (["--executor", "ray", "--nproc", "2"], "leave --nproc out"),
-    (["--workers", "2"], "go with --executor ray"),
+    (["--workers", "2"], "--workers goes with --executor ray"),
 ])
 def test_bad_ray_options_are_one_line_before_any_work(args: list[str], fragment: str, tmp_path: Path,
                                                       tiny_model: Path) -> None:
@@ -234,3 +235,45 @@ def test_without_ray_installed_the_executor_says_how_to_install_it(tmp_path: Pat
     result = CliRunner().invoke(app, ["run", str(recipe), "--executor", "ray"])
     assert result.exit_code == 2 and "pip install 'drbench[ray]'" in result.stderr
     assert result.stderr.count("\n") == 1 and not (tmp_path / "local.db").exists()
+
+
+FAILING = """\
+[experiment]
+name = "failing"
+store = "{folder}/ray.db"
+cache_dir = "{folder}/cache"
+
+[model]
+base = "{model}"
+
+[data]
+eval = ["cranfield"]
+
+[eval]
+depth = 100
+indexes = ["Flat", "PQ4x16"]   # valid, but 1,400 documents cannot train 65,536 centroids
+
+[variant.zero-shot]
+kind = "zero-shot"
+"""
+
+
+def test_a_failing_task_lands_what_it_finished_and_says_why(tmp_path: Path, mirror: Path, tiny_model: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:9")  # a Ray started here is its own, whatever this names
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(FAILING.format(folder=tmp_path, model=tiny_model))
+    result = CliRunner().invoke(app, ["run", str(recipe), "--mirror", str(mirror), "--executor", "ray",
+                                      "--workers", "1"])
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.splitlines()
+    assert any("done eval/zero-shot/42/cranfield/Flat: ndcg@10" in line and "before the task failed" in line
+               for line in lines)
+    failed = [line for line in lines if " failed eval/zero-shot/42/cranfield/PQ4x16: " in line]
+    assert len(failed) == 1 and "PQ4x16" in failed[0] and "log: " in failed[0]
+    assert lines[-1].startswith("error: 1 of 2 runs failed")
+    with closing(sqlite3.connect(tmp_path / "ray.db")) as conn:  # the finished run is stored, whole
+        assert conn.execute("SELECT index_factory FROM runs").fetchall() == [("Flat",)]
+        assert conn.execute("SELECT count(*) FROM results").fetchone()[0] > 0
+    assert "Traceback (most recent call last)" in (tmp_path / "ray.db.ray" / "task1" / "log.txt").read_text()
+    assert not list((tmp_path / "ray.db.ray").rglob("*.db*"))  # landed; only logs stay

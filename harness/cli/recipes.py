@@ -103,13 +103,15 @@ def run(recipe: Path = typer.Argument(..., help="Recipe file."),
                                                "after the tasks it needs; a task whose process dies is retried twice "
                                                "and resumes its training. The same numbers either way."),
         address: str | None = typer.Option(None, "--address", metavar="auto|HOST:PORT",
-                                           help="--executor ray: a running Ray cluster (auto: the one on this "
-                                                "machine, as RAY_ADDRESS names it); left out, a local Ray is started."),
+                                           help="--executor ray: a running Ray cluster, HOST:PORT (the head's GCS "
+                                                "port) or ray://HOST:PORT; auto: whichever Ray this machine runs "
+                                                "(RAY_ADDRESS, or the last `ray start`). Left out: a Ray of its own "
+                                                "is started here."),
         workers: int | None = typer.Option(None, "--workers", min=1,
-                                           help="--executor ray, local Ray: tasks at once (default: this machine's "
-                                                "cores over --threads)."),
+                                           help="--executor ray without --address: tasks at once (default: the CPUs "
+                                                "this process may use, divided by --threads)."),
         threads: int | None = typer.Option(None, "--threads", min=0,
-                                           help="CPU threads per process (over the recipe's \\[compute] threads): each Ray task "
+                                           help="CPU threads per process (overrides the recipe's \\[compute] threads): each Ray task "
                                                 "asks for this many CPUs (default 1 there; torch's own choice in "
                                                 "one process).")) -> None:
     """Train and evaluate every variant of RECIPE, store the results, print the leaderboard."""
@@ -133,7 +135,7 @@ def run(recipe: Path = typer.Argument(..., help="Recipe file."),
             check_ray(address)
             on = RayExecutor(address, workers)
         elif address is not None or workers is not None:
-            raise fail("--address and --workers go with --executor ray")
+            raise fail(f"{'--address' if address is not None else '--workers'} goes with --executor ray")
         if nproc != 1 and world.size == 1:
             _launch(nproc, parsed, options, [str(recipe)] + _passed_on(options))
             return  # the launched rank 0 warns

@@ -35,7 +35,7 @@ from harness.errors import DrbenchError, RecipeError, RunsFailed
 from harness.model.compute import Compute
 from harness.pipeline.run import Outcome, RunOptions, announce_choice
 from harness.pipeline.selection import select_point
-from harness.pipeline.task import PID, LOG, TaskResult, TaskSetup, run_task
+from harness.pipeline.task import LOG, PID, SEEDED, STORE, TaskResult, TaskSetup, run_task
 from harness.recipe.plan import Plan, dev_collection
 from harness.recipe.tasks import Task, plan_tasks
 from harness.store import ExperimentRecord
@@ -83,32 +83,37 @@ class RayExecutor:
         if not tasks:
             return []
         threads = options.threads or plan.recipe.compute.threads or 1
-        workers = self.workers or max(1, (os.cpu_count() or 1) // threads)
+        workers = self.workers or max(1, len(os.sched_getaffinity(0)) // threads)  # a job's allowance, not the node's
         folder = store.with_name(f"{store.name}.ray")
         shutil.rmtree(folder, ignore_errors=True)  # a failed run's logs: this run makes its own
         folder.mkdir(parents=True)
         setup = TaskSetup(options, experiment, folder, folder / "seed.db", cache_dir, mirror, compute.device,
                           compute.precision, threads)
         seed_task_store(setup.seed_store, store, experiment.name)
-        self._connect(ray, workers * threads, console)
-        try:
-            outcomes, failed = _submit_and_land(ray, tasks, setup, db, experiment, compute, console)
-        finally:
-            ray.shutdown()
-        if failed:
-            raise RunsFailed(f"{failed} of {sum(len(t.runs) for t in tasks)} runs failed (each named above; logs in "
-                             f"{folder}); the others are stored, and a re-run makes only what is missing")
-        for landed in folder.rglob("*.db*"):  # landed; each task's log.txt stays until the next run
+        stored = set() if options.force else _stored(plan, store, cache_dir, mirror, compute, console)
+        progress = _Progress(console, sum(len(t.runs) for t in tasks), folder)
+        outcomes = [o for t in tasks if all(r.id in stored for r in t.runs) for o in progress.skipped(t)]
+        todo = [t for t in tasks if not all(r.id in stored for r in t.runs)]
+        if todo:  # its runs are in the recipe's store, which seeds every task: no process for them
+            self._connect(ray, workers * threads, console)
+            try:
+                outcomes += _submit_and_land(ray, todo, setup, db, experiment, compute, console, progress)
+            finally:
+                ray.shutdown()
+        for landed in folder.rglob("*.db*"):  # landed, failed tasks' finished runs too; every log.txt stays
             landed.unlink()
+        if progress.failed_runs:
+            raise RunsFailed(f"{progress.failed_runs} of {progress.total} runs failed (each named above; logs in "
+                             f"{folder}); the others are stored, and a re-run makes only what is missing")
         return outcomes
 
     def _connect(self, ray: Any, cpus: int, console: Console) -> None:
         import logging
 
         quiet = {"log_to_driver": False, "logging_level": logging.ERROR, "configure_logging": True}
-        if self.address is None:
+        if self.address is None:  # "local": a Ray of its own, whatever RAY_ADDRESS or a `ray start` here says
             console.log(f"ray: starting a local Ray with {cpus} CPUs")
-            ray.init(num_cpus=cpus, include_dashboard=False, **quiet)
+            ray.init(address="local", num_cpus=cpus, include_dashboard=False, **quiet)
             return
         try:
             ray.init(address=self.address, **quiet)
@@ -119,20 +124,34 @@ class RayExecutor:
                     f"{resources.get('GPU', 0):.0f} GPUs)")
 
 
+def _stored(plan: Plan, store: Path, cache_dir: Path, mirror: Path | None, compute: Compute,
+            console: Console) -> set[str]:
+    """The ids of the plan's runs the store holds with their current key (`drbench plan`'s
+    "stored"): tasks made only of them start no process."""
+    from harness.pipeline.plan_status import STORED, plan_status
+
+    try:
+        return {p.spec.id for p in plan_status(plan, store, cache_dir, mirror, compute.device, compute.precision)
+                if p.status == STORED}
+    except DrbenchError as exc:  # every task then starts, and finds out for itself
+        console.log(f"ray: cannot tell which runs are stored before starting ({exc}); every task starts")
+        return set()
+
+
 def _submit_and_land(ray: Any, tasks: list[Task], setup: TaskSetup, db: Any, experiment: ExperimentRecord,
-                     compute: Compute, console: Console) -> tuple[list[Outcome], int]:
+                     compute: Compute, console: Console, progress: _Progress) -> list[Outcome]:
     remote = ray.remote(max_calls=1, max_retries=RETRIES, retry_exceptions=False)(run_task)
     env = {"env_vars": {name: str(setup.threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
+    outcomes: list[Outcome] = []
     refs: dict[str, Any] = {}
     pending: dict[Any, Task] = {}
     for task in tasks:
         needs = _resources(task, setup.threads, compute.device)
-        ref = remote.options(**needs, runtime_env=env, name=task.id).remote(task, setup, *(refs[t] for t in task.after))
+        before = (refs[t] for t in task.after if t in refs)
+        ref = remote.options(**needs, runtime_env=env, name=task.id).remote(task, setup, *before)
         refs[task.id] = ref
         pending[ref] = task
-    progress = _Progress(console, sum(len(t.runs) for t in tasks), setup.folder)
-    failed_tasks: set[str] = set()
-    outcomes: list[Outcome] = []
+    failed_tasks: dict[str, Task] = {}
     sweeps = _sweep_watch(tasks)
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
@@ -142,8 +161,10 @@ def _submit_and_land(ray: Any, tasks: list[Task], setup: TaskSetup, db: Any, exp
             try:
                 result: TaskResult = ray.get(ref)
             except Exception as exc:  # noqa: BLE001: one line per run, whatever the task raised
-                failed_tasks.add(task.id)
-                progress.failed(task, _reason(exc, task, failed_tasks))
+                failed_tasks[task.id] = task
+                done = _land_finished(db, experiment, setup.folder / task.id, task.part.recipe.eval.metrics)
+                outcomes += done
+                progress.failed(task, _reason(exc, task, failed_tasks), done)
                 continue
             landed = land(db, experiment, result.store, result.seeded)
             stored = {(run.variant, run.collection, run.index_factory, run.seed): run_id for run, run_id in landed}
@@ -154,7 +175,19 @@ def _submit_and_land(ray: Any, tasks: list[Task], setup: TaskSetup, db: Any, exp
             progress.finished(task, result.outcomes)
             for name in sweeps.pop(task.id, ()):
                 _announce(db, task.part, name, console)
-    return outcomes, progress.failed_runs
+    return outcomes
+
+
+def _land_finished(db: Any, experiment: ExperimentRecord, folder: Path, metrics: tuple[str, ...]) -> list[Outcome]:
+    """Land the runs a failed task stored before it failed (none if it never got that far); their
+    outcomes, with `metrics` in the recipe's order."""
+    try:
+        seeded = int((folder / SEEDED).read_text())
+    except (OSError, ValueError):
+        return []
+    return [Outcome(run.variant, run.collection, run.index_factory, "done", run.seed, run_id,
+                    {m: run.metrics[m] for m in metrics if m in run.metrics}, run.timings)
+            for run, run_id in land(db, experiment, folder / STORE, seeded)]
 
 
 def _resources(task: Task, threads: int, device: str) -> dict[str, int]:
@@ -190,12 +223,12 @@ def _announce(db: Any, part: Plan, name: str, console: Console) -> None:
     announce_choice(console, recipe, dev, name, point, record)
 
 
-def _reason(exc: BaseException, task: Task, failed: set[str]) -> str:
+def _reason(exc: BaseException, task: Task, failed: dict[str, Task]) -> str:
     """One line on why `task` failed."""
     import ray.exceptions as errors
 
-    if before := [t for t in task.after if t in failed]:
-        return f"not run: it comes after {', '.join(before)}, which failed"
+    if before := [failed[t].label for t in task.after if t in failed]:
+        return f"not run: it comes after {'; '.join(before)}, which failed"
     if isinstance(exc, errors.RayTaskError):
         cause = exc.cause if exc.cause is not None else exc
         text = str(cause).strip().splitlines()
@@ -250,9 +283,23 @@ class _Progress:
                 shown = ", ".join(f"{m} {v:.4f}" for m, v in outcome.metrics.items())
                 self._line(f"[green]done[/green] {escape(run.id)}: {shown} ({task.id}, {seconds:.0f}s)")
 
-    def failed(self, task: Task, reason: str) -> None:
-        log = self.folder / task.id / LOG
+    def skipped(self, task: Task) -> list[Outcome]:
+        """Lines for a task whose runs are all stored; their outcomes."""
         for run in task.runs:
+            self.done += 1
+            self._line(f"[dim]skipped {escape(run.id)}: already in the store (--force re-runs)[/dim]")
+        return [Outcome(run.variant, run.collection, run.index, "skipped", run.seed) for run in task.runs]
+
+    def failed(self, task: Task, reason: str, finished: list[Outcome]) -> None:
+        """A line per run of a failed task: done for those it `finished` (and were landed), failed for the rest."""
+        log = self.folder / task.id / LOG
+        done = {(o.variant, o.collection, o.index, o.seed): o for o in finished}
+        for run in task.runs:
+            if outcome := done.get((run.variant, run.collection, run.index, run.seed)):
+                self.done += 1
+                shown = ", ".join(f"{m} {v:.4f}" for m, v in outcome.metrics.items())
+                self._line(f"[green]done[/green] {escape(run.id)}: {shown} ({task.id}, before the task failed)")
+                continue
             self.failed_runs += 1
             where = f" (log: {log})" if log.exists() else ""
             self._line(f"[red]failed[/red] {escape(run.id)}: {escape(reason)}{escape(where)}")

@@ -4,8 +4,9 @@ A task is some runs of the plan (:mod:`harness.recipe.tasks`). Its process makes
 `drbench run` makes them (:func:`harness.pipeline.run.execute`, the same seeds, the same caches),
 into a store of its own (:mod:`harness.store.task_store`) that the driver then lands in the
 recipe's store. Everything a task leaves is in its folder: `pid` (the process making it, written
-first: the driver's "started" lines and a killed task's retry read it), `log.txt` (what `drbench run`
-would print) and `store.db`.
+first: the driver's "started" lines read it), `log.txt` (what `drbench run` would print, and the
+traceback of an error), `store.db` and `seeded` (the highest run id it was seeded with: the runs
+above it are the task's, landed even when a later run of the task fails).
 
 A sweep's point is chosen from the store before the task runs (the task comes after the sweep's
 dev runs), never inside a task: its store holds only the runs it was seeded with.
@@ -14,6 +15,7 @@ dev runs), never inside a task: its store holds only the runs it was seeded with
 from __future__ import annotations
 
 import os
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +32,7 @@ from harness.recipe.tasks import Task
 from harness.store import ExperimentRecord, open_store
 from harness.store.task_store import seed_task_store
 
-PID, LOG, STORE = "pid", "log.txt", "store.db"
+PID, LOG, STORE, SEEDED = "pid", "log.txt", "store.db", "seeded"
 
 
 @dataclass(frozen=True)
@@ -71,27 +73,37 @@ def run_task(task: Task, setup: TaskSetup, *before: TaskResult) -> TaskResult:
     store = folder / STORE
     seeded = seed_task_store(store, setup.seed_store, setup.experiment.name,
                              [(result.store, result.seeded) for result in before])
+    (folder / SEEDED).write_text(f"{seeded}\n")  # a failed task's finished runs are landed still
     recipe = task.part.recipe
     declare(recipe.collections)  # what loading the recipe did in the driver: this process resolves its names alike
     outcomes: list[Outcome] = []
     with open(folder / LOG, "a", encoding="utf-8") as log:
         console = LogFileConsole(file=log, width=160)
         console.log(f"{task.id} (pid {os.getpid()}): {task.label}")
-        compute = resolve_compute(setup.device, setup.precision)
-        with quiet_ir_datasets():  # the driver checked them; a machine of a cluster may still need them copied
-            for dataset_id in read_collections(recipe.data):
-                ensure_available(dataset_id, setup.mirror)
-        db = open_store(store)
         try:
-            with StageProgress(console) as progress:
-                models = Models(recipe, setup.cache_dir, progress, console, setup.mirror, db, setup.experiment.name,
-                                compute)
-                ctx = Context(recipe, setup.options, models, db, setup.experiment, outcomes)
-                if task.trains and task.part.phase("dev") and task.runs[0].phase != "dev":
-                    models.dev = dev_collection(ctx, setup.mirror)  # as `drbench run` has it by then (eval_every)
-                later = dict.fromkeys(name for run in task.runs for name in run.later)
-                chosen = {name: choose(ctx, str(dev_label(recipe)), name) for name in later}
-                execute(ctx, Plan(recipe, task.runs), setup.mirror, chosen)
-        finally:
-            db.close()
+            _make(task, setup, store, console, outcomes)
+        except BaseException:
+            console.print(traceback.format_exc(), markup=False, highlight=False)  # the whole story, where the line points
+            raise
     return TaskResult(task.id, store, seeded, outcomes)
+
+
+def _make(task: Task, setup: TaskSetup, store: Path, console: LogFileConsole, outcomes: list[Outcome]) -> None:
+    recipe = task.part.recipe
+    compute = resolve_compute(setup.device, setup.precision)
+    with quiet_ir_datasets():  # the driver checked them; a machine of a cluster may still need them copied
+        for dataset_id in read_collections(recipe.data):
+            ensure_available(dataset_id, setup.mirror)
+    db = open_store(store)
+    try:
+        with StageProgress(console) as progress:
+            models = Models(recipe, setup.cache_dir, progress, console, setup.mirror, db, setup.experiment.name,
+                            compute)
+            ctx = Context(recipe, setup.options, models, db, setup.experiment, outcomes)
+            if task.trains and task.part.phase("dev") and task.runs[0].phase != "dev":
+                models.dev = dev_collection(ctx, setup.mirror)  # as `drbench run` has it by then (eval_every)
+            later = dict.fromkeys(name for run in task.runs for name in run.later)
+            chosen = {name: choose(ctx, str(dev_label(recipe)), name) for name in later}
+            execute(ctx, Plan(recipe, task.runs), setup.mirror, chosen)
+    finally:
+        db.close()
