@@ -258,6 +258,7 @@ def test_flat_search_is_bit_identical_to_faiss_in_the_old_batches(monkeypatch: p
     from harness.index import faiss_index
 
     monkeypatch.setattr(faiss_index, "_FLAT_MARGIN", margin)
+    monkeypatch.setattr(faiss_index, "_DOCS_PER_CANDIDATE", 0)  # rescored whatever the corpus's size
     faiss.omp_set_num_threads(threads)
     try:
         docs = _unit(600, dim, 2)
@@ -276,7 +277,8 @@ def test_flat_search_is_bit_identical_to_faiss_in_the_old_batches(monkeypatch: p
 
 def test_flat_search_scores_through_blas_and_rescores_pair_by_pair(monkeypatch: pytest.MonkeyPatch) -> None:
     """Below faiss's threshold the candidates come from BLAS (threshold 0 during the call, restored
-    after), and faiss's per-pair search is only the fallback."""
+    after), and faiss's per-pair search is only the fallback; a corpus under 8 documents per
+    candidate keeps faiss's own call."""
     import faiss
 
     from harness.index import faiss_index
@@ -293,6 +295,9 @@ def test_flat_search_scores_through_blas_and_rescores_pair_by_pair(monkeypatch: 
     monkeypatch.setattr(faiss_index, "_per_pair_search", lambda *a: fallbacks.append(1) or per_pair(*a))
     search(built, _unit(50, 64, 5), 10)
     assert seen == [0] and not fallbacks and faiss.cvar.distance_compute_blas_threshold == 128000
+    seen.clear()
+    search(built, _unit(50, 64, 5), 1000)  # 2 documents per candidate: faiss's own call pays as well
+    assert seen == [128000]
 
 
 @pytest.mark.parametrize("dim, k, batch", [(384, 1000, 1024), (32, 10, 4000), (768, 200, 1024),

@@ -312,6 +312,9 @@ _FLAT_BATCH_BYTES = 64 << 20
 _FLAT_BATCH_MAX = 4096
 # Candidates past `k` that the BLAS pass keeps, so the exact top-`k` is among them (`_flat_search`).
 _FLAT_MARGIN = 32
+# Rescoring a candidate costs about as much as the per-pair path spends on 4 to 8 documents
+# (benchmarks/README.md, Search): below 8 documents per candidate, the per-pair path is as fast.
+_DOCS_PER_CANDIDATE = 8
 
 
 def flat_batch(dim: int, k: int, threshold: int = 128000) -> int:
@@ -360,11 +363,14 @@ def _flat_search(built: BuiltIndex, queries: np.ndarray, k: int, batch_size: int
     (`_faiss_takes_blas`), and the two round differently: on SciFact with MiniLM, scores differ by
     up to 3e-7 and near-ties swap (70 of 300 queries at depth 1000), and sgemm's rounding also
     depends on the call's shape. drbench's 256-query batches took the per-pair path below 500
-    dimensions, several times slower. So the batches of `batch_size` that faiss scores through
-    BLAS itself are searched as they always were, and the others are answered by `_exact_topk`,
-    whose result is the per-pair path's, bit for bit, at BLAS speed.
+    dimensions, several times slower on a corpus that outgrows the CPU's caches. So the batches of
+    `batch_size` that faiss scores through BLAS itself are searched as they always were, and the
+    others are answered by `_exact_topk`, whose result is the per-pair path's, bit for bit, at BLAS
+    speed, where the corpus holds at least `_DOCS_PER_CANDIDATE` documents per candidate it rescores.
     """
     faiss, dim = _faiss(), queries.shape[1]
+    # a corpus under 8 documents per candidate: faiss's own calls throughout, nothing to gain
+    rescore = built.ntotal >= _DOCS_PER_CANDIDATE * (k + _FLAT_MARGIN)
     pending: list[int] = []  # rows faiss would score pair by pair, searched in `flat_batch` groups
     step = flat_batch(dim, k, faiss.cvar.distance_compute_blas_threshold)
 
@@ -379,7 +385,7 @@ def _flat_search(built: BuiltIndex, queries: np.ndarray, k: int, batch_size: int
 
     for row in range(0, len(queries), batch_size):
         batch = queries[row:row + batch_size]
-        if _faiss_takes_blas(faiss, len(batch), dim, built.ntotal):
+        if not rescore or _faiss_takes_blas(faiss, len(batch), dim, built.ntotal):
             scores[row:row + len(batch)], ids[row:row + len(batch)] = built.index.search(batch, k)
             if progress:
                 progress(len(batch))
