@@ -259,6 +259,7 @@ def test_flat_search_is_bit_identical_to_faiss_in_the_old_batches(monkeypatch: p
 
     monkeypatch.setattr(faiss_index, "_FLAT_MARGIN", margin)
     monkeypatch.setattr(faiss_index, "_DOCS_PER_CANDIDATE", 0)  # rescored whatever the corpus's size
+    monkeypatch.setattr(faiss_index, "_PER_PAIR_BYTES", 0)
     faiss.omp_set_num_threads(threads)
     try:
         docs = _unit(600, dim, 2)
@@ -278,12 +279,13 @@ def test_flat_search_is_bit_identical_to_faiss_in_the_old_batches(monkeypatch: p
 def test_flat_search_scores_through_blas_and_rescores_pair_by_pair(monkeypatch: pytest.MonkeyPatch) -> None:
     """Below faiss's threshold the candidates come from BLAS (threshold 0 during the call, restored
     after), and faiss's per-pair search is only the fallback; a corpus under 8 documents per
-    candidate keeps faiss's own call."""
+    candidate, or one the CPU's caches hold, keeps faiss's own call."""
     import faiss
 
     from harness.index import faiss_index
 
     seen, fallbacks = [], []
+    monkeypatch.setattr(faiss_index, "_PER_PAIR_BYTES", 2000 * 64 * 4)  # this corpus outgrows the caches
     built = build_index("Flat", _unit(2000, 64, 4), seed=0)
     search_call = built.index.search
 
@@ -297,7 +299,9 @@ def test_flat_search_scores_through_blas_and_rescores_pair_by_pair(monkeypatch: 
     assert seen == [0] and not fallbacks and faiss.cvar.distance_compute_blas_threshold == 128000
     seen.clear()
     search(built, _unit(50, 64, 5), 1000)  # 2 documents per candidate: faiss's own call pays as well
-    assert seen == [128000]
+    monkeypatch.setattr(faiss_index, "_PER_PAIR_BYTES", 2000 * 64 * 4 + 1)  # a corpus the caches hold
+    search(built, _unit(50, 64, 5), 10)
+    assert seen == [128000, 128000]
 
 
 @pytest.mark.parametrize("dim, k, batch", [(384, 1000, 1024), (32, 10, 4000), (768, 200, 1024),

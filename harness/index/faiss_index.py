@@ -312,8 +312,9 @@ _FLAT_BATCH_BYTES = 64 << 20
 _FLAT_BATCH_MAX = 4096
 # Candidates past `k` that the BLAS pass keeps, so the exact top-`k` is among them (`_flat_search`).
 _FLAT_MARGIN = 32
-# Rescoring a candidate costs about as much as the per-pair path spends on 4 to 8 documents
-# (benchmarks/README.md, Search): below 8 documents per candidate, the per-pair path is as fast.
+# Where BLAS pays (`_rescoring_pays`): a corpus of at least 32 MiB (the per-pair path streams it
+# from memory for every query), with at least 8 documents per rescored candidate.
+_PER_PAIR_BYTES = 32 << 20
 _DOCS_PER_CANDIDATE = 8
 
 
@@ -366,11 +367,10 @@ def _flat_search(built: BuiltIndex, queries: np.ndarray, k: int, batch_size: int
     dimensions, several times slower on a corpus that outgrows the CPU's caches. So the batches of
     `batch_size` that faiss scores through BLAS itself are searched as they always were, and the
     others are answered by `_exact_topk`, whose result is the per-pair path's, bit for bit, at BLAS
-    speed, where the corpus holds at least `_DOCS_PER_CANDIDATE` documents per candidate it rescores.
+    speed, where that pays (`_rescoring_pays`: a corpus that outgrows the CPU's caches).
     """
     faiss, dim = _faiss(), queries.shape[1]
-    # a corpus under 8 documents per candidate: faiss's own calls throughout, nothing to gain
-    rescore = built.ntotal >= _DOCS_PER_CANDIDATE * (k + _FLAT_MARGIN)
+    rescore = _rescoring_pays(built.ntotal, dim, k)
     pending: list[int] = []  # rows faiss would score pair by pair, searched in `flat_batch` groups
     step = flat_batch(dim, k, faiss.cvar.distance_compute_blas_threshold)
 
@@ -395,6 +395,21 @@ def _flat_search(built: BuiltIndex, queries: np.ndarray, k: int, batch_size: int
                 flush()
     if pending:
         flush()
+
+
+def _rescoring_pays(ntotal: int, dim: int, k: int) -> bool:
+    """Whether BLAS plus rescoring beats faiss's per-pair path on `ntotal` documents at depth `k`.
+
+    The per-pair path reads the whole corpus for every query: as fast as BLAS while the corpus stays
+    in the CPU's caches (SciFact, 8 MB: 0.36 ms per query against 0.27 for BLAS alone, at depth 1000),
+    several times slower once it streams from memory (300,000 documents, 460 MB: 10.2 against
+    1.4 ms). Rescoring costs about what the per-pair path spends on 4 to 8 documents per candidate.
+    Measured on a loaded 2-core machine (benchmarks/README.md, Search).
+
+    >>> _rescoring_pays(5183, 384, 1000), _rescoring_pays(300000, 384, 1000), _rescoring_pays(30000, 384, 5000)
+    (False, True, False)
+    """
+    return ntotal * dim * 4 >= _PER_PAIR_BYTES and ntotal >= _DOCS_PER_CANDIDATE * (k + _FLAT_MARGIN)
 
 
 def _exact_topk(faiss: Any, built: BuiltIndex, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
