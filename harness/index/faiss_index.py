@@ -362,7 +362,7 @@ def _flat_search(built: BuiltIndex, queries: np.ndarray, k: int, batch_size: int
 
     faiss scores a call through BLAS (sgemm) or one pair at a time with its SIMD dot product
     (`_faiss_takes_blas`), and the two round differently: on SciFact with MiniLM, scores differ by
-    up to 3e-7 and near-ties swap (70 of 300 queries at depth 1000), and sgemm's rounding also
+    up to 3e-7 and near-ties swap (46 of 300 queries at depth 1000), and sgemm's rounding also
     depends on the call's shape. drbench's 256-query batches took the per-pair path below 500
     dimensions, several times slower on a corpus that outgrows the CPU's caches. So the batches of
     `batch_size` that faiss scores through BLAS itself are searched as they always were, and the
