@@ -311,3 +311,25 @@ def test_flat_batch_follows_the_dimension_and_respects_memory(dim: int, k: int, 
 
     assert flat_batch(dim, k) == batch
     assert flat_batch(dim, k) * dim >= 128000 or flat_batch(dim, k) * (dim + 9 * k) * 4 <= 64 << 20
+
+
+def test_a_lone_query_keeps_faiss_database_parallel_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """faiss 1.15 scores fewer queries than threads over 10,000+ documents with its database-parallel
+    sgemm, whatever the threshold: the 257th query of a search in 256-query batches got BLAS scores
+    before, and keeps them."""
+    import faiss
+
+    from harness.index import faiss_index
+
+    monkeypatch.setattr(faiss_index, "_PER_PAIR_BYTES", 0)
+    faiss.omp_set_num_threads(2)
+    try:
+        docs, queries = _unit(20000, 64, 6), _unit(257, 64, 7)
+        built = build_index("Flat", docs, seed=0)
+        expected = _faiss_batches(built, queries, 10, 256)
+        scores, ids, _ = search(built, queries, 10)
+        np.testing.assert_array_equal(ids, expected[1])
+        np.testing.assert_array_equal(scores, expected[0])
+        assert faiss_index._faiss_takes_blas(faiss, 1, 64, 20000)  # (here its scores differ from per-pair ones)
+    finally:
+        faiss.omp_set_num_threads(1)
