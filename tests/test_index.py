@@ -229,3 +229,107 @@ def test_faiss_build_names_release_simd_level_and_blas_kernel() -> None:
     release, level, *blas = faiss_build().split()
     assert release == faiss.__version__ and level
     assert all(b.startswith("OpenBLAS-") and len(b) > len("OpenBLAS-") for b in blas)
+
+
+# --- Flat search: through BLAS, answered as faiss's per-pair path answers ---------------------
+
+def _faiss_batches(built, queries: np.ndarray, k: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """What faiss itself returns, called in batches of `batch_size` (drbench's search before)."""
+    out = [built.index.search(np.ascontiguousarray(queries[i:i + batch_size]), k)
+           for i in range(0, len(queries), batch_size)]
+    return np.concatenate([s for s, _ in out]), np.concatenate([i for _, i in out])
+
+
+def _unit(rows: int, dim: int, seed: int) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((rows, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("dim, margin", [(32, 32), (384, 32), (384, 1), (768, 1)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_flat_search_is_bit_identical_to_faiss_in_the_old_batches(monkeypatch: pytest.MonkeyPatch, dim: int,
+                                                                    margin: int, threads: int) -> None:
+    """Scores and rows equal faiss's own answer to drbench's old calls (of 256 or 7 queries), at every depth
+    (heap below 100, reservoir above), with every document twice (ties inside the top-k and at its
+    cut), with a margin of 1 (candidates retried) and at 768 dims (where 256 x 768 reaches faiss's
+    BLAS threshold, so full batches keep faiss's own BLAS answer)."""
+    import faiss
+
+    from harness.index import faiss_index
+
+    monkeypatch.setattr(faiss_index, "_FLAT_MARGIN", margin)
+    monkeypatch.setattr(faiss_index, "_DOCS_PER_CANDIDATE", 0)  # rescored whatever the corpus's size
+    monkeypatch.setattr(faiss_index, "_PER_PAIR_BYTES", 0)
+    faiss.omp_set_num_threads(threads)
+    try:
+        docs = _unit(600, dim, 2)
+        docs[1::2] = docs[0::2]
+        queries = _unit(300, dim, 3)
+        built = build_index("Flat", docs, seed=0)
+        for k in (1, 10, 99, 100, 250, 600):
+            for batch_size in (256, 7):
+                expected = _faiss_batches(built, queries, k, batch_size)
+                scores, ids, _ = search(built, queries, k, batch_size=batch_size)
+                np.testing.assert_array_equal(ids, expected[1], err_msg=f"k={k} batch {batch_size}")
+                np.testing.assert_array_equal(scores, expected[0], err_msg=f"k={k} batch {batch_size}")
+    finally:
+        faiss.omp_set_num_threads(1)
+
+
+def test_flat_search_scores_through_blas_and_rescores_pair_by_pair(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Below faiss's threshold the candidates come from BLAS (threshold 0 during the call, restored
+    after), and faiss's per-pair search is only the fallback; a corpus under 8 documents per
+    candidate, or one the CPU's caches hold, keeps faiss's own call."""
+    import faiss
+
+    from harness.index import faiss_index
+
+    seen, fallbacks = [], []
+    monkeypatch.setattr(faiss_index, "_PER_PAIR_BYTES", 2000 * 64 * 4)  # this corpus outgrows the caches
+    built = build_index("Flat", _unit(2000, 64, 4), seed=0)
+    search_call = built.index.search
+
+    def spied(x, k):
+        seen.append(faiss.cvar.distance_compute_blas_threshold)
+        return search_call(x, k)
+    monkeypatch.setattr(built.index, "search", spied)
+    per_pair = faiss_index._per_pair_search
+    monkeypatch.setattr(faiss_index, "_per_pair_search", lambda *a: fallbacks.append(1) or per_pair(*a))
+    search(built, _unit(50, 64, 5), 10)
+    assert seen == [0] and not fallbacks and faiss.cvar.distance_compute_blas_threshold == 128000
+    seen.clear()
+    search(built, _unit(50, 64, 5), 1000)  # 2 documents per candidate: faiss's own call pays as well
+    monkeypatch.setattr(faiss_index, "_PER_PAIR_BYTES", 2000 * 64 * 4 + 1)  # a corpus the caches hold
+    search(built, _unit(50, 64, 5), 10)
+    assert seen == [128000, 128000]
+
+
+@pytest.mark.parametrize("dim, k, batch", [(384, 1000, 1024), (32, 10, 4000), (768, 200, 1024),
+                                           (384, 100000, 18), (200000, 10, 83)])
+def test_flat_batch_follows_the_dimension_and_respects_memory(dim: int, k: int, batch: int) -> None:
+    from harness.index.faiss_index import flat_batch
+
+    assert flat_batch(dim, k) == batch
+    assert flat_batch(dim, k) * dim >= 128000 or flat_batch(dim, k) * (dim + 9 * k) * 4 <= 64 << 20
+
+
+def test_a_lone_query_keeps_faiss_database_parallel_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """faiss 1.15 scores fewer queries than threads over 10,000+ documents with its database-parallel
+    sgemm, whatever the threshold: the 257th query of a search in 256-query batches got BLAS scores
+    before, and keeps them."""
+    import faiss
+
+    from harness.index import faiss_index
+
+    monkeypatch.setattr(faiss_index, "_PER_PAIR_BYTES", 0)
+    faiss.omp_set_num_threads(2)
+    try:
+        docs, queries = _unit(20000, 64, 6), _unit(257, 64, 7)
+        built = build_index("Flat", docs, seed=0)
+        expected = _faiss_batches(built, queries, 10, 256)
+        scores, ids, _ = search(built, queries, 10)
+        np.testing.assert_array_equal(ids, expected[1])
+        np.testing.assert_array_equal(scores, expected[0])
+        assert faiss_index._faiss_takes_blas(faiss, 1, 64, 20000)  # (here its scores differ from per-pair ones)
+    finally:
+        faiss.omp_set_num_threads(1)

@@ -195,6 +195,15 @@ def test_second_run_skips_everything(e2e: EndToEnd, mirror: Path) -> None:
     assert read_store(e2e.store) == before
 
 
+def test_a_run_keeps_ranx_compiled_functions_in_its_cache(e2e: EndToEnd, mirror: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """numba's cache folder comes from the run's cache folder, chosen before anything evaluates."""
+    chosen: list[Path] = []
+    monkeypatch.setattr(pipeline_run, "use_numba_cache", chosen.append)
+    run(e2e.recipe, mirror)
+    assert chosen == [e2e.cache]
+
+
 def test_force_reruns_reproducibly_from_cached_embeddings(e2e: EndToEnd, mirror: Path,
                                                           tmp_path: Path) -> None:
     store = copy_store(e2e.store, tmp_path / "copy.db")

@@ -88,7 +88,9 @@ def evaluate(qrels: dict[str, dict[str, int]], results: dict[str, list[tuple[str
     >>> e.metrics["mrr@10"], e.query_metrics["mrr@10"]["q2"]
     (0.5, 0.0)
     """
-    from ranx import Qrels, Run, evaluate as ranx_evaluate
+    from harness.evaluate.numba_cache import compiled, import_ranx
+
+    ranx = import_ranx()  # says so where its numba functions are about to compile
 
     query_ids = sorted(qrels)
     run_dict: dict[str, dict[str, float]] = {}
@@ -99,12 +101,13 @@ def evaluate(qrels: dict[str, dict[str, int]], results: dict[str, list[tuple[str
     if not any(run_dict.values()):  # ranx cannot build a Run without a single document
         zeros = {m: {q: 0.0 for q in query_ids} for m in metrics}
         return Evaluation({m: 0.0 for m in metrics}, zeros)
-    qrels_obj = Qrels({q: dict(qrels[q]) for q in query_ids})
-    run_obj = Run(run_dict)
+    qrels_obj = ranx.Qrels({q: dict(qrels[q]) for q in query_ids})
+    run_obj = ranx.Run(run_dict)
     with warnings.catch_warnings():
         # ranx's numba kernels warn about a uint64 -> int64 cast of ranks; harmless, and noisy.
         warnings.filterwarnings("ignore", message="unsafe cast from uint64 to int64")
-        scores = ranx_evaluate(qrels_obj, run_obj, list(metrics), return_mean=False, make_comparable=True)
+        scores = ranx.evaluate(qrels_obj, run_obj, list(metrics), return_mean=False, make_comparable=True)
+    compiled()
     if len(metrics) == 1:
         scores = {metrics[0]: scores}
     # ranx returns per-query arrays in its own (sorted) query order.

@@ -29,6 +29,7 @@ from harness.data.holdout import holdout_collection
 from harness.dense import EXACT_DEPTH
 from harness.errors import CacheError
 from harness.evaluate.metrics import evaluate
+from harness.evaluate.numba_cache import use_numba_cache
 from harness.evaluate.ties import trec_order
 from harness.index.faiss_index import codebook_key, exact_search, faiss_build, search_key
 from harness.model.compute import Compute, resolve_compute
@@ -163,6 +164,7 @@ def run_recipe(recipe: Recipe, options: RunOptions = RunOptions(), console: Cons
     for line in overlap_warnings(recipe, mirror) if world.main else ():
         console.print(f"warning: {line}", markup=False, highlight=False, soft_wrap=True)
     cache_dir = _cache_dir(Path(options.cache_dir or recipe.experiment.cache_dir), console)
+    use_numba_cache(cache_dir)  # ranx's compiled metric functions, kept with the run's other caches
     db = open_store(store_path(recipe, options)) if world.main else None
     experiment = _experiment_record(recipe)
     the_plan = plan.build_plan(recipe)

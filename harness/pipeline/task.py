@@ -22,6 +22,7 @@ from pathlib import Path
 from harness.data.catalog import ensure_available
 from harness.data.local.declared import declare
 from harness.data.quiet import quiet_ir_datasets
+from harness.evaluate.numba_cache import use_numba_cache
 from harness.model.compute import resolve_compute
 from harness.pipeline.models import Models
 from harness.pipeline.run import Context, Outcome, RunOptions, choose, dev_collection, execute
@@ -66,6 +67,7 @@ def run_task(task: Task, setup: TaskSetup, *before: TaskResult) -> TaskResult:
     folder = setup.folder / task.id
     folder.mkdir(parents=True, exist_ok=True)
     (folder / PID).write_text(f"{os.getpid()}\n")
+    use_numba_cache(setup.cache_dir)  # a fresh process: ranx's compiled functions from the run's cache
     if setup.threads:
         import torch
 

@@ -114,7 +114,10 @@ class EvalConfig(Params):
                                           "at full depth either way; a TREC file export-run writes then holds "
                                           "only these. The store keeps about 37 bytes per stored document.",
                                     minimum=1)
-    search_batch_size: int = param(256, "Queries per faiss search call.", minimum=1)
+    search_batch_size: int = param(256, "Queries per faiss search call of a compressed index, and of a Flat "
+                                        "one where faiss scores the call through BLAS by itself (queries x "
+                                        "dim >= 128,000). Other Flat searches go through BLAS in batches set "
+                                        "by the dimension, with the same answer, bit for bit.", minimum=1)
     nprobe: int = param(16, "Inverted lists an IVF index visits per query.", minimum=1)
     index_train_sample: int = param(0, "Vectors sampled (seeded) to train a compressed index; 0 uses the "
                                        "whole corpus.", minimum=0)

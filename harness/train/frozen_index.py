@@ -76,14 +76,19 @@ def retrieved_lists(ids: np.ndarray, query_ids: list[str], data: TrainData,
 
 def live_retrieval_step(encoder: Encoder, params: LiveListParams, data: TrainData, index: FrozenIndex,
                         settings: EncoderSettings) -> StepFn:
-    """The loop's step function; `encoder` is the query encoder, the only one that trains."""
+    """The loop's step function; `encoder` is the query encoder, the only one that trains.
+
+    Each step's queries are searched in one call, as they always were (`faiss_index.search`: a Flat
+    index answers through BLAS what faiss's per-pair path answers, bit for bit).
+    """
+    from harness.index.faiss_index import search
 
     def step(query_ids: list[str], rng: np.random.Generator, at: int) -> tuple[torch.Tensor, dict[str, float]]:
         q = encoder.embed([data.queries[x] for x in query_ids], max_length=params.query_max_length,
                           prefix=settings.query_prefix)
         k = min(params.top_k, index.built.ntotal)
         q = q.float()  # scores stay fp32 whatever the encoder's precision (see harness.train.losses)
-        _, ids = index.built.index.search(np.ascontiguousarray(q.detach().cpu().numpy(), dtype=np.float32), k)
+        _, ids, _ = search(index.built, q.detach().cpu().numpy(), k, batch_size=max(len(query_ids), 1))
         rows, rel, metrics = retrieved_lists(ids, query_ids, data, params.weighting)
         with torch.autocast(device_type=q.device.type, enabled=False):
             scores = [params.scale * (index.vectors[torch.from_numpy(r.astype(np.int64))].to(q.device) @ q[i])
