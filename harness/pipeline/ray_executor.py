@@ -1,7 +1,7 @@
 """`drbench run RECIPE --executor ray`: the plan's tasks as Ray tasks, the store written here alone.
 
-drbench schedules nothing itself. Every task (:mod:`harness.recipe.tasks`) is submitted at once,
-with the tasks it comes after as its arguments, so Ray starts it when they have finished and
+drbench schedules nothing itself. Every task (:mod:`harness.recipe.tasks`) whose runs are not all
+stored is submitted at once, with the tasks it comes after as its arguments, so Ray starts it when they have finished and
 hands it their results; each asks for what it needs (a GPU on CUDA, else `threads` CPUs; a
 BM25 task one CPU). A task runs in a fresh process (`max_calls=1`: nothing of one run lingers into
 the next, as nothing does between two `drbench run`s) and writes a store of its own
@@ -11,8 +11,9 @@ publishes by rename, so concurrent tasks never see half an entry.
 
 A task whose process dies (killed, out of memory, its machine gone) is retried, `RETRIES` times,
 and resumes its training from the checkpoint in the shared cache. A task that raises is not
-retried: the same inputs fail the same way. It is reported in one line per run, the tasks after
-it are not run, and every other task finishes; a re-run makes only what is missing.
+retried: the same inputs fail the same way. The runs it finished are landed, each other run is
+reported in one line (its traceback is in the task's log), the tasks after it are not run, and
+every other task finishes; a re-run makes only what is missing.
 
 On a cluster, the store's folder, the cache folder, the recipe and its declared files must be on
 a filesystem every machine sees at the same path (README, "Many runs at once").
@@ -68,7 +69,7 @@ def check_ray(address: str | None) -> None:
 @dataclass(frozen=True)
 class RayExecutor:
     """`--executor ray`: on the cluster at `address` ("auto", HOST:PORT), or on a Ray started here
-    with `workers` tasks at once (None: this machine's cores over the threads per task)."""
+    with `workers` tasks at once (None: the CPUs this process may use over the threads per task)."""
 
     address: str | None = None
     workers: int | None = None
@@ -92,9 +93,11 @@ class RayExecutor:
         seed_task_store(setup.seed_store, store, experiment.name)
         stored = set() if options.force else _stored(plan, store, cache_dir, mirror, compute, console)
         progress = _Progress(console, sum(len(t.runs) for t in tasks), folder)
+        # A task whose runs are all stored starts no process: the recipe's store, which seeds every
+        # task after it, holds them.
         outcomes = [o for t in tasks if all(r.id in stored for r in t.runs) for o in progress.skipped(t)]
         todo = [t for t in tasks if not all(r.id in stored for r in t.runs)]
-        if todo:  # its runs are in the recipe's store, which seeds every task: no process for them
+        if todo:
             self._connect(ray, workers * threads, console)
             try:
                 outcomes += _submit_and_land(ray, todo, setup, db, experiment, compute, console, progress)
