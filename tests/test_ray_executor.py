@@ -277,3 +277,40 @@ def test_a_failing_task_lands_what_it_finished_and_says_why(tmp_path: Path, mirr
         assert conn.execute("SELECT count(*) FROM results").fetchone()[0] > 0
     assert "Traceback (most recent call last)" in (tmp_path / "ray.db.ray" / "task1" / "log.txt").read_text()
     assert not list((tmp_path / "ray.db.ray").rglob("*.db*"))  # landed; only logs stay
+
+
+def test_a_task_no_node_can_run_is_one_line_before_any_starts() -> None:
+    from harness.errors import RecipeError
+    from harness.pipeline.ray_executor import _check_feasible
+
+    class Cluster:  # what ray.nodes() says of a cluster of two 4-CPU nodes without GPUs
+        @staticmethod
+        def nodes() -> list[dict]:
+            return [{"Alive": True, "Resources": {"CPU": 4.0}}, {"Alive": False, "Resources": {"CPU": 64.0}}]
+
+    tasks = plan_tasks(build_plan(parse_recipe(RECIPE.format(folder="/tmp", model="minilm"), "r.toml")))
+    _check_feasible(Cluster, tasks, 4, "cpu")
+    with pytest.raises(RecipeError, match="no node of the Ray cluster has 8 CPUs for dev/star"):
+        _check_feasible(Cluster, tasks, 8, "cpu")
+    with pytest.raises(RecipeError, match="has 1 CPUs and a GPU"):
+        _check_feasible(Cluster, tasks, 1, "cuda")
+
+
+def test_sigterm_stops_a_ray_run_as_ctrl_c_does(tmp_path: Path, mirror: Path, tiny_model: Path) -> None:
+    import subprocess
+    import sys
+
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(RECIPE.format(folder=tmp_path, model=tiny_model))
+    driver = subprocess.Popen([sys.executable, "-m", "harness", "run", str(recipe), "--mirror", str(mirror),
+                               "--executor", "ray", "--workers", "2"], stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    lines = []
+    for line in driver.stderr:  # type: ignore[union-attr]
+        lines.append(line)
+        if " started " in line:
+            driver.send_signal(signal.SIGTERM)
+            break
+    rest = driver.communicate(timeout=120)[1]
+    assert driver.returncode == 130, "".join(lines) + rest
+    assert rest.strip().splitlines()[-1] == "error: interrupted; completed runs are stored, the rest re-run next time"

@@ -25,6 +25,8 @@ import os
 import shutil
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,7 +102,9 @@ class RayExecutor:
         if todo:
             self._connect(ray, workers * threads, console)
             try:
-                outcomes += _submit_and_land(ray, todo, setup, db, experiment, compute, console, progress)
+                _check_feasible(ray, todo, threads, compute.device)
+                with _sigterm_as_interrupt():
+                    outcomes += _submit_and_land(ray, todo, setup, db, experiment, compute, console, progress)
             finally:
                 ray.shutdown()
         for landed in folder.rglob("*.db*"):  # landed, failed tasks' finished runs too; every log.txt stays
@@ -125,6 +129,38 @@ class RayExecutor:
         resources = ray.cluster_resources()
         console.log(f"ray: connected to {self.address} ({resources.get('CPU', 0):.0f} CPUs, "
                     f"{resources.get('GPU', 0):.0f} GPUs)")
+
+
+def _check_feasible(ray: Any, tasks: list[Task], threads: int, device: str) -> None:
+    """A task no node can run would wait forever (Ray calls it infeasible): one line instead, before any starts."""
+    nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
+    for task in tasks:
+        needs = _resources(task, threads, device)
+        if not any(all(node.get(_RAY_NAMES[k], 0) >= v for k, v in needs.items()) for node in nodes):
+            largest = max((node.get("CPU", 0) for node in nodes), default=0)
+            raise RecipeError(f"no node of the Ray cluster has {needs.get('num_cpus', 0)} CPUs"
+                              + (" and a GPU" if needs.get("num_gpus") else "")
+                              + f" for {task.label} (the largest has {largest:.0f} CPUs); lower --threads or "
+                                "[compute] threads, or run where the device is")
+
+
+_RAY_NAMES = {"num_cpus": "CPU", "num_gpus": "GPU"}
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a scheduler's time limit, `scancel`) stops the run as Ctrl-C does: the finished runs
+    are stored, one line says so, exit 130; not Ray's own signal dump."""
+    import signal
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    before = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def _stored(plan: Plan, store: Path, cache_dir: Path, mirror: Path | None, compute: Compute,
