@@ -314,3 +314,16 @@ def test_sigterm_stops_a_ray_run_as_ctrl_c_does(tmp_path: Path, mirror: Path, ti
     rest = driver.communicate(timeout=120)[1]
     assert driver.returncode == 130, "".join(lines) + rest
     assert rest.strip().splitlines()[-1] == "error: interrupted; completed runs are stored, the rest re-run next time"
+
+
+def test_address_auto_without_a_ray_here_is_one_line(tmp_path: Path, tiny_model: Path, mirror: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "ray-tmp"))  # no `ray start` of this machine is found there
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(RECIPE.format(folder=tmp_path, model=tiny_model))
+    result = CliRunner().invoke(app, ["run", str(recipe), "--mirror", str(mirror), "--executor", "ray",
+                                      "--address", "auto"])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+    assert result.stderr.startswith("error: --address auto: ")
+    assert not (tmp_path / "local.db.ray").exists() and not (tmp_path / "cache-local" / "models").exists()

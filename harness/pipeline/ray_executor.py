@@ -87,25 +87,28 @@ class RayExecutor:
             return []
         threads = options.threads or plan.recipe.compute.threads or 1
         workers = self.workers or max(1, len(os.sched_getaffinity(0)) // threads)  # a job's allowance, not the node's
-        folder = store.with_name(f"{store.name}.ray")
-        shutil.rmtree(folder, ignore_errors=True)  # a failed run's logs: this run makes its own
-        folder.mkdir(parents=True)
-        setup = TaskSetup(options, experiment, folder, folder / "seed.db", cache_dir, mirror, compute.device,
-                          compute.precision, threads)
-        seed_task_store(setup.seed_store, store, experiment.name)
-        stored = set() if options.force else _stored(plan, store, cache_dir, mirror, compute, console)
-        progress = _Progress(console, sum(len(t.runs) for t in tasks), folder)
         # A task whose runs are all stored starts no process: the recipe's store, which seeds every
         # task after it, holds them.
-        outcomes = [o for t in tasks if all(r.id in stored for r in t.runs) for o in progress.skipped(t)]
+        stored = set() if options.force else _stored(plan, store, cache_dir, mirror, compute, console)
         todo = [t for t in tasks if not all(r.id in stored for r in t.runs)]
-        if todo:
+        if todo:  # connected (or refused in one line) before anything is written
             self._connect(ray, workers * threads, console)
-            try:
+        try:
+            if todo:
                 _check_feasible(ray, todo, threads, compute.device)
+            folder = store.with_name(f"{store.name}.ray")
+            shutil.rmtree(folder, ignore_errors=True)  # a failed run's logs: this run makes its own
+            folder.mkdir(parents=True)
+            setup = TaskSetup(options, experiment, folder, folder / "seed.db", cache_dir, mirror, compute.device,
+                              compute.precision, threads)
+            seed_task_store(setup.seed_store, store, experiment.name)
+            progress = _Progress(console, sum(len(t.runs) for t in tasks), folder)
+            outcomes = [o for t in tasks if t not in todo for o in progress.skipped(t)]
+            if todo:
                 with _sigterm_as_interrupt():
                     outcomes += _submit_and_land(ray, todo, setup, db, experiment, compute, console, progress)
-            finally:
+        finally:
+            if todo:
                 ray.shutdown()
         for landed in folder.rglob("*.db*"):  # landed, failed tasks' finished runs too; every log.txt stays
             landed.unlink()
