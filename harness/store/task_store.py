@@ -44,7 +44,7 @@ def seed_task_store(path: Path, main: Path, experiment: str, before: list[tuple[
         conn = db.conn
         conn.execute("PRAGMA journal_mode = DELETE")  # one file, read by the driver after this process ends
         for source, since in ((main, None), *before):
-            conn.execute("ATTACH DATABASE ? AS src", (f"file:{source}?mode=ro",))
+            conn.execute("ATTACH DATABASE ? AS src", (str(source),))  # read only: nothing here writes src
             try:
                 with _transaction(db):
                     _copy_runs(conn, experiment, since)
