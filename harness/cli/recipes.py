@@ -101,7 +101,7 @@ def run(recipe: Path = typer.Argument(..., help="Recipe file."),
                                           help="local: the runs one after another in this process. ray: the plan's "
                                                "tasks on Ray (pip install 'drbench\\[ray]'), each in its own process, "
                                                "after the tasks it needs; a task whose process dies is retried twice "
-                                               "and resumes its training. The same numbers either way."),
+                                               "and resumes its training. The same numbers at the same --threads."),
         address: str | None = typer.Option(None, "--address", metavar="auto|HOST:PORT",
                                            help="--executor ray: a running Ray cluster, HOST:PORT (the head's GCS "
                                                 "port) or ray://HOST:PORT; auto: whichever Ray this machine runs "
