@@ -62,6 +62,7 @@ def test_a_part_loads_as_a_collection_over_the_sources_documents(mirror: Path) -
     ('from = "cranfield"\nsplit = { train = 0.6, eval = 0.4 }', "not a part name"),
     ('from = "cranfield"\nsplit = { train = 0.6, test = 0.4 }\nfolds = 5', "one of the two"),
     ('from = "cranfield"', "one of the two"),
+    ('from = "cranfield"\nsplit = { folds = 3 }', "for k-fold write folds = 3 beside from"),
     ('from = "cran/train"\nfolds = 3', "names this collection itself"),
     ('from = "cranfield"\nfolds = 1', "at least 2"),
     ('format = "csv"\npath = "x"', "not a format drbench reads"),

@@ -144,6 +144,9 @@ def _split(where: Where, label: str, name: str, table: dict[str, Any]) -> QueryS
         raise where.error(label, "split", split, "expected a table of part = fraction, e.g. "
                                                  "{ train = 0.6, dev = 0.2, test = 0.2 }")
     for part, fraction in split.items():
+        if part == "folds":  # k-fold is its own key, beside `from`, not a part of `split`
+            raise where.error(label, "split", split, f"folds is not a part; for k-fold write folds = {fraction} "
+                                                     "beside from, in place of split")
         if part not in SPLIT_NAMES:
             raise where.error(label, "split", part, "not a part name", SPLIT_NAMES)
         if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
