@@ -36,7 +36,7 @@ from rich.markup import escape
 
 from harness.errors import DrbenchError, RecipeError, RunsFailed
 from harness.model.compute import Compute
-from harness.pipeline.run import Outcome, RunOptions, announce_choice
+from harness.pipeline.run import Outcome, RunOptions, announce_choice, metrics_line
 from harness.pipeline.selection import select_point
 from harness.pipeline.task import LOG, PID, SEEDED, STORE, TaskResult, TaskSetup, run_task
 from harness.recipe.plan import Plan, dev_collection
@@ -322,7 +322,7 @@ class _Progress:
             elif outcome.status == "skipped":
                 self._line(f"[dim]skipped {escape(run.id)}: already in the store[/dim]")
             else:
-                shown = ", ".join(f"{m} {v:.4f}" for m, v in outcome.metrics.items())
+                shown = metrics_line(outcome.metrics)
                 self._line(f"[green]done[/green] {escape(run.id)}: {shown} ({task.id}, {seconds:.0f}s)")
 
     def skipped(self, task: Task) -> list[Outcome]:
@@ -339,7 +339,7 @@ class _Progress:
         for run in task.runs:
             if outcome := done.get((run.variant, run.collection, run.index, run.seed)):
                 self.done += 1
-                shown = ", ".join(f"{m} {v:.4f}" for m, v in outcome.metrics.items())
+                shown = metrics_line(outcome.metrics)
                 self._line(f"[green]done[/green] {escape(run.id)}: {shown} ({task.id}, before the task failed)")
                 continue
             self.failed_runs += 1

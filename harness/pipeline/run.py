@@ -449,6 +449,11 @@ def _exact_top(doc_vectors: Any, query_vectors: Any, gpu: int | None = None) -> 
     return exact_search(doc_vectors, query_vectors, EXACT_DEPTH, gpu=gpu)[1]
 
 
+def metrics_line(metrics: dict[str, float]) -> str:
+    """`ndcg@10 0.6451, mrr@10 0.6047`: a run's metrics as its "done" line shows them."""
+    return ", ".join(f"{m} {v:.4f}" for m, v in metrics.items())
+
+
 def _finish(ctx: Context, collection: Collection, row: StoredRow, index: str, key: str,
             model: dict[str, Any] | None, results: dict[str, list[tuple[str, float]]],
             timings: dict[str, float], started: str, stats: dict[str, float] | None = None) -> None:
@@ -469,7 +474,7 @@ def _finish(ctx: Context, collection: Collection, row: StoredRow, index: str, ke
         started_at=started, finished_at=utc_now(), metrics=evaluation.metrics,
         query_metrics=evaluation.query_metrics, results=results)
     run_id = write_run(ctx.db, ctx.experiment, record)
-    shown = ", ".join(f"{m} {v:.4f}" for m, v in evaluation.metrics.items())
+    shown = metrics_line(evaluation.metrics)
     ctx.console.log(f"[green]done[/green] {escape(ctx.label(variant))} / {escape(collection.dataset_id)} / {index}: "
                     f"{shown}")
     ctx.outcomes.append(Outcome(variant.name, collection.dataset_id, index, "done", ctx.recipe.experiment.seed,

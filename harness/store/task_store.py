@@ -14,7 +14,6 @@ local executor would have written.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -22,14 +21,13 @@ from typing import Any
 from sqlite_utils import Database
 
 from harness.store.connect import open_store
-from harness.store.db import _transaction, write_run
+from harness.store.db import _RUN_JSON, _loads, _transaction, run_metrics, run_results, write_run
 from harness.store.schema import ExperimentRecord, RunRecord
 from harness.store.training import training_log, write_training_log
 
 _RUN_COLUMNS = ("experiment", "variant", "kind", "collection", "index_factory", "run_key", "status", "recipe_hash",
                 "git_commit", "seed", "model", "params", "data", "timings", "index_stats", "compute", "selection",
                 "n_queries", "n_docs", "depth", "started_at", "finished_at")
-_JSON = ("model", "params", "data", "timings", "index_stats", "compute", "selection")
 
 
 def seed_task_store(path: Path, main: Path, experiment: str, before: list[tuple[Path, int]] = ()) -> int:
@@ -78,31 +76,26 @@ def _copy_runs(conn: sqlite3.Connection, experiment: str, since: int | None) -> 
 
 def task_runs(path: Path, seeded: int) -> list[RunRecord]:
     """The runs the task added to its store `path` (ids above `seeded`), in the order it stored them."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    db = Database(sqlite3.connect(f"file:{path}?mode=ro", uri=True))
     try:
         names = ", ".join(_RUN_COLUMNS)
         out = []
-        for run_id, *values in conn.execute(f"SELECT id, {names} FROM runs WHERE id > ? ORDER BY id", (seeded,)):
+        for run_id, *values in db.execute(f"SELECT id, {names} FROM runs WHERE id > ? ORDER BY id", [seeded]):
             row = dict(zip(_RUN_COLUMNS, values))
-            query_metrics: dict[str, dict[str, float]] = {}
-            for query_id, metric, value in conn.execute(
+            per_query: dict[str, dict[str, float]] = {}  # every metric at once (query_metrics reads one)
+            for query_id, metric, value in db.execute(
                     "SELECT query_id, metric, value FROM query_metrics WHERE run_id = ? ORDER BY metric, query_id",
-                    (run_id,)):
-                query_metrics.setdefault(metric, {})[query_id] = value
-            results: dict[str, list[tuple[str, float]]] = {}
-            for query_id, doc_id, score in conn.execute(
-                    "SELECT query_id, doc_id, score FROM results WHERE run_id = ? ORDER BY query_id, rank", (run_id,)):
-                results.setdefault(query_id, []).append((doc_id, score))
-            metrics = dict(conn.execute("SELECT metric, value FROM metrics WHERE run_id = ?", (run_id,)).fetchall())
+                    [run_id]):
+                per_query.setdefault(metric, {})[query_id] = value
             out.append(RunRecord(
                 experiment=row["experiment"], variant=row["variant"], kind=row["kind"], collection=row["collection"],
                 index_factory=row["index_factory"], run_key=row["run_key"], depth=row["depth"],
                 n_docs=row["n_docs"], started_at=row["started_at"], finished_at=row["finished_at"], seed=row["seed"],
-                **{c: _loads(row[c]) for c in _JSON if c != "model"}, model=_loads(row["model"]),
-                metrics=metrics, query_metrics=query_metrics, results=results))
+                **{c: _loads(row[c]) for c in _RUN_JSON}, metrics=run_metrics(db, [run_id])[run_id],
+                query_metrics=per_query, results=run_results(db, run_id)))
         return out
     finally:
-        conn.close()
+        db.close()
 
 
 def task_logs(path: Path, experiment: str) -> list[tuple[str, int, list[dict[str, Any]]]]:
@@ -122,7 +115,3 @@ def land(db: Database, experiment: ExperimentRecord, path: Path, seeded: int) ->
     for variant, seed, rows in task_logs(path, experiment.name):
         write_training_log(db, experiment.name, variant, rows, seed=seed)
     return [(run, write_run(db, experiment, run)) for run in task_runs(path, seeded)]
-
-
-def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
