@@ -91,18 +91,49 @@ class DenseModel:
         virtualenv or a cache folder, or renaming a variant, does not invalidate anything."""
         return {k: v for k, v in self.record.items() if k not in ("name", "path", "query_path")}
 
-    def _encoder(self, side: str) -> Any:
-        if side not in self._encoders:
+    def _encoder(self, side: str, collection: Collection | None = None, cache_dir: Path | None = None,
+                 log: Callable[[str], None] = lambda _: None) -> Any:
+        """The encoder of `side` (doc or query): torch's, or the backend's over the model's export
+        (`collection` and `cache_dir` then name its calibration documents and its cache)."""
+        s = self.settings
+        spec = self.doc_spec if side == "doc" else self.query_spec
+        calibration = self._calibration(collection)
+        key = (side, calibration.docs_id if calibration else None)
+        if key in self._encoders:
+            return self._encoders[key]
+        limit = s.doc_max_length if side == "doc" else s.query_max_length
+        prefix = s.doc_prefix if side == "doc" else s.query_prefix
+        if self.compute.backend == "torch":
             from harness.model.encoder import Encoder
 
-            s = self.settings
-            spec = self.doc_spec if side == "doc" else self.query_spec
-            self._encoders[side] = Encoder(
-                spec.path, pooling=s.pooling, normalize=s.normalize, batch_size=s.batch_size,
-                max_length=s.doc_max_length if side == "doc" else s.query_max_length,
-                prefix=s.doc_prefix if side == "doc" else s.query_prefix, allow_pickle=self.allow_pickle,
-                device=self.compute.device, precision=self.compute.precision, world=self.compute.world)
-        return self._encoders[side]
+            encoder = Encoder(spec.path, pooling=s.pooling, normalize=s.normalize, batch_size=s.batch_size,
+                              max_length=limit, prefix=prefix, allow_pickle=self.allow_pickle,
+                              device=self.compute.device, precision=self.compute.precision, world=self.compute.world)
+        else:
+            from harness.model.export import ExportSpec, exported
+            from harness.model.runtime_encoder import RuntimeEncoder
+
+            if cache_dir is None:
+                raise ValueError(f"backend {self.compute.backend} encodes from a cached export: pass cache_dir")
+            export = ExportSpec(spec.path, spec.fingerprint, s.pooling, s.normalize, self.compute.backend,
+                                self.compute.precision, calibration, s.doc_prefix, s.doc_max_length)
+            folder = self.compute.world.on_main(
+                lambda: exported(export, cache_dir, log, name=self.name, allow_pickle=self.allow_pickle))
+            encoder = RuntimeEncoder(folder, spec.path, backend=self.compute.backend, precision=self.compute.precision,
+                                     dim=spec.dim, max_length=limit, batch_size=s.batch_size, prefix=prefix,
+                                     world=self.compute.world)
+        self._encoders[key] = encoder
+        return encoder
+
+    def _calibration(self, collection: Collection | None) -> Any:
+        """The documents an int8 OpenVINO export calibrates on: `collection`'s (None otherwise)."""
+        if self.compute.backend != "openvino" or self.compute.precision != "int8":
+            return None
+        if collection is None:
+            raise ValueError("an int8 OpenVINO encode calibrates on a collection's documents: pass collection")
+        from harness.model.export import Calibration
+
+        return Calibration(collection.docs_id, collection.doc_texts)
 
     def encode_corpus(self, collection: Collection, cache_dir: Path, progress: StageProgress,
                       console: Console) -> tuple[np.ndarray, float]:
@@ -128,9 +159,9 @@ class DenseModel:
             console.log(f"corpus embeddings of {collection.docs_id} from cache ({cached.shape[0]:,} x {cached.shape[1]})")
             return cached, 0.0
         from harness.cache.partial import Schedule
-        from harness.model.encoder import ENCODE_CHUNK
+        from harness.model.batched import ENCODE_CHUNK
 
-        encoder = self._encoder("doc")
+        encoder = self._encoder("doc", collection, cache_dir, console.log)
         shape = (len(collection.doc_ids), encoder.dim)
         schedule = Schedule.of(encoder.batch_size, ENCODE_CHUNK)
         # Rank 0 encodes straight into a file in its cache work folder (memory-mapped), resuming a
@@ -161,8 +192,12 @@ class DenseModel:
             vectors.flags.writeable = False  # as a cached entry is served: read-only
         return vectors, seconds
 
-    def encode_queries(self, texts: list[str], advance: Callable[[int], None]) -> np.ndarray:
-        return self._encoder("query").encode(texts, progress=advance)
+    def encode_queries(self, texts: list[str], advance: Callable[[int], None], collection: Collection | None = None,
+                       cache_dir: Path | None = None, console: Console | None = None) -> np.ndarray:
+        """Vectors of `texts`, queries of `collection` (whose documents calibrate an int8 export;
+        a backend other than torch needs `cache_dir`, where its exports are cached)."""
+        log = console.log if console is not None else (lambda _: None)
+        return self._encoder("query", collection, cache_dir, log).encode(texts, progress=advance)
 
     def search(self, factory: str, doc_vectors: np.ndarray, query_vectors: np.ndarray,
                query_ids: list[str], collection: Collection, recipe: Recipe, progress: StageProgress,

@@ -69,14 +69,26 @@ class LeaderboardRow:
 
     @property
     def ran_on(self) -> dict[str, Any]:
-        """{"device", "precision", "processes"} of a dense run (None for BM25). Dense runs
-        stored before devices existed (no `compute`) all ran in fp32 on the CPU, in one process."""
+        """{"device", "precision", "backend", "processes"} of a dense run (None for BM25). Dense
+        runs stored before devices existed (no `compute`) all ran in fp32 on the CPU, in one process,
+        and every run stored without a backend ran in torch."""
         if self.compute:
             return {"device": self.compute["device"], "precision": self.compute["precision"],
-                    "processes": self.compute.get("processes", 1)}
+                    "backend": self.compute.get("backend", "torch"), "processes": self.compute.get("processes", 1)}
         if self.index == SPARSE_INDEX:
-            return {"device": None, "precision": None, "processes": None}
-        return {"device": "cpu", "precision": "fp32", "processes": 1}
+            return {"device": None, "precision": None, "backend": None, "processes": None}
+        return {"device": "cpu", "precision": "fp32", "backend": "torch", "processes": 1}
+
+    @property
+    def precision_label(self) -> str | None:
+        """What the precision column shows: `fp32 cpu`, `int8 openvino cpu` (the backend when not
+        torch), `bf16 cuda:0 x2`; None for BM25."""
+        ran = self.ran_on
+        if ran["device"] is None:
+            return None
+        backend = f"{ran['backend']} " if ran["backend"] not in (None, "torch") else ""
+        processes = f" x{ran['processes']}" if (ran["processes"] or 1) > 1 else ""
+        return f"{ran['precision']} {backend}{ran['device']}{processes}"
 
     @property
     def faiss(self) -> str | None:

@@ -108,9 +108,7 @@ def collection_table(collection: str, rows: list[LeaderboardRow], per_seed: bool
         if trained:
             cells.append(_seconds(row.timings.get("train")))
         cells.append(_eval_time(row))
-        ran_on = row.ran_on
-        processes = f" x{ran_on['processes']}" if (ran_on["processes"] or 1) > 1 else ""
-        cells.append(f"{ran_on['precision']} {ran_on['device']}{processes}" if ran_on["device"] else "-")
+        cells.append(row.precision_label or "-")
         table.add_row(*cells)
     return table
 

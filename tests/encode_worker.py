@@ -21,7 +21,7 @@ import torch
 from rich.console import Console
 
 import harness.cache.partial as partial_module
-import harness.model.encoder as encoder_module
+import harness.model.batched as batched_module
 from harness.dense import DenseModel, EncoderSettings, ModelRef
 from harness.model.compute import Compute
 from harness.model.spec import read_model_spec
@@ -39,7 +39,7 @@ def documents(n: int) -> list[str]:
 def main(model: str, cache_dir: str, docs: str, stop_after: str, how: str) -> None:
     torch.set_num_threads(1)  # every run of a test alike, whatever its process count
     partial_module.RESUME_ROWS = 8
-    encoder_module.ENCODE_CHUNK = 40
+    batched_module.ENCODE_CHUNK = 40
     world = World.from_env().join("cpu")
     texts = documents(int(docs))
     collection = types.SimpleNamespace(docs_id="toy/docs", doc_ids=tuple(map(str, range(len(texts)))),

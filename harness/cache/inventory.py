@@ -3,7 +3,7 @@
 
 Under a cache folder (a recipe's `[experiment] cache_dir`):
 
-* `models/<key>/`, `negatives/<key>/`: folder entries (:mod:`harness.cache.entries`); the
+* `models/<key>/`, `negatives/<key>/`, `exports/<key>/`: folder entries (:mod:`harness.cache.entries`); the
   mtime of their `manifest.json` is their last use (`Entries.get` touches it). Beside them,
   work folders `<key>.tmp-<host>-<pid>-<hex>/` (legacy `<key>.partial/`) and `.damaged/`.
 * `embeddings/<key[:2]>/<key>.npy` + `<key>.json` (:mod:`harness.model.embedding_cache`); the
@@ -35,7 +35,7 @@ from harness.cache.manifest import MANIFEST, damage, read_manifest
 from harness.cache.partial import partial_progress
 from harness.errors import CacheError
 
-FOLDER_KINDS = ("models", "negatives")
+FOLDER_KINDS = ("models", "negatives", "exports")
 KINDS = (*FOLDER_KINDS, "embeddings")
 META = "drbench.json"  # a trained model's own record (harness.train.artifacts.META)
 # An embedding .npy without its .json, or a temp file, younger than this may be a write in
@@ -193,6 +193,8 @@ def describe(kind: str, produced_by: dict[str, Any]) -> str:
     'star (star), 40 steps'
     >>> describe("negatives", {"source": "bm25", "depth": 200})
     'bm25, depth 200'
+    >>> describe("exports", {"model": "minilm", "backend": "openvino", "precision": "int8"})
+    'minilm for openvino int8'
     >>> describe("embeddings", {"model": "minilm", "docs": "beir/scifact"})
     'minilm on beir/scifact'
     """
@@ -202,6 +204,8 @@ def describe(kind: str, produced_by: dict[str, Any]) -> str:
         return f"{get('variant')} ({get('kind')}){steps}"
     if kind == "negatives":
         return f"{get('source')}, depth {get('depth')}"
+    if kind == "exports":
+        return f"{get('model')} for {get('backend')} {get('precision')}"
     return f"{get('model')} on {get('docs')}"
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from harness.cli.common import (INTERRUPTED, CacheDirOpt, DeviceOpt, ForceOpt, MirrorOpt, PrecisionOpt,
+from harness.cli.common import (INTERRUPTED, BackendOpt, CacheDirOpt, DeviceOpt, ForceOpt, MirrorOpt, PrecisionOpt,
                                 RecipeStoreOpt, err, fail, open_results, out, run_options)
 from harness.cli.output import check_output
 from harness.errors import DrbenchError
@@ -25,14 +25,14 @@ def check(expectations: Path = typer.Argument(..., help="Expectations TOML (reci
           run_first: bool = typer.Option(False, "--run", help="Run the recipe first (stored runs are reused)."),
           mirror: str | None = MirrorOpt, force: bool = ForceOpt, store: str | None = RecipeStoreOpt,
           cache_dir: str | None = CacheDirOpt, device: str | None = DeviceOpt, precision: str | None = PrecisionOpt,
-          format: CheckFormat = typer.Option(CheckFormat.table, "--format",
+          backend: str | None = BackendOpt, format: CheckFormat = typer.Option(CheckFormat.table, "--format",
                                              help="table, or markdown (e.g. for $GITHUB_STEP_SUMMARY)."),
           junit: Path | None = typer.Option(None, "--junit", help="Also write JUnit XML to FILE: one test case "
                                             "per expected value, FAIL rows as failures.")
           ) -> None:
     """Regression gate: stored metrics against expected values (exit 1 on any FAIL).
 
-    --mirror, --force, --cache-dir, --device and --precision act with --run, as in `drbench run`.
+    --mirror, --force, --cache-dir, --device, --precision and --backend act with --run, as in `drbench run`.
     """
     from harness.files import write_text_atomic
     from leaderboard.check import check as check_rows, load_expectations, render_check
@@ -49,7 +49,7 @@ def check(expectations: Path = typer.Argument(..., help="Expectations TOML (reci
         if run_first:
             from harness.pipeline import run_recipe  # the only path that imports torch
 
-            run_recipe(expected.recipe, run_options(mirror, force, path, cache_dir, device, precision), err)
+            run_recipe(expected.recipe, run_options(mirror, force, path, cache_dir, device, precision, backend=backend), err)
         rows = check_rows(open_results(path), expected)
     except DrbenchError as exc:
         raise fail(exc) from None

@@ -58,19 +58,23 @@ CacheDirOpt = typer.Option(None, "--cache-dir", help="Cache folder for trained m
                            "embeddings (default: the recipe's).")
 DeviceOpt = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps (default: the recipe's compute "
                          "device, else auto).")
-PrecisionOpt = typer.Option(None, "--precision", help="fp32, bf16, fp16 or auto (default: the recipe's compute "
-                            "precision, else fp32).")
+PrecisionOpt = typer.Option(None, "--precision", help="fp32, bf16, fp16, int8 (backends openvino and onnx) or "
+                            "auto (default: the recipe's compute precision, else fp32).")
+BackendOpt = typer.Option(None, "--backend", help="torch, openvino or onnx: what runs the encodes of models not "
+                          "being trained (default: the recipe's compute backend, else torch).")
 
 
 def run_options(mirror: str | None, force: bool, store: str | None, cache_dir: str | None, device: str | None,
-                precision: str | None, shard: str | None = None, **parallel: Any) -> RunOptions:
+                precision: str | None, shard: str | None = None, backend: str | None = None,
+                **parallel: Any) -> RunOptions:
     """The `RunOptions` the run option group's values ask for (imports the pipeline, so torch);
     `parallel`: `drbench run`'s executor, address, workers and threads."""
     from harness.pipeline import RunOptions
     from harness.recipe.shards import parse_shard
 
     return RunOptions(mirror=mirror, force=force, store=store, cache_dir=cache_dir, device=device,
-                      precision=precision, shard=None if shard is None else parse_shard(shard), **parallel)
+                      precision=precision, shard=None if shard is None else parse_shard(shard), backend=backend,
+                      **parallel)
 
 
 class Format(str, Enum):

@@ -1,5 +1,5 @@
 """`drbench plan`: every run a recipe will make, and where each stands, before anything runs.
-It takes `run`'s store, cache, mirror, device and precision options (model keys depend on them).
+It takes `run`'s store, cache, mirror, device, precision and backend options (model keys depend on them).
 
 Writes nothing: the store is read (read-only) if it exists, the cache is looked into, collections
 are neither copied from the mirror nor downloaded.
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from harness.cli.common import (CacheDirOpt, DeviceOpt, Format, MirrorOpt, PrecisionOpt, RecipeStoreOpt, ShardOpt,
+from harness.cli.common import (BackendOpt, CacheDirOpt, DeviceOpt, Format, MirrorOpt, PrecisionOpt, RecipeStoreOpt, ShardOpt,
                                 counted, fail, out, warn)
 from harness.errors import DrbenchError
 
@@ -27,7 +27,8 @@ PLAN_JSON_VERSION = 2
 
 def plan(recipe: Path = typer.Argument(..., help="Recipe file."),
          store: str | None = RecipeStoreOpt, cache_dir: str | None = CacheDirOpt, mirror: str | None = MirrorOpt,
-         device: str | None = DeviceOpt, precision: str | None = PrecisionOpt, shard: str | None = ShardOpt,
+         device: str | None = DeviceOpt, precision: str | None = PrecisionOpt, backend: str | None = BackendOpt,
+         shard: str | None = ShardOpt,
          format: str = typer.Option("table", "--format", help="table (for people) or json (for executors).")
          ) -> None:
     """Print every run RECIPE makes: stored (skipped), model cached (evaluate only), to evaluate or
@@ -54,7 +55,7 @@ def plan(recipe: Path = typer.Argument(..., help="Recipe file."),
         store = str(store_path(parsed, RunOptions(store=store, shard=chosen)))
         runs = plan_status(the_plan, Path(store),
                            Path(cache_dir or parsed.experiment.cache_dir), resolve_mirror(mirror, parsed.data.mirror),
-                           device, precision)
+                           device, precision, backend)
     except DrbenchError as exc:
         raise fail(exc) from None
     for message in recipe_warnings(parsed):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from harness.cli.common import (INTERRUPTED, CacheDirOpt, DeviceOpt, ForceOpt, Format, MirrorOpt, PrecisionOpt,
+from harness.cli.common import (INTERRUPTED, BackendOpt, CacheDirOpt, DeviceOpt, ForceOpt, Format, MirrorOpt, PrecisionOpt,
                                 RecipeStoreOpt, ShardOpt, counted, err, fail, out, print_leaderboard, run_options, warn)
 from harness.errors import DrbenchError, RunsFailed
 
@@ -94,7 +94,7 @@ def validate(recipe: Path | None = typer.Argument(None, help="Recipe file to che
 def run(recipe: Path = typer.Argument(..., help="Recipe file."),
         mirror: str | None = MirrorOpt, force: bool = ForceOpt, store: str | None = RecipeStoreOpt,
         cache_dir: str | None = CacheDirOpt, device: str | None = DeviceOpt, precision: str | None = PrecisionOpt,
-        shard: str | None = ShardOpt, nproc: int = typer.Option(1, "--nproc", help="Processes to run on this machine through torchrun (gloo on "
+        backend: str | None = BackendOpt, shard: str | None = ShardOpt, nproc: int = typer.Option(1, "--nproc", help="Processes to run on this machine through torchrun (gloo on "
                                   "the CPU, one GPU each on CUDA); for several machines run torchrun yourself "
                                   "(README)."),
         executor: Executor = typer.Option(Executor.local, "--executor",
@@ -122,7 +122,7 @@ def run(recipe: Path = typer.Argument(..., help="Recipe file."),
     world = World.from_env()
     try:
         parsed = load_recipe(recipe)
-        options = run_options(mirror, force, store, cache_dir, device, precision, shard, threads=threads)
+        options = run_options(mirror, force, store, cache_dir, device, precision, shard, backend, threads=threads)
         on = None
         if executor is Executor.ray:
             from harness.pipeline.ray_executor import RayExecutor, check_ray
@@ -157,7 +157,7 @@ def run(recipe: Path = typer.Argument(..., help="Recipe file."),
 def _passed_on(options: RunOptions) -> list[str]:
     """The command-line options the launched processes get (everything but --nproc)."""
     flags = {"mirror": "--mirror", "store": "--store", "cache_dir": "--cache-dir", "device": "--device",
-             "precision": "--precision"}
+             "precision": "--precision", "backend": "--backend"}
     args = [x for name, flag in flags.items() if (value := getattr(options, name)) is not None for x in (flag, value)]
     if options.shard is not None:
         args += ["--shard", f"{options.shard[0]}/{options.shard[1]}"]
@@ -184,9 +184,11 @@ def _launch(nproc: int, recipe: Recipe, options: RunOptions, args: list[str]) ->
         raise fail(f"--nproc {nproc}: give at least 1 process")
     device = options.device or recipe.compute.device
     precision = options.precision or recipe.compute.precision
+    backend = options.backend or recipe.compute.backend
     try:
         resolve_compute(device, precision, world=World(0, nproc, 0, nproc), device_label=f"--nproc {nproc} with "
-                        f"device {device}", precision_label=f"precision {precision}")
+                        f"device {device}", precision_label=f"precision {precision}", backend=backend,
+                        backend_label=f"backend {backend}")
         check_processes(recipe, nproc)
     except DrbenchError as exc:
         raise fail(exc) from None

@@ -1,9 +1,11 @@
-"""Where and in what precision models run: `[compute] device` and `precision`, resolved once.
+"""Where, in what precision and with which library models run: `[compute] device`, `precision`
+and `backend`, resolved once.
 
 `fp32` on the CPU is the reference: it adds nothing to cache and run keys, so its keys (and
 numbers) are what they were before devices and precisions existed. Any other device type or
 precision is part of every key whose numbers it changes, so a bf16 corpus embedding is never
-served to an fp32 run.
+served to an fp32 run. So is a backend other than torch (:mod:`harness.model.backend`), with the
+releases of its libraries.
 
 `auto` precision picks bf16 on CUDA when the GPU supports it (fp16 otherwise, with a gradient
 scaler) and, on the CPU, bf16 only where the processor has native bf16 (AVX512-BF16 or AMX),
@@ -21,10 +23,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from harness.errors import RecipeError
+from harness.model.backend import BACKENDS, backend_problem, missing_library, runtime_versions
 from harness.world import ONE, World
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
-PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+PRECISIONS = ("fp32", "bf16", "fp16", "int8", "auto")
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
@@ -51,13 +54,18 @@ def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
 
 @dataclass(frozen=True)
 class Compute:
-    """A resolved device (`cpu`, `cuda:0`, `mps`) and precision (`fp32`, `bf16`, `fp16`), and the
-    processes the run is split over (:class:`~harness.world.World`; not part of any key: N
-    processes compute what one does, see the README's "Several processes")."""
+    """A resolved device (`cpu`, `cuda:0`, `mps`), precision (`fp32`, `bf16`, `fp16`, `int8`) and
+    backend of frozen encodes (`torch`, `openvino`, `onnx`), and the processes the run is split
+    over (:class:`~harness.world.World`; not part of any key: N processes compute what one does,
+    see the README's "Several processes").
+
+    Training is always torch, at :attr:`train_precision`: fp32 where the precision is int8, which
+    only a backend's frozen encodes run."""
 
     device: str = "cpu"
     precision: str = "fp32"
     world: World = field(default=ONE, compare=False)
+    backend: str = "torch"
 
     @property
     def device_type(self) -> str:
@@ -65,19 +73,33 @@ class Compute:
 
     @property
     def is_reference(self) -> bool:
-        return self.device_type == "cpu" and self.precision == "fp32"
+        return self.device_type == "cpu" and self.precision == "fp32" and self.backend == "torch"
+
+    @property
+    def train_precision(self) -> str:
+        """The precision torch trains (and encodes a model in training) at: int8 trains in fp32."""
+        return "fp32" if self.precision == "int8" else self.precision
 
     def key_parts(self) -> dict[str, str]:
-        """What cache and run keys add: nothing for the fp32 CPU reference.
+        """What cache and run keys add: nothing for the fp32 CPU reference; a backend other than
+        torch adds itself and its libraries' releases.
 
         >>> Compute().key_parts(), Compute("cuda:1", "bf16").key_parts()
         ({}, {'device': 'cuda', 'precision': 'bf16'})
         """
-        return {} if self.is_reference else {"device": self.device_type, "precision": self.precision}
+        if self.is_reference:
+            return {}
+        parts = {"device": self.device_type, "precision": self.precision}
+        if self.backend != "torch":
+            parts.update(backend=self.backend, runtime=runtime_versions(self.backend))
+        return parts
 
     def record(self) -> dict[str, Any]:
-        """What a stored run says it ran on (`processes` only when there were several)."""
+        """What a stored run says it ran on (`backend` only when not torch, `processes` only when
+        there were several)."""
         record: dict[str, Any] = {"device": self.device, "precision": self.precision}
+        if self.backend != "torch":
+            record["backend"] = self.backend
         if self.world.size > 1:
             record["processes"] = self.world.size
         return record
@@ -94,8 +116,9 @@ class Compute:
 
     @contextlib.contextmanager
     def autocast(self) -> Iterator[None]:
-        """Mixed precision for the forward passes inside; fp32 changes nothing."""
-        if self.precision == "fp32":
+        """Mixed precision for torch's forward passes inside; fp32 (and int8, which torch trains in
+        fp32) changes nothing."""
+        if self.train_precision == "fp32":
             yield
             return
         import torch
@@ -104,28 +127,45 @@ class Compute:
             yield
 
 
-def check_names(device: str, precision: str, device_label: str, precision_label: str) -> None:
-    """A one-line RecipeError for a device or precision drbench does not know (whether this
-    machine has that device is :func:`resolve_compute`'s question)."""
+def check_names(device: str, precision: str, device_label: str, precision_label: str, backend: str = "torch",
+                backend_label: str | None = None) -> None:
+    """A one-line RecipeError for a device, precision or backend drbench does not know, or a
+    precision the backend does not run (whether this machine has that device, or the backend's
+    library, is :func:`resolve_compute`'s question)."""
+    backend_label = backend_label or f'[compute] backend = "{backend}"'
     if problem := device_problem(device):
         raise RecipeError(f"{device_label}: {problem}")
+    if backend not in BACKENDS:
+        raise RecipeError(f"{backend_label}: {backend_problem(backend, precision)}")
     if precision not in PRECISIONS:
         raise RecipeError(f"{precision_label}: unknown precision; use one of {', '.join(PRECISIONS)}")
+    if problem := backend_problem(backend, precision):
+        raise RecipeError(f"{precision_label} with {backend_label}: {problem}")
+    if backend != "torch" and not device.startswith(("cpu", "auto")):
+        raise RecipeError(f"{backend_label} with {device_label}: {backend} runs on the CPU; use device cpu, or "
+                          "backend torch on a GPU")
 
 
 def resolve_compute(device: str, precision: str, *, device_label: str | None = None,
-                    precision_label: str | None = None, warn: Any = None, world: World = ONE) -> Compute:
-    """Turn a device and a precision (from a recipe or the command line) into a :class:`Compute`.
+                    precision_label: str | None = None, warn: Any = None, world: World = ONE,
+                    backend: str = "torch", backend_label: str | None = None) -> Compute:
+    """Turn a device, a precision and a backend (from a recipe or the command line) into a
+    :class:`Compute`.
 
-    Raises a one-line RecipeError for a device that is not there or a precision the device
-    cannot run, naming it by its label (`recipes/x.toml [compute] device = "cuda"`, `--device
-    cuda`); calls `warn(line)` for a combination that works but slowly. In a `world` of several
-    processes, CUDA means one GPU per local rank (`cuda:<LOCAL_RANK>`).
+    Raises a one-line RecipeError for a device that is not there, a precision the device or the
+    backend cannot run, or a backend whose library is not installed, naming it by its label
+    (`recipes/x.toml [compute] device = "cuda"`, `--device cuda`); calls `warn(line)` for a
+    combination that works but slowly. In a `world` of several processes, CUDA means one GPU per
+    local rank (`cuda:<LOCAL_RANK>`). A backend other than torch runs on the CPU: `auto` is the
+    CPU there.
     """
     device_label = device_label or f'[compute] device = "{device}"'
     precision_label = precision_label or f'[compute] precision = "{precision}"'
-    check_names(device, precision, device_label, precision_label)
-    resolved = _resolve_device(device, device_label, world)
+    backend_label = backend_label or f'[compute] backend = "{backend}"'
+    check_names(device, precision, device_label, precision_label, backend, backend_label)
+    if problem := missing_library(backend):
+        raise RecipeError(f"{backend_label}: {problem}")
+    resolved = "cpu" if backend != "torch" else _resolve_device(device, device_label, world)
     kind = resolved.split(":")[0]
     if precision == "auto":
         precision = _auto_precision(resolved)
@@ -135,7 +175,7 @@ def resolve_compute(device: str, precision: str, *, device_label: str | None = N
     if precision == "bf16" and kind == "cpu" and not cpu_has_native_bf16() and warn is not None:
         warn(f"warning: {precision_label}: this CPU has no native bf16 (AVX512-BF16 or AMX), so bf16 runs "
              "emulated, slower than fp32")
-    return Compute(resolved, precision, world)
+    return Compute(resolved, precision, world, backend)
 
 
 def _resolve_device(device: str, label: str, world: World = ONE) -> str:

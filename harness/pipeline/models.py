@@ -238,7 +238,8 @@ class Models:
         if model is not None:  # encoding is collective: every rank takes part
             doc_vectors, _ = model.encode_corpus(collection, self.cache_dir, self.progress, self.console)
             with self.progress.task(f"mining negatives with {source}", len(data.query_ids), "queries") as advance:
-                query_vectors = model.encode_queries([data.queries[q] for q in data.query_ids], advance)
+                query_vectors = model.encode_queries([data.queries[q] for q in data.query_ids], advance, collection,
+                                                     self.cache_dir, self.console)
 
         def mine() -> dict[str, np.ndarray]:
             if not denoised:

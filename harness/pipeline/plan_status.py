@@ -81,9 +81,10 @@ class Unknown(Exception):
 
 
 def plan_status(plan: Plan, store: Path, cache_dir: Path, mirror: Path | None = None, device: str | None = None,
-                precision: str | None = None) -> list[PlannedRun]:
+                precision: str | None = None, backend: str | None = None) -> list[PlannedRun]:
     """Each run of `plan` with its status against `store` and `cache_dir`, its key and its cost
-    (`device`, `precision`: `drbench run`'s options over the recipe's, which models' keys depend on).
+    (`device`, `precision`, `backend`: `drbench run`'s options over the recipe's, which models' keys depend
+    on).
     What `run` would refuse about them is refused here too, except a device this machine lacks:
     a plan may be made on a laptop for a GPU machine, and its dense keys are then unknown."""
     if store.is_dir():  # run's open would fail on it; the plan never opens a store it cannot read
@@ -96,9 +97,10 @@ def plan_status(plan: Plan, store: Path, cache_dir: Path, mirror: Path | None = 
         db = open_store_readonly(store)
     if plan.folds:  # a k-fold recipe: each fold's runs as its own recipe plans them, then their combinations
         runs = [look.status(spec) for fold in plan.folds
-                for look in [_Lookup(fold.recipe, cache_dir, mirror, db, device, precision)] for spec in fold.runs]
+                for look in [_Lookup(fold.recipe, cache_dir, mirror, db, device, precision, backend)]
+                for spec in fold.runs]
         return runs + _combined(plan, runs, db)
-    look = _Lookup(plan.recipe, cache_dir, mirror, db, device, precision)
+    look = _Lookup(plan.recipe, cache_dir, mirror, db, device, precision, backend)
     return [look.status(spec) for spec in plan.runs]
 
 
@@ -131,6 +133,7 @@ class _Lookup:
     db: Any
     device: str | None = None
     precision: str | None = None
+    backend: str | None = None
     compute: Compute | str = field(init=False)  # str: why this machine cannot say (a device it lacks)
     done: list[PlannedRun] = field(default_factory=list)  # the runs before this one
     _digests: dict[str, dict[str, str | None] | str] = field(default_factory=dict)
@@ -145,8 +148,11 @@ class _Lookup:
         # name drbench does not know is wrong anywhere, and refused.
         where = f"{self.recipe.path} [compute]"
         device, precision = self.device or self.recipe.compute.device, self.precision or self.recipe.compute.precision
+        backend = self.backend or self.recipe.compute.backend
         labels = {"device_label": f"--device {self.device}" if self.device else f"{where} device",
-                  "precision_label": f"--precision {self.precision}" if self.precision else f"{where} precision"}
+                  "precision_label": f"--precision {self.precision}" if self.precision else f"{where} precision",
+                  "backend": backend,
+                  "backend_label": f"--backend {self.backend}" if self.backend else f"{where} backend"}
         check_names(device, precision, **labels)
         try:
             self.compute = resolve_compute(device, precision, **labels)

@@ -100,7 +100,7 @@ class RayExecutor:
             shutil.rmtree(folder, ignore_errors=True)  # a failed run's logs: this run makes its own
             folder.mkdir(parents=True)
             setup = TaskSetup(options, experiment, folder, folder / "seed.db", cache_dir, mirror, compute.device,
-                              compute.precision, threads)
+                              compute.precision, threads, compute.backend)
             seed_task_store(setup.seed_store, store, experiment.name)
             progress = _Progress(console, sum(len(t.runs) for t in tasks), folder)
             outcomes = [o for t in tasks if t not in todo for o in progress.skipped(t)]
@@ -173,7 +173,8 @@ def _stored(plan: Plan, store: Path, cache_dir: Path, mirror: Path | None, compu
     from harness.pipeline.plan_status import STORED, plan_status
 
     try:
-        return {p.spec.id for p in plan_status(plan, store, cache_dir, mirror, compute.device, compute.precision)
+        return {p.spec.id for p in plan_status(plan, store, cache_dir, mirror, compute.device, compute.precision,
+                                               compute.backend)
                 if p.status == STORED}
     except DrbenchError as exc:  # every task then starts, and finds out for itself
         console.log(f"ray: cannot tell which runs are stored before starting ({exc}); every task starts")

@@ -61,6 +61,7 @@ class RunOptions:
     cache_dir: str | None = None
     device: str | None = None  # over [compute] device
     precision: str | None = None  # over [compute] precision
+    backend: str | None = None  # over [compute] backend
     shard: tuple[int, int] | None = None  # (I, N): only shard I of N of the plan (harness.recipe.shards)
     threads: int | None = None  # over [compute] threads
 
@@ -324,14 +325,16 @@ def _cache_dir(path: Path, console: Console) -> Path:
 
 
 def _compute(recipe: Recipe, options: RunOptions, console: Console, world: World) -> Compute:
-    """The device and precision of this run: the command line's, else the recipe's."""
+    """The device, precision and backend of this run: the command line's, else the recipe's."""
     device, precision = options.device or recipe.compute.device, options.precision or recipe.compute.precision
+    backend = options.backend or recipe.compute.backend
     where = f"{recipe.path} [compute]"
     return resolve_compute(
         device, precision, warn=lambda line: console.print(line, markup=False, highlight=False),
         device_label=f"--device {device}" if options.device else f'{where} device = "{device}"',
         precision_label=f"--precision {precision}" if options.precision else f'{where} precision = "{precision}"',
-        world=world)
+        world=world, backend=backend,
+        backend_label=f"--backend {backend}" if options.backend else f'{where} backend = "{backend}"')
 
 
 def _experiment_record(recipe: Recipe) -> ExperimentRecord:
@@ -425,7 +428,8 @@ def _dense_runs(ctx: Context, collection: Collection, row: StoredRow, indexes: l
     query_ids = sorted(collection.queries)
     start = time.perf_counter()
     with ctx.progress.task(f"{variant.name}: encoding queries", len(query_ids), "queries") as advance:
-        query_vectors = model.encode_queries([collection.queries[q] for q in query_ids], advance)
+        query_vectors = model.encode_queries([collection.queries[q] for q in query_ids], advance, collection,
+                                             ctx.models.cache_dir, ctx.console)
     query_seconds = time.perf_counter() - start
     if not ctx.world.main:
         return  # the encodings were collective; searching, evaluating and storing are rank 0's

@@ -60,6 +60,7 @@ class TaskSetup:
     device: str  # resolved by the driver: every task runs where `drbench run` would
     precision: str
     threads: int
+    backend: str = "torch"
 
 
 def run_task(task: Task, setup: TaskSetup, *before: TaskResult) -> TaskResult:
@@ -92,7 +93,7 @@ def run_task(task: Task, setup: TaskSetup, *before: TaskResult) -> TaskResult:
 
 def _make(task: Task, setup: TaskSetup, store: Path, console: LogFileConsole, outcomes: list[Outcome]) -> None:
     recipe = task.part.recipe
-    compute = resolve_compute(setup.device, setup.precision)
+    compute = resolve_compute(setup.device, setup.precision, backend=setup.backend)
     with quiet_ir_datasets():  # the driver checked them; a machine of a cluster may still need them copied
         for dataset_id in read_collections(recipe.data):
             ensure_available(dataset_id, setup.mirror)

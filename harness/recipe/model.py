@@ -15,6 +15,7 @@ from typing import Any
 from harness.api.params import Params, param
 from harness.data.local.declared import Declared
 from harness.evaluate.metrics import RANX_METRICS, metrics_problem
+from harness.model.backend import BACKENDS
 from harness.model.compute import PRECISIONS, device_problem
 from harness.model.spec import POOLINGS
 
@@ -128,9 +129,15 @@ class ComputeConfig(Params):
     device: str = param("auto", "Where models run: auto (CUDA when torch sees a GPU, else the CPU), cpu, cuda, "
                                 "cuda:N or mps (CLI --device wins).", check=device_problem)
     precision: str = param("fp32", "Encoding and training precision: fp32 (the reference), bf16, fp16 (CUDA "
-                                   "only) or auto (bf16 on CUDA and on CPUs with native bf16; CLI --precision "
+                                   "only), int8 (frozen encodes of backend openvino or onnx; training then runs "
+                                   "fp32) or auto (bf16 on CUDA and on CPUs with native bf16; CLI --precision "
                                    "wins).", choices=PRECISIONS,
                                paper="STAR: fp16 (the official command's --fp16); ADORE: fp32")
+    backend: str = param("torch", "What runs the encodes of a model not being trained (corpora, queries at "
+                                  "evaluation, mining, ADORE's frozen documents): torch (the reference), openvino "
+                                  "(fp32, bf16, int8; pip install 'drbench[openvino]') or onnx (ONNX Runtime: fp32, "
+                                  "int8; pip install 'drbench[onnx]'), on the CPU, from an export cached beside the "
+                                  "models. Training is always torch (CLI --backend wins).", choices=BACKENDS)
     threads: int = param(0, "CPU threads of each process (torch's intra-op threads): 0 keeps torch's own choice "
                             "(every core) for `drbench run`, and 1 per task under --executor ray, where each task "
                             "also asks Ray for this many CPUs (CLI --threads wins).", minimum=0)

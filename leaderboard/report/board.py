@@ -89,11 +89,7 @@ def _seconds(value: float | None) -> Cell:
 
 
 def _precision(row: LeaderboardRow) -> str:
-    ran = row.ran_on
-    if ran["precision"] is None:
-        return "-"
-    processes = ran["processes"] or 1
-    return f"{ran['precision']} on {ran['device']}" + (f" ×{processes}" if processes > 1 else "")
+    return row.precision_label or "-"
 
 
 def _bytes(row: LeaderboardRow) -> Cell:

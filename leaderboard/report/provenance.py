@@ -59,7 +59,7 @@ def provenance(experiments: list[dict[str, Any]], runs: list[dict[str, Any]]) ->
             archives.update((run.get("data") or {}).get("archives") or {})
         faiss = tuple(sorted({(r.get("compute") or {}).get("faiss") for r in mine} - {None}))
         computes = [r["compute"] for r in mine if r.get("compute")]
-        compute = {k: computes[0][k] for k in ("device", "precision")
+        compute = {k: computes[0][k] for k in ("device", "precision", "backend")
                    if computes and k in computes[0] and all(c.get(k) == computes[0][k] for c in computes)}
         records.append(Provenance(
             experiment=exp["name"], recipe_path=exp.get("recipe_path"), recipe_text=exp.get("recipe_text"),
