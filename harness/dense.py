@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -90,6 +90,16 @@ class DenseModel:
         """The record without names and folders: what cache and run keys hash, so moving a
         virtualenv or a cache folder, or renaming a variant, does not invalidate anything."""
         return {k: v for k, v in self.record.items() if k not in ("name", "path", "query_path")}
+
+    @property
+    def training_identity(self) -> dict[str, Any]:
+        """The identity a model trained from this one keys on: torch trains it whatever the
+        backend, at :attr:`~harness.model.compute.Compute.train_precision`, so a model trained for
+        a torch run serves an OpenVINO one (its frozen encodes, and what was mined or indexed with
+        them, still key apart)."""
+        trains = replace(self.compute, precision=self.compute.train_precision, backend="torch")
+        identity = {k: v for k, v in self.identity.items() if k not in self.compute.key_parts()}
+        return {**identity, **trains.key_parts()}
 
     def _encoder(self, side: str, collection: Collection | None = None, cache_dir: Path | None = None,
                  log: Callable[[str], None] = lambda _: None) -> Any:

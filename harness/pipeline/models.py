@@ -306,7 +306,7 @@ def training_key(recipe: Recipe, strategy: Strategy, variant: Variant, inputs: T
     """The cache key of `variant`'s trained model: everything it depends on; identities carry
     fingerprints, not folders."""
     parts: dict[str, Any] = {"kind": strategy.cache_name or strategy.name, "params": variant.params.key_dict(),
-                             "init": init.identity, "data": collection.archive_digests,
+                             "init": init.training_identity, "data": collection.archive_digests,
                              "train": collection.dataset_id, "seed": inputs.seed}
     if (package := origin(variant.kind)) is not None:  # a plug-in's release: upgrading it retrains
         parts["package"] = package
