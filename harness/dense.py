@@ -87,9 +87,13 @@ class DenseModel:
 
     @property
     def identity(self) -> dict[str, Any]:
-        """The record without names and folders: what cache and run keys hash, so moving a
-        virtualenv or a cache folder, or renaming a variant, does not invalidate anything."""
-        return {k: v for k, v in self.record.items() if k not in ("name", "path", "query_path")}
+        """The record without names, folders and a trained model's cost: what cache and run keys
+        hash, so moving a virtualenv or a cache folder, or renaming a variant, does not
+        invalidate anything."""
+        identity = {k: v for k, v in self.record.items() if k not in ("name", "path", "query_path")}
+        if "trained" in identity:
+            identity["trained"] = {k: v for k, v in identity["trained"].items() if k != "cost"}
+        return identity
 
     @property
     def training_identity(self) -> dict[str, Any]:

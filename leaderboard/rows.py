@@ -34,6 +34,9 @@ class LeaderboardRow:
     run_ids: tuple[int, ...] = ()  # the runs behind the row, in seed order
     selection: dict[str, Any] | None = None  # a swept variant: its point chosen on the dev split
     grid: dict[str, list[Any]] = field(default_factory=dict)  # a swept variant: the values its recipe tried
+    # A trained model's cost along what it builds on (harness.pipeline.cost): seconds, documents,
+    # examples, units (documents + examples); the mean over seeds; None for an untrained model.
+    cost: dict[str, float] | None = None
 
     @property
     def chosen(self) -> str | None:
@@ -80,6 +83,16 @@ class LeaderboardRow:
         return {"device": "cpu", "precision": "fp32", "backend": "torch", "processes": 1}
 
     @property
+    def cost_label(self) -> str | None:
+        """What the cost column shows: `3.2 min, 15,841`: the training wall time along the
+        model's chain, and documents encoded + training queries seen; None untrained."""
+        if self.cost is None:
+            return None
+        seconds = self.cost["seconds"]
+        time = f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+        return f"{time}, {round(self.cost['units']):,}"
+
+    @property
     def precision_label(self) -> str | None:
         """What the precision column shows: `fp32 cpu`, `int8 openvino cpu` (the backend when not
         torch), `bf16 cuda:0 x2`; None for BM25."""
@@ -106,7 +119,8 @@ class LeaderboardRow:
                 "collection": self.collection, "index": self.index, "metrics": self.metrics,
                 "n_queries": self.n_queries, "timings": self.timings, "index_stats": self.index_stats,
                 "trained_on_index": self.trained_on, "run_id": self.run_id, "faiss": self.faiss, **self.ran_on,
-                "seeds": list(self.seeds), "sd": self.sd, "run_ids": list(self.run_ids), "selection": self.selection}
+                "seeds": list(self.seeds), "sd": self.sd, "run_ids": list(self.run_ids), "selection": self.selection,
+                "cost": self.cost}
 
 
 def leaderboard_rows(db: Any, experiment: str | None = None, collection: str | None = None,
@@ -135,7 +149,9 @@ def _merged(group: list[LeaderboardRow]) -> LeaderboardRow:
     means = {m: seed_mean((row.seeds[0] if row.seeds else 0, row.metrics.get(m)) for row in group)
              for m in dict.fromkeys(m for row in group for m in row.metrics)}
     timings = {k: statistics.fmean(row.timings[k] for row in group if k in row.timings) for k in first.timings}
-    return replace(first, metrics={m: mean.value for m, mean in means.items() if mean},
+    costs = [row.cost for row in group if row.cost is not None]
+    cost = {k: statistics.fmean(c[k] for c in costs) for k in costs[0]} if costs else None
+    return replace(first, metrics={m: mean.value for m, mean in means.items() if mean}, cost=cost,
                    sd={m: mean.sd for m, mean in means.items() if mean},
                    timings=timings, seeds=tuple(s for row in group for s in row.seeds),
                    run_ids=tuple(i for row in group for i in row.run_ids))
@@ -162,8 +178,14 @@ def _run_rows(db: Any, experiment: str | None, collection: str | None) -> list[L
                            compute=run.get("compute"), seeds=() if run.get("seed") is None else (run["seed"],),
                            sd={m: 0.0 for m in metrics.get(run["id"], {})}, run_ids=(run["id"],),
                            selection=run.get("selection"),
-                           grid=grids.get(run["experiment"], {}).get(run["variant"], {}))
+                           grid=grids.get(run["experiment"], {}).get(run["variant"], {}), cost=_cost(run))
             for run in runs]
+
+
+def _cost(run: dict[str, Any]) -> dict[str, float] | None:
+    """A trained model's stored cost without its parts (None for runs stored before costs were)."""
+    cost = (((run.get("model") or {}).get("trained") or {}).get("cost")) or None
+    return None if cost is None else {k: cost[k] for k in ("seconds", "documents", "examples", "units")}
 
 
 def rows_as_json(rows: list[LeaderboardRow]) -> list[dict[str, Any]]:

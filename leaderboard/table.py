@@ -89,6 +89,9 @@ def collection_table(collection: str, rows: list[LeaderboardRow], per_seed: bool
     trained = any("train" in row.timings for row in rows)
     if trained:
         table.add_column("train", justify="right", style="dim")
+    costs = any(row.cost is not None for row in rows)
+    if costs:  # training time along the model's chain, and documents encoded + queries seen for it
+        table.add_column("cost (time, units)", justify="right", style="dim")
     table.add_column("eval time", justify="right", style="dim")
     table.add_column("precision", style="dim")
     best = {m: max((row.metrics[m] for row in rows if m in row.metrics), default=None) for m in metrics}
@@ -107,6 +110,8 @@ def collection_table(collection: str, rows: list[LeaderboardRow], per_seed: bool
             cells += _index_cells(row)
         if trained:
             cells.append(_seconds(row.timings.get("train")))
+        if costs:
+            cells.append(row.cost_label or "-")
         cells.append(_eval_time(row))
         cells.append(row.precision_label or "-")
         table.add_row(*cells)

@@ -5,6 +5,9 @@ and refuse what they cannot run in one line before any work."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -96,6 +99,39 @@ def test_int8_calibrates_on_each_collections_own_documents(tiny_model: Path, cra
     fewer = replace(cranfield, docs_id="other", doc_ids=cranfield.doc_ids[:100], doc_texts=cranfield.doc_texts[:100])
     _encode(tiny_model, fewer, tmp_path, "openvino", "int8")
     assert len([p for p in (tmp_path / "exports").iterdir() if not p.name.startswith(".")]) == 2
+
+
+SIGTERM_AFTER_ENCODERS = """
+import gc, os, signal, sys, types
+from pathlib import Path
+from rich.console import Console
+from harness.dense import DenseModel
+from harness.model.compute import Compute
+from harness.progress import StageProgress
+from harness.recipe.model import ModelConfig
+
+console = Console(file=open(os.devnull, "w"))
+corpus = types.SimpleNamespace(docs_id="toy", doc_ids=["1", "2"], doc_texts=["a cell", "the growth of cells"])
+model = DenseModel.open(sys.argv[1], ModelConfig(), Compute("cpu", "fp32", backend="openvino"))
+model.encode_corpus(corpus, Path(sys.argv[2]), StageProgress(console), console)
+model.encode_queries(["cells"], lambda _: None, corpus, Path(sys.argv[2]), console)  # a second compiled model
+model._encoders.clear()
+gc.collect()  # both compiled models gone, first one first
+
+
+def stop(signum, frame):
+    raise SystemExit(143)
+
+
+signal.signal(signal.SIGTERM, stop)
+os.kill(os.getpid(), signal.SIGTERM)
+"""
+
+
+def test_a_sigterm_after_openvino_encoders_are_gone_is_still_a_clean_exit(tiny_model: Path, tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", SIGTERM_AFTER_ENCODERS, str(tiny_model), str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 143, done.stderr[-2000:]  # -11 (SIGSEGV) with a Core per encoder
 
 
 def test_keys_and_records_name_the_backend_and_its_releases(tiny_model: Path) -> None:

@@ -10,6 +10,7 @@ torch's thread count; ONNX Runtime runs the CPU provider on the same threads.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,13 +49,23 @@ class RuntimeEncoder(BatchedEncoder):
 
 
 def _openvino(folder: Path, precision: str, threads: int) -> Callable[[list[np.ndarray]], Any]:
-    import openvino as ov
-
-    compiled = ov.Core().compile_model(str(folder / GRAPH["openvino"]), "CPU", {
+    compiled = _core().compile_model(str(folder / GRAPH["openvino"]), "CPU", {
         "INFERENCE_PRECISION_HINT": _HINTS[precision], "INFERENCE_NUM_THREADS": threads,
         "PERFORMANCE_HINT": "LATENCY"})
     request = compiled.create_infer_request()
     return lambda inputs: request.infer(inputs)[0]
+
+
+@functools.cache
+def _core() -> Any:
+    """One OpenVINO Core for the process, never destroyed. Each Core's CPU plugin installs an
+    alternate signal stack on the thread that compiles, and restores the one it found when it
+    goes: two Cores gone in the order they came leave the first one's freed stack installed, and
+    the next signal handled (a SIGTERM, which an encode turns into a clean exit) is a
+    segmentation fault (OpenVINO 2026.4; tests/test_backends.py)."""
+    import openvino as ov
+
+    return ov.Core()
 
 
 def _onnx(folder: Path, names: list[str], threads: int) -> Callable[[list[np.ndarray]], Any]:

@@ -40,7 +40,7 @@ def board(collection: str, rows: list[LeaderboardRow], labels: dict[int, str],
     best = {m: max((r.metrics[m] for r in members if r.metrics.get(m) is not None), default=None) for m in metrics}
     chosen = any(r.chosen for r in members)
     columns = ("system", "index", "kind", "seeds", *(("chosen on dev",) if chosen else ()), *metrics,
-               "train time", "eval time", "precision", "bytes/doc")
+               "train time", "cost", "eval time", "precision", "bytes/doc")
     body = []
     references = {c.reference for c in versus.comparisons} if versus else set()
     for row in members:
@@ -56,6 +56,10 @@ def board(collection: str, rows: list[LeaderboardRow], labels: dict[int, str],
             *(_metric(row, m, best[m], cis.get(row.run_ids[0], {}).get(m) if row.run_ids else None,
                       marks.get(m)) for m in metrics),
             _seconds(row.timings.get("train")),
+            Cell(row.cost_label or "-", None if row.cost is None else row.cost["units"],
+                 hint="" if row.cost is None else f"{row.cost['seconds']:,.0f} s of training along its chain; "
+                 f"{row.cost['documents']:,.0f} documents encoded and {row.cost['examples']:,.0f} training queries "
+                 "seen"),
             _seconds(row.eval_seconds),
             Cell(_precision(row), None if row.ran_on["precision"] is None else _precision(row)),
             _bytes(row),

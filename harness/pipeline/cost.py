@@ -1,0 +1,67 @@
+"""What a trained model cost to make, along everything it builds on (issue 22 §6, the paper's
+efficiency claim): the wall time of its training and of the trainings before it, and, in units
+no hardware changes, the documents encoded and the training queries seen.
+
+A model's cost is a set of parts, each counted once however many paths lead to it (STAR+ADORE
+starts from STAR and searches STAR's documents: STAR's training is one part):
+
+* `train <key>`: one training. Its seconds are the training's own (an ANCE refresh re-encodes
+  inside it, so they are in); its documents are those its refreshes encoded; its examples are
+  the queries its optimizer steps saw (steps x batch size x gradient accumulation).
+* `encode <model> <corpus>`: a corpus encoded for training, not by it (the model mining hard
+  negatives, ADORE's frozen documents). Documents only: the encode's time is not kept beside
+  the cached vectors, and a cached encode costs no time at all.
+
+BM25's mining encodes nothing. The cost is stored with each run of a trained model, in its
+model record (`trained.cost`), outside every key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+PARTS = "parts"
+
+
+@dataclass(frozen=True)
+class Part:
+    seconds: float = 0.0
+    documents: int = 0
+    examples: int = 0
+
+    def as_json(self) -> list[float | int]:
+        return [self.seconds, self.documents, self.examples]
+
+
+def training_part(meta: dict[str, Any], log: list[dict[str, Any]], params: Any) -> Part:
+    """One training's part, from its model's meta, its log and its parameters."""
+    refreshed = sum(int((row.get("refresh") or {}).get("documents", 0)) for row in log)
+    batch = getattr(params, "batch_size", 0) * getattr(params, "grad_accum", 1)
+    return Part(float(meta.get("train_seconds") or 0.0), refreshed, int(meta.get("steps", len(log))) * batch)
+
+
+def encode_part(identity: dict[str, Any], docs_id: str) -> str:
+    """The id of the part `a corpus encoded by the model of `identity``."""
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return f"encode {digest} {docs_id}"
+
+
+def parts_of(trained: dict[str, Any] | None) -> dict[str, list[float | int]]:
+    """The parts a trained model's record carries ({} for an untrained model)."""
+    return dict(((trained or {}).get("cost") or {}).get(PARTS) or {})
+
+
+def cost_record(parts: dict[str, list[float | int]]) -> dict[str, Any]:
+    """The stored cost: the parts and their sums (`units`: documents + examples).
+
+    >>> cost_record({"train a": [10.0, 0, 64], "encode m c": [0.0, 100, 0]})["units"]
+    164
+    """
+    seconds = sum(float(p[0]) for p in parts.values())
+    documents = sum(int(p[1]) for p in parts.values())
+    examples = sum(int(p[2]) for p in parts.values())
+    return {"seconds": seconds, "documents": documents, "examples": examples, "units": documents + examples,
+            PARTS: dict(sorted(parts.items()))}

@@ -1,0 +1,96 @@
+"""Training cost (issue 22 §6): each trained model's cost along what it builds on, every shared
+part counted once, stored with its runs outside every key, shown by the leaderboard, its JSON
+and the report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from harness.cli import app
+from harness.data.collection import Collection
+from harness.pipeline import RunOptions, run_recipe
+from harness.recipe import parse_recipe
+from harness.store import list_runs, open_store
+from leaderboard import leaderboard_rows
+
+# Fixtures (cranfield, one_torch_thread, ...) are used by name, hence the noqa.
+from train_helpers import one_torch_thread, cranfield, use_cranfield, quiet_console, recipe_text  # noqa: F401
+
+LENGTHS = "query_max_length = 16\ndoc_max_length = 32\nbatch_size = 4\n"
+VARIANTS = f"""
+[variant.zs]
+kind = "zero-shot"
+
+[variant.warm]
+kind = "static"
+negatives_depth = 20
+max_steps = 2
+{LENGTHS}
+[variant.anc]
+kind = "ance"
+init = "warm"
+refresh_every = 2
+negatives_depth = 20
+negatives = 3
+max_steps = 3
+{LENGTHS}
+[variant.star]
+kind = "star"
+negatives_from = "base"
+negatives_depth = 20
+max_steps = 2
+{LENGTHS}
+[variant.sa]
+kind = "star+adore"
+star = "star"
+max_steps = 2
+{LENGTHS}"""
+
+
+def test_costs_add_up_along_each_chain_and_stay_out_of_keys(tiny_model: Path, tmp_path: Path,
+                                                            use_cranfield: Collection, one_torch_thread) -> None:
+    recipe_file = tmp_path / "recipe.toml"
+    recipe_file.write_text(recipe_text(tmp_path, tiny_model, VARIANTS, name="cost"))
+    recipe = parse_recipe(recipe_file.read_text(), recipe_file)
+    assert {o.status for o in run_recipe(recipe, RunOptions(device="cpu"), quiet_console())} == {"done"}
+    db = open_store(tmp_path / "drbench.db")
+    runs = {run["variant"]: run for run in list_runs(db)}
+    costs = {name: (run["model"] or {}).get("trained", {}).get("cost") for name, run in runs.items()}
+    docs = len(use_cranfield.doc_ids)
+    assert costs["zs"] is None  # nothing trained
+
+    def train(name: str) -> str:
+        return f"train {runs[name]['model']['trained']['key']}"
+
+    warm, anc, star, sa = (costs[name]["parts"] for name in ("warm", "anc", "star", "sa"))
+    # static: BM25 mines (no encode), 2 steps of 4 queries
+    assert list(warm) == [train("warm")] and warm[train("warm")][1:] == [0, 8]
+    # ance: its warm-up's part, and its own: 3 steps of 4 queries, a corpus per refresh (steps 0 and 2)
+    assert set(anc) == {train("warm"), train("anc")} and anc[train("anc")][1:] == [2 * docs, 12]
+    # star: the base model's corpus encode (mining), its own training
+    [star_encode] = [p for p in star if p.startswith("encode ")]
+    assert star[star_encode] == [0.0, docs, 0] and star[train("star")][2] == 8
+    # star+adore: STAR's parts once (its training is both its init and its documents' model), STAR's
+    # corpus encode (the frozen index), its own training
+    assert set(sa) - set(star) == {train("sa"), next(p for p in sa if p.startswith("encode ") and p not in star)}
+    assert costs["sa"]["units"] == sum(p[1] + p[2] for p in sa.values()) == 2 * docs + 8 + 8
+    assert costs["anc"]["seconds"] == pytest.approx(sum(p[0] for p in anc.values()))
+    assert all(p[0] > 0 for name in ("warm", "anc", "star", "sa") for key, p in costs[name]["parts"].items()
+               if key.startswith("train "))
+
+    # Out of every key: a rerun finds every run stored, costs and all.
+    assert {o.status for o in run_recipe(recipe, RunOptions(device="cpu"), quiet_console())} == {"skipped"}
+    rows = {row.variant: row for row in leaderboard_rows(db, experiment="cost")}
+    assert rows["zs"].cost is None and rows["sa"].cost["units"] == costs["sa"]["units"]
+    assert rows["sa"].cost_label.endswith(f", {costs['sa']['units']:,}")
+
+    result = CliRunner().invoke(app, ["leaderboard", "--store", str(tmp_path / "drbench.db"), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    by_variant = {row["variant"]: row for row in json.loads(result.stdout)}
+    assert by_variant["anc"]["cost"]["documents"] == 2 * docs and by_variant["zs"]["cost"] is None
+    table = CliRunner().invoke(app, ["leaderboard", "--store", str(tmp_path / "drbench.db")])
+    assert "cost (time, units)" in table.output
