@@ -94,3 +94,13 @@ def test_costs_add_up_along_each_chain_and_stay_out_of_keys(tiny_model: Path, tm
     assert by_variant["anc"]["cost"]["documents"] == 2 * docs and by_variant["zs"]["cost"] is None
     table = CliRunner().invoke(app, ["leaderboard", "--store", str(tmp_path / "drbench.db")])
     assert "cost (time, units)" in table.output
+
+
+def test_the_plan_counts_the_corpus_encodes_ance_makes_as_it_trains(tiny_model: Path, tmp_path: Path) -> None:
+    recipe_file = tmp_path / "recipe.toml"
+    recipe_file.write_text(recipe_text(tmp_path, tiny_model, VARIANTS, name="cost"))
+    result = CliRunner().invoke(app, ["plan", str(recipe_file), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    docs = {run["variant"]: run["cost"]["docs"] for run in json.loads(result.stdout)["runs"]}
+    # each shared tower encodes the evaluation corpus once; ANCE also refreshes twice (steps 0 and 2 of 3)
+    assert docs["anc"] == 3 * docs["warm"] and docs["warm"] > 0

@@ -292,8 +292,14 @@ class _Lookup:
                     self._encoded.add((what, side, target))
                     cost = replace(cost, **{what: count})
         if spec.trains:
-            cost = replace(cost, **_training_cost(self.recipe, self.recipe.variant(str(spec.model)),
-                                                  self._count(str(self.recipe.data.train))[1]))
+            variant = self.recipe.variant(str(spec.model))
+            train_docs, train_queries = self._count(str(self.recipe.data.train))
+            cost = replace(cost, **_training_cost(self.recipe, variant, train_queries))
+            declared = kind(variant.kind)
+            if isinstance(declared, Strategy) and cost.train_steps is not None:  # ANCE re-encodes as it trains
+                if encodes := declared.corpus_encodes(variant.params, cost.train_steps):
+                    cost = replace(cost, docs=None if cost.docs is None or train_docs is None
+                                   else cost.docs + encodes * train_docs)
         return cost
 
     def _corpus(self, collection: str) -> str:

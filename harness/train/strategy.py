@@ -104,6 +104,11 @@ class Strategy(Kind):
         """What, besides params, models and data, determines the trained model (cache keys)."""
         return {}
 
+    def corpus_encodes(self, params: TrainParams, steps: int) -> int:
+        """How many times a training of `steps` optimizer steps encodes the whole training corpus
+        itself (ANCE's refreshes; none by default): what `drbench plan` counts as its documents."""
+        return 0
+
 
 class PairStrategy(Strategy):
     """A shared-tower strategy scored by pairwise losses: draw a batch, then score it. Its params

@@ -309,6 +309,14 @@ class Ance(PairStrategy):
         identity = Denoise.of(params).filter_identity()
         return {"filter_model": identity} if identity else {}
 
+    def corpus_encodes(self, params: AnceParams, steps: int) -> int:  # type: ignore[override]
+        """A refresh before step 1 and after every `refresh_every` steps but the last.
+
+        >>> Ance().corpus_encodes(AnceParams(refresh_every=26), 78), Ance().corpus_encodes(AnceParams(refresh_every=2), 3)
+        (3, 2)
+        """
+        return 1 + (steps - 1) // params.refresh_every if steps > 0 else 0
+
     def hooks(self, encoder: Encoder, params: AnceParams,  # type: ignore[override]
               inputs: TrainInputs) -> list[Hook]:
         return [Refresh(encoder, params, inputs)]
