@@ -81,7 +81,8 @@ class DenseModel:
         if self.query_spec is not self.doc_spec:
             record.update(query_path=str(self.query_spec.path), query_fingerprint=self.query_spec.fingerprint)
         if self.ref.trained:
-            record["trained"] = {k: v for k, v in self.ref.trained.items() if k != "train_seconds"}
+            # Seconds differ from run to run: they go to the run's timings, never into its record.
+            record["trained"] = {k: v for k, v in self.ref.trained.items() if k not in ("train_seconds", "part_seconds")}
         record.update(self.compute.key_parts())  # nothing for fp32 on the CPU: its keys stay as they were
         return record
 

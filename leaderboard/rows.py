@@ -34,8 +34,9 @@ class LeaderboardRow:
     run_ids: tuple[int, ...] = ()  # the runs behind the row, in seed order
     selection: dict[str, Any] | None = None  # a swept variant: its point chosen on the dev split
     grid: dict[str, list[Any]] = field(default_factory=dict)  # a swept variant: the values its recipe tried
-    # A trained model's cost along what it builds on (harness.pipeline.cost): seconds, documents,
-    # examples, units (documents + examples); the mean over seeds; None for an untrained model.
+    # A trained model's cost along what it builds on (harness.pipeline.cost): documents, examples,
+    # units (documents + examples), and seconds (the run's `train_chain` timing); the mean over
+    # seeds; None for an untrained model.
     cost: dict[str, float] | None = None
 
     @property
@@ -183,9 +184,13 @@ def _run_rows(db: Any, experiment: str | None, collection: str | None) -> list[L
 
 
 def _cost(run: dict[str, Any]) -> dict[str, float] | None:
-    """A trained model's stored cost without its parts (None for runs stored before costs were)."""
+    """A trained model's stored cost without its parts, with the seconds of the trainings along
+    its chain (None for runs stored before costs were)."""
     cost = (((run.get("model") or {}).get("trained") or {}).get("cost")) or None
-    return None if cost is None else {k: cost[k] for k in ("seconds", "documents", "examples", "units")}
+    if cost is None:
+        return None
+    return {"seconds": (run.get("timings") or {}).get("train_chain", 0.0),
+            **{k: cost[k] for k in ("documents", "examples", "units")}}
 
 
 def rows_as_json(rows: list[LeaderboardRow]) -> list[dict[str, Any]]:

@@ -68,24 +68,28 @@ def test_costs_add_up_along_each_chain_and_stay_out_of_keys(tiny_model: Path, tm
 
     warm, anc, star, sa = (costs[name]["parts"] for name in ("warm", "anc", "star", "sa"))
     # static: BM25 mines (no encode), 2 steps of 4 queries
-    assert list(warm) == [train("warm")] and warm[train("warm")][1:] == [0, 8]
+    assert warm == {train("warm"): [0, 8]}
     # ance: its warm-up's part, and its own: 3 steps of 4 queries, a corpus per refresh (steps 0 and 2)
-    assert set(anc) == {train("warm"), train("anc")} and anc[train("anc")][1:] == [2 * docs, 12]
+    assert anc == {train("warm"): [0, 8], train("anc"): [2 * docs, 12]}
     # star: the base model's corpus encode (mining), its own training
     [star_encode] = [p for p in star if p.startswith("encode ")]
-    assert star[star_encode] == [0.0, docs, 0] and star[train("star")][2] == 8
+    assert star == {star_encode: [docs, 0], train("star"): [0, 8]}
     # star+adore: STAR's parts once (its training is both its init and its documents' model), STAR's
     # corpus encode (the frozen index), its own training
-    assert set(sa) - set(star) == {train("sa"), next(p for p in sa if p.startswith("encode ") and p not in star)}
-    assert costs["sa"]["units"] == sum(p[1] + p[2] for p in sa.values()) == 2 * docs + 8 + 8
-    assert costs["anc"]["seconds"] == pytest.approx(sum(p[0] for p in anc.values()))
-    assert all(p[0] > 0 for name in ("warm", "anc", "star", "sa") for key, p in costs[name]["parts"].items()
-               if key.startswith("train "))
+    [sa_encode] = [p for p in sa if p.startswith("encode ") and p not in star]
+    assert sa == {**star, sa_encode: [docs, 0], train("sa"): [0, 8]}
+    assert costs["sa"]["units"] == 2 * docs + 16 and costs["sa"]["documents"] == 2 * docs
+    # seconds: the run's timings, the trainings along its chain
+    timings = {name: run["timings"] for name, run in runs.items()}
+    assert timings["sa"]["train_chain"] == pytest.approx(timings["star"]["train"] + timings["sa"]["train"])
+    assert timings["anc"]["train_chain"] == pytest.approx(timings["warm"]["train"] + timings["anc"]["train"])
+    assert "train_chain" not in timings["zs"]
 
     # Out of every key: a rerun finds every run stored, costs and all.
     assert {o.status for o in run_recipe(recipe, RunOptions(device="cpu"), quiet_console())} == {"skipped"}
     rows = {row.variant: row for row in leaderboard_rows(db, experiment="cost")}
     assert rows["zs"].cost is None and rows["sa"].cost["units"] == costs["sa"]["units"]
+    assert rows["sa"].cost["seconds"] == pytest.approx(timings["sa"]["train_chain"])
     assert rows["sa"].cost_label.endswith(f", {costs['sa']['units']:,}")
 
     result = CliRunner().invoke(app, ["leaderboard", "--store", str(tmp_path / "drbench.db"), "--format", "json"])

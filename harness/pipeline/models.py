@@ -149,24 +149,27 @@ class Models:
             from harness.store import write_training_log
 
             write_training_log(self.db, self.experiment, variant.name, log, seed=self.recipe.experiment.seed)
-        cost = self._cost(key, meta, log, variant, needs, init, documents, collection)
-        return trained_ref(variant, key, folder, meta, documents, cost)
+        return trained_ref(variant, key, folder, meta, documents,
+                           self._cost(key, meta, log, variant, needs, init, documents, collection))
 
     def _cost(self, key: str, meta: dict[str, Any], log: list[dict[str, Any]], variant: Variant, needs: Needs,
               init: DenseModel, documents: DenseModel | None, collection: Collection) -> dict[str, Any]:
         """What the model `key` cost, with what it builds on (:mod:`harness.pipeline.cost`): its
         init's parts, the mining model's and the frozen documents' (their trainings and the
-        corpus they encoded), and its own training."""
-        from harness.pipeline.cost import Part, cost_record, encode_part, parts_of, training_part
+        corpus they encoded), and its own training; `cost` and `part_seconds` of its ref."""
+        from harness.pipeline.cost import SECONDS, cost_record, encode_part, parts_of, training_part
 
-        parts = parts_of(init.ref.trained)
+        parts, seconds = parts_of(init.ref.trained)
         source = str(needs.negatives) if needs.negatives else "bm25"
         for model in (None if source == "bm25" else self.model(source), documents):
             if model is not None:
-                parts.update(parts_of(model.ref.trained))
-                parts[encode_part(model.identity, collection.docs_id)] = Part(documents=len(collection.doc_ids)).as_json()
-        parts[f"train {key}"] = training_part(meta, log, variant.params).as_json()
-        return cost_record(parts)
+                theirs, their_seconds = parts_of(model.ref.trained)
+                parts.update(theirs)
+                seconds.update(their_seconds)
+                parts[encode_part(model.identity, collection.docs_id)] = [len(collection.doc_ids), 0]
+        own = f"train {key}"
+        parts[own], seconds[own] = training_part(meta, log, variant.params)
+        return {"cost": cost_record(parts), SECONDS: seconds}
 
     def _dev_score(self, variant: Variant, init: DenseModel, documents: DenseModel | None) -> Any:
         """What scores the model in training on the dev split (`eval_every`), or None."""
@@ -354,10 +357,9 @@ def trained_ref(variant: Variant, key: str, folder: Path, meta: dict[str, Any],
                 documents: DenseModel | None, cost: dict[str, Any] | None = None) -> ModelRef:
     """The encoders of a trained model in `folder`: its own (shared tower), or its query encoder
     beside the frozen document encoder of `documents` (query tower); `cost`: what it cost
-    (:mod:`harness.pipeline.cost`), stored with its runs and in no key."""
-    trained = {"key": key, "kind": variant.kind, "steps": meta["steps"], "train_seconds": meta["train_seconds"]}
-    if cost is not None:
-        trained["cost"] = cost
+    (`cost` and `part_seconds`, :meth:`Models._cost`), stored with its runs and in no key."""
+    trained = {"key": key, "kind": variant.kind, "steps": meta["steps"], "train_seconds": meta["train_seconds"],
+               **(cost or {})}
     if documents is None:
         return ModelRef.shared(str(folder), trained=trained)
     return ModelRef(variant.name, query=str(folder), doc=documents.ref.doc, trained=trained)

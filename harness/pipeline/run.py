@@ -445,6 +445,8 @@ def _dense_runs(ctx: Context, collection: Collection, row: StoredRow, indexes: l
         timings.update(encode_docs=doc_seconds, encode_queries=query_seconds)
         if ref.trained:
             timings["train"] = ref.trained.get("train_seconds", 0.0)
+            if "part_seconds" in ref.trained:  # the trainings along its chain (harness.pipeline.cost)
+                timings["train_chain"] = sum(ref.trained["part_seconds"].values())
         _finish(ctx, collection, row, factory, key, model.record, results, timings, started, stats)
 
 
