@@ -69,7 +69,9 @@ def main() -> None:
     parser.add_argument("--mirror", default=None)
     parser.add_argument("--repeats", type=int, default=2, help="round-robin timed passes per mode")
     parser.add_argument("--ndcg", action="store_true", help="also nDCG@10 of each drbench mode on the full test")
-    parser.add_argument("--ndcg-peer", action="store_true", help="and of each sentence-transformers mode")
+    parser.add_argument("--ndcg-peer", action="store_true", help="nDCG@10 of each sentence-transformers mode")
+    parser.add_argument("--modes", default=None, help="only these modes of either side, comma-separated (e.g. "
+                        "'openvino int8,torch bf16'); torch fp32 always runs, the references")
     parser.add_argument("--peer-python", action="append", default=None,
                         help="a Python with sentence-transformers (repeatable; default: this one)")
     parser.add_argument("--cache-dir", type=Path, default=None, help="exports go here (default: a fresh temp dir)")
@@ -92,8 +94,10 @@ def main() -> None:
         peers = [Peer(python, work / f"peer{i}") for i, python in enumerate(args.peer_python or [sys.executable])]
         try:
             left_out: dict[str, str] = {}
-            modes = _peer_modes(peers, spec, collection, texts, args, threads, left_out)
-            modes += _drbench_modes(collection, cache_dir, args.batch_size)
+            wanted = ({"torch fp32", *(m.strip() for m in args.modes.split(","))} if args.modes
+                      else {*PEER_MODES, *(f"{b} {p}" for b, p in DRBENCH_MODES)})
+            modes = _peer_modes(peers, spec, collection, texts, args, threads, left_out, wanted)
+            modes += _drbench_modes(collection, cache_dir, args.batch_size, wanted)
             for _ in range(args.repeats):
                 for mode in modes:
                     mode.vectors, seconds = mode.encode(texts)
@@ -101,8 +105,8 @@ def main() -> None:
             versions = {"python": platform.python_version(), "torch": torch.__version__, **_versions(),
                         **{f"peer {i}": peer.versions for i, peer in enumerate(peers)}}
             _write(modes, len(texts), args, threads, versions, left_out, sys.stderr)  # the timings, before nDCG
-            if args.ndcg:
-                _ndcgs(modes, collection, args.ndcg_peer)
+            if args.ndcg or args.ndcg_peer:
+                _ndcgs(modes, collection, args.ndcg, args.ndcg_peer)
         finally:
             for peer in peers:
                 peer.close()
@@ -117,12 +121,12 @@ def _write(modes: list[Mode], count: int, args: argparse.Namespace, threads: int
         args.json.write_text(json.dumps(report, indent=2) + "\n")
 
 
-def _ndcgs(modes: list[Mode], collection: Any, peer: bool) -> None:
-    """nDCG@10 of drbench's modes (and the peer's with `peer`): torch fp32 first (the gate's
-    reference), then the fastest first; none for a mode whose cosine already fails the gate."""
+def _ndcgs(modes: list[Mode], collection: Any, ours: bool, peer: bool) -> None:
+    """nDCG@10 of drbench's modes (with `ours`) and the peer's (with `peer`): drbench torch fp32
+    first (the gate's reference), then the fastest first; none for a mode whose cosine already
+    fails the gate."""
     reference = next((m for m in modes if m.reference), modes[0])
-    assert reference.vectors is not None
-    chosen = [m for m in modes if (m.ours or peer) and _min_cosine(m, reference) >= GATE_COSINE]
+    chosen = [m for m in modes if (ours if m.ours else peer) and _min_cosine(m, reference) >= GATE_COSINE]
     chosen.sort(key=lambda m: (m.name != "drbench torch fp32", min(m.timings)))
     for mode in chosen:
         start = time.perf_counter()
@@ -182,7 +186,7 @@ class Peer:
 
 
 def _peer_modes(peers: list[Peer], spec: Any, collection: Any, texts: list[str], args: argparse.Namespace,
-                threads: int, left_out: dict[str, str]) -> list[Mode]:
+                threads: int, left_out: dict[str, str], wanted: set[str]) -> list[Mode]:
     """The sentence-transformers modes some worker can load (exports and quantisation done
     now); why each of the others cannot, in `left_out`."""
     from harness.model.export import Calibration
@@ -190,7 +194,7 @@ def _peer_modes(peers: list[Peer], spec: Any, collection: Any, texts: list[str],
     calibration = Calibration(collection.docs_id, collection.doc_texts)
     samples = [collection.doc_texts[i] for i in calibration.rows()]  # drbench's int8 calibrates on these too
     modes = []
-    for mode in PEER_MODES:
+    for mode in (m for m in PEER_MODES if m in wanted):
         name, reasons = f"sentence-transformers {mode}", []
         for peer in peers:
             answer = peer.ask({"op": "load", "mode": mode, "path": str(spec.path), "threads": threads,
@@ -207,14 +211,14 @@ def _peer_modes(peers: list[Peer], spec: Any, collection: Any, texts: list[str],
     return modes
 
 
-def _drbench_modes(collection: Any, cache_dir: Path, batch_size: int) -> list[Mode]:
+def _drbench_modes(collection: Any, cache_dir: Path, batch_size: int, wanted: set[str]) -> list[Mode]:
     """drbench's modes, each through `DenseModel` as a recipe opens it (exports made now)."""
     from harness.dense import DenseModel
     from harness.model.compute import Compute
     from harness.recipe.model import ModelConfig
 
     modes = []
-    for backend, precision in DRBENCH_MODES:
+    for backend, precision in (m for m in DRBENCH_MODES if f"{m[0]} {m[1]}" in wanted):
         model = DenseModel.open("minilm", ModelConfig(batch_size=batch_size), Compute("cpu", precision, backend=backend))
         start = time.perf_counter()
         encoder = model._encoder("doc", collection, cache_dir, lambda line: print(line, file=sys.stderr))
