@@ -28,6 +28,7 @@ from harness.recipe import parse_recipe
 from harness.recipe.model import ModelConfig
 from harness.store import list_runs, open_store, run_metrics
 from leaderboard import leaderboard_rows
+from test_compute import VARIANTS  # zero-shot and a 2-step inbatch, as the bf16 end-to-end test runs them
 
 # Fixtures (cranfield, one_torch_thread, ...) are used by name, hence the noqa.
 from train_helpers import (  # noqa: F401
@@ -149,19 +150,6 @@ def test_keys_and_records_name_the_backend_and_its_releases(tiny_model: Path) ->
     bf16 = DenseModel.open(str(tiny_model), ModelConfig(), Compute("cpu", "bf16", backend="openvino"))
     assert int8.identity != reference.identity and int8.training_identity == reference.identity
     assert bf16.training_identity == DenseModel.open(str(tiny_model), ModelConfig(), Compute("cpu", "bf16")).identity
-
-
-VARIANTS = """
-[variant.zs]
-kind = "zero-shot"
-
-[variant.inb]
-kind = "inbatch"
-max_steps = 2
-batch_size = 8
-query_max_length = 16
-doc_max_length = 32
-"""
 
 
 def test_a_recipe_runs_with_a_backend_beside_torch(tiny_model: Path, tmp_path: Path, use_cranfield: Collection,
