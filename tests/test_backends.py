@@ -89,6 +89,17 @@ def test_an_export_is_a_cache_entry_keyed_by_backend_and_precision(tiny_model: P
     assert "exports" in result.output and "for openvino bf16" in result.output
 
 
+def test_a_failed_export_leaves_nothing_behind(tiny_model: Path, cranfield: Collection, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("converter failed")
+
+    monkeypatch.setattr(export_mod, "_onnx", broken)
+    with pytest.raises(RuntimeError, match="converter failed"):
+        _encode(tiny_model, cranfield, tmp_path, "onnx", "fp32")
+    assert [p.name for p in (tmp_path / "exports").iterdir() if p.name != ".damaged"] == []
+
+
 def test_int8_calibrates_on_each_collections_own_documents(tiny_model: Path, cranfield: Collection,
                                                            tmp_path: Path, one_torch_thread) -> None:
     _encode(tiny_model, cranfield, tmp_path, "openvino", "int8")

@@ -97,14 +97,18 @@ def exported(spec: ExportSpec, cache_dir: Path, log: Callable[[str], None], *, n
     work = entries.workdir(key)
     produced: dict[str, Any] = {"what": "export", "model": name, "backend": spec.backend, "precision": spec.precision,
                                 "runtime": runtime_versions(spec.backend)}
-    tokenizer, module, names = _module(spec, allow_pickle)
-    if spec.backend == "openvino":
-        _openvino(spec, tokenizer, module, names, work, produced)
-    elif spec.backend == "onnx":
-        _onnx(spec, tokenizer, module, names, work)
-    else:
-        raise ValueError(f"backend {spec.backend!r} has no export")
-    (work / INPUTS).write_text(json.dumps(names))
+    try:
+        tokenizer, module, names = _module(spec, allow_pickle)
+        if spec.backend == "openvino":
+            _openvino(spec, tokenizer, module, names, work, produced)
+        elif spec.backend == "onnx":
+            _onnx(spec, tokenizer, module, names, work)
+        else:
+            raise ValueError(f"backend {spec.backend!r} has no export")
+        (work / INPUTS).write_text(json.dumps(names))
+    except BaseException:  # a failed or interrupted export leaves nothing half-written behind
+        entries.discard(work)
+        raise
     folder, ours = entries.publish(key, work, produced_by=produced)
     if ours:
         log(f"exported {name} for {spec.backend} {spec.precision} ({folder.name[:12]})")
