@@ -17,6 +17,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
+from harness.cache.manifest import file_damage
 from harness.cli import app
 from harness.pipeline import RunOptions, run_recipe
 from harness.pipeline.ray_executor import RayExecutor
@@ -169,10 +170,13 @@ def test_a_killed_task_is_started_again_and_resumes(tmp_path: Path, mirror: Path
     killed: list[int] = []
 
     def kill_mid_training() -> None:
-        """SIGKILL the process training in the Ray run's cache once it has saved a checkpoint."""
+        """SIGKILL the process training in the Ray run's cache once it has saved a checkpoint (and
+        its manifest, which a resume checks: killed between the two, it would rightly start over)."""
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and not killed:
             for checkpoint in (tmp_path / "cache-ray" / "models").glob("*.tmp-*/checkpoint.pt"):
+                if file_damage(checkpoint) is not None:
+                    continue
                 pid = int(checkpoint.parent.name.split(".tmp-")[1].split("-")[-2])
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
