@@ -37,7 +37,6 @@ class RuntimeEncoder(BatchedEncoder):
         self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
         self.names: list[str] = json.loads((folder / INPUTS).read_text())
         self.dim, self.max_length, self.batch_size, self.prefix, self.world = dim, max_length, batch_size, prefix, world
-        self.backend, self.precision = backend, precision
         threads = threads or torch.get_num_threads()
         self._run = (_openvino(folder, precision, threads) if backend == "openvino"
                      else _onnx(folder, self.names, threads))
