@@ -68,6 +68,17 @@ def test_a_recipe_declares_it_chained_on_a_static_warm_up(tmp_path: Path) -> Non
     assert KIND.needs(variant.params).init == "warm" and KIND.needs(variant.params).negatives is None
 
 
+@pytest.mark.parametrize("refresh_every", [1, 2, 3, 26])
+def test_it_never_refreshes_after_the_last_step_and_the_plan_counts_what_it_does(refresh_every: int) -> None:
+    # a refresh after the last step draws negatives nothing trains on (78 steps, every 26: steps 0, 26, 52)
+    params = AnceParams(refresh_every=refresh_every)
+    for steps in (1, 2, 3, 4, 6, 52, 78):
+        hook = Refresh(None, params, None)  # type: ignore[arg-type]  # `due` reads neither
+        done = [step for step in range(steps + 1) if hook.due(step, steps)]
+        assert done[0] == 0 and steps not in done
+        assert len(done) == Ance().corpus_encodes(params, steps)
+
+
 def test_explain_documents_its_keys_with_the_official_values() -> None:
     result = CliRunner().invoke(app, ["validate", "--explain", "--format", "markdown"])
     assert result.exit_code == 0, result.output

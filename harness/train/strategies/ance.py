@@ -235,6 +235,11 @@ class Refresh(Hook):
         self.every = params.refresh_every
         self.negatives: dict[str, np.ndarray] = {}
 
+    def due(self, step: int, total: int) -> bool:
+        """Before the first step and after every `every`-th, but not after the last: negatives
+        drawn then would train nothing (what :meth:`Ance.corpus_encodes` counts)."""
+        return step < total and super().due(step, total)
+
     def run(self, step: int) -> dict[str, Any]:
         from harness.index.faiss_index import exact_search
 
