@@ -1,4 +1,5 @@
-"""Plots of stored results: training curves, metric bars with CIs, quality vs index size.
+"""Plots of stored results: training curves, metric bars with CIs, quality vs index size, and
+quality vs training cost.
 
 `store_plots` draws every plot a selection of runs allows, as `matplotlib.figure.Figure`
 objects (never pyplot state); `plot_store` writes them as PNGs, and `drbench report` inlines
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from harness.store import list_runs, training_log, training_seeds
+from leaderboard.rows import run_cost
 from leaderboard.select import System, common_metrics, seed_scores, select_systems
 from leaderboard.stats import bootstrap_ci
 
@@ -90,12 +92,36 @@ def collection_plots(db: Any, name: str, systems: list[System], metrics: list[st
     plots = [Plot("metrics", name, f"{_slug(name)}-metrics", metric_bars(systems, values, metrics, name, bootstrap,
                                                                          seed),
                   f"{name}: mean per metric with 95% bootstrap CIs (queries resampled){dots}")]
+    skipped = []
     sized = [s for s in systems if "bytes_per_doc" in s.index_stats]
     if len({s.index for s in sized}) < 2:
-        return plots, [f"{name}: runs with fewer than two indexes; skipped quality vs bytes per document"]
-    plots.append(Plot("size", name, f"{_slug(name)}-size", quality_vs_bytes(sized, metrics, name),
-                      f"{name}: quality against bytes per document, one line per variant"))
-    return plots, []
+        skipped.append(f"{name}: runs with fewer than two indexes; skipped quality vs bytes per document")
+    else:
+        plots.append(Plot("size", name, f"{_slug(name)}-size", quality_vs_bytes(sized, metrics, name),
+                          f"{name}: quality against bytes per document, one line per variant"))
+    costs = seed_costs(db, systems)
+    if len(costs) == 1:  # none: nothing trained, or stored before costs were (the leaderboard shows no column)
+        skipped.append(f"{name}: one trained variant with a stored cost; skipped quality vs cost")
+    elif costs:
+        metric = metrics[0]
+        plots.append(Plot("cost", name, f"{_slug(name)}-cost",
+                          quality_vs_cost(systems, costs, values, metric, name),
+                          f"{name}: {metric} against training cost (documents encoded + training queries seen, "
+                          "and training wall time, along each model's chain); small dots: one seed, large: "
+                          "their mean; dashed: untrained systems"))
+    return plots, skipped
+
+
+def seed_costs(db: Any, systems: list[System]) -> dict[int, list[dict[str, float]]]:
+    """{system run_id: each seed's stored cost (`leaderboard.rows.run_cost`)} for the systems whose
+    every seed has one (trained models; runs stored before costs were have none)."""
+    runs = {run["id"]: run for run in list_runs(db)}
+    costs = {}
+    for system in systems:
+        per_seed = [run_cost(runs[run_id]) for run_id in system.run_ids or (system.run_id,)]
+        if all(c is not None for c in per_seed):
+            costs[system.run_id] = per_seed
+    return costs  # type: ignore[return-value]
 
 
 def plot_store(db: Any, out_dir: Path, *, experiments: list[str] | None = None,
@@ -215,6 +241,36 @@ def quality_vs_bytes(systems: list[System], metrics: list[str], title: str) -> A
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
     figure.suptitle(f"{title}: quality vs index size")
+    return figure
+
+
+def quality_vs_cost(systems: list[System], costs: dict[int, list[dict[str, float]]],
+                    values: dict[int, dict[str, list[np.ndarray]]], metric: str, title: str) -> Any:
+    """`metric` against the training cost (issue 22 §6, the paper's efficiency claim): in units
+    no hardware changes (documents encoded + training queries seen) and in wall time, both on a
+    log scale; one colour per system, a dot per seed and a larger marker at the seeds' mean.
+    Systems without a cost (BM25, zero-shot) are dashed horizontal lines."""
+    figure, axes = _figure(1, 2, (11.0, 4.2))
+    for i, system in enumerate(systems):
+        colour = f"C{i % 10}"
+        quality = [a.mean() for a in values[system.run_id][metric]]
+        if system.run_id not in costs:
+            for ax in axes[0]:
+                ax.axhline(float(np.mean(quality)), color=colour, linestyle="--", linewidth=1, label=system.label)
+            continue
+        per_seed = costs[system.run_id]
+        for ax, key, scale in zip(axes[0], ("units", "seconds"), (1.0, 1 / 60)):
+            xs = [c[key] * scale for c in per_seed]
+            ax.scatter(xs, quality, s=12, color=colour, alpha=0.6)
+            ax.scatter([np.mean(xs)], [np.mean(quality)], s=60, color=colour, edgecolors="black",
+                       label=system.label, zorder=3)
+    for ax, label in zip(axes[0], ("documents encoded + training queries seen", "training wall time (minutes)")):
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+    axes[0][1].legend(fontsize="small")
+    figure.suptitle(f"{title}: quality vs training cost")
     return figure
 
 

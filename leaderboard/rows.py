@@ -179,11 +179,11 @@ def _run_rows(db: Any, experiment: str | None, collection: str | None) -> list[L
                            compute=run.get("compute"), seeds=() if run.get("seed") is None else (run["seed"],),
                            sd={m: 0.0 for m in metrics.get(run["id"], {})}, run_ids=(run["id"],),
                            selection=run.get("selection"),
-                           grid=grids.get(run["experiment"], {}).get(run["variant"], {}), cost=_cost(run))
+                           grid=grids.get(run["experiment"], {}).get(run["variant"], {}), cost=run_cost(run))
             for run in runs]
 
 
-def _cost(run: dict[str, Any]) -> dict[str, float] | None:
+def run_cost(run: dict[str, Any]) -> dict[str, float] | None:
     """A trained model's stored cost without its parts, with the seconds of the trainings along
     its chain (None for runs stored before costs were)."""
     cost = (((run.get("model") or {}).get("trained") or {}).get("cost")) or None

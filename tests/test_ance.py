@@ -27,8 +27,8 @@ from harness.train.trainer import train_into
 
 # Fixtures (cranfield, one_torch_thread, ...) are used by name, hence the noqa.
 from train_helpers import (  # noqa: F401
-    one_torch_thread, cranfield, use_cranfield, quiet_console, recipe_text, stage_context, assert_same_weights,
-    folder_weights, Interrupted)
+    one_torch_thread, cranfield, use_cranfield, quiet_console, console_text, recipe_text, stage_context,
+    assert_same_weights, folder_weights, Interrupted)
 
 SETTINGS = EncoderSettings(pooling="mean", normalize=False, query_max_length=None, doc_max_length=None,
                            query_prefix="", doc_prefix="", batch_size=64)
@@ -144,8 +144,9 @@ def inputs(cranfield: Collection) -> TrainInputs:
     return TrainInputs(data=TrainData.from_collection(cranfield), settings=SETTINGS, seed=5, nprobe=1)
 
 
-def trained(folder: Path, strategy: Ance, inputs: TrainInputs, tiny_model: Path) -> list[dict[str, Any]]:
-    log, _ = train_into(folder, strategy, PARAMS, inputs, tiny_model, StageProgress(quiet_console()),
+def trained(folder: Path, strategy: Ance, inputs: TrainInputs, tiny_model: Path,
+            console: Any = None) -> list[dict[str, Any]]:
+    log, _ = train_into(folder, strategy, PARAMS, inputs, tiny_model, StageProgress(console or quiet_console()),
                         quiet_console(), "ance")
     return log
 
@@ -160,7 +161,8 @@ def whole(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path,
           inputs: TrainInputs) -> Iterator[tuple[Path, list[dict[str, Any]], Watched]]:
     folder = tmp_path_factory.mktemp("ance") / "whole"
     strategy = Watched()
-    yield folder, trained(folder, strategy, inputs, tiny_model), strategy
+    strategy.console = quiet_console()  # what the progress showed, read by a test
+    yield folder, trained(folder, strategy, inputs, tiny_model, strategy.console), strategy
 
 
 def test_it_refreshes_before_the_first_step_and_every_refresh_every_steps(whole: Any, cranfield: Collection) -> None:
@@ -175,6 +177,17 @@ def test_it_refreshes_before_the_first_step_and_every_refresh_every_steps(whole:
     assert all(row["loss"] > 0 for row in log)
 
 
+def test_each_refresh_shows_as_a_stage_of_the_training_progress(whole: Any, inputs: TrainInputs) -> None:
+    *_, strategy = whole
+    texts = len(inputs.data.doc_texts) + len(inputs.data.query_ids)
+    lines = console_text(strategy.console).splitlines()
+    done = [line.split("] ", 1)[-1].strip().split(" in ")[0] for line in lines if "refreshing negatives" in line
+            and ": done," in line]
+    assert done == [f"ance: refreshing negatives: done, {texts:,} texts",
+                    f"ance: refreshing negatives after step 2: done, {texts:,} texts",
+                    f"ance: refreshing negatives after step 4: done, {texts:,} texts"]
+
+
 def test_the_default_draw_trains_what_ance_trained_before_the_denoising_keys(whole: Any) -> None:
     # Losses of this run recorded before the denoising keys existed (harness/train/strategies/ance.py
     # at 30bbfea): every key at its default draws the same negatives, so the same losses.
@@ -187,14 +200,15 @@ def test_the_default_draw_trains_what_ance_trained_before_the_denoising_keys(who
 
 def test_negatives_come_from_the_current_models_top_list_without_positives(whole: Any, inputs: TrainInputs,
                                                                           tiny_model: Path) -> None:
-    # The 5-step run's last refresh (after step 4) ranked with weights step 5 then moved; a 4-step
-    # run saves the very weights its last refresh ranked with.
+    # A refresh ranks with the weights as they are: the run's own hook, called once more after the
+    # last step (which the loop never does), must draw from the saved weights' top lists.
     folder, _, _ = whole
     params = AnceParams(**{**PARAMS.as_dict(), "max_steps": 4})
     strategy = Watched()
     log, _ = train_into(folder.parent / "four", strategy, params, inputs, tiny_model, StageProgress(quiet_console()),
                         quiet_console(), "ance")
-    assert log[-1]["refresh"]["step"] == 4  # the last refresh used the weights that were saved
+    assert "refresh" not in log[-1]  # none after the last step: its negatives would train nothing
+    assert strategy.refresh.run(4)["refresh"]["step"] == 4
     encoder = Encoder(folder.parent / "four", pooling="mean", normalize=False, max_length=None)
     data = inputs.data
     docs = encoder.encode(data.doc_texts, max_length=params.doc_max_length)
@@ -313,7 +327,7 @@ def test_under_torchrun_every_rank_refreshes_and_trains_what_one_process_does(
     one, two = ([p.parent for p in (tmp_path / run / "cache" / "models").glob("*/drbench.json")]
                 for run in ("one", "two"))
     [one_log], [two_log] = [read_log(f) for f in one], [read_log(f) for f in two]
-    assert [row.get("refresh", {}).get("step") for row in two_log] == [0, 2, None, 4]
+    assert [row.get("refresh", {}).get("step") for row in two_log] == [0, 2, None, None]
     assert [row.get("refresh") for row in timeless(two_log)] == [row.get("refresh") for row in timeless(one_log)]
     assert [{k: v for k, v in row.items() if k != "refresh"} for row in two_log] == [
         pytest.approx({k: v for k, v in row.items() if k != "refresh"}, abs=1e-5) for row in one_log]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -16,28 +17,18 @@ from harness.pipeline import RunOptions, run_recipe
 from harness.recipe import parse_recipe
 from harness.store import list_runs, open_store
 from leaderboard import leaderboard_rows
+from leaderboard.plot import store_plots
+from test_ance import VARIANTS as ANCE_VARIANTS
 
 # Fixtures (cranfield, one_torch_thread, ...) are used by name, hence the noqa.
 from train_helpers import one_torch_thread, cranfield, use_cranfield, quiet_console, recipe_text  # noqa: F401
 
+# zero-shot, ANCE from its static warm-up (test_ance.py's recipe), STAR and STAR+ADORE on it
 LENGTHS = "query_max_length = 16\ndoc_max_length = 32\nbatch_size = 4\n"
 VARIANTS = f"""
 [variant.zs]
 kind = "zero-shot"
-
-[variant.warm]
-kind = "static"
-negatives_depth = 20
-max_steps = 2
-{LENGTHS}
-[variant.anc]
-kind = "ance"
-init = "warm"
-refresh_every = 2
-negatives_depth = 20
-negatives = 3
-max_steps = 3
-{LENGTHS}
+{ANCE_VARIANTS}
 [variant.star]
 kind = "star"
 negatives_from = "base"
@@ -98,6 +89,16 @@ def test_costs_add_up_along_each_chain_and_stay_out_of_keys(tiny_model: Path, tm
     assert by_variant["anc"]["cost"]["documents"] == 2 * docs and by_variant["zs"]["cost"] is None
     table = CliRunner().invoke(app, ["leaderboard", "--store", str(tmp_path / "drbench.db")])
     assert "cost (time, units)" in table.output
+
+    # `drbench plot` (and the report): quality against cost, a dot per trained variant's seed at its units
+    plots, _ = store_plots(db, experiments=["cost"])
+    [cost_plot] = [p for p in plots if p.what == "cost"]
+    units_axes = cost_plot.figure.axes[0]
+    drawn = {tuple(np.round(point, 6)) for c in units_axes.collections for point in c.get_offsets()}
+    quality = {row.variant: row.metrics["mrr@10"] for row in leaderboard_rows(db, experiment="cost")}
+    for name in ("warm", "anc", "star", "sa"):
+        assert (round(costs[name]["units"], 6), round(quality[name], 6)) in drawn
+    assert [line.get_linestyle() for line in units_axes.lines] == ["--"]  # zero-shot: no cost, a reference line
 
 
 def test_the_plan_counts_the_corpus_encodes_ance_makes_as_it_trains(tiny_model: Path, tmp_path: Path) -> None:

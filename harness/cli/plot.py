@@ -1,5 +1,5 @@
-"""`drbench plot`: training curves, metric bars and quality against index size, as PNGs (reads
-SQLite only)."""
+"""`drbench plot`: training curves, metric bars, quality against index size and against training
+cost, as PNGs (reads SQLite only)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def plot(store: str | None = StoreOpt,
                                             help="Comma-separated metrics (default: all stored)."),
          out_dir: Path = typer.Option(Path("plots"), "--out", help="Folder for the PNG files."),
          seed: int = typer.Option(42, "--seed", help="Seed of the bootstrap CIs.")) -> None:
-    """Training curves, metric bars with 95% CIs, and quality vs bytes per document, as PNGs."""
+    """Training curves, metric bars with 95% CIs, quality vs bytes per document and vs training cost, as PNGs."""
     from leaderboard.plot import plot_store
 
     try:

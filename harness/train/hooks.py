@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 if TYPE_CHECKING:
     import torch
 
+    from harness.progress import StageProgress
+
 
 class Hook:
     """A periodic action; subclasses set the attributes and implement :meth:`run`.
@@ -46,6 +48,10 @@ class Hook:
     every: int = 0
     at_start: bool = False
     at_end: bool = False
+    # A hook that takes long (ANCE re-encodes the corpus) names what it does here; the loop then
+    # shows it as a stage of the training's progress ("<label>: <announce> after step s") and
+    # calls `run(step, advance)`, `advance(n)` counting the `work()` items it gets through.
+    announce: str = ""
 
     def due(self, step: int, total: int) -> bool:
         """Whether the hook runs after `step` of `total` optimizer steps (0: before the first)."""
@@ -55,8 +61,13 @@ class Hook:
 
     def run(self, step: int) -> dict[str, Any] | None:
         """Do the action after `step` optimizer steps; what it returns joins that step's log row
-        (plain numbers, strings, lists and dicts: the log is stored as JSON and kept in checkpoints)."""
+        (plain numbers, strings, lists and dicts: the log is stored as JSON and kept in checkpoints).
+        An announced hook's run also takes `advance` (see :attr:`announce`)."""
         raise NotImplementedError
+
+    def work(self) -> tuple[int, str]:
+        """(items, unit) an announced hook's run counts with `advance`; (0, ""): it shows a spinner."""
+        return 0, ""
 
     def state(self) -> dict[str, Any]:
         """What a checkpoint keeps of this hook (empty: nothing, the default)."""
@@ -66,10 +77,12 @@ class Hook:
         """Take back what :meth:`state` gave (from a checkpoint; `{}` when it saved nothing)."""
 
 
-def run_due(hooks: Sequence[Hook], step: int, total: int, model: torch.nn.Module, row: dict[str, Any]) -> None:
+def run_due(hooks: Sequence[Hook], step: int, total: int, model: torch.nn.Module, row: dict[str, Any],
+            progress: StageProgress | None = None, label: str = "") -> None:
     """Run the `hooks` due after `step`, in order, each adding what it returns to the log `row`
     (a later hook, the checkpoint, sees what the earlier ones added). A key the row already has is
-    an error rather than a silent overwrite."""
+    an error rather than a silent overwrite. An announced hook runs as a stage of `progress`,
+    named after `label` (the training's)."""
     due = [hook for hook in hooks if hook.due(step, total)]
     if not due:
         return
@@ -79,9 +92,25 @@ def run_due(hooks: Sequence[Hook], step: int, total: int, model: torch.nn.Module
     try:
         with torch.no_grad():
             for hook in due:
-                join(row, hook.run(step) or {}, f"hook {hook.name!r} at step {step}")
+                join(row, _run(hook, step, progress, label) or {}, f"hook {hook.name!r} at step {step}")
     finally:
         model.train()
+
+
+def _run(hook: Hook, step: int, progress: StageProgress | None, label: str) -> dict[str, Any] | None:
+    if not hook.announce or progress is None:
+        return hook.run(step, ignore) if hook.announce else hook.run(step)
+    description = f"{label}: {hook.announce} after step {step}" if step else f"{label}: {hook.announce}"
+    items, unit = hook.work()
+    if not items:
+        with progress.spinner(description):
+            return hook.run(step, ignore)
+    with progress.task(description, items, unit) as advance:
+        return hook.run(step, advance)
+
+
+def ignore(n: int) -> None:
+    """An `advance` that shows nothing."""
 
 
 def join(row: dict[str, Any], values: dict[str, Any], who: str) -> None:

@@ -151,14 +151,14 @@ def train(model: torch.nn.Module, params: TrainParams, query_ids: tuple[str, ...
                              lambda: seconds_before + time.perf_counter() - started, compute.world.main))
     before: dict[str, Any] = {}  # what hooks run before the first step log: it joins step 1's row
     if start_step == 0:
-        run_due(hooks, 0, total, model, before)
+        run_due(hooks, 0, total, model, before, progress, label)
     with progress.task(f"{label}: training", total, "steps", start=start_step) as advance:
         for step in range(start_step, total):
             info = _one_step(model, optim, params, schedule, query_ids, seed, step, step_fn, compute, replica)
             log.append({"step": step + 1, **info})
             if step == 0:
                 join(log[-1], before, "a hook run before the first step")
-            run_due(hooks, step + 1, total, model, log[-1])
+            run_due(hooks, step + 1, total, model, log[-1], progress, label)
             advance(1, f"loss {info['loss']:.4f}")
     model.eval()
     return log, seconds_before + time.perf_counter() - started

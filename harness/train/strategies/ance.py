@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Any, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 
 import numpy as np
 
@@ -49,7 +49,7 @@ from harness.api.params import like, param
 from harness.api.train_params import Denoised, MinedParams, PairParams, TrainParams
 from harness.train.data import TrainData
 from harness.train.denoise import Denoise, Keep, denoised_negatives
-from harness.train.hooks import Hook
+from harness.train.hooks import Hook, ignore
 from harness.train.sampling import Batch, draw_mined, sample_positives
 from harness.train.strategy import MissingInputError, Needs, PairStrategy, StepFn, TrainInputs
 
@@ -80,8 +80,10 @@ class AnceParams(Denoised, PairParams):
     doc_max_length: int = like(TrainParams, "doc_max_length",
                                paper="512 (passage seq_length, commands/run_train.sh:25)")
     refresh_every: int = param(100, "Re-encode the corpus and redraw every training query's negatives every N "
-                                    "optimizer steps (and once before the first), with the lengths and prefixes "
-                                    "the model trains with.", minimum=1,
+                                    "optimizer steps (and once before the first; never after the last, whose "
+                                    "negatives would train nothing), with the lengths and prefixes the model "
+                                    "trains with; each refresh shows as a stage of the training's progress.",
+                               minimum=1,
                                paper="10000: a new checkpoint, hence new negatives, every --save_steps 10000 "
                                      "(commands/run_train.sh:113), generated asynchronously")
     negatives_depth: int = param(200, "Rank of the current model's exact ranking down to which negatives are "
@@ -229,6 +231,7 @@ class Refresh(Hook):
 
     name = "ance"
     at_start = True
+    announce = "refreshing negatives"
 
     def __init__(self, encoder: Encoder, params: AnceParams, inputs: TrainInputs) -> None:
         self.encoder, self.params, self.inputs = encoder, params, inputs
@@ -240,7 +243,10 @@ class Refresh(Hook):
         drawn then would train nothing (what :meth:`Ance.corpus_encodes` counts)."""
         return step < total and super().due(step, total)
 
-    def run(self, step: int) -> dict[str, Any]:
+    def work(self) -> tuple[int, str]:
+        return len(self.inputs.data.doc_texts) + len(self.inputs.data.query_ids), "texts"
+
+    def run(self, step: int, advance: Callable[[int], None] = ignore) -> dict[str, Any]:  # type: ignore[override]
         from harness.index.faiss_index import exact_search
 
         start = time.perf_counter()
@@ -248,9 +254,10 @@ class Refresh(Hook):
         encoder, prefix = self.encoder, self.encoder.prefix
         try:
             encoder.prefix = settings.doc_prefix
-            docs = encoder.encode(data.doc_texts, max_length=params.doc_max_length)
+            docs = encoder.encode(data.doc_texts, max_length=params.doc_max_length, progress=advance)
             encoder.prefix = settings.query_prefix
-            queries = encoder.encode([data.queries[q] for q in data.query_ids], max_length=params.query_max_length)
+            queries = encoder.encode([data.queries[q] for q in data.query_ids], max_length=params.query_max_length,
+                                     progress=advance)
         finally:
             encoder.prefix = prefix
         scores, ranked, _ = exact_search(docs, queries, min(params.negatives_depth, len(docs)),
