@@ -127,23 +127,43 @@ class Compute:
             yield
 
 
+def compute_problem(device: str, precision: str, backend: str = "torch") -> tuple[str, str] | None:
+    """What is wrong with a device, precision and backend that no probe of this machine is needed
+    to see, as (the key at fault: "device", "precision" or "backend"; what is wrong and how to fix
+    it), or None. The recipe loader names the key by its recipe line, :func:`check_names` by its
+    label; whether this machine has the device or the backend's library is :func:`resolve_compute`'s
+    question.
+
+    >>> compute_problem("cpu", "fp16")
+    ('precision', 'fp16 runs on CUDA only, not on "cpu"; use bf16 or fp32')
+    >>> compute_problem("cpu", "bf16", "openvino") is None
+    True
+    """
+    if problem := device_problem(device):
+        return "device", problem
+    backend_says = backend_problem(backend, precision)
+    if backend_says and backend not in BACKENDS:
+        return "backend", backend_says
+    if precision not in PRECISIONS:
+        return "precision", f"unknown precision; use one of {', '.join(PRECISIONS)}"
+    if backend_says:
+        return "precision", f'with backend "{backend}": {backend_says}'
+    if backend != "torch" and not device.startswith(("cpu", "auto")):
+        return "backend", f'{backend} runs on the CPU, not on "{device}"; use device "cpu", or backend "torch" on a GPU'
+    if precision == "fp16" and not device.startswith(("cuda", "auto")):
+        return "precision", f'fp16 runs on CUDA only, not on "{device}"; use bf16 or fp32'
+    return None
+
+
 def check_names(device: str, precision: str, device_label: str, precision_label: str, backend: str = "torch",
                 backend_label: str | None = None) -> None:
-    """A one-line RecipeError for a device, precision or backend drbench does not know, or a
-    precision the backend does not run (whether this machine has that device, or the backend's
-    library, is :func:`resolve_compute`'s question)."""
-    backend_label = backend_label or f'[compute] backend = "{backend}"'
-    if problem := device_problem(device):
-        raise RecipeError(f"{device_label}: {problem}")
-    if backend not in BACKENDS:
-        raise RecipeError(f"{backend_label}: {backend_problem(backend, precision)}")
-    if precision not in PRECISIONS:
-        raise RecipeError(f"{precision_label}: unknown precision; use one of {', '.join(PRECISIONS)}")
-    if problem := backend_problem(backend, precision):
-        raise RecipeError(f"{precision_label} with {backend_label}: {problem}")
-    if backend != "torch" and not device.startswith(("cpu", "auto")):
-        raise RecipeError(f"{backend_label} with {device_label}: {backend} runs on the CPU; use device cpu, or "
-                          "backend torch on a GPU")
+    """A one-line RecipeError for what :func:`compute_problem` finds, naming the key by its label
+    (`--precision fp8`, `[compute] backend = "onnx"`)."""
+    if found := compute_problem(device, precision, backend):
+        key, problem = found
+        labels = {"device": device_label, "precision": precision_label,
+                  "backend": backend_label or f'[compute] backend = "{backend}"'}
+        raise RecipeError(f"{labels[key]}: {problem}")
 
 
 def resolve_compute(device: str, precision: str, *, device_label: str | None = None,

@@ -379,17 +379,12 @@ def _one_seed_key(where: Where, raw: dict[str, Any], experiment: dict[str, Any])
 
 def _check_compute(where: Where, recipe: Recipe) -> None:
     """What needs no GPU probe to be wrong (`run` checks the device itself before any work)."""
-    from harness.model.backend import backend_problem
+    from harness.model.compute import compute_problem
 
-    device, precision, backend = recipe.compute.device, recipe.compute.precision, recipe.compute.backend
-    if precision == "fp16" and not device.startswith(("cuda", "auto")):
-        raise where.error("compute", "precision", precision, f'fp16 runs on CUDA only, not on "{device}"; use bf16 '
-                          "or fp32")
-    if problem := backend_problem(backend, precision):
-        raise where.error("compute", "precision", precision, f'with backend "{backend}": {problem}')
-    if backend != "torch" and not device.startswith(("cpu", "auto")):
-        raise where.error("compute", "backend", backend, f'{backend} runs on the CPU, not on "{device}"; use device '
-                          '"cpu", or backend "torch" on a GPU')
+    compute = recipe.compute
+    if found := compute_problem(compute.device, compute.precision, compute.backend):
+        key, problem = found
+        raise where.error("compute", key, getattr(compute, key), problem)
 
 
 def _check_references(where: Where, recipe: Recipe) -> None:
