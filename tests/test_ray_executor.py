@@ -329,5 +329,5 @@ def test_address_auto_without_a_ray_here_is_one_line(tmp_path: Path, tiny_model:
     result = CliRunner().invoke(app, ["run", str(recipe), "--mirror", str(mirror), "--executor", "ray",
                                       "--address", "auto"])
     assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
-    assert result.stderr.startswith("error: --address auto: ")
-    assert not (tmp_path / "local.db.ray").exists() and not (tmp_path / "cache-local" / "models").exists()
+    assert result.stderr.startswith("error: --address auto: no running Ray found here")
+    assert not (tmp_path / "local.db").exists() and not (tmp_path / "cache-local").exists()  # nothing written

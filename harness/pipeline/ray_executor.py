@@ -54,7 +54,9 @@ def check_ray(address: str | None) -> None:
         import ray  # noqa: F401
     except ImportError:
         raise RecipeError("--executor ray needs Ray: pip install 'drbench[ray]' (or pip install ray)") from None
-    if address is None or address == "auto":
+    if address is None:
+        return
+    if address == "auto" and (address := _auto_address()) is None:
         return
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
@@ -66,6 +68,23 @@ def check_ray(address: str | None) -> None:
         raise RecipeError(f"--address {address}: no Ray cluster answers there within {CONNECT_TIMEOUT:.0f} s "
                           f"({exc.strerror or exc}); start one (ray start --head) or leave --address out to start "
                           "one on this machine") from None
+
+
+def _auto_address() -> str | None:
+    """The HOST:PORT `--address auto` means, found as `ray.init` finds it (RAY_ADDRESS, else the
+    cluster a `ray start` left on this machine), so that finding none is one line before the store
+    or the cache is created. None: this Ray keeps that search elsewhere (the helper is private), and
+    `ray.init` will say."""
+    try:
+        from ray._private.services import canonicalize_bootstrap_address
+    except ImportError:
+        return None
+    try:
+        return canonicalize_bootstrap_address("auto")
+    except ConnectionError:
+        raise RecipeError("--address auto: no running Ray found here (RAY_ADDRESS is unset and no `ray start` "
+                          "cluster runs on this machine); start one (ray start --head), name one with --address "
+                          "HOST:PORT, or leave --address out to start one for this run") from None
 
 
 @dataclass(frozen=True)
