@@ -163,7 +163,12 @@ class MinedParams(Denoised, PairParams):
     filter_max_score: float | None = param(None, "Keep a candidate only if the cross-encoder scores it below this. "
                                                  "The score is sigmoid(logit) of its one output, a probability in "
                                                  "(0, 1), not the raw logit: what sentence-transformers' "
-                                                 "CrossEncoder.predict returns by default and what RocketQA's 0.1 "
-                                                 "reads. With filter_model.",
+                                                 "CrossEncoder.predict returns by default. RocketQA's score is the "
+                                                 "same kind of number, the softmax probability of the relevant class "
+                                                 "of a two-output cross-encoder, sigmoid(logit1 - logit0); a "
+                                                 "threshold carries over only between similarly calibrated models. "
+                                                 "With filter_model.",
                                            minimum=0.0, check=_at_most_one, added=True,
-                                           paper="0.1 (RocketQA keeps negatives its cross-encoder scores below 0.1)")
+                                           paper="0.1: RocketQA keeps a retrieved candidate only if its cross-encoder "
+                                                 "scores it < 0.1 (research/RocketQA_NAACL2021/data_process/"
+                                                 "construct_marco_train_de.py:14,29-36 at e2bfcfc)")
