@@ -280,4 +280,4 @@ def test_shipped_recipes_share_their_training_defaults_through_train() -> None:
     trained = {v.name: v.params for v in recipe.variants if hasattr(v.params, "lr")}
     assert {n: (p.lr, p.epochs, p.warmup_steps, p.scale) for n, p in trained.items()} == {
         "inbatch": (2e-5, 1, 3, 20.0), "random": (2e-5, 1, 3, 20.0), "static": (2e-5, 1, 3, 20.0),
-        "star": (2e-5, 1, 3, 20.0), "adore": (1e-5, 3, 8, 20.0), "star+adore": (1e-5, 3, 8, 20.0)}
+        "star": (1e-4, 3, 3, 20.0), "adore": (1e-5, 3, 8, 20.0), "star+adore": (2e-5, 3, 8, 20.0)}
