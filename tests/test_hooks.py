@@ -14,14 +14,14 @@ from harness.api.train_params import TrainParams
 from harness.dense import EncoderSettings
 from harness.model.encoder import embed_batch
 from harness.progress import StageProgress
-from harness.train.hooks import Hook
+from harness.train.hooks import Hook, run_due
 from harness.train.loop import CHECKPOINT, train
 from harness.train.strategy import StepFn, Strategy, TrainInputs
 from harness.train.trainer import train_into
 
 # Fixtures (cranfield, one_torch_thread, ...) are used by name, hence the noqa.
 from train_helpers import (  # noqa: F401
-    one_torch_thread, quiet_console, loop_params, state, assert_same_weights, load_tiny, folder_weights,
+    one_torch_thread, quiet_console, console_text, loop_params, state, assert_same_weights, load_tiny, folder_weights,
     hand_data, Interrupted)
 
 TEXTS = ["the cell", "cells of the", "a cell in cells", "on the and", "to a is", "for with on",
@@ -98,6 +98,35 @@ def test_hooks_run_with_the_step_number_and_log_into_its_row(tiny_model: Path, t
     assert [row.get("drift", {}).get("at") for row in log] == [0, 2, None, 4, None]
     assert all(set(row) <= {"step", "loss", "lr", "drift"} for row in log)
     assert log[3]["drift"]["shift"] == pytest.approx(float(drift.shift))
+
+
+class Announced(Hook):
+    """A long hook: it names what it does and counts `items` texts through `advance`."""
+
+    name, every, announce = "slow", 1, "re-encoding"
+
+    def __init__(self, items: int) -> None:
+        self.items = items
+
+    def work(self) -> tuple[int, str]:
+        return self.items, "texts"
+
+    def run(self, step: int, advance: Any = None) -> dict[str, Any]:
+        advance(self.items)
+        return {"slow": step}
+
+
+@pytest.mark.parametrize("items", [0, 1500], ids=["spinner", "counted"])
+def test_an_announced_hook_is_a_stage_of_the_trainings_progress(items: int) -> None:
+    console, row = quiet_console(), {}
+    run_due([Announced(items)], 2, 4, torch.nn.Linear(1, 1), row, StageProgress(console, plain=True), "star")
+    assert row == {"slow": 2}
+    shown = console_text(console)
+    assert "star: re-encoding after step 2" in shown and "star: re-encoding after step 2: done" in shown
+    assert ("1,500 texts" in shown) == bool(items)
+    bare: dict[str, Any] = {}
+    run_due([Announced(items)], 2, 4, torch.nn.Linear(1, 1), bare)  # no progress: it runs all the same
+    assert bare == {"slow": 2}
 
 
 def test_a_hooked_run_resumes_from_its_checkpoint_as_if_never_stopped(tiny_model: Path, tmp_path: Path) -> None:
