@@ -98,15 +98,17 @@ def run_due(hooks: Sequence[Hook], step: int, total: int, model: torch.nn.Module
 
 
 def _run(hook: Hook, step: int, progress: StageProgress | None, label: str) -> dict[str, Any] | None:
-    if not hook.announce or progress is None:
-        return hook.run(step, ignore) if hook.announce else hook.run(step)
+    if not hook.announce:
+        return hook.run(step)
+    if progress is None:
+        return hook.run(step, ignore)  # type: ignore[call-arg]
     description = f"{label}: {hook.announce} after step {step}" if step else f"{label}: {hook.announce}"
     items, unit = hook.work()
     if not items:
         with progress.spinner(description):
-            return hook.run(step, ignore)
+            return hook.run(step, ignore)  # type: ignore[call-arg]
     with progress.task(description, items, unit) as advance:
-        return hook.run(step, advance)
+        return hook.run(step, advance)  # type: ignore[call-arg]
 
 
 def ignore(n: int) -> None:
