@@ -91,19 +91,22 @@ class StageProgress:
         self._console.log(text, markup=False, highlight=False)
 
     @contextlib.contextmanager
-    def task(self, description: str, total: int, unit: str = "it", start: int = 0) -> Iterator[Callable[[int], None]]:
+    def task(self, description: str, total: int, unit: str = "it", start: int = 0,
+             keep: bool = True) -> Iterator[Callable[[int], None]]:
         """Yield an `advance(n, note="")` callback for a stage of `total` items, `start` of them
-        done before (a resumed training): counted as done, never in the rate."""
+        done before (a resumed training): counted as done, never in the rate. `keep=False`: a
+        stage that recurs (ANCE's refresh) leaves a log line on a terminal, not a finished bar."""
         if self._progress is None:
             with self._plain_task(description, total, unit, start) as advance:
                 yield advance
             return
         progress = self._progress
         task_id = progress.add_task(escape(description), total=total, completed=start, rate="")  # names hold [...]
+        started = self._clock()
 
         def advance(n: int, note: str = "") -> None:
             progress.advance(task_id, n)
-            task = progress.tasks[task_id]
+            task = next(t for t in progress.tasks if t.id == task_id)  # ids outlive removed tasks; positions do not
             # The rate since the stage began, the figure the plain lines and the closing log line give
             # (rich's own `speed` is a moving window, which disagreed with them).
             speed = (task.completed - start) / task.elapsed if task.elapsed else None
@@ -111,6 +114,9 @@ class StageProgress:
 
         yield advance
         progress.update(task_id, completed=total)
+        if not keep:
+            progress.remove_task(task_id)
+            self._line(f"{description}: done, {total - start:,} {unit} in {clock_time(self._clock() - started)}")
 
     @contextlib.contextmanager
     def _plain_task(self, description: str, total: int, unit: str, resumed: int) -> Iterator[Callable[[int], None]]:

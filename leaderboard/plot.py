@@ -100,16 +100,33 @@ def collection_plots(db: Any, name: str, systems: list[System], metrics: list[st
         plots.append(Plot("size", name, f"{_slug(name)}-size", quality_vs_bytes(sized, metrics, name),
                           f"{name}: quality against bytes per document, one line per variant"))
     costs = seed_costs(db, systems)
-    if len(costs) == 1:  # none: nothing trained, or stored before costs were (the leaderboard shows no column)
-        skipped.append(f"{name}: one trained variant with a stored cost; skipped quality vs cost")
-    elif costs:
-        metric = metrics[0]
-        plots.append(Plot("cost", name, f"{_slug(name)}-cost",
-                          quality_vs_cost(systems, costs, values, metric, name),
-                          f"{name}: {metric} against training cost (documents encoded + training queries seen, "
-                          "and training wall time, along each model's chain); small dots: one seed, large: "
-                          "their mean; dashed: untrained systems"))
+    if costs:  # none: nothing trained, or stored before costs were (the leaderboard shows no column either)
+        # one point per model: the systems of the first index a trained one was evaluated with
+        index = next(s.index for s in systems if s.run_id in costs)
+        shown = _first_per_variant(systems, index)
+        trained = [s for s in shown if s.run_id in costs]
+        if len(trained) < 2:
+            skipped.append(f"{name}: one trained variant with a stored cost; skipped quality vs cost")
+        else:
+            metric = metrics[0]
+            several = len({s.index for s in systems if s.run_id in costs}) > 1
+            plots.append(Plot("cost", name, f"{_slug(name)}-cost",
+                              quality_vs_cost(shown, costs, values, metric, name + (f" [{index}]" if several else "")),
+                              f"{name}: {metric} against training cost (documents encoded + training queries "
+                              "seen, and training wall time, along each model's chain); small dots: one seed, "
+                              "large: their mean; dashed: untrained systems" +
+                              (f"; the trained variants' {index} runs" if several else "")))
     return plots, skipped
+
+
+def _first_per_variant(systems: list[System], index: str) -> list[System]:
+    """One system per (experiment, variant): its run on `index` where it has one, else its first."""
+    chosen: dict[tuple[str, str], System] = {}
+    for system in systems:
+        key = (system.experiment, system.variant)
+        if key not in chosen or (system.index == index and chosen[key].index != index):
+            chosen[key] = system
+    return list(chosen.values())
 
 
 def seed_costs(db: Any, systems: list[System]) -> dict[int, list[dict[str, float]]]:

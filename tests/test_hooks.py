@@ -123,10 +123,20 @@ def test_an_announced_hook_is_a_stage_of_the_trainings_progress(items: int) -> N
     assert row == {"slow": 2}
     shown = console_text(console)
     assert "star: re-encoding after step 2" in shown and "star: re-encoding after step 2: done" in shown
-    assert ("1,500 texts" in shown) == bool(items)
+    assert ("done, 1,500 texts" in shown) == bool(items)  # counted through `advance`
     bare: dict[str, Any] = {}
     run_due([Announced(items)], 2, 4, torch.nn.Linear(1, 1), bare)  # no progress: it runs all the same
     assert bare == {"slow": 2}
+
+
+def test_an_announced_hook_whose_run_takes_no_advance_is_refused_before_the_first_step(tiny_model: Path,
+                                                                                       tmp_path: Path) -> None:
+    class Old(Drift):
+        announce = "drifting"  # its run(step) takes no `advance`
+
+    with pytest.raises(ValueError, match="training hook 'drift' sets announce = 'drifting'.*give its run an"):
+        run(tiny_model, tmp_path, hook=Old)
+    assert not (tmp_path / CHECKPOINT).exists()
 
 
 def test_a_hooked_run_resumes_from_its_checkpoint_as_if_never_stopped(tiny_model: Path, tmp_path: Path) -> None:

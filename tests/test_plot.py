@@ -102,3 +102,32 @@ def test_a_swept_variant_shows_its_chosen_points_training_curve() -> None:
     assert len(training) == 1 and not [s for s in skipped if "training" in s]
     labels = [t.get_text() for t in training[0].figure.legends[0].get_texts()]
     assert sorted(labels) == ["adore", "star = star[lr=2e-05]"]
+
+
+def test_the_cost_plot_shows_each_trained_model_once_across_indexes() -> None:
+    """Quality against training cost: one point per trained model (its run on the first index),
+    one dashed line per untrained system, however many indexes each was evaluated with."""
+    from leaderboard.plot import store_plots
+
+    db = open_memory_store()
+    experiment = ExperimentRecord(name="cost", recipe_path=None, recipe_text="", recipe_hash="h", git_commit=None,
+                                  git_dirty=False, packages={}, python="3.11", platform="test", seed=1,
+                                  started_at="t")
+    for variant, units in (("zero-shot", None), ("star", 700), ("ance", 1900)):
+        trained = {"trained": {"key": variant, "cost": {"documents": units - 100, "examples": 100, "units": units,
+                                                        "parts": {}}}} if units else None
+        for index, drop in (("Flat", 0.0), ("PQ8", 0.05)):
+            scores = np.full(4, 0.5 + (units or 0) / 10_000 - drop)
+            write_run(db, experiment, RunRecord(
+                experiment="cost", variant=variant, kind=variant, collection="c", index_factory=index, run_key="k",
+                model=trained, depth=10, n_docs=10, started_at="t", finished_at="t",
+                timings={"search": 0.1, **({"train_chain": units / 10} if units else {})}, index_stats={},
+                metrics={"ndcg@10": float(scores.mean())},
+                query_metrics={"ndcg@10": {f"q{i}": float(x) for i, x in enumerate(scores)}}))
+    plots, _ = store_plots(db, bootstrap=20)
+    [cost] = [p for p in plots if p.what == "cost"]
+    units_axes = cost.figure.axes[0]
+    points = sorted(tuple(np.round(p, 4)) for c in units_axes.collections for p in c.get_offsets())
+    assert points == [(700.0, 0.57), (700.0, 0.57), (1900.0, 0.69), (1900.0, 0.69)]  # Flat's: a seed dot, the mean
+    assert [line.get_linestyle() for line in units_axes.lines] == ["--"]  # zero-shot once
+    assert "Flat" in cost.caption

@@ -73,6 +73,24 @@ def test_on_a_terminal_rich_draws_bars_instead() -> None:
     assert "10/10" in text and "docs:" not in text
 
 
+def test_on_a_terminal_a_recurring_stage_leaves_a_line_not_a_bar() -> None:
+    """ANCE refreshes every N steps: each refresh's bar goes once it is done, and a log line stays,
+    so the live display does not outgrow the terminal."""
+    console = Console(file=io.StringIO(), width=200, force_terminal=True, log_time=False, log_path=False)
+    clock = Clock()
+    with StageProgress(console, clock=clock) as progress:
+        with progress.task("ance: training", 4, "steps") as step:
+            for n in (2, 4):
+                with progress.task(f"ance: refreshing negatives after step {n}", 30, "texts", keep=False) as advance:
+                    clock.now += 90.0
+                    advance(30)
+                step(2)
+        assert [task.description for task in progress._progress.tasks] == ["ance: training"]
+    text = console.file.getvalue()
+    assert "ance: refreshing negatives after step 2: done, 30 texts in 1:30" in text
+    assert "ance: refreshing negatives after step 4: done, 30 texts in 1:30" in text
+
+
 def test_on_a_terminal_the_bar_rate_is_the_rate_since_the_stage_began() -> None:
     """One rate everywhere: the bar's is done over elapsed, as the plain and closing lines give it
     (rich's moving-window speed had said 9.14 docs/s where the log said 7.1)."""

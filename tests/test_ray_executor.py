@@ -210,14 +210,18 @@ def test_tasks_follow_the_plan() -> None:
 @pytest.mark.parametrize(("args", "fragment"), [
     (["--executor", "ray", "--address", "127.0.0.1:9"], "no Ray cluster answers there"),
     (["--executor", "ray", "--address", "nowhere"], "write HOST:PORT"),
+    (["--executor", "ray", "--address", "auto", "RAY_ADDRESS=garbage"], "--address auto (found garbage): write"),
+    (["--executor", "ray", "--address", "auto", "RAY_ADDRESS=127.0.0.1:9"], "(found 127.0.0.1:9): no Ray cluster"),
     (["--executor", "ray", "--nproc", "2"], "leave --nproc out"),
     (["--workers", "2"], "--workers goes with --executor ray"),
 ])
 def test_bad_ray_options_are_one_line_before_any_work(args: list[str], fragment: str, tmp_path: Path,
-                                                      tiny_model: Path) -> None:
+                                                      tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     recipe = tmp_path / "recipe.toml"
     recipe.write_text(RECIPE.format(folder=tmp_path, model=tiny_model))
-    result = CliRunner().invoke(app, ["run", str(recipe), *args])
+    for setting in [a for a in args if "=" in a]:  # an environment variable the case sets
+        monkeypatch.setenv(*setting.split("=", 1))
+    result = CliRunner().invoke(app, ["run", str(recipe), *[a for a in args if "=" not in a]])
     assert result.exit_code == 2 and result.stderr.count("\n") == 1 and fragment in result.stderr, result.output
     assert not (tmp_path / "local.db").exists() and not (tmp_path / "cache-local").exists()
 
@@ -322,8 +326,11 @@ def test_sigterm_stops_a_ray_run_as_ctrl_c_does(tmp_path: Path, mirror: Path, ti
 
 def test_address_auto_without_a_ray_here_is_one_line(tmp_path: Path, tiny_model: Path, mirror: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from ray._private import services
+
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "ray-tmp"))  # no `ray start` of this machine is found there
+    monkeypatch.setattr(services, "find_gcs_addresses", lambda: [], raising=False)  # nor a gcs_server in `ps`
     recipe = tmp_path / "recipe.toml"
     recipe.write_text(RECIPE.format(folder=tmp_path, model=tiny_model))
     result = CliRunner().invoke(app, ["run", str(recipe), "--mirror", str(mirror), "--executor", "ray",

@@ -56,33 +56,39 @@ def check_ray(address: str | None) -> None:
         raise RecipeError("--executor ray needs Ray: pip install 'drbench[ray]' (or pip install ray)") from None
     if address is None:
         return
-    if address == "auto" and (address := _auto_address()) is None:
-        return
+    label = f"--address {address}"
+    if address == "auto":
+        if (address := _auto_address()) is None:
+            return
+        label = f"--address auto (found {address})"
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
-        raise RecipeError(f"--address {address}: write HOST:PORT (the head's GCS port, 6379 by default), "
+        raise RecipeError(f"{label}: write HOST:PORT (the head's GCS port, 6379 by default), "
                           "ray://HOST:PORT, or auto")
     try:
         socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT).close()
     except OSError as exc:
-        raise RecipeError(f"--address {address}: no Ray cluster answers there within {CONNECT_TIMEOUT:.0f} s "
+        raise RecipeError(f"{label}: no Ray cluster answers there within {CONNECT_TIMEOUT:.0f} s "
                           f"({exc.strerror or exc}); start one (ray start --head) or leave --address out to start "
                           "one on this machine") from None
 
 
 def _auto_address() -> str | None:
-    """The HOST:PORT `--address auto` means, found as `ray.init` finds it (RAY_ADDRESS, else the
-    cluster a `ray start` left on this machine), so that finding none is one line before the store
-    or the cache is created. None: this Ray keeps that search elsewhere (the helper is private), and
-    `ray.init` will say."""
+    """The address `--address auto` means, found as `ray.init` finds it: RAY_ADDRESS when it names
+    one (HOST:PORT or a Ray Client ray://HOST:PORT, checked like --address), else the cluster a
+    `ray start` left on this machine, so that finding none is one line before the store or the cache
+    is created. None: this Ray keeps that search elsewhere (the helper is private), and `ray.init`
+    will say."""
+    if (named := os.environ.get("RAY_ADDRESS", "").strip()) and named != "auto":
+        return named
     try:
         from ray._private.services import canonicalize_bootstrap_address
     except ImportError:
         return None
     try:
         return canonicalize_bootstrap_address("auto")
-    except ConnectionError:
-        raise RecipeError("--address auto: no running Ray found here (RAY_ADDRESS is unset and no `ray start` "
+    except (ConnectionError, ValueError):
+        raise RecipeError("--address auto: no running Ray found here (RAY_ADDRESS names none and no `ray start` "
                           "cluster runs on this machine); start one (ray start --head), name one with --address "
                           "HOST:PORT, or leave --address out to start one for this run") from None
 

@@ -107,7 +107,7 @@ def _run(hook: Hook, step: int, progress: StageProgress | None, label: str) -> d
     if not items:
         with progress.spinner(description):
             return hook.run(step, ignore)  # type: ignore[call-arg]
-    with progress.task(description, items, unit) as advance:
+    with progress.task(description, items, unit, keep=False) as advance:
         return hook.run(step, advance)  # type: ignore[call-arg]
 
 
@@ -124,11 +124,23 @@ def join(row: dict[str, Any], values: dict[str, Any], who: str) -> None:
 
 
 def check_names(hooks: Sequence[Hook]) -> None:
-    """Refuse two hooks of one name: their states would share one checkpoint entry."""
+    """Before the first step: refuse two hooks of one name (their states would share one
+    checkpoint entry), and an announced hook whose `run` cannot take `advance` (it would fail at
+    its first call, perhaps hours in)."""
+    import inspect
+
     names = [hook.name for hook in hooks]
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
         raise ValueError(f"training hooks must have distinct names (their checkpoint keys); twice: {twice}")
+    for hook in hooks:
+        if not hook.announce:
+            continue
+        try:
+            inspect.signature(hook.run).bind(0, ignore)
+        except TypeError:
+            raise ValueError(f"training hook {hook.name!r} sets announce = {hook.announce!r}, so the loop calls "
+                             "run(step, advance); give its run an `advance` argument, or drop announce") from None
 
 
 class DevScores(Hook):
