@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from harness.cli import app
 from harness.data.collection import Collection
+from harness.errors import RecipeError
 from harness.dense import EncoderSettings
 from harness.model.encoder import Encoder
 from harness.progress import StageProgress
@@ -68,7 +69,7 @@ def test_a_recipe_declares_it_chained_on_a_static_warm_up(tmp_path: Path) -> Non
     assert KIND.needs(variant.params).init == "warm" and KIND.needs(variant.params).negatives is None
 
 
-@pytest.mark.parametrize("refresh_every", [1, 2, 3, 26])
+@pytest.mark.parametrize("refresh_every", [2, 3, 26])
 def test_it_never_refreshes_after_the_last_step_and_the_plan_counts_what_it_does(refresh_every: int) -> None:
     # a refresh after the last step draws negatives nothing trains on (78 steps, every 26: steps 0, 26, 52)
     params = AnceParams(refresh_every=refresh_every)
@@ -79,11 +80,18 @@ def test_it_never_refreshes_after_the_last_step_and_the_plan_counts_what_it_does
         assert len(done) == Ance().corpus_encodes(params, steps)
 
 
+def test_refresh_every_1_is_refused_in_one_line(tmp_path: Path) -> None:
+    # refreshes before step 1 and after it would both log into step 1's row
+    text = recipe_text(tmp_path, tmp_path, VARIANTS.replace("refresh_every = 2", "refresh_every = 1"))
+    with pytest.raises(RecipeError, match=r"\[variant.anc\] refresh_every = 1: .*2"):
+        parse_recipe(text)
+
+
 def test_explain_documents_its_keys_with_the_official_values() -> None:
     result = CliRunner().invoke(app, ["validate", "--explain", "--format", "markdown"])
     assert result.exit_code == 0, result.output
     section = result.output.split('kind = "ance"')[1].split("#### ")[0]
-    assert "| `refresh_every` | int | 100 | >= 1 | 10000" in section
+    assert "| `refresh_every` | int | 100 | >= 2 | 10000" in section
     assert "| `negatives_depth` | int | 200 | >= 1 | 200 (--topk_training" in section
     assert "| `negatives` | int | 20 | >= 1 | 20 (--negative_sample" in section
     assert "| `lr` | float | 2e-05 |" in section  # the shared training keys come with it

@@ -82,8 +82,10 @@ class AnceParams(Denoised, PairParams):
     refresh_every: int = param(100, "Re-encode the corpus and redraw every training query's negatives every N "
                                     "optimizer steps (and once before the first; never after the last, whose "
                                     "negatives would train nothing), with the lengths and prefixes the model "
-                                    "trains with; each refresh shows as a stage of the training's progress.",
-                               minimum=1,
+                                    "trains with; each refresh shows as a stage of the training's progress. At "
+                                    "least 2: the refresh before step 1 logs into step 1's row, where a refresh "
+                                    "after it would log too.",
+                               minimum=2,
                                paper="10000: a new checkpoint, hence new negatives, every --save_steps 10000 "
                                      "(commands/run_train.sh:113), generated asynchronously")
     negatives_depth: int = param(200, "Rank of the current model's exact ranking down to which negatives are "
