@@ -116,7 +116,7 @@ class StageProgress:
         progress.update(task_id, completed=total)
         if not keep:
             progress.remove_task(task_id)
-            self._line(f"{description}: done, {total - start:,} {unit} in {clock_time(self._clock() - started)}")
+            self._done(description, total - start, unit, self._clock() - started)
 
     @contextlib.contextmanager
     def _plain_task(self, description: str, total: int, unit: str, resumed: int) -> Iterator[Callable[[int], None]]:
@@ -139,10 +139,12 @@ class StageProgress:
                        f"{_rate(rate, unit)}{left}{note_}")
 
         yield advance
-        seconds = self._clock() - start
-        fresh = state["done"] - resumed
+        self._done(description, state["done"] - resumed, unit, self._clock() - start, state["note"])
+
+    def _done(self, description: str, fresh: int, unit: str, seconds: float, note: str = "") -> None:
+        """A stage's closing line: the items it did itself, in how long, at what rate."""
         rate = f" ({_rate(fresh / seconds, unit)})" if seconds > 0 else ""
-        note = f", {state['note']}" if state["note"] else ""
+        note = f", {note}" if note else ""
         self._line(f"{description}: done, {fresh:,} {unit} in {clock_time(seconds)}{rate}{note}")
 
     @contextlib.contextmanager
