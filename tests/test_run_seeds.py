@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sqlite3
 import statistics
 from contextlib import closing
@@ -253,3 +254,62 @@ def test_validate_says_how_many_runs_the_seeds_make(seeded: Path) -> None:
     assert "trained with seeds 13, 14: 6 runs" in result.output
     recipe = parse_recipe(HEAD.format("seeds = [5, 3]"), "r.toml")
     assert recipe.seeds == (5, 3) and recipe.experiment.seed == 5
+
+
+def test_seeds_option_redoes_one_seed_and_keeps_the_others_runs(seeded: Path, tmp_path: Path, mirror: Path,
+                                                                 tiny_model: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "redo"
+    recipe = write_recipe(folder, tiny_model, "seeds = [13, 14]", cache=seeded / "cache")
+    shutil.copy(seeded / "drbench.db", folder / "drbench.db")
+    before = dict(rows(folder, "SELECT variant || '@' || seed, id FROM runs"))
+    planned = invoke("plan", recipe, "--seeds", "14", "--format", "json")
+    assert planned.exit_code == 0, planned.output
+    assert sorted((r["variant"], r["seed"]) for r in json.loads(planned.stdout)["runs"]) == [
+        ("adore", 14), ("bm25", 13), ("star", 14), ("zero-shot", 13)]  # BM25 and zero-shot as the whole recipe
+    result = invoke("run", recipe, "--mirror", mirror, "--seeds", "14", "--force")
+    assert result.exit_code == 0, result.output
+    after = dict(rows(folder, "SELECT variant || '@' || seed, id FROM runs"))
+    assert set(after) == set(before)  # no seed's runs went
+    assert all(after[run] == before[run] for run in ("star@13", "adore@13"))  # seed 13's untouched
+    assert all(after[run] != before[run] for run in ("star@14", "adore@14", "bm25@13", "zero-shot@13"))  # re-run
+    assert rows(folder, "SELECT DISTINCT seed FROM training_log ORDER BY seed") == [(13,), (14,)]
+    for seed in (13, 14):  # the cached models: the same numbers
+        assert metric(folder, "star", seed) == metric(seeded, "star", seed)
+
+
+@pytest.mark.parametrize(("seeds", "message"), [
+    ("16", r"--seeds: .*recipe\.toml does not list seed 16 \(its seeds: 13, 14\); add it to \[experiment\] seeds"),
+    ("14,x", r"--seeds '14,x': write the seeds as integers separated by commas, e.g\. --seeds 14,15"),
+    ("14,14", r"--seeds 14,14: a seed is listed twice"),
+])
+def test_seeds_option_refuses_what_the_recipe_does_not_run_in_one_line(tmp_path: Path, tiny_model: Path,
+                                                                       seeds: str, message: str) -> None:
+    recipe = write_recipe(tmp_path, tiny_model, "seeds = [13, 14]")
+    for command in ("run", "plan"):
+        result = invoke(command, recipe, "--seeds", seeds)
+        assert result.exit_code == 2, result.output
+        [line] = [line for line in result.output.strip().splitlines() if not line.startswith("warning:")]
+        assert re.search(message, line), line
+    assert not (tmp_path / "drbench.db").exists() and not (tmp_path / "cache").exists()
+
+
+def test_seeds_option_refuses_a_recipe_that_chooses_on_dev_over_its_seeds() -> None:
+    from harness.recipe.seed_subset import only_seeds
+
+    swept = parse_recipe('[experiment]\nname="x"\nseeds=[13, 14]\n[data]\ntrain="beir/scifact/train"\n'
+                         'eval=["beir/scifact/test"]\ndev="holdout:0.1"\n[variant.star]\nkind="star"\n'
+                         '[variant.star.sweep]\nlr=[1e-3, 2e-3]\n', "swept.toml")
+    with pytest.raises(RecipeError, match=r"^--seeds: swept\.toml chooses sweep points on dev over all its seeds "
+                                          r"\(13, 14\); run it without --seeds$"):
+        only_seeds(swept, (14,))
+    every_point = parse_recipe(swept.text.replace("[variant.star]", "select = \"none\"\n[variant.star]"), "all.toml")
+    assert only_seeds(every_point, (14,)).seeds == (14,)  # every point is reported: nothing to choose over seeds
+
+
+def test_seeds_option_reaches_the_processes_nproc_launches() -> None:
+    from harness.cli.recipes import _passed_on
+
+    args = _passed_on(RunOptions(mirror="m", seeds=(14, 15), shard=(1, 2), threads=1, force=True))
+    assert args == ["--mirror", "m", "--shard", "1/2", "--seeds", "14,15", "--threads", "1", "--force"]

@@ -51,6 +51,9 @@ StoreOpt = typer.Option(None, "--store", envvar=STORE_ENV, help=f"Results store 
 ShardOpt = typer.Option(None, "--shard", metavar="I/N",
                         help="Run only shard I of N of the plan (an array job's task), into its own store "
                              "(default: the recipe's, named .shard-I-of-N); join them with drbench merge.")
+SeedsOpt = typer.Option(None, "--seeds", metavar="S,S",
+                        help="Run only these of the recipe's seeds, e.g. 14,15 (to add or redo a seed); the stored runs "
+                             "of its other seeds stay. Left out, a run replaces stored seeds the recipe no longer lists.")
 RecipeStoreOpt = typer.Option(None, "--store", envvar=STORE_ENV, help="Results store (default: the recipe's).")
 MirrorOpt = typer.Option(None, "--mirror", help="Offline ir_datasets mirror folder (also $DRBENCH_MIRROR).")
 ForceOpt = typer.Option(False, "--force", help="Re-run runs already in the store.")
@@ -66,15 +69,16 @@ BackendOpt = typer.Option(None, "--backend", help="torch, openvino or onnx: what
 
 def run_options(mirror: str | None, force: bool, store: str | None, cache_dir: str | None, device: str | None,
                 precision: str | None, shard: str | None = None, backend: str | None = None,
-                **parallel: Any) -> RunOptions:
+                seeds: str | None = None, **parallel: Any) -> RunOptions:
     """The `RunOptions` the run option group's values ask for (imports the pipeline, so torch);
     `parallel`: `drbench run`'s executor, address, workers and threads."""
     from harness.pipeline import RunOptions
+    from harness.recipe.seed_subset import parse_seeds
     from harness.recipe.shards import parse_shard
 
     return RunOptions(mirror=mirror, force=force, store=store, cache_dir=cache_dir, device=device,
                       precision=precision, shard=None if shard is None else parse_shard(shard), backend=backend,
-                      **parallel)
+                      seeds=None if seeds is None else parse_seeds(seeds), **parallel)
 
 
 class Format(str, Enum):

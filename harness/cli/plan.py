@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from harness.cli.common import (BackendOpt, CacheDirOpt, DeviceOpt, Format, MirrorOpt, PrecisionOpt, RecipeStoreOpt, ShardOpt,
-                                counted, fail, out, warn)
+from harness.cli.common import (BackendOpt, CacheDirOpt, DeviceOpt, Format, MirrorOpt, PrecisionOpt, RecipeStoreOpt,
+                                SeedsOpt, ShardOpt, counted, fail, out, warn)
 from harness.errors import DrbenchError
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ PLAN_JSON_VERSION = 2
 def plan(recipe: Path = typer.Argument(..., help="Recipe file."),
          store: str | None = RecipeStoreOpt, cache_dir: str | None = CacheDirOpt, mirror: str | None = MirrorOpt,
          device: str | None = DeviceOpt, precision: str | None = PrecisionOpt, backend: str | None = BackendOpt,
-         shard: str | None = ShardOpt,
+         shard: str | None = ShardOpt, seeds: str | None = SeedsOpt,
          format: str = typer.Option("table", "--format", help="table (for people) or json (for executors).")
          ) -> None:
     """Print every run RECIPE makes: stored (skipped), model cached (evaluate only), to evaluate or
@@ -43,6 +43,10 @@ def plan(recipe: Path = typer.Argument(..., help="Recipe file."),
 
     try:
         parsed = load_recipe(recipe)
+        if seeds is not None:  # what `run --seeds` runs
+            from harness.recipe.seed_subset import only_seeds, parse_seeds
+
+            parsed = only_seeds(parsed, parse_seeds(seeds))
         check_resources(parsed)  # what validate checks: ids, models, factory strings
         the_plan = build_plan(parsed)
         from harness.pipeline import RunOptions, store_path

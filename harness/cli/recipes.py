@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from harness.cli.common import (INTERRUPTED, BackendOpt, CacheDirOpt, DeviceOpt, ForceOpt, Format, MirrorOpt, PrecisionOpt,
-                                RecipeStoreOpt, ShardOpt, counted, err, fail, out, print_leaderboard, run_options, warn)
+                                RecipeStoreOpt, SeedsOpt, ShardOpt, counted, err, fail, out, print_leaderboard, run_options, warn)
 from harness.errors import DrbenchError, RunsFailed
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ def validate(recipe: Path | None = typer.Argument(None, help="Recipe file to che
 def run(recipe: Path = typer.Argument(..., help="Recipe file."),
         mirror: str | None = MirrorOpt, force: bool = ForceOpt, store: str | None = RecipeStoreOpt,
         cache_dir: str | None = CacheDirOpt, device: str | None = DeviceOpt, precision: str | None = PrecisionOpt,
-        backend: str | None = BackendOpt, shard: str | None = ShardOpt, nproc: int = typer.Option(1, "--nproc", help="Processes to run on this machine through torchrun (gloo on "
+        backend: str | None = BackendOpt, shard: str | None = ShardOpt, seeds: str | None = SeedsOpt, nproc: int = typer.Option(1, "--nproc", help="Processes to run on this machine through torchrun (gloo on "
                                   "the CPU, one GPU each on CUDA); for several machines run torchrun yourself "
                                   "(README)."),
         executor: Executor = typer.Option(Executor.local, "--executor",
@@ -122,7 +122,8 @@ def run(recipe: Path = typer.Argument(..., help="Recipe file."),
     world = World.from_env()
     try:
         parsed = load_recipe(recipe)
-        options = run_options(mirror, force, store, cache_dir, device, precision, shard, backend, threads=threads)
+        options = run_options(mirror, force, store, cache_dir, device, precision, shard, backend, seeds,
+                              threads=threads)
         on = None
         if executor is Executor.ray:
             from harness.pipeline.ray_executor import RayExecutor, check_ray
@@ -137,6 +138,10 @@ def run(recipe: Path = typer.Argument(..., help="Recipe file."),
         elif address is not None or workers is not None:
             raise fail(f"{'--address' if address is not None else '--workers'} goes with --executor ray")
         if nproc != 1 and world.size == 1:
+            if options.seeds is not None:  # a seed the recipe lacks stops before any process starts
+                from harness.recipe.seed_subset import only_seeds
+
+                only_seeds(parsed, options.seeds)
             _launch(nproc, parsed, options, [str(recipe)] + _passed_on(options))
             return  # the launched rank 0 warns
         for warning in recipe_warnings(parsed) if world.main else ():
@@ -161,6 +166,8 @@ def _passed_on(options: RunOptions) -> list[str]:
     args = [x for name, flag in flags.items() if (value := getattr(options, name)) is not None for x in (flag, value)]
     if options.shard is not None:
         args += ["--shard", f"{options.shard[0]}/{options.shard[1]}"]
+    if options.seeds is not None:
+        args += ["--seeds", ",".join(map(str, options.seeds))]
     if options.threads is not None:
         args += ["--threads", str(options.threads)]
     return args + (["--force"] if options.force else [])

@@ -41,6 +41,7 @@ from harness.recipe.checks import check_dev_overlap, check_processes, check_reso
 from harness.recipe import plan
 from harness.recipe.expand import variant_seeds
 from harness.recipe.grid import grid_edges
+from harness.recipe.seed_subset import only_seeds
 from harness.recipe.model import Recipe, Variant, holdout_fraction, read_collections
 from harness.recipe.shards import shard_of
 from harness.api.registry import kind, package
@@ -64,6 +65,7 @@ class RunOptions:
     backend: str | None = None  # over [compute] backend
     shard: tuple[int, int] | None = None  # (I, N): only shard I of N of the plan (harness.recipe.shards)
     threads: int | None = None  # over [compute] threads
+    seeds: tuple[int, ...] | None = None  # only these of the recipe's seeds; the others' stored runs stay
 
 
 @dataclass
@@ -138,6 +140,8 @@ def run_recipe(recipe: Recipe, options: RunOptions = RunOptions(), console: Cons
     several when torchrun started this process), here, or with `executor`."""
     world = World.from_env()
     console = (console or log_console()) if world.main else Console(quiet=True)
+    if options.seeds is not None:
+        recipe = only_seeds(recipe, options.seeds)
     check_resources(recipe)
     compute = _compute(recipe, options, console, world)
     world = world.join(compute.device)
@@ -188,7 +192,8 @@ def run_recipe(recipe: Recipe, options: RunOptions = RunOptions(), console: Cons
     if world.main:
         if the_plan.folds:
             outcomes += combined_folds(db, experiment, the_plan, console)
-        _drop_other_seeds(db, recipe, console)
+        if options.seeds is None:  # --seeds runs some of the recipe's seeds: the others' runs stay
+            _drop_other_seeds(db, recipe, console)
     world.leave()
     return outcomes
 
@@ -296,7 +301,8 @@ def announce_choice(console: Console, recipe: Recipe, dev: str, name: str, point
 def _drop_other_seeds(db: Any, recipe: Recipe, console: Console) -> None:
     """Runs of seeds the recipe no longer lists go (its runs replace them, as a re-run replaces
     its own), so the leaderboard's means are over the recipe's seeds only. After every run is
-    stored: an interrupted run leaves the old ones until it completes."""
+    stored: an interrupted run leaves the old ones until it completes. Not with `--seeds`, which
+    runs some of the recipe's seeds (:mod:`harness.recipe.seed_subset`)."""
     keep = {v.name: set(variant_seeds(recipe, v)) for v in recipe.variants}
     keep.update({name: set(variant_seeds(recipe, points[0])) for name, points in recipe.sweeps.items()})
     if gone := drop_other_seeds(db, recipe.experiment.name, keep):
