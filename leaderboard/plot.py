@@ -99,7 +99,7 @@ def collection_plots(db: Any, name: str, systems: list[System], metrics: list[st
     else:
         plots.append(Plot("size", name, f"{_slug(name)}-size", quality_vs_bytes(sized, metrics, name),
                           f"{name}: quality against bytes per document, one line per variant"))
-    costs = seed_costs(db, systems)
+    costs = seed_costs(db, systems, name)
     if costs:  # none: nothing trained, or stored before costs were (the leaderboard shows no column either)
         # one point per model: the systems of the first index a trained one was evaluated with
         index = next(s.index for s in systems if s.run_id in costs)
@@ -129,10 +129,10 @@ def _first_per_variant(systems: list[System], index: str) -> list[System]:
     return list(chosen.values())
 
 
-def seed_costs(db: Any, systems: list[System]) -> dict[int, list[dict[str, float]]]:
-    """{system run_id: each seed's stored cost (`leaderboard.rows.run_cost`)} for the systems whose
-    every seed has one (trained models; runs stored before costs were have none)."""
-    runs = {run["id"]: run for run in list_runs(db)}
+def seed_costs(db: Any, systems: list[System], collection: str) -> dict[int, list[dict[str, float]]]:
+    """{system run_id: each seed's stored cost (`leaderboard.rows.run_cost`)} for the systems of
+    `collection` whose every seed has one (trained models; runs stored before costs were have none)."""
+    runs = {run["id"]: run for run in list_runs(db, collection=collection)}
     costs = {}
     for system in systems:
         per_seed = [run_cost(runs[run_id]) for run_id in system.run_ids or (system.run_id,)]
