@@ -20,7 +20,7 @@ from harness.train.strategies.static import KIND as static, StaticParams
 
 # Fixtures (cranfield, one_torch_thread, use_cranfield) are used by name or applied by import, hence the noqa.
 from train_helpers import (  # noqa: F401
-    one_torch_thread, cranfield, hand_data, recipe_text, stage_context, use_cranfield)
+    console_text, one_torch_thread, cranfield, hand_data, recipe_text, stage_context, use_cranfield)
 
 # q1's positive is row 0 (score 10), q2's are rows 1 and 2 (scores 10 and 8): its margins use 8.
 RANKED = {"q1": [(0, 10.0), (5, 9.8), (6, 9.0), (7, 8.0), (8, 5.0), (9, 1.0)],
@@ -208,3 +208,23 @@ def test_the_plan_names_denoised_negatives_apart(tmp_path: Path) -> None:
     assert made == {"plain": ["negatives:base:5"], "denoised": ["negatives:base:5[relative_margin=0.05]"],
                     "drawn": ["negatives:base:5[sampling=random, seed=3]"]}
     assert not training["denoised"].after and not training["drawn"].after  # nothing the plain run makes
+
+
+def test_mining_says_how_many_queries_the_denoising_left_without_negatives(tmp_path: Path,
+                                                                           cranfield: Collection) -> None:
+    text = (STATIC.format(name="some", extra="relative_margin = 0.05\n")
+            + STATIC.format(name="none", extra="max_score = -1e9\n")).replace('negatives_from = "base"\n', "")
+    models = stage_context(recipe_text(tmp_path, tmp_path / "unused", text), tmp_path / "cache")
+    data = TrainData.from_collection(cranfield)
+    some, _ = models._negatives(static.needs(models.recipe.variant("some").params), data, cranfield)
+    counts = [len(v) for v in some.values()]
+    full, none = sum(c == 5 for c in counts), sum(c == 0 for c in counts)
+    assert 0 < full < len(counts)  # the margin leaves some queries fewer than 5
+    expected = (f"mined up to 5 hard negatives per query from bm25 ({len(counts)} training queries: {full} with 5, "
+                f"{len(counts) - full - none} with fewer")
+    assert ("warning: " if none else "") + expected in console_text(models.console)
+    empty, _ = models._negatives(static.needs(models.recipe.variant("none").params), data, cranfield)
+    assert not any(len(v) for v in empty.values())
+    assert (f"warning: mined up to 5 hard negatives per query from bm25 ({len(counts)} training queries: 0 with 5, "
+            f"0 with fewer, {len(counts)} with none); a query with none trains on random documents as negatives: "
+            "loosen the denoising keys to keep more") in console_text(models.console)

@@ -213,12 +213,13 @@ BROKEN = [
     ({"plug-margin": "drbench_plug:KIND"}, {"drbench_plug": "raise ValueError()\n"}, "failed to load: ValueError"),
     ({"plug-margin": "drbench_plug:KIND"}, {"drbench_plug": STRATEGY.replace('"plug-margin"', '"other"')},
      "drbench_plug:KIND declares kind 'other', registered as 'plug-margin'"),
+    ({"plug-margin": "drbench_plug:KIND"}, {"drbench_plug": "import sys\nsys.exit(3)\n"}, "SystemExit: 3"),
 ]
 
 
 @pytest.mark.parametrize("entry_points, sources, reason", BROKEN,
                          ids=["no-module", "import-error", "raises", "no-attr", "no-KIND", "not-a-kind", "a-class",
-                              "no-message", "renamed"])
+                              "no-message", "renamed", "exits"])
 def test_a_broken_plugin_is_one_line_and_the_builtins_still_work(install: Install, tmp_path: Path,
                                                                   entry_points: dict[str, str],
                                                                   sources: dict[str, str], reason: str) -> None:

@@ -233,13 +233,18 @@ def test_new_experiment_with_an_extra_variant_reuses_trained_models(star_run: di
     assert training_log(db, "chain-more", "star") == training_log(db, "chain", "star")
 
 
-def test_shared_training_refuses_an_adore_init(star_run: dict[str, Any], use_cranfield: Collection,
-                                               tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    forbid(monkeypatch, loop_mod, "train")
-    text = recipe_text(star_run["folder"], tiny_model,
-                       STAR_VARIANTS + '[variant.bad]\nkind = "inbatch"\ninit = "star+adore"\n', name="chain")
-    with pytest.raises(RecipeError, match="separate query and document encoders"):
-        stage_context(text, star_run["folder"] / "cache").resolve("bad")
+@pytest.mark.parametrize("bad", ['kind = "inbatch"\ninit = "star+adore"', 'kind = "ance"\ninit = "star+adore"',
+                                 'kind = "static"\ninit = "adore"'])
+def test_shared_training_refuses_an_adore_init_before_anything_trains(tmp_path: Path, tiny_model: Path,
+                                                                     bad: str) -> None:
+    text = recipe_text(tmp_path, tiny_model, STAR_VARIANTS + '[variant.adore]\nkind = "adore"\n'
+                       f'[variant.bad]\n{bad}\n', name="chain")
+    init = bad.split('"')[-2]
+    expected = (f'[variant.bad] init = "{init}": that variant ({init}) trains a query encoder beside frozen documents; '
+                'start shared-tower training from "base" or a shared-tower variant')
+    with pytest.raises(RecipeError) as err:
+        parse_recipe(text)
+    assert str(err.value).endswith(expected), str(err.value)
 
 
 def test_star_reproducible_in_a_fresh_cache(star_run: dict[str, Any], use_cranfield: Collection,

@@ -143,7 +143,7 @@ def _plugins(builtin: set[str]) -> tuple[dict[str, Kind], dict[str, Any], dict[s
             try:
                 plugins[name] = _load(eps[0])
                 origins[name] = eps[0]
-            except Exception as exc:  # any failure of someone else's code: reported, never raised
+            except (Exception, SystemExit) as exc:  # someone else's code failing, or exiting: reported, never raised
                 first = (str(exc).strip().splitlines() or [""])[0]
                 problems[name] = (f'plug-in kind "{name}" from {where} failed to load: {type(exc).__name__}'
                                   + (f": {first}" if first else ""))

@@ -21,10 +21,15 @@ SAMPLINGS = ("top", "random")  # sentence-transformers' mine_hard_negatives `sam
 # Where the denoising keys' semantics come from: sentence-transformers' mine_hard_negatives, read at
 # UKPLab/sentence-transformers@85ec6455 (5.2.0.dev0), sentence_transformers/util/hard_negatives.py.
 _ST = "sentence-transformers' mine_hard_negatives, util/hard_negatives.py"
+_STAR_MINING = "DRhard star/prepare_hardneg.py:52,64-68 at 15e2235"
 
 
 def _at_most_one(value: float) -> str | None:
     return None if value <= 1.0 else "must be <= 1 (a probability)"
+
+
+def _below_one(value: float) -> str | None:
+    return None if value < 1.0 else "must be < 1 (dropout 1 zeroes every activation, and nothing trains)"
 
 
 @dataclass(frozen=True)
@@ -51,10 +56,10 @@ class TrainParams(Params):
                         paper="official (transformers' linear warm-up, s/w)", added=True)
     weight_decay: float = param(0.01, "Weight decay (biases and LayerNorm excluded).", minimum=0.0)
     grad_clip: float = param(1.0, "Max gradient norm; 0 disables.", minimum=0.0, paper="1.0")
-    dropout: float | None = param(None, "Dropout probability (0 to 1) of every dropout layer of the model while it "
+    dropout: float | None = param(None, "Dropout probability (0 up to, not including, 1) of every dropout layer of the model while it "
                                         "trains; unset: the model's own (its config's, 0.1 for MiniLM). 0.0 makes a "
                                         "step deterministic, and --nproc N then trains what one process trains.",
-                                  minimum=0.0, check=_at_most_one, paper="unset: the model's own (0.1 for RoBERTa)",
+                                  minimum=0.0, check=_below_one, paper="unset: the model's own (0.1 for RoBERTa)",
                                   added=True)
     query_max_length: int = param(32, "Training query tokens.", minimum=1, paper="24")
     doc_max_length: int = param(128, "Training document tokens.", minimum=1, paper="120")
@@ -134,24 +139,31 @@ class MinedParams(Denoised, PairParams):
     # Denoising (issue 22): which mined candidates may become negatives. Applied in
     # harness/train/denoise.py; at their defaults the negatives (and their cache key) are today's.
     range_min: int = param(0, "Skip the first N candidates that survive the filters below (the likeliest false "
-                              f"negatives), after the filters as in {_ST}:577-579.", minimum=0, added=True)
+                              f"negatives), after the filters as in {_ST}:577-579.", minimum=0, added=True,
+                           paper=f"0: the official STAR mining skips no rank ({_STAR_MINING})")
     range_max: int | None = param(None, "Candidate depth: only the first N ranks without the query's positives "
                                         f"are candidates ({_ST}:458, 574). Unset: all that the miner retrieves, "
                                         "negatives_depth + range_min + 10 (today's depth; s-t's own default with "
-                                        "a filter is 10 x the negatives, :296-302).", minimum=1, added=True)
+                                        "a filter is 10 x the negatives, :296-302).", minimum=1, added=True,
+                                  paper=f"unset: the official STAR mining retrieves topk + 10 ranks and drops the "
+                                        f"positives among them ({_STAR_MINING})")
     max_score: float | None = param(None, "Reject a candidate the miner scores above this, BM25 score or dot "
-                                          f"product ({_ST}:550-551).", added=True)
+                                          f"product ({_ST}:550-551).", added=True,
+                                    paper=f"unset: the official STAR mining filters no score ({_STAR_MINING})")
     absolute_margin: float | None = param(None, "Reject a candidate scoring within this of the positive: kept "
                                                 "only if score <= positive - margin, the positive being the "
                                                 f"query's lowest-scoring one ({_ST}:523-532).",
-                                          minimum=0.0, added=True)
+                                          minimum=0.0, added=True,
+                                          paper=f"unset: the official STAR mining has no margin ({_STAR_MINING})")
     relative_margin: float | None = param(None, "Reject a candidate scoring above (1 - margin) x the score of the "
                                                 f"query's lowest-scoring positive ({_ST}:523-528, 540-541). Below 1.",
                                           minimum=0.0, added=True,
-                                          paper="0.05 (NV-Retriever's TopK-PercPos: 95% of the positive)")
+                                          paper="unset in the official STAR mining; 0.05 is NV-Retriever's "
+                                                "TopK-PercPos (95% of the positive)")
     sampling: str = param("top", "top: the best negatives_depth eligible candidates; random: negatives_depth of "
                                  "them drawn with the recipe's seed, kept in rank order "
-                                 f"({_ST}:582-596).", choices=SAMPLINGS, added=True)
+                                 f"({_ST}:582-596).", choices=SAMPLINGS, added=True,
+                          paper=f"top: the official STAR mining keeps the first topk non-positives ({_STAR_MINING})")
     # RocketQA's denoising (Qu et al., NAACL 2021): a cross-encoder vetoes likely false negatives.
     # Applied in harness/train/cross_filter.py, after the filters above and before range_min.
     filter_model: str | None = param(None, "A local cross-encoder folder (a Hugging Face sequence-classification "
@@ -159,7 +171,8 @@ class MinedParams(Denoised, PairParams):
                                            "that scores (query, document) in fp32 on the run's device each "
                                            "candidate the filters above leave, before range_min and sampling; with "
                                            "filter_max_score. In the negatives' key by its files' fingerprint, not "
-                                           "its path.", added=True)
+                                           "its path.", added=True,
+                                     paper="unset: DRhard has no cross-encoder (RocketQA's denoising)")
     filter_max_score: float | None = param(None, "Keep a candidate only if the cross-encoder scores it below this. "
                                                  "The score is sigmoid(logit) of its one output, a probability in "
                                                  "(0, 1), not the raw logit: what sentence-transformers' "

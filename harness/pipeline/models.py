@@ -129,10 +129,6 @@ class Models:
         needs = strategy.needs(variant.params)
         documents = self.model(needs.documents) if needs.documents else None
         init = self.model(needs.init)
-        if strategy.tower == "shared" and init.query_spec is not init.doc_spec:
-            raise RecipeError(f'[variant.{variant.name}] init = "{needs.init}": that variant has separate query '
-                              "and document encoders (ADORE); start shared-tower training from a shared-tower "
-                              "model")
         collection = self.train_collection()
         full = TrainData.from_collection(collection)
         # Negatives are mined for every training query, so a cached set serves recipes with and
@@ -284,8 +280,7 @@ class Models:
             work = entries.workdir(key)
             write_negatives(work, negatives)
             entries.publish(key, work, produced_by={"what": "mined negatives", "source": source, "depth": depth})
-            self.console.log(f"mined {depth} hard negatives per query from {escape(source)} "
-                             f"({len(negatives)} training queries)")
+            self.console.log(escape(mining.mined_summary(negatives, depth, source)))
             return negatives
 
         return world.on_main(mine), key

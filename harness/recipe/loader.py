@@ -412,6 +412,7 @@ def _check_references(where: Where, recipe: Recipe) -> None:
             if value == variant.sweep_of or value in siblings:
                 raise where.error(table, ref.name, value, "names its own sweep; name another variant", allowed)
             if value in recipe.sweeps and value in swept_dense:
+                _check_init_tower(where, recipe, variant, ref.name, value, table)
                 if not recipe.selects:
                     raise where.error(table, ref.name, value, 'is swept and select = "none" picks no point; name '
                                       "one of its points", [v.name for v in recipe.sweeps[value]])
@@ -420,11 +421,25 @@ def _check_references(where: Where, recipe: Recipe) -> None:
             if value not in allowed:
                 raise where.error(table, ref.name, value, "not a built-in or another dense variant of this recipe",
                                   allowed)
+            _check_init_tower(where, recipe, variant, ref.name, value, table)
             edges[variant.name].append(value)
     for name in edges:
         if cycle := _find_cycle(name, edges, []):
             raise where.error(f"variant.{name}", None, None,
                               "variants depend on each other in a loop: " + " -> ".join(cycle))
+
+
+def _check_init_tower(where: Where, recipe: Recipe, variant: Variant, key: str, value: str, table: str) -> None:
+    """A shared-tower kind starts (`init`) from one encoder, so not from a variant (or sweep) that
+    trains a query encoder beside frozen documents (adore, star+adore): refused here, before any
+    training, rather than once that variant has trained."""
+    from harness.api.registry import kind
+
+    named = recipe.sweeps[value][0] if value in recipe.sweeps else recipe.variant(value)
+    if (key == "init" and getattr(kind(variant.kind), "tower", None) == "shared"
+            and getattr(kind(named.kind), "tower", None) == "query"):
+        raise where.error(table, key, value, f"that variant ({named.kind}) trains a query encoder beside frozen "
+                          "documents; start shared-tower training from \"base\" or a shared-tower variant")
 
 
 def _find_cycle(name: str, edges: dict[str, list[str]], path: list[str]) -> list[str] | None:

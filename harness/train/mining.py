@@ -35,6 +35,28 @@ def hard_negatives(ranked: dict[str, list[int]], depth: int, data: TrainData) ->
             for q in data.query_ids}
 
 
+def mined_summary(negatives: dict[str, np.ndarray], depth: int, source: str) -> str:
+    """One line: what the training queries got of their `depth` hard negatives; a `warning:` when
+    the denoising keys (or a small corpus) left some with none, since training then draws random
+    documents for them (:func:`harness.train.sampling.draw_mined`).
+
+    >>> mined_summary({"a": np.arange(2), "b": np.arange(2)}, 2, "bm25")
+    'mined 2 hard negatives per query from bm25 (2 training queries)'
+    >>> mined_summary({"a": np.arange(2), "b": np.arange(1)}, 2, "bm25")
+    'mined up to 2 hard negatives per query from bm25 (2 training queries: 1 with 2, 1 with fewer)'
+    """
+    counts = [len(rows) for rows in negatives.values()]
+    full, none = sum(c >= depth for c in counts), sum(c == 0 for c in counts)
+    if full == len(counts):
+        return f"mined {depth} hard negatives per query from {source} ({len(counts):,} training queries)"
+    line = (f"mined up to {depth} hard negatives per query from {source} ({len(counts):,} training queries: "
+            f"{full:,} with {depth}, {len(counts) - full - none:,} with fewer")
+    if not none:
+        return line + ")"
+    return (f"warning: {line}, {none:,} with none); a query with none trains on random documents as negatives: "
+            "loosen the denoising keys to keep more")
+
+
 def bm25_ranking(data: TrainData, collection: Collection, k: int) -> dict[str, list[int]]:
     """Each training query's top-`k` document rows under BM25 (:data:`BM25_MINER`)."""
     row = {doc_id: i for i, doc_id in enumerate(collection.doc_ids)}
