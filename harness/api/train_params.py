@@ -56,9 +56,10 @@ class TrainParams(Params):
                         paper="official (transformers' linear warm-up, s/w)", added=True)
     weight_decay: float = param(0.01, "Weight decay (biases and LayerNorm excluded).", minimum=0.0)
     grad_clip: float = param(1.0, "Max gradient norm; 0 disables.", minimum=0.0, paper="1.0")
-    dropout: float | None = param(None, "Dropout probability (0 up to, not including, 1) of every dropout layer of the model while it "
-                                        "trains; unset: the model's own (its config's, 0.1 for MiniLM). 0.0 makes a "
-                                        "step deterministic, and --nproc N then trains what one process trains.",
+    dropout: float | None = param(None, "Dropout probability (0 up to, not including, 1) of every dropout layer "
+                                        "of the model while it trains; unset: the model's own (its config's, 0.1 "
+                                        "for MiniLM). 0.0 makes a step deterministic, and --nproc N then trains "
+                                        "what one process trains.",
                                   minimum=0.0, check=_below_one, paper="unset: the model's own (0.1 for RoBERTa)",
                                   added=True)
     query_max_length: int = param(32, "Training query tokens.", minimum=1, paper="24")

@@ -52,8 +52,9 @@ ShardOpt = typer.Option(None, "--shard", metavar="I/N",
                         help="Run only shard I of N of the plan (an array job's task), into its own store "
                              "(default: the recipe's, named .shard-I-of-N); join them with drbench merge.")
 SeedsOpt = typer.Option(None, "--seeds", metavar="S,S",
-                        help="Run only these of the recipe's seeds, e.g. 14,15 (to add or redo a seed); the stored runs "
-                             "of its other seeds stay. Left out, a run replaces stored seeds the recipe no longer lists.")
+                        help="Run only these of the recipe's seeds, e.g. 14,15 (to add or redo a seed); the "
+                             "stored runs of its other seeds stay. Left out, a run replaces stored seeds the recipe "
+                             "no longer lists.")
 RecipeStoreOpt = typer.Option(None, "--store", envvar=STORE_ENV, help="Results store (default: the recipe's).")
 MirrorOpt = typer.Option(None, "--mirror", help="Offline ir_datasets mirror folder (also $DRBENCH_MIRROR).")
 ForceOpt = typer.Option(False, "--force", help="Re-run runs already in the store.")

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 import typer
 
 from harness.cli.common import (INTERRUPTED, BackendOpt, CacheDirOpt, DeviceOpt, ForceOpt, Format, MirrorOpt, PrecisionOpt,
-                                RecipeStoreOpt, SeedsOpt, ShardOpt, counted, err, fail, out, print_leaderboard, run_options, warn)
+                                RecipeStoreOpt, SeedsOpt, ShardOpt, counted, err, fail, out, print_leaderboard,
+                                run_options, warn)
 from harness.errors import DrbenchError, RunsFailed
 
 if TYPE_CHECKING:
@@ -94,7 +95,8 @@ def validate(recipe: Path | None = typer.Argument(None, help="Recipe file to che
 def run(recipe: Path = typer.Argument(..., help="Recipe file."),
         mirror: str | None = MirrorOpt, force: bool = ForceOpt, store: str | None = RecipeStoreOpt,
         cache_dir: str | None = CacheDirOpt, device: str | None = DeviceOpt, precision: str | None = PrecisionOpt,
-        backend: str | None = BackendOpt, shard: str | None = ShardOpt, seeds: str | None = SeedsOpt, nproc: int = typer.Option(1, "--nproc", help="Processes to run on this machine through torchrun (gloo on "
+        backend: str | None = BackendOpt, shard: str | None = ShardOpt, seeds: str | None = SeedsOpt,
+        nproc: int = typer.Option(1, "--nproc", help="Processes to run on this machine through torchrun (gloo on "
                                   "the CPU, one GPU each on CUDA); for several machines run torchrun yourself "
                                   "(README)."),
         executor: Executor = typer.Option(Executor.local, "--executor",
