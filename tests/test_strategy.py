@@ -114,6 +114,7 @@ def test_explain_documents_it(toy: Margin) -> None:
     assert "| `lr` | float | 2e-05 |" in section  # the shared training keys come with it
     terminal = CliRunner().invoke(app, ["validate", "--explain"]).output.split('kind = "toy-margin"')[1]
     assert "margin  (float; default 0.5; allowed >= 0; paper 1.0)" in terminal
+    assert "| `dropout` | float | (unset) | >= 0, < 1 |" in section  # an upper bound its check declares
 
 
 def test_run_trains_it_and_the_leaderboard_shows_it(toy: Margin, tiny_model: Path, tmp_path: Path,

@@ -32,6 +32,10 @@ def _below_one(value: float) -> str | None:
     return None if value < 1.0 else "must be < 1 (dropout 1 zeroes every activation, and nothing trains)"
 
 
+_at_most_one.bound = "<= 1"  # type: ignore[attr-defined]  # what `validate --explain` shows beside the minimum
+_below_one.bound = "< 1"  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
 class TrainParams(Params):
     """Keys every trained kind takes. Defaults are CPU-friendly; `paper` gives the value of the

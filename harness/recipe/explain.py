@@ -80,8 +80,11 @@ def _default(param: P.Param, header: str) -> str:
 
 
 def _allowed(param: P.Param) -> str:
-    return ", ".join(param.choices) if param.choices else (f">= {param.minimum:g}" if param.minimum is not None
-                                                           else "")
+    """Its choices, or its bounds: the minimum, and the `bound` its check declares (`< 1`)."""
+    if param.choices:
+        return ", ".join(param.choices)
+    bounds = [f">= {param.minimum:g}"] if param.minimum is not None else []
+    return ", ".join(bounds + [bound] if (bound := getattr(param.check, "bound", None)) else bounds)
 
 
 def sections(builtin_only: bool = False) -> list[tuple[str, tuple[P.Param, ...]]]:
